@@ -1,0 +1,55 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+NEWSLETTER_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+export NEWSLETTER_TEST_POSTGRES_URL
+DEMO_DIR ?= demo-data
+
+.PHONY: venv demo test lint typecheck pytest bench schema chromium clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+## The whole weekly job on the embedded default (SQLite + outbox) in ./$(DEMO_DIR).
+demo: venv
+	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
+	cd $(DEMO_DIR) && env -u SENDGRID_API_KEY -u NEWSLETTER_TRANSPORT \
+		DATABASE_URL=sqlite:///newsletter.db NEWSLETTER_OUTBOX_DIR=outbox \
+		../$(BIN)/newsletter demo
+
+## Lint, type-check and the full suite (SQLite and PostgreSQL, real Chromium).
+test: venv chromium lint typecheck pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+pytest: venv
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+## Debian's Chromium for the browser tests (Playwright drives it; it never downloads one).
+chromium:
+	@command -v chromium >/dev/null || { \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; }
+
+bench: venv
+	$(BIN)/python -m bench
+
+## Regenerate the (unreleased) initial migration from the models.
+schema: venv
+	rm -f newsletter/migrations/versions/0001_initial_schema.py
+	$(BIN)/python -m newsletter.tools.regen_schema
+	$(BIN)/ruff format -q newsletter/migrations
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache tests/artifacts

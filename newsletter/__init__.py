@@ -1,0 +1,3 @@
+"""Weekly AI Tool Verdicts: the newsletter service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,26 @@
+"""Staff accounts for the web app: editors and admins."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from newsletter.orm import Base, UTCDateTime, str_enum, utcnow
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    EDITOR = "editor"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[Role] = mapped_column(str_enum(Role, "role"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,44 @@
+"""The `newsletter` command. Each domain owns its group; this file only assembles them."""
+
+from __future__ import annotations
+
+import typer
+
+from newsletter.cli_support import JsonOption, print_json
+from newsletter.matchups.cli import app as matchups_app
+
+app = typer.Typer(
+    help="Weekly AI Tool Verdicts: import matchups, build the weekly issue, send it, read the numbers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(matchups_app, name="matchups")
+
+
+@app.command()
+def init(as_json: bool = JsonOption) -> None:
+    """Create the database, or migrate it to the latest schema (DATABASE_URL)."""
+    from newsletter.migrate import upgrade
+    from newsletter.settings import get_settings
+
+    before, after = upgrade()
+    url = get_settings().database_url
+    if as_json:
+        print_json({"database": url, "from": before, "to": after})
+    elif before == after:
+        typer.echo(f"database is up to date (revision {after})")
+    else:
+        typer.echo(f"database migrated from {before or 'empty'} to {after}")
+
+
+@app.command()
+def demo() -> None:
+    """Run the whole weekly job on the embedded default (SQLite + outbox), end to end."""
+    from newsletter.demo import run_demo
+
+    run_demo()
+
+
+def main() -> None:
+    app()

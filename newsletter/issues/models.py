@@ -1,0 +1,92 @@
+"""The weekly issue: which matchups, in what order, the editor's words, and its state."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from newsletter.orm import Base, UTCDateTime, str_enum, utcnow
+
+
+class IssueStatus(enum.StrEnum):
+    DRAFT = "draft"
+    APPROVED = "approved"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    PAUSED = "paused"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+
+
+class Issue(Base):
+    __tablename__ = "issues"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # ISO week, e.g. "2026-W47": one issue per week is a database guarantee.
+    week: Mapped[str] = mapped_column(String(8), unique=True)
+    status: Mapped[IssueStatus] = mapped_column(
+        str_enum(IssueStatus, "issue_status"), default=IssueStatus.DRAFT, index=True
+    )
+    # Matchups published after the previous issue's cut-off and up to this one are picked.
+    cutoff_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    subject_override: Mapped[str | None] = mapped_column(Text, nullable=True)
+    preheader_override: Mapped[str | None] = mapped_column(Text, nullable=True)
+    intro_override: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    # The frozen render that is sent: placeholders stand for per-recipient values.
+    rendered_subject: Mapped[str | None] = mapped_column(Text, nullable=True)
+    rendered_preheader: Mapped[str | None] = mapped_column(Text, nullable=True)
+    rendered_html: Mapped[str | None] = mapped_column(Text, nullable=True)
+    rendered_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    rendered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    approved_by: Mapped[str | None] = mapped_column(Text, nullable=True)
+    send_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    items: Mapped[list[IssueMatchup]] = relationship(
+        back_populates="issue",
+        order_by="IssueMatchup.position",
+        cascade="all, delete-orphan",
+        lazy="raise",
+    )
+
+
+class IssueMatchup(Base):
+    __tablename__ = "issue_matchups"
+    __table_args__ = (UniqueConstraint("issue_id", "matchup_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), index=True)
+    matchup_id: Mapped[int] = mapped_column(ForeignKey("matchups.id", ondelete="RESTRICT"))
+    position: Mapped[int] = mapped_column(Integer)
+    # An editor's explicit position survives a rebuild; None means "by panel gap".
+    position_override: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False)
+    summary_override: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    issue: Mapped[Issue] = relationship(back_populates="items", lazy="raise")
+
+
+class IssueLink(Base):
+    """Every link an issue contains: the click redirect goes only to these."""
+
+    __tablename__ = "issue_links"
+    __table_args__ = (UniqueConstraint("issue_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(Text, default="")
+    matchup_id: Mapped[int | None] = mapped_column(
+        ForeignKey("matchups.id", ondelete="SET NULL"), nullable=True
+    )

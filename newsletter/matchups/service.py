@@ -1,0 +1,114 @@
+"""Matchup import: read files, parse them, and upsert by slug.
+
+Services never commit: the caller gives one transaction per file, so one bad file never takes
+the good ones of the same run down with it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from newsletter.matchups import repository
+from newsletter.matchups.json_form import parse_json
+from newsletter.matchups.models import Matchup
+from newsletter.matchups.page_parser import decode_page, parse_page
+from newsletter.matchups.schemas import MatchupData, PageError
+from newsletter.orm import utcnow
+
+PAGE_SUFFIXES = {".txt", ".json"}
+
+
+class Outcome(enum.StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    path: Path
+    matchups: list[MatchupData]
+
+
+@dataclass(frozen=True)
+class RefusedFile:
+    path: Path
+    error: PageError
+
+    def message(self) -> str:
+        where = f"{self.path}:{self.error.line}" if self.error.line else str(self.path)
+        return f"{where}: {self.error.reason}"
+
+
+def expand_paths(paths: list[Path]) -> Iterator[Path | RefusedFile]:
+    """Files as given, folders as their .txt/.json files in name order."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PAGE_SUFFIXES
+            )
+        elif path.is_file():
+            yield path
+        else:
+            yield RefusedFile(path, PageError("no such file or folder"))
+
+
+def read_file(path: Path) -> ParsedFile | RefusedFile:
+    try:
+        raw = path.read_bytes()
+        text = decode_page(raw)
+        if path.suffix.lower() == ".json" or text.lstrip().startswith(("{", "[")):
+            return ParsedFile(path, parse_json(text, path.name))
+        return ParsedFile(path, [parse_page(text, path.name)])
+    except PageError as exc:
+        return RefusedFile(path, exc)
+    except OSError as exc:
+        return RefusedFile(path, PageError(f"cannot read: {exc.strerror}"))
+
+
+def import_matchup(
+    session: Session, data: MatchupData, published_at: datetime | None = None
+) -> tuple[Matchup, Outcome]:
+    """Insert or update by slug. `published_at` (or the data's own) wins over the stored one;
+    otherwise a new matchup counts as published when first imported."""
+    existing = repository.get_by_slug(session, data.slug)
+    when = published_at or data.published_at
+    if existing is None:
+        return repository.add(session, data, when or utcnow()), Outcome.CREATED
+    when = when or existing.published_at
+    if existing.content_hash == data.content_hash() and existing.published_at == when:
+        return existing, Outcome.UNCHANGED
+    repository.replace_content(session, existing, data, when)
+    return existing, Outcome.UPDATED
+
+
+def to_json(matchup: Matchup) -> dict[str, Any]:
+    """The public JSON shape (a contract: other tools read it)."""
+    return {
+        "slug": matchup.slug,
+        "title": matchup.title,
+        "published_at": matchup.published_at.isoformat(),
+        "tools": [
+            {
+                "name": t.name,
+                "category": t.category,
+                "tagline": t.tagline,
+                "panel_ship_pct": t.panel_ship_pct,
+                "community_pct": t.community_pct,
+                "entry": t.entry,
+                "description": t.description,
+            }
+            for t in matchup.tools
+        ],
+        "reviews": [
+            {"reviewer": r.reviewer, "lens": r.lens.value, "tool": r.tool, "quote": r.quote}
+            for r in matchup.reviews
+        ],
+    }

@@ -1,0 +1,33 @@
+"""Every table, imported in one place so the metadata (and Alembic) sees the whole schema."""
+
+from newsletter.accounts.models import Role, User
+from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus
+from newsletter.matchups.models import Lens, Matchup, MatchupReview, MatchupTool
+from newsletter.orm import Base
+from newsletter.sending.models import BatchStatus, Delivery, DeliveryStatus, SendBatch
+from newsletter.tracking.models import EventType, TrackingEvent, Vote
+from subscribers.models import Subscriber, SubscriberStatus, Suppression
+
+__all__ = [
+    "Base",
+    "BatchStatus",
+    "Delivery",
+    "DeliveryStatus",
+    "EventType",
+    "Issue",
+    "IssueLink",
+    "IssueMatchup",
+    "IssueStatus",
+    "Lens",
+    "Matchup",
+    "MatchupReview",
+    "MatchupTool",
+    "Role",
+    "SendBatch",
+    "Subscriber",
+    "SubscriberStatus",
+    "Suppression",
+    "TrackingEvent",
+    "User",
+    "Vote",
+]

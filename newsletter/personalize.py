@@ -1,0 +1,27 @@
+"""Per-recipient values in a compiled issue.
+
+An issue is rendered once with placeholders; each recipient's copy differs only by its delivery
+token, which every per-recipient URL (unsubscribe, preferences, pixel, click, vote) is built
+from. The token is URL-safe, so one literal substitution is safe in HTML, text and headers,
+and SendGrid can do it server-side (`substitutions`).
+"""
+
+from __future__ import annotations
+
+from newsletter.security.signing import sign, unsign
+
+TOKEN_PLACEHOLDER = "__NL_TOKEN__"  # noqa: S105 - a placeholder, not a secret
+DELIVERY_PURPOSE = "delivery"
+
+
+def delivery_token(delivery_id: int) -> str:
+    return sign(DELIVERY_PURPOSE, str(delivery_id))
+
+
+def read_delivery_token(token: str) -> int | None:
+    value = unsign(DELIVERY_PURPOSE, token)
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def fill(template: str, token: str) -> str:
+    return template.replace(TOKEN_PLACEHOLDER, token)

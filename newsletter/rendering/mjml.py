@@ -1,0 +1,23 @@
+"""The one module that compiles MJML (mjml-python, a binding of the Rust MRML compiler).
+
+MRML neither validates nor inlines `<mj-style inline="inline">`, so templates keep their styles
+in MJML attributes; anything left in `<style>` blocks is inlined here with css-inline.
+"""
+
+from __future__ import annotations
+
+import css_inline
+import mjml
+
+
+class MjmlError(ValueError):
+    pass
+
+
+def compile_mjml(source: str) -> str:
+    try:
+        html: str = mjml.mjml2html(source)
+    except Exception as exc:  # MRML raises its own error type for malformed input
+        raise MjmlError(f"MJML did not compile: {exc}") from exc
+    inliner = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
+    return str(inliner.inline(html))

@@ -1,0 +1,50 @@
+"""The outbox transport: one RFC 5322 .eml file per message, for demos and development."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
+from pathlib import Path
+
+from newsletter.sending.message import OutgoingMessage, SendResult
+from newsletter.settings import Settings, get_settings
+
+
+def build_mime(message: OutgoingMessage, settings: Settings) -> EmailMessage:
+    """multipart/alternative: text first, HTML last (the part a client prefers comes last)."""
+    mime = EmailMessage()
+    # EmailMessage refuses CR/LF in header values, so a hostile subject or name cannot inject.
+    mime["From"] = formataddr((settings.newsletter_from_name, settings.newsletter_from_email))
+    mime["To"] = formataddr((message.to_name, message.to_email))
+    mime["Subject"] = message.subject
+    mime["Date"] = formatdate(localtime=False)
+    domain = settings.newsletter_from_email.rpartition("@")[2] or "localhost"
+    mime["Message-ID"] = make_msgid(domain=domain)
+    for name, value in message.headers.items():
+        mime[name] = value
+    for key, value in message.custom_args.items():
+        mime[f"X-Newsletter-{key.replace('_', '-').title()}"] = value
+    mime.set_content(message.text, charset="utf-8")
+    mime.add_alternative(message.html, subtype="html", charset="utf-8")
+    return mime
+
+
+class OutboxTransport:
+    name = "outbox"
+
+    def __init__(self, directory: Path, settings: Settings | None = None) -> None:
+        self.directory = Path(directory)
+        self.settings = settings or get_settings()
+
+    def send_one(self, message: OutgoingMessage) -> SendResult:
+        mime = build_mime(message, self.settings)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        message_id = str(mime["Message-ID"]).strip("<>")
+        final = self.directory / f"{uuid.uuid4().hex}.eml"
+        # Write then rename: a reader of the outbox never sees half a message.
+        partial = final.with_suffix(".eml.part")
+        partial.write_bytes(bytes(mime))
+        os.replace(partial, final)
+        return SendResult(ok=True, message_id=message_id)

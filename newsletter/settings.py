@@ -1,0 +1,84 @@
+"""Configuration from the environment and a `.env` file.
+
+The variable names are a public contract (see PRODUCT.md): each field is named after its
+environment variable, lower-cased, so `grep DATABASE_URL` finds both the docs and the code.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - refused by `serve` outside dev
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: str = "sqlite:///newsletter.db"
+
+    # Delivery
+    sendgrid_api_key: str | None = None
+    sendgrid_api_host: str = "https://api.sendgrid.com"
+    sendgrid_timeout_seconds: float = 30.0
+    sendgrid_sandbox_mode: bool = False
+    sendgrid_webhook_public_key: str | None = None
+    newsletter_transport: Literal["sendgrid", "outbox"] | None = None
+    newsletter_outbox_dir: Path = Path("outbox")
+    newsletter_send_rate_limit: float = Field(default=0.0, ge=0)  # emails/s; 0 = unlimited
+    newsletter_batch_size: int = Field(default=1000, ge=1, le=1000)
+    newsletter_send_deadline_seconds: float = Field(default=3600.0, gt=0)
+
+    # Identity of the list
+    newsletter_from_email: str = "verdicts@aitoolverdicts.example"
+    newsletter_from_name: str = "Weekly AI Tool Verdicts"
+    newsletter_list_id: str = "weekly-verdicts.aitoolverdicts.example"
+    newsletter_base_url: str = "http://localhost:8000"
+    newsletter_site_url: str = "https://aitoolverdicts.example"
+    newsletter_secret_key: str = DEV_SECRET
+    newsletter_tracking: bool = True
+
+    # The weekly issue
+    newsletter_max_matchups: int = Field(default=8, ge=1)
+    newsletter_inbox_dir: Path = Path("inbox")
+    newsletter_schedule_day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    newsletter_schedule_time: str = "09:00"
+    newsletter_timezone: str = "Europe/Paris"
+    newsletter_approval_policy: Literal["review", "auto"] = "review"
+    newsletter_misfire_grace_seconds: int = Field(default=6 * 3600, ge=0)
+    newsletter_editor_emails: str = ""
+
+    @field_validator("newsletter_tracking", mode="before")
+    @classmethod
+    def _on_off(cls, value: object) -> object:
+        # Operators write NEWSLETTER_TRACKING=off; pydantic only knows true/false/1/0.
+        if isinstance(value, str) and value.strip().lower() in {"on", "off"}:
+            return value.strip().lower() == "on"
+        return value
+
+    @property
+    def transport(self) -> Literal["sendgrid", "outbox"]:
+        """The outbox is the default whenever there is no API key to send with."""
+        if self.newsletter_transport is not None:
+            return self.newsletter_transport
+        return "sendgrid" if self.sendgrid_api_key else "outbox"
+
+    @property
+    def editor_emails(self) -> list[str]:
+        return [e.strip() for e in self.newsletter_editor_emails.split(",") if e.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and `--env` switches change the environment)."""
+    get_settings.cache_clear()

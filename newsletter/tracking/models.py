@@ -1,0 +1,73 @@
+"""Normalised tracking events (first-party and SendGrid's) and community votes."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from newsletter.orm import Base, UTCDateTime, str_enum, utcnow
+
+
+class EventType(enum.StrEnum):
+    PROCESSED = "processed"
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"
+    BOUNCED = "bounced"
+    DROPPED = "dropped"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    COMPLAINED = "complained"
+    UNSUBSCRIBED = "unsubscribed"
+    RESUBSCRIBED = "resubscribed"
+    VOTED = "voted"
+    UNKNOWN = "unknown"
+
+
+class TrackingEvent(Base):
+    __tablename__ = "tracking_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[EventType] = mapped_column(str_enum(EventType, "event_type"), index=True)
+    source: Mapped[str] = mapped_column(String(16))  # "sendgrid" or "first_party"
+    # SendGrid delivers at least once: its sg_event_id makes ingestion idempotent.
+    provider_event_id: Mapped[str | None] = mapped_column(String(128), unique=True, nullable=True)
+    provider_type: Mapped[str] = mapped_column(String(64), default="")
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    issue_id: Mapped[int | None] = mapped_column(
+        ForeignKey("issues.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    matchup_id: Mapped[int | None] = mapped_column(
+        ForeignKey("matchups.id", ondelete="SET NULL"), nullable=True
+    )
+    link_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    machine: Mapped[bool] = mapped_column(Boolean, default=False)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    user_agent: Mapped[str | None] = mapped_column(Text, nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class Vote(Base):
+    """One vote per subscriber per matchup; the latest one counts."""
+
+    __tablename__ = "votes"
+    __table_args__ = (UniqueConstraint("delivery_id", "matchup_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL"), nullable=True
+    )
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    matchup_id: Mapped[int] = mapped_column(ForeignKey("matchups.id", ondelete="CASCADE"))
+    tool: Mapped[int] = mapped_column(Integer)
+    machine: Mapped[bool] = mapped_column(Boolean, default=False)
+    voted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

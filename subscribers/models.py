@@ -1,0 +1,55 @@
+"""A subscriber, their consent, and the suppression list that outlives erasure."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Boolean, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from newsletter.orm import Base, UTCDateTime, str_enum, utcnow
+
+
+class SubscriberStatus(enum.StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Normalised (trimmed, lower-cased): uniqueness is case-insensitive by construction.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[SubscriberStatus] = mapped_column(
+        str_enum(SubscriberStatus, "subscriber_status"),
+        default=SubscriberStatus.PENDING,
+        index=True,
+    )
+    source: Mapped[str] = mapped_column(String(64), default="")
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    consent_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    consent_method: Mapped[str] = mapped_column(String(64), default="")
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    tracking_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Suppression(Base):
+    """An address that must never be mailed, kept only as a one-way hash."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
