@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from newsletter.accounts.cli import app as users_app
 from newsletter.cli_support import JsonOption, print_json
+from newsletter.issues.cli import app as issue_app
 from newsletter.matchups.cli import app as matchups_app
+from newsletter.sending import cli as _sending_cli  # noqa: F401  (adds send commands to `issue`)
+from newsletter.tracking.cli import app as stats_app
+from subscribers.cli import app as subscribers_app
 
 app = typer.Typer(
     help="Weekly AI Tool Verdicts: import matchups, build the weekly issue, send it, read the numbers.",
@@ -14,6 +19,10 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(matchups_app, name="matchups")
+app.add_typer(issue_app, name="issue")
+app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(stats_app, name="stats")
+app.add_typer(users_app, name="users")
 
 
 @app.command()
