@@ -42,6 +42,10 @@ class Issue(Base):
     rendered_preheader: Mapped[str | None] = mapped_column(Text, nullable=True)
     rendered_html: Mapped[str | None] = mapped_column(Text, nullable=True)
     rendered_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The same issue without the open pixel and click rewriting, for NEWSLETTER_TRACKING=off and
+    # subscribers who opted out of tracking (vote and unsubscribe links stay).
+    rendered_untracked_html: Mapped[str | None] = mapped_column(Text, nullable=True)
+    rendered_untracked_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     rendered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)

@@ -47,6 +47,8 @@ def upgrade() -> None:
         sa.Column("rendered_preheader", sa.Text(), nullable=True),
         sa.Column("rendered_html", sa.Text(), nullable=True),
         sa.Column("rendered_text", sa.Text(), nullable=True),
+        sa.Column("rendered_untracked_html", sa.Text(), nullable=True),
+        sa.Column("rendered_untracked_text", sa.Text(), nullable=True),
         sa.Column("rendered_at", newsletter.orm.UTCDateTime(timezone=True), nullable=True),
         sa.Column("scheduled_at", newsletter.orm.UTCDateTime(timezone=True), nullable=True),
         sa.Column("approved_at", newsletter.orm.UTCDateTime(timezone=True), nullable=True),
@@ -138,8 +140,10 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
+        sa.Column("api_token_hash", sa.String(length=64), nullable=True),
         sa.Column("created_at", newsletter.orm.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
+        sa.UniqueConstraint("api_token_hash", name=op.f("uq_users_api_token_hash")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
     op.create_table(
