@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     sendgrid_timeout_seconds: float = 30.0
     sendgrid_sandbox_mode: bool = False
     sendgrid_webhook_public_key: str | None = None
+    # A signed webhook older (or newer) than this is refused: a captured request cannot be replayed.
+    sendgrid_webhook_max_age_seconds: int = Field(default=600, ge=1)
     newsletter_transport: Literal["sendgrid", "outbox"] | None = None
     newsletter_outbox_dir: Path = Path("outbox")
     newsletter_send_rate_limit: float = Field(default=0.0, ge=0)  # emails/s; 0 = unlimited
@@ -42,7 +44,12 @@ class Settings(BaseSettings):
     newsletter_base_url: str = "http://localhost:8000"
     newsletter_site_url: str = "https://aitoolverdicts.example"
     newsletter_secret_key: str = DEV_SECRET
+    # Keys the one-way hashes of suppressed and erased addresses; defaults to the secret key.
+    # Set it once and never rotate it: a new key would forget every suppression.
+    newsletter_suppression_key: str | None = None
     newsletter_tracking: bool = True
+    # Pixel/link/vote hits this soon after a delivery was sent are scanners and prefetchers.
+    newsletter_machine_window_seconds: int = Field(default=60, ge=0)
 
     # The weekly issue
     newsletter_max_matchups: int = Field(default=8, ge=1)
@@ -52,6 +59,13 @@ class Settings(BaseSettings):
     newsletter_timezone: str = "Europe/Paris"
     newsletter_approval_policy: Literal["review", "auto"] = "review"
     newsletter_misfire_grace_seconds: int = Field(default=6 * 3600, ge=0)
+    # The weekly job builds the draft; the send goes this long after it, so editors can review
+    # (policy review) or hold it (policy auto) before anything leaves.
+    newsletter_send_delay_minutes: int = Field(default=120, ge=0)
+    # How often the scheduler looks for due work (builds, approved issues, resumable sends).
+    newsletter_tick_seconds: int = Field(default=30, ge=1)
+    # A batch in flight longer than this is assumed abandoned by a dead worker: swept to uncertain.
+    newsletter_stuck_batch_seconds: int = Field(default=900, ge=60)
     newsletter_editor_emails: str = ""
 
     @field_validator("newsletter_tracking", mode="before")

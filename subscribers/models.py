@@ -25,6 +25,9 @@ class Subscriber(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     # Normalised (trimmed, lower-cased): uniqueness is case-insensitive by construction.
     email: Mapped[str] = mapped_column(String(320), unique=True)
+    # The same keyed hash the suppression list holds (subscribers/addresses.py), so "not
+    # suppressed" is one indexed NOT EXISTS in the audience query.
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[SubscriberStatus] = mapped_column(
         str_enum(SubscriberStatus, "subscriber_status"),
@@ -36,6 +39,9 @@ class Subscriber(Base):
     consent_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     consent_method: Mapped[str] = mapped_column(String(64), default="")
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # A confirmation link names the request it answers: sending a new one (or unsubscribing)
+    # makes older links worthless.
+    confirm_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     tracking_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -86,6 +86,7 @@ def upgrade() -> None:
         "subscribers",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("email_hash", sa.String(length=64), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column(
             "status",
@@ -107,6 +108,7 @@ def upgrade() -> None:
         sa.Column("consent_ip", sa.String(length=64), nullable=True),
         sa.Column("consent_method", sa.String(length=64), nullable=False),
         sa.Column("confirmed_at", newsletter.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("confirm_sent_at", newsletter.orm.UTCDateTime(timezone=True), nullable=True),
         sa.Column("unsubscribed_at", newsletter.orm.UTCDateTime(timezone=True), nullable=True),
         sa.Column("paused", sa.Boolean(), nullable=False),
         sa.Column("tracking_opt_out", sa.Boolean(), nullable=False),
@@ -114,6 +116,7 @@ def upgrade() -> None:
         sa.Column("updated_at", newsletter.orm.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_subscribers")),
         sa.UniqueConstraint("email", name=op.f("uq_subscribers_email")),
+        sa.UniqueConstraint("email_hash", name=op.f("uq_subscribers_email_hash")),
     )
     with op.batch_alter_table("subscribers", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_subscribers_status"), ["status"], unique=False)
@@ -271,6 +274,48 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "scheduler_runs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("run_key", sa.String(length=64), nullable=False),
+        sa.Column("week", sa.String(length=8), nullable=False),
+        sa.Column("slot_at", newsletter.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "running",
+                "done",
+                "failed",
+                "missed",
+                name="scheduler_run_status",
+                native_enum=False,
+                create_constraint=True,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("claimed_by", sa.String(length=128), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("started_at", newsletter.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", newsletter.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.Column("issue_id", sa.Integer(), nullable=True),
+        sa.Column("send_at", newsletter.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("settled_at", newsletter.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["issue_id"],
+            ["issues.id"],
+            name=op.f("fk_scheduler_runs_issue_id_issues"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_scheduler_runs")),
+        sa.UniqueConstraint("run_key", name=op.f("uq_scheduler_runs_run_key")),
+    )
+    with op.batch_alter_table("scheduler_runs", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_scheduler_runs_send_at"), ["send_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_scheduler_runs_status"), ["status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_scheduler_runs_week"), ["week"], unique=False)
+
+    op.create_table(
         "send_batches",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("issue_id", sa.Integer(), nullable=False),
@@ -291,6 +336,9 @@ def upgrade() -> None:
         sa.Column("claimed_at", newsletter.orm.UTCDateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", newsletter.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("first_attempt_at", newsletter.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("finished_at", newsletter.orm.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", newsletter.orm.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["issue_id"],
@@ -427,6 +475,11 @@ def upgrade() -> None:
             batch_op.f("ix_tracking_events_delivery_id"), ["delivery_id"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_tracking_events_issue_id"), ["issue_id"], unique=False)
+        batch_op.create_index(
+            "ix_tracking_events_issue_type_delivery",
+            ["issue_id", "type", "delivery_id"],
+            unique=False,
+        )
         batch_op.create_index(batch_op.f("ix_tracking_events_type"), ["type"], unique=False)
 
     op.create_table(
@@ -438,6 +491,7 @@ def upgrade() -> None:
         sa.Column("tool", sa.Integer(), nullable=False),
         sa.Column("machine", sa.Boolean(), nullable=False),
         sa.Column("voted_at", newsletter.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("tool IN (0, 1)", name=op.f("ck_votes_tool_0_or_1")),
         sa.ForeignKeyConstraint(
             ["delivery_id"],
             ["deliveries.id"],
@@ -462,16 +516,19 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("votes", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_votes_matchup_id"), ["matchup_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_votes_subscriber_id"), ["subscriber_id"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("votes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_votes_subscriber_id"))
+        batch_op.drop_index(batch_op.f("ix_votes_matchup_id"))
 
     op.drop_table("votes")
     with op.batch_alter_table("tracking_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_tracking_events_type"))
+        batch_op.drop_index("ix_tracking_events_issue_type_delivery")
         batch_op.drop_index(batch_op.f("ix_tracking_events_issue_id"))
         batch_op.drop_index(batch_op.f("ix_tracking_events_delivery_id"))
 
@@ -488,6 +545,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_send_batches_issue_id"))
 
     op.drop_table("send_batches")
+    with op.batch_alter_table("scheduler_runs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_scheduler_runs_week"))
+        batch_op.drop_index(batch_op.f("ix_scheduler_runs_status"))
+        batch_op.drop_index(batch_op.f("ix_scheduler_runs_send_at"))
+
+    op.drop_table("scheduler_runs")
     op.drop_table("matchup_tools")
     op.drop_table("matchup_reviews")
     with op.batch_alter_table("issue_matchups", schema=None) as batch_op:

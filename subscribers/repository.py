@@ -1,0 +1,311 @@
+"""All SQL about subscribers and the suppression list."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Select,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from newsletter.orm import utcnow
+from newsletter.sending.models import Delivery
+from newsletter.tracking.models import TrackingEvent, Vote
+from subscribers.models import Subscriber, SubscriberStatus, Suppression
+
+# Statuses that mean "this address left": never mailed, never reactivated by an import.
+LEFT = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
+
+
+def _not_suppressed() -> ColumnElement[bool]:
+    return ~exists().where(Suppression.email_hash == Subscriber.email_hash)
+
+
+def mailable_ids_select() -> Select[int]:
+    """Ids of subscribers who may be mailed now: active, not paused, not suppressed.
+
+    Sending snapshots an audience with INSERT ... SELECT from this, and filters each batch
+    with it again so someone who left mid-send is skipped.
+    """
+    return select(Subscriber.id).where(
+        Subscriber.status == SubscriberStatus.ACTIVE,
+        Subscriber.paused.is_(False),
+        _not_suppressed(),
+    )
+
+
+# --- single subscribers ---------------------------------------------------------------------
+
+
+def get(session: Session, subscriber_id: int) -> Subscriber | None:
+    return session.get(Subscriber, subscriber_id, populate_existing=True)
+
+
+def get_by_email(session: Session, email: str) -> Subscriber | None:
+    return session.scalars(select(Subscriber).where(Subscriber.email == email)).one_or_none()
+
+
+def add(session: Session, subscriber: Subscriber) -> Subscriber:
+    session.add(subscriber)
+    session.flush()
+    return subscriber
+
+
+def subscriber_id_for_delivery(session: Session, delivery_id: int) -> int | None:
+    """Whose copy a delivery token belongs to (None once erased: the delivery is anonymous)."""
+    return session.scalar(select(Delivery.subscriber_id).where(Delivery.id == delivery_id))
+
+
+def transition(
+    session: Session,
+    subscriber_id: int,
+    *,
+    to: SubscriberStatus,
+    allowed_from: Iterable[SubscriberStatus],
+    **values: Any,
+) -> bool:
+    """A guarded status change: True only for the caller whose UPDATE found the row in an
+    allowed state, so two concurrent requests cannot both perform it."""
+    stmt = (
+        update(Subscriber)
+        .where(Subscriber.id == subscriber_id, Subscriber.status.in_(list(allowed_from)))
+        .values(status=to, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    changed: bool = session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+    session.expire_all()
+    return changed
+
+
+def confirm(session: Session, subscriber_id: int, confirm_sent_at: datetime, **values: Any) -> bool:
+    """Activate on a confirmation link, only if it answers the latest request."""
+    stmt = (
+        update(Subscriber)
+        .where(
+            Subscriber.id == subscriber_id,
+            Subscriber.confirm_sent_at == confirm_sent_at,
+            Subscriber.status != SubscriberStatus.ACTIVE,
+        )
+        .values(status=SubscriberStatus.ACTIVE, confirm_sent_at=None, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    changed: bool = session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+    session.expire_all()
+    return changed
+
+
+def set_flags(session: Session, subscriber_id: int, **values: bool) -> None:
+    session.execute(
+        update(Subscriber)
+        .where(Subscriber.id == subscriber_id)
+        .values(updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire_all()
+
+
+def delete_subscriber(session: Session, subscriber_id: int) -> None:
+    # Deliveries and votes point here with ON DELETE SET NULL: they stay counted, anonymous.
+    session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
+    session.expire_all()
+
+
+# --- suppression ----------------------------------------------------------------------------
+
+
+def _insert(session: Session, table: Any) -> Insert:
+    """An INSERT that can say ON CONFLICT on the engine in use (SQLite or PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def suppress(session: Session, email_hash: str, reason: str, detail: str = "") -> None:
+    """Add the address to the suppression list; the first reason recorded stays."""
+    stmt = _insert(session, Suppression).values(
+        email_hash=email_hash, reason=reason, detail=detail, created_at=utcnow()
+    )
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["email_hash"]))  # type: ignore[attr-defined]
+
+
+def suppression_for(session: Session, email_hash: str) -> Suppression | None:
+    return session.scalars(
+        select(Suppression).where(Suppression.email_hash == email_hash)
+    ).one_or_none()
+
+
+def lift_suppression(session: Session, email_hash: str) -> None:
+    session.execute(delete(Suppression).where(Suppression.email_hash == email_hash))
+
+
+def mark_erased(session: Session, email_hash: str, scrub: str) -> None:
+    """The hash stays, marked erased; a bounce message naming the address does not."""
+    suppress(session, email_hash, "erased")
+    session.execute(
+        update(Suppression)
+        .where(Suppression.email_hash == email_hash)
+        .values(reason="erased", detail=func.replace(Suppression.detail, scrub, "[erased]"))
+    )
+
+
+def scrub_activity(session: Session, subscriber_id: int, email: str) -> None:
+    """Remove what names the person from their deliveries' records before the row goes.
+
+    Events keep their type, time, issue and link (the counts), but not the provider's raw
+    payload (SendGrid's carries the address), the user agent, or an error naming the address.
+    The tracking and sending tables have no erasure hook of their own yet, so it lives here.
+    """
+    deliveries = select(Delivery.id).where(Delivery.subscriber_id == subscriber_id)
+    session.execute(
+        update(TrackingEvent)
+        .where(TrackingEvent.delivery_id.in_(deliveries))
+        .values(raw=None, user_agent=None, detail=func.replace(TrackingEvent.detail, email, ""))
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(Delivery)
+        .where(Delivery.subscriber_id == subscriber_id, Delivery.error.is_not(None))
+        .values(error=func.replace(Delivery.error, email, "[erased]"))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def activity(session: Session, subscriber_id: int) -> dict[str, list[dict[str, Any]]]:
+    """What the service recorded about a person's mail, for their own data export."""
+    deliveries = session.execute(
+        select(Delivery.id, Delivery.issue_id, Delivery.status, Delivery.sent_at)
+        .where(Delivery.subscriber_id == subscriber_id)
+        .order_by(Delivery.id)
+    ).all()
+    events = session.execute(
+        select(TrackingEvent.type, TrackingEvent.issue_id, TrackingEvent.occurred_at)
+        .join(Delivery, Delivery.id == TrackingEvent.delivery_id)
+        .where(Delivery.subscriber_id == subscriber_id)
+        .order_by(TrackingEvent.occurred_at, TrackingEvent.id)
+    ).all()
+    votes = session.execute(
+        select(Vote.matchup_id, Vote.tool, Vote.voted_at)
+        .where(Vote.subscriber_id == subscriber_id)
+        .order_by(Vote.voted_at)
+    ).all()
+    return {
+        "deliveries": [
+            {"issue_id": d.issue_id, "status": str(d.status), "sent_at": d.sent_at}
+            for d in deliveries
+        ],
+        "events": [
+            {"type": str(e.type), "issue_id": e.issue_id, "at": e.occurred_at} for e in events
+        ],
+        "votes": [{"matchup_id": v.matchup_id, "tool": v.tool, "at": v.voted_at} for v in votes],
+    }
+
+
+# --- the list -------------------------------------------------------------------------------
+
+
+def list_subscribers(
+    session: Session,
+    *,
+    status: SubscriberStatus | None = None,
+    search: str | None = None,
+    limit: int | None = None,
+) -> Iterator[Subscriber]:
+    """Streams the list in id order (an export of a large list never sits in memory)."""
+    stmt = select(Subscriber).order_by(Subscriber.id)
+    if status is not None:
+        stmt = stmt.where(Subscriber.status == status)
+    if search:
+        pattern = f"%{search.strip().lower()}%"
+        stmt = stmt.where(
+            or_(Subscriber.email.like(pattern), func.lower(Subscriber.name).like(pattern))
+        )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    yield from session.scalars(stmt.execution_options(yield_per=2000))
+
+
+def status_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(Subscriber.status, func.count()).group_by(Subscriber.status)
+    ).all()
+    return {str(status): count for status, count in rows}
+
+
+# --- bulk import ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Existing:
+    id: int
+    name: str
+    status: SubscriberStatus
+    updated_at: datetime
+
+
+def max_id(session: Session) -> int:
+    return session.scalar(select(func.coalesce(func.max(Subscriber.id), 0))) or 0
+
+
+def existing_by_email(session: Session, emails: Sequence[str]) -> dict[str, Existing]:
+    rows = session.execute(
+        select(
+            Subscriber.email,
+            Subscriber.id,
+            Subscriber.name,
+            Subscriber.status,
+            Subscriber.updated_at,
+        ).where(Subscriber.email.in_(emails))
+    ).all()
+    return {r.email: Existing(r.id, r.name, r.status, r.updated_at) for r in rows}
+
+
+def suppressed_among(session: Session, hashes: Sequence[str]) -> set[str]:
+    return set(
+        session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes)))
+    )
+
+
+def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Insert many subscribers at once; an address that appeared meanwhile is left alone.
+
+    Returns how many rows went in.
+    """
+    if not rows:
+        return 0
+    stmt = (
+        _insert(session, Subscriber)
+        .on_conflict_do_nothing()  # type: ignore[attr-defined]
+        .returning(Subscriber.id)
+    )
+    return len(session.execute(stmt, rows).all())
+
+
+def rename_many(session: Session, names: list[dict[str, Any]]) -> int:
+    """Set names by id (`[{"b_id": …, "b_name": …, "b_now": …}]`), only on rows still in a
+    state an import may touch."""
+    if not names:
+        return 0
+    stmt = (
+        update(Subscriber.__table__)  # type: ignore[arg-type]
+        .where(
+            Subscriber.__table__.c.id == bindparam("b_id"),
+            Subscriber.__table__.c.status.not_in([s.value for s in LEFT]),
+        )
+        .values(name=bindparam("b_name"), updated_at=bindparam("b_now"))
+    )
+    result = session.connection().execute(stmt, names)
+    return int(result.rowcount)
