@@ -10,6 +10,7 @@ from newsletter.issues.cli import app as issue_app
 from newsletter.matchups.cli import app as matchups_app
 from newsletter.sending import cli as _sending_cli  # noqa: F401  (adds send commands to `issue`)
 from newsletter.tracking.cli import app as stats_app
+from newsletter.web.cli import serve
 from subscribers.cli import app as subscribers_app
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app.add_typer(issue_app, name="issue")
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(stats_app, name="stats")
 app.add_typer(users_app, name="users")
+app.command("serve")(serve)
 
 
 @app.command()

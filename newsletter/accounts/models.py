@@ -20,7 +20,10 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # Normalised (trimmed, lower-cased) so a login is case-insensitive by construction.
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(Text)
     role: Mapped[Role] = mapped_column(str_enum(Role, "role"))
+    # Only a SHA-256 of the API token is kept: a leaked database gives no usable token.
+    api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

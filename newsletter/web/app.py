@@ -2,12 +2,55 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
 
 from newsletter import __version__
+from newsletter.settings import get_settings
+from newsletter.templating import TEMPLATES_DIR
+from newsletter.web import errors
+from newsletter.web.headers import SecurityHeadersMiddleware
+from newsletter.web.ratelimit import LoginLimiter
+
+SESSION_COOKIE = "nl_session"
+SESSION_MAX_AGE = 8 * 3600  # a working day; staff sign in again the next morning
+
+
+def _session_secret(secret: str) -> str:
+    # A key of its own for sessions, so a session cookie can never pass for a signed link.
+    return hmac.new(secret.encode(), b"web-session", hashlib.sha256).hexdigest()
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Weekly AI Tool Verdicts", version=__version__)
+    settings = get_settings()
+    app = FastAPI(
+        title="Weekly AI Tool Verdicts",
+        version=__version__,
+        description="Staff JSON API (bearer token from `newsletter users token EMAIL`).",
+        # The interactive docs load scripts from a CDN, which the page policy refuses;
+        # /openapi.json describes the API.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.login_limiter = LoginLimiter()
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=_session_secret(settings.newsletter_secret_key),
+        session_cookie=SESSION_COOKIE,
+        max_age=SESSION_MAX_AGE,
+        same_site="lax",
+        https_only=settings.newsletter_base_url.startswith("https://"),
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
+    errors.install(app)
+    app.mount("/static", StaticFiles(directory=TEMPLATES_DIR / "web" / "static"), name="static")
+
+    from newsletter.web import login
+
+    app.include_router(login.router)
     # Each domain contributes its router here.
     return app
