@@ -38,6 +38,12 @@ class SendBatch(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Retries of a temporary failure (5xx, refused connection, 429) stop at a deadline counted
+    # from the first attempt, not from the latest one.
+    first_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Why the batch last stopped short: what the operator reads after a pause or a retry.
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

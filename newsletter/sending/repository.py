@@ -1,0 +1,534 @@
+"""All SQL about the delivery ledger (deliveries, send_batches) and an issue's send state.
+
+Every state change is a conditional UPDATE (`... WHERE status = <expected>`): two workers, a
+crashed worker's sweeper and an operator can race on the same rows and the database decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    ColumnElement,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from newsletter.issues.models import Issue, IssueStatus
+from newsletter.orm import UTCDateTime
+from newsletter.sending.models import BatchStatus, Delivery, DeliveryStatus, SendBatch
+from subscribers.models import Subscriber
+from subscribers.repository import mailable_ids_select
+
+END_STATES = (
+    DeliveryStatus.SENT,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.UNCERTAIN,
+    DeliveryStatus.SKIPPED,
+)
+OPEN_STATES = (DeliveryStatus.QUEUED, DeliveryStatus.IN_FLIGHT)
+
+
+# --- reading the ledger ---------------------------------------------------------------------
+
+
+def status_counts(session: Session, issue_id: int) -> dict[str, int]:
+    """recipients, and how many deliveries are in each state (every state present, maybe 0)."""
+    counts = {status.value: 0 for status in DeliveryStatus}
+    rows = session.execute(
+        select(Delivery.status, func.count())
+        .where(Delivery.issue_id == issue_id)
+        .group_by(Delivery.status)
+    )
+    for status, count in rows:
+        counts[DeliveryStatus(status).value] = int(count)
+    counts["recipients"] = sum(counts.values())
+    return counts
+
+
+def get_delivery(session: Session, delivery_id: int) -> Delivery | None:
+    return session.get(Delivery, delivery_id)
+
+
+def list_deliveries(
+    session: Session,
+    issue_id: int,
+    *,
+    status: DeliveryStatus | None = None,
+    limit: int = 100,
+) -> list[tuple[Delivery, str | None]]:
+    """Deliveries with the subscriber's address (None once erased), oldest first."""
+    query = (
+        select(Delivery, Subscriber.email)
+        .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.issue_id == issue_id)
+        .order_by(Delivery.id)
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(Delivery.status == status)
+    return [(delivery, email) for delivery, email in session.execute(query)]
+
+
+def last_batch_error(session: Session, issue_id: int) -> str | None:
+    return session.scalar(
+        select(SendBatch.error)
+        .where(SendBatch.issue_id == issue_id, SendBatch.error.is_not(None))
+        .order_by(SendBatch.claimed_at.desc().nulls_last(), SendBatch.id.desc())
+        .limit(1)
+    )
+
+
+# --- the issue's send state -----------------------------------------------------------------
+
+
+def issue_status(session: Session, issue_id: int) -> IssueStatus | None:
+    status = session.scalar(select(Issue.status).where(Issue.id == issue_id))
+    return IssueStatus(status) if status is not None else None
+
+
+def transition_issue(
+    session: Session,
+    issue_id: int,
+    *,
+    allowed_from: Sequence[IssueStatus],
+    to: IssueStatus,
+    now: datetime,
+    **values: object,
+) -> bool:
+    result = session.execute(
+        update(Issue)
+        .where(Issue.id == issue_id, Issue.status.in_(allowed_from))
+        .values(status=to, updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_issue_sent(session: Session, issue_id: int, now: datetime) -> bool:
+    """sending -> sent, only once no delivery of the issue is still open."""
+    still_open = (
+        select(Delivery.id)
+        .where(Delivery.issue_id == issue_id, Delivery.status.in_(OPEN_STATES))
+        .exists()
+    )
+    result = session.execute(
+        update(Issue)
+        .where(Issue.id == issue_id, Issue.status == IssueStatus.SENDING, ~still_open)
+        .values(status=IssueStatus.SENT, sent_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- the audience snapshot ------------------------------------------------------------------
+
+
+def snapshot_audience(session: Session, issue_id: int, now: datetime) -> int:
+    """One queued delivery per mailable subscriber, in one INSERT ... SELECT."""
+    at = literal(now, UTCDateTime())
+    audience = (
+        select(
+            literal(issue_id),
+            Subscriber.id,
+            literal(DeliveryStatus.QUEUED.value),
+            literal(0),
+            at,
+            at,
+        )
+        .where(Subscriber.id.in_(mailable_ids_select()))
+        .order_by(Subscriber.id)
+    )
+    result = session.execute(
+        insert(Delivery).from_select(
+            ["issue_id", "subscriber_id", "status", "attempts", "created_at", "updated_at"],
+            audience,
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def plan_batches(
+    session: Session,
+    issue_id: int,
+    size: int,
+    now: datetime,
+    *,
+    status: DeliveryStatus = DeliveryStatus.QUEUED,
+) -> int:
+    """Cut the issue's unbatched deliveries in `status` into pending batches of `size`, by id.
+
+    Only the first id of each batch is read (a window function), so planning a million
+    deliveries holds a thousand ids, not a million.
+    """
+    numbered = (
+        select(
+            Delivery.id.label("id"),
+            func.row_number().over(order_by=Delivery.id).label("rn"),
+        )
+        .where(
+            Delivery.issue_id == issue_id, Delivery.status == status, Delivery.batch_id.is_(None)
+        )
+        .subquery()
+    )
+    firsts = list(
+        session.scalars(
+            select(numbered.c.id).where((numbered.c.rn - 1) % size == 0).order_by(numbered.c.id)
+        )
+    )
+    for index, first in enumerate(firsts):
+        batch_id = session.scalar(
+            insert(SendBatch)
+            .values(issue_id=issue_id, status=BatchStatus.PENDING, attempts=0, created_at=now)
+            .returning(SendBatch.id)
+        )
+        in_range = [Delivery.id >= first]
+        if index + 1 < len(firsts):
+            in_range.append(Delivery.id < firsts[index + 1])
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.issue_id == issue_id,
+                Delivery.status == status,
+                Delivery.batch_id.is_(None),
+                *in_range,
+            )
+            .values(batch_id=batch_id, status=DeliveryStatus.QUEUED, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return len(firsts)
+
+
+# --- claiming and settling batches ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    batch_id: int
+    attempts: int
+    first_attempt_at: datetime
+
+
+@dataclass(frozen=True)
+class BatchRecipient:
+    delivery_id: int
+    email: str
+    name: str
+    tracking_opt_out: bool
+
+
+def claim_batch(session: Session, issue_id: int, worker_id: str, now: datetime) -> Claim | None:
+    """Take the next due pending batch of the issue, or None.
+
+    One UPDATE whose subquery picks the row: on PostgreSQL `FOR UPDATE SKIP LOCKED` lets
+    workers on several machines take different batches without waiting on each other; on
+    SQLite the statement takes the single write lock first, so the second worker sees the
+    first one's claim.
+    """
+    due = or_(SendBatch.next_attempt_at.is_(None), SendBatch.next_attempt_at <= now)
+    candidate = (
+        select(SendBatch.id)
+        .where(SendBatch.issue_id == issue_id, SendBatch.status == BatchStatus.PENDING, due)
+        .order_by(SendBatch.id)
+        .limit(1)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        candidate = candidate.with_for_update(skip_locked=True)
+    row = session.execute(
+        update(SendBatch)
+        .where(SendBatch.id == candidate.scalar_subquery(), SendBatch.status == BatchStatus.PENDING)
+        .values(
+            status=BatchStatus.IN_FLIGHT,
+            claimed_by=worker_id,
+            claimed_at=now,
+            attempts=SendBatch.attempts + 1,
+            first_attempt_at=func.coalesce(SendBatch.first_attempt_at, literal(now, UTCDateTime())),
+        )
+        .returning(SendBatch.id, SendBatch.attempts, SendBatch.first_attempt_at)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    if row is None:
+        return None
+    return Claim(batch_id=row[0], attempts=row[1], first_attempt_at=row[2] or now)
+
+
+def skip_unmailable(session: Session, batch_id: int, reason: str, now: datetime) -> int:
+    """Queued deliveries of the batch whose subscriber may no longer be mailed -> skipped."""
+    in_batch = select(Delivery.subscriber_id).where(Delivery.batch_id == batch_id)
+    still_mailable = mailable_ids_select().where(Subscriber.id.in_(in_batch))
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.batch_id == batch_id,
+            Delivery.status == DeliveryStatus.QUEUED,
+            or_(Delivery.subscriber_id.is_(None), Delivery.subscriber_id.not_in(still_mailable)),
+        )
+        .values(status=DeliveryStatus.SKIPPED, error=reason, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def put_in_flight(session: Session, batch_id: int, now: datetime) -> list[BatchRecipient]:
+    """Queued deliveries of the batch -> in flight; who they are, to build the request."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.batch_id == batch_id, Delivery.status == DeliveryStatus.QUEUED)
+        .values(status=DeliveryStatus.IN_FLIGHT, attempts=Delivery.attempts + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.execute(
+        select(Delivery.id, Subscriber.email, Subscriber.name, Subscriber.tracking_opt_out)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.batch_id == batch_id, Delivery.status == DeliveryStatus.IN_FLIGHT)
+        .order_by(Delivery.id)
+    )
+    return [BatchRecipient(r[0], r[1], r[2] or "", bool(r[3])) for r in rows]
+
+
+def _in_flight(batch_id: int, delivery_ids: Sequence[int] | None) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [
+        Delivery.batch_id == batch_id,
+        Delivery.status == DeliveryStatus.IN_FLIGHT,
+    ]
+    if delivery_ids is not None:
+        conditions.append(Delivery.id.in_(delivery_ids))
+    return conditions
+
+
+def mark_sent(
+    session: Session,
+    batch_id: int,
+    delivery_ids: Sequence[int] | None,
+    message_id: str | None,
+    now: datetime,
+) -> int:
+    result = session.execute(
+        update(Delivery)
+        .where(*_in_flight(batch_id, delivery_ids))
+        .values(status=DeliveryStatus.SENT, message_id=message_id, sent_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_sent_each(
+    session: Session, batch_id: int, message_ids: dict[int, str], now: datetime
+) -> None:
+    """Transports that name every message (the outbox) record each message id."""
+    if not message_ids:
+        return
+    session.connection().execute(
+        update(Delivery.__table__)  # type: ignore[arg-type]
+        .where(
+            Delivery.__table__.c.id == bindparam("delivery_id"),
+            Delivery.__table__.c.batch_id == batch_id,
+            Delivery.__table__.c.status == DeliveryStatus.IN_FLIGHT.value,
+        )
+        .values(
+            status=DeliveryStatus.SENT.value,
+            message_id=bindparam("mid"),
+            sent_at=now,
+            updated_at=now,
+        ),
+        [{"delivery_id": d, "mid": m} for d, m in message_ids.items()],
+    )
+
+
+def mark_failed(
+    session: Session,
+    batch_id: int,
+    delivery_ids: Sequence[int] | None,
+    error: str,
+    now: datetime,
+) -> int:
+    result = session.execute(
+        update(Delivery)
+        .where(*_in_flight(batch_id, delivery_ids))
+        .values(status=DeliveryStatus.FAILED, error=error, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_uncertain(
+    session: Session,
+    batch_id: int,
+    delivery_ids: Sequence[int] | None,
+    error: str,
+    now: datetime,
+) -> int:
+    result = session.execute(
+        update(Delivery)
+        .where(*_in_flight(batch_id, delivery_ids))
+        .values(status=DeliveryStatus.UNCERTAIN, error=error, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def touch_batch(session: Session, batch_id: int, worker_id: str, now: datetime) -> bool:
+    """A heartbeat between the requests of one batch; False if someone took the batch away."""
+    result = session.execute(
+        update(SendBatch)
+        .where(
+            SendBatch.id == batch_id,
+            SendBatch.status == BatchStatus.IN_FLIGHT,
+            SendBatch.claimed_by == worker_id,
+        )
+        .values(claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def finish_batch(session: Session, batch_id: int, now: datetime, error: str | None = None) -> bool:
+    result = session.execute(
+        update(SendBatch)
+        .where(SendBatch.id == batch_id, SendBatch.status == BatchStatus.IN_FLIGHT)
+        .values(status=BatchStatus.DONE, finished_at=now, error=error)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release_batch(
+    session: Session, batch_id: int, *, retry_at: datetime | None, error: str, now: datetime
+) -> bool:
+    """Nothing was accepted: the batch goes back to pending (due at `retry_at`), untouched."""
+    result = session.execute(
+        update(SendBatch)
+        .where(SendBatch.id == batch_id, SendBatch.status == BatchStatus.IN_FLIGHT)
+        .values(status=BatchStatus.PENDING, next_attempt_at=retry_at, error=error)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(Delivery)
+        .where(Delivery.batch_id == batch_id, Delivery.status == DeliveryStatus.IN_FLIGHT)
+        .values(status=DeliveryStatus.QUEUED, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- crashed workers ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InFlightBatch:
+    batch_id: int
+    issue_id: int
+    claimed_by: str | None
+    claimed_at: datetime | None
+
+
+def in_flight_batches(session: Session, issue_id: int | None = None) -> list[InFlightBatch]:
+    query = select(
+        SendBatch.id, SendBatch.issue_id, SendBatch.claimed_by, SendBatch.claimed_at
+    ).where(SendBatch.status == BatchStatus.IN_FLIGHT)
+    if issue_id is not None:
+        query = query.where(SendBatch.issue_id == issue_id)
+    return [InFlightBatch(*row) for row in session.execute(query.order_by(SendBatch.id))]
+
+
+def abandon_batch(session: Session, batch_id: int, reason: str, now: datetime) -> int:
+    """A batch whose worker died mid-flight: its open deliveries become uncertain, never resent.
+
+    Returns how many deliveries were flagged (0 if the batch was settled meanwhile).
+    """
+    finished = session.execute(
+        update(SendBatch)
+        .where(SendBatch.id == batch_id, SendBatch.status == BatchStatus.IN_FLIGHT)
+        .values(status=BatchStatus.DONE, finished_at=now, error=reason)
+        .execution_options(synchronize_session=False)
+    )
+    if not finished.rowcount:  # type: ignore[attr-defined]
+        return 0
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.batch_id == batch_id, Delivery.status.in_(OPEN_STATES))
+        .values(status=DeliveryStatus.UNCERTAIN, error=reason, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def batch_progress(session: Session, issue_id: int) -> tuple[int, int, datetime | None]:
+    """(pending batches, batches in flight, earliest time a pending batch is due)."""
+    row = session.execute(
+        select(
+            func.count().filter(SendBatch.status == BatchStatus.PENDING),
+            func.count().filter(SendBatch.status == BatchStatus.IN_FLIGHT),
+            func.min(SendBatch.next_attempt_at).filter(SendBatch.status == BatchStatus.PENDING),
+        ).where(SendBatch.issue_id == issue_id)
+    ).one()
+    earliest = row[2]
+    if isinstance(earliest, str):  # SQLite hands an aggregate back untyped
+        earliest = datetime.fromisoformat(earliest)
+    if earliest is not None and earliest.tzinfo is None:
+        earliest = earliest.replace(tzinfo=UTC)
+    return int(row[0]), int(row[1]), earliest
+
+
+# --- operator actions -----------------------------------------------------------------------
+
+
+def skip_queued(session: Session, issue_id: int, reason: str, now: datetime) -> int:
+    """Cancelling: what was not handed off yet is skipped with the reason; nothing is lost."""
+    session.execute(
+        update(SendBatch)
+        .where(SendBatch.issue_id == issue_id, SendBatch.status == BatchStatus.PENDING)
+        .values(status=BatchStatus.DONE, finished_at=now, error=reason)
+        .execution_options(synchronize_session=False)
+    )
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.issue_id == issue_id, Delivery.status == DeliveryStatus.QUEUED)
+        .values(status=DeliveryStatus.SKIPPED, error=reason, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def resolve_uncertain_as_sent(session: Session, issue_id: int, note: str, now: datetime) -> int:
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.issue_id == issue_id, Delivery.status == DeliveryStatus.UNCERTAIN)
+        .values(
+            status=DeliveryStatus.SENT,
+            error=func.coalesce(Delivery.error, literal("")) + literal(f" [{note}]"),
+            sent_at=func.coalesce(Delivery.sent_at, literal(now, UTCDateTime())),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def requeue_uncertain(session: Session, issue_id: int, size: int, now: datetime) -> int:
+    """Uncertain deliveries -> queued in fresh batches (the operator chose to resend them)."""
+    count = int(
+        session.scalar(
+            select(func.count()).where(
+                Delivery.issue_id == issue_id, Delivery.status == DeliveryStatus.UNCERTAIN
+            )
+        )
+        or 0
+    )
+    if count:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.issue_id == issue_id, Delivery.status == DeliveryStatus.UNCERTAIN)
+            .values(batch_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        plan_batches(session, issue_id, size, now, status=DeliveryStatus.UNCERTAIN)
+    return count
