@@ -1,7 +1,76 @@
-"""`newsletter stats`"""
+"""`newsletter stats [ISSUE] [--json]`"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
+from newsletter.cli_support import JsonOption, fail, print_json
+from newsletter.db import transaction
+from newsletter.tracking import service
+
 app = typer.Typer(help="The numbers: deliveries, opens, clicks, votes.")
+
+
+@app.callback(invoke_without_command=True)
+def stats(
+    issue: int | None = typer.Argument(
+        None, help="Issue id; default: the issue whose send started last."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Deliveries, bounces, human and machine opens, clicks and votes for one issue."""
+    with transaction() as session:
+        issue_id = issue if issue is not None else service.latest_sent_issue_id(session)
+        if issue_id is None:
+            fail("no issue has been sent yet: give an issue id (`newsletter stats ID`)")
+        try:
+            numbers = service.issue_stats(session, issue_id)
+        except service.IssueNotFound as exc:
+            fail(str(exc))
+    if as_json:
+        print_json(numbers)
+    else:
+        typer.echo(_as_text(numbers))
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def _as_text(n: dict[str, Any]) -> str:
+    lines = [
+        f"Issue {n['issue_id']} ({n['week']}, {n['status']})",
+        f"  recipients {n['recipients']}  sent {n['sent']}  failed {n['failed']}"
+        f"  uncertain {n['uncertain']}",
+        f"  delivered {n['delivered']}  bounced {n['bounced']}  blocked {n['blocked']}"
+        f"  dropped {n['dropped']}",
+        f"  opens {n['opens_unique']} people ({_pct(n['open_rate'])})"
+        f"  + {n['opens_machine']} machine",
+        f"  clicks {n['clicks_unique']} people  unsubscribes {n['unsubscribes']}"
+        f"  complaints {n['complaints']}",
+    ]
+    if n["matchups"]:
+        lines.append("  matchups:")
+    for m in n["matchups"]:
+        votes = "  ".join(f"{v['name']} {v['votes']}" for v in m["votes"])
+        community = (
+            "—"
+            if m["community_pct"] is None
+            else f"{m['community_pct']}% / {100 - m['community_pct']}%"
+        )
+        lines.append(
+            f"    {m['slug']}: {m['clicks_unique']} clicked; votes {votes} (community {community})"
+        )
+    if n["links"]:
+        lines.append("  links:")
+    for link in n["links"]:
+        lines.append(f"    {link['clicks_unique']:>5}  {link['key']}  {link['url']}")
+    hours = n["opens_by_hour"]
+    if any(hours):
+        peak = max(range(len(hours)), key=hours.__getitem__)
+        lines.append(
+            f"  opens in the first 72 h: {sum(hours)}, peak {hours[peak]} in hour {peak + 1}"
+        )
+    return "\n".join(lines)

@@ -6,7 +6,17 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.orm import Base, UTCDateTime, str_enum, utcnow
@@ -29,6 +39,11 @@ class EventType(enum.StrEnum):
 
 class TrackingEvent(Base):
     __tablename__ = "tracking_events"
+    # The numbers count distinct deliveries per (issue, event type): this index answers them
+    # without touching the table.
+    __table_args__ = (
+        Index("ix_tracking_events_issue_type_delivery", "issue_id", "type", "delivery_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     type: Mapped[EventType] = mapped_column(str_enum(EventType, "event_type"), index=True)
@@ -58,7 +73,10 @@ class Vote(Base):
     """One vote per subscriber per matchup; the latest one counts."""
 
     __tablename__ = "votes"
-    __table_args__ = (UniqueConstraint("delivery_id", "matchup_id"),)
+    __table_args__ = (
+        UniqueConstraint("delivery_id", "matchup_id"),
+        CheckConstraint("tool IN (0, 1)", name="tool_0_or_1"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[int | None] = mapped_column(
@@ -67,7 +85,11 @@ class Vote(Base):
     subscriber_id: Mapped[int | None] = mapped_column(
         ForeignKey("subscribers.id", ondelete="SET NULL"), nullable=True, index=True
     )
-    matchup_id: Mapped[int] = mapped_column(ForeignKey("matchups.id", ondelete="CASCADE"))
+    # community_split() reads every vote of one matchup.
+    matchup_id: Mapped[int] = mapped_column(
+        ForeignKey("matchups.id", ondelete="CASCADE"), index=True
+    )
     tool: Mapped[int] = mapped_column(Integer)
+    # A machine's vote is kept for the record but never counted, and never replaces a person's.
     machine: Mapped[bool] = mapped_column(Boolean, default=False)
     voted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -53,4 +53,7 @@ def create_app() -> FastAPI:
 
     app.include_router(login.router)
     # Each domain contributes its router here.
+    from newsletter.tracking.routes import router as tracking_router
+
+    app.include_router(tracking_router)
     return app

@@ -1,0 +1,253 @@
+"""All SQL on tracking_events and votes, and the read-only joins the numbers need.
+
+Writes use Core inserts rather than ORM objects: a pixel hit or a 1,000-event webhook post is
+one statement, not a unit of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Insert, and_, distinct, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from newsletter.issues.models import Issue, IssueMatchup, IssueStatus
+from newsletter.matchups.models import Matchup, MatchupTool
+from newsletter.sending.models import Delivery
+from newsletter.tracking.models import EventType, TrackingEvent, Vote
+from subscribers.models import Subscriber
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryInfo:
+    """What tracking needs to know about a delivery, read in one joined query."""
+
+    id: int
+    issue_id: int
+    subscriber_id: int | None
+    sent_at: datetime | None
+    tracking_opt_out: bool
+
+
+def _upsert_insert(session: Session, table: Any) -> Any:
+    # ON CONFLICT is spelled the same on both engines but built by each dialect's insert().
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+def add_event(session: Session, **values: Any) -> None:
+    """Store one first-party event (pixel, click, vote)."""
+    session.execute(_event_insert(), [values])
+
+
+def _event_insert() -> Insert:
+    return TrackingEvent.__table__.insert()  # type: ignore[attr-defined,no-any-return]
+
+
+def insert_new_provider_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert provider events, skipping any whose provider_event_id is already stored.
+
+    Returns the ids actually inserted: only those may have side effects (suppression,
+    unsubscribe), so a redelivered event changes nothing.
+    """
+    if not rows:
+        return set()
+    stmt = (
+        _upsert_insert(session, TrackingEvent)
+        .on_conflict_do_nothing(index_elements=["provider_event_id"])
+        .returning(TrackingEvent.provider_event_id)
+    )
+    return {event_id for event_id in session.scalars(stmt, list(rows)) if event_id is not None}
+
+
+def delivery_infos(session: Session, delivery_ids: Iterable[int]) -> dict[int, DeliveryInfo]:
+    """Deliveries (with their subscriber's tracking choice) by id; unknown ids are absent.
+
+    Read here, in one query per webhook batch, because matching 1,000 events one delivery at a
+    time would dominate ingestion.
+    """
+    ids = sorted(set(delivery_ids))
+    if not ids:
+        return {}
+    stmt = (
+        select(
+            Delivery.id,
+            Delivery.issue_id,
+            Delivery.subscriber_id,
+            Delivery.sent_at,
+            func.coalesce(Subscriber.tracking_opt_out, False),
+        )
+        .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.id.in_(ids))
+    )
+    return {
+        row[0]: DeliveryInfo(row[0], row[1], row[2], row[3], bool(row[4]))
+        for row in session.execute(stmt)
+    }
+
+
+# --- votes ------------------------------------------------------------------------------------
+
+
+def upsert_vote(
+    session: Session,
+    *,
+    delivery_id: int,
+    subscriber_id: int | None,
+    matchup_id: int,
+    tool: int,
+    machine: bool,
+    voted_at: datetime,
+) -> bool:
+    """One vote per delivery and matchup, the latest counting; a machine's vote never
+    replaces a person's. True if the row was written."""
+    insert = _upsert_insert(session, Vote).values(
+        delivery_id=delivery_id,
+        subscriber_id=subscriber_id,
+        matchup_id=matchup_id,
+        tool=tool,
+        machine=machine,
+        voted_at=voted_at,
+    )
+    stmt = insert.on_conflict_do_update(
+        index_elements=["delivery_id", "matchup_id"],
+        set_={
+            "tool": insert.excluded.tool,
+            "machine": insert.excluded.machine,
+            "voted_at": insert.excluded.voted_at,
+        },
+        where=or_(Vote.machine.is_(True), insert.excluded.machine.is_(False)),
+    )
+    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
+def vote_of(session: Session, delivery_id: int, matchup_id: int) -> Vote | None:
+    stmt = select(Vote).where(Vote.delivery_id == delivery_id, Vote.matchup_id == matchup_id)
+    return session.scalars(stmt).one_or_none()
+
+
+def human_vote_counts(session: Session, matchup_ids: Iterable[int]) -> dict[int, list[int]]:
+    """Per matchup, [votes for tool 0, votes for tool 1], people only."""
+    ids = sorted(set(matchup_ids))
+    counts: dict[int, list[int]] = {m: [0, 0] for m in ids}
+    if not ids:
+        return counts
+    stmt = (
+        select(Vote.matchup_id, Vote.tool, func.count())
+        .where(Vote.matchup_id.in_(ids), Vote.machine.is_(False))
+        .group_by(Vote.matchup_id, Vote.tool)
+    )
+    for matchup_id, tool, count in session.execute(stmt):
+        counts[matchup_id][tool] = count
+    return counts
+
+
+# --- the numbers ------------------------------------------------------------------------------
+
+
+def unique_deliveries_by_type(session: Session, issue_id: int) -> dict[tuple[EventType, bool], int]:
+    """Distinct deliveries per (event type, machine) for one issue."""
+    stmt = (
+        select(
+            TrackingEvent.type,
+            TrackingEvent.machine,
+            func.count(distinct(TrackingEvent.delivery_id)),
+        )
+        .where(TrackingEvent.issue_id == issue_id, TrackingEvent.delivery_id.is_not(None))
+        .group_by(TrackingEvent.type, TrackingEvent.machine)
+    )
+    return {(EventType(t), bool(m)): n for t, m, n in session.execute(stmt)}
+
+
+def unique_deliveries_by_provider_type(
+    session: Session, issue_id: int, event_type: EventType
+) -> dict[str, int]:
+    stmt = (
+        select(TrackingEvent.provider_type, func.count(distinct(TrackingEvent.delivery_id)))
+        .where(
+            TrackingEvent.issue_id == issue_id,
+            TrackingEvent.type == event_type,
+            TrackingEvent.delivery_id.is_not(None),
+        )
+        .group_by(TrackingEvent.provider_type)
+    )
+    return {p: n for p, n in session.execute(stmt)}
+
+
+def first_human_opens(session: Session, issue_id: int) -> list[datetime]:
+    """When each delivery was first opened by a person."""
+    stmt = (
+        select(func.min(TrackingEvent.occurred_at))
+        .where(
+            TrackingEvent.issue_id == issue_id,
+            TrackingEvent.type == EventType.OPENED,
+            TrackingEvent.machine.is_(False),
+            TrackingEvent.delivery_id.is_not(None),
+        )
+        .group_by(TrackingEvent.delivery_id)
+    )
+    return list(session.scalars(stmt))
+
+
+def human_clicks_by(
+    session: Session, issue_id: int, by: Literal["link_key", "matchup_id"]
+) -> dict[Any, int]:
+    """Distinct deliveries that clicked, per link or per matchup."""
+    column = TrackingEvent.link_key if by == "link_key" else TrackingEvent.matchup_id
+    stmt = (
+        select(column, func.count(distinct(TrackingEvent.delivery_id)))
+        .where(
+            TrackingEvent.issue_id == issue_id,
+            TrackingEvent.type == EventType.CLICKED,
+            TrackingEvent.machine.is_(False),
+            TrackingEvent.delivery_id.is_not(None),
+            column.is_not(None),
+        )
+        .group_by(column)
+    )
+    return {key: n for key, n in session.execute(stmt)}
+
+
+def issue_matchups(session: Session, issue_id: int) -> list[tuple[int, str, list[str]]]:
+    """(matchup id, slug, [tool 0 name, tool 1 name]) in the issue's order."""
+    stmt = (
+        select(Matchup.id, Matchup.slug)
+        .join(IssueMatchup, IssueMatchup.matchup_id == Matchup.id)
+        .where(IssueMatchup.issue_id == issue_id, IssueMatchup.excluded.is_(False))
+        .order_by(IssueMatchup.position, Matchup.id)
+    )
+    rows = list(session.execute(stmt))
+    names: dict[int, list[str]] = {m: ["", ""] for m, _ in rows}
+    if rows:
+        tools = select(MatchupTool.matchup_id, MatchupTool.position, MatchupTool.name).where(
+            MatchupTool.matchup_id.in_(names)
+        )
+        for matchup_id, position, name in session.execute(tools):
+            names[matchup_id][position] = name
+    return [(m, slug, names[m]) for m, slug in rows]
+
+
+def matchup_in_issue(session: Session, issue_id: int, matchup_id: int) -> bool:
+    stmt = select(IssueMatchup.id).where(
+        and_(IssueMatchup.issue_id == issue_id, IssueMatchup.matchup_id == matchup_id)
+    )
+    return session.scalars(stmt).first() is not None
+
+
+def latest_sent_issue_id(session: Session) -> int | None:
+    """The issue whose send started last (sending, paused or sent)."""
+    stmt = (
+        select(Issue.id)
+        .where(Issue.status.in_([IssueStatus.SENDING, IssueStatus.PAUSED, IssueStatus.SENT]))
+        .order_by(Issue.send_started_at.desc().nulls_last(), Issue.id.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).first()

@@ -1,0 +1,418 @@
+"""Opens, clicks, votes and SendGrid's events: what each hit records, and the numbers.
+
+Services flush, never commit: the web request or CLI command owns the transaction.
+A subscriber who opted out of tracking (or NEWSLETTER_TRACKING=off) leaves no open or click
+behind even if an old tracked email is opened: the untracked render has no pixel or rewritten
+link, and these endpoints are the second line of that promise. Votes and unsubscribes are
+actions the reader asked for, so they are always recorded.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from newsletter.issues import repository as issues_repository
+from newsletter.issues.models import Issue, IssueLink
+from newsletter.matchups import repository as matchups_repository
+from newsletter.matchups.models import Matchup
+from newsletter.sending import repository as sending_repository
+from newsletter.settings import get_settings
+from newsletter.tracking import repository
+from newsletter.tracking.events import NormalisedEvent, SendGridEvents
+from newsletter.tracking.machines import is_machine_hit
+from newsletter.tracking.models import EventType
+from newsletter.tracking.repository import DeliveryInfo
+from subscribers import service as subscribers_service
+
+FIRST_PARTY = "first_party"
+SENDGRID = "sendgrid"
+OPENS_WINDOW_HOURS = 72
+
+
+def _now(now: datetime | None) -> datetime:
+    return now if now is not None else datetime.now(UTC)
+
+
+def _tracking_allowed(info: DeliveryInfo) -> bool:
+    return get_settings().newsletter_tracking and not info.tracking_opt_out
+
+
+def _delivery(session: Session, delivery_id: int) -> DeliveryInfo | None:
+    return repository.delivery_infos(session, [delivery_id]).get(delivery_id)
+
+
+def _machine(
+    info: DeliveryInfo, user_agent: str | None, client_ip: str | None, now: datetime
+) -> bool:
+    return is_machine_hit(
+        user_agent,
+        client_ip,
+        sent_at=info.sent_at,
+        now=now,
+        window_seconds=get_settings().newsletter_machine_window_seconds,
+    )
+
+
+# --- first-party hits -------------------------------------------------------------------------
+
+
+def record_open(
+    session: Session,
+    delivery_id: int,
+    *,
+    user_agent: str | None,
+    client_ip: str | None,
+    now: datetime | None = None,
+) -> bool:
+    """A pixel fetch. False if the delivery does not exist (the caller answers 404)."""
+    info = _delivery(session, delivery_id)
+    if info is None:
+        return False
+    if _tracking_allowed(info):
+        at = _now(now)
+        repository.add_event(
+            session,
+            type=EventType.OPENED,
+            source=FIRST_PARTY,
+            provider_type="pixel",
+            delivery_id=info.id,
+            issue_id=info.issue_id,
+            machine=_machine(info, user_agent, client_ip, at),
+            occurred_at=at,
+            received_at=at,
+            user_agent=_clip(user_agent),
+        )
+    return True
+
+
+def record_click(
+    session: Session,
+    delivery_id: int,
+    link_key: str,
+    *,
+    user_agent: str | None,
+    client_ip: str | None,
+    now: datetime | None = None,
+) -> str | None:
+    """The URL to redirect to, or None: the delivery is unknown or its issue has no such link
+    (the redirect only ever goes to links the issue really contains)."""
+    info = _delivery(session, delivery_id)
+    if info is None:
+        return None
+    link = issues_repository.link_for(session, info.issue_id, link_key)
+    if link is None or not _is_web_url(link.url):
+        return None
+    if _tracking_allowed(info):
+        at = _now(now)
+        repository.add_event(
+            session,
+            type=EventType.CLICKED,
+            source=FIRST_PARTY,
+            provider_type="click",
+            delivery_id=info.id,
+            issue_id=info.issue_id,
+            matchup_id=link.matchup_id,
+            link_key=link.key,
+            machine=_machine(info, user_agent, client_ip, at),
+            occurred_at=at,
+            received_at=at,
+            user_agent=_clip(user_agent),
+        )
+    return link.url
+
+
+def _is_web_url(url: str) -> bool:
+    return url.startswith(("https://", "http://"))
+
+
+class VoteOutcome(enum.StrEnum):
+    COUNTED = "counted"
+    # A scanner-looking hit: stored, flagged, not counted; the page asks a person to confirm.
+    NEEDS_CONFIRMATION = "needs_confirmation"
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class VoteResult:
+    outcome: VoteOutcome
+    matchup: Matchup | None = None
+    tool: int | None = None
+    pct_tool0: int | None = None
+    votes: int = 0
+
+
+def record_vote(
+    session: Session,
+    delivery_id: int,
+    slug: str,
+    tool: int,
+    *,
+    user_agent: str | None,
+    client_ip: str | None,
+    confirmed: bool,
+    now: datetime | None = None,
+) -> VoteResult:
+    """A reader's "which would you ship?" choice for one matchup of the issue they received.
+
+    `confirmed` is a button press (a POST): link scanners follow links but do not submit forms,
+    so a confirmed vote is a person's whatever the user agent says.
+    """
+    info = _delivery(session, delivery_id)
+    if info is None or tool not in (0, 1):
+        return VoteResult(VoteOutcome.NOT_FOUND)
+    matchup = matchups_repository.get_by_slug(session, slug)
+    if matchup is None or not repository.matchup_in_issue(session, info.issue_id, matchup.id):
+        return VoteResult(VoteOutcome.NOT_FOUND)
+    at = _now(now)
+    machine = not confirmed and _machine(info, user_agent, client_ip, at)
+    repository.upsert_vote(
+        session,
+        delivery_id=info.id,
+        subscriber_id=info.subscriber_id,
+        matchup_id=matchup.id,
+        tool=tool,
+        machine=machine,
+        voted_at=at,
+    )
+    if _tracking_allowed(info):
+        repository.add_event(
+            session,
+            type=EventType.VOTED,
+            source=FIRST_PARTY,
+            provider_type="vote",
+            delivery_id=info.id,
+            issue_id=info.issue_id,
+            matchup_id=matchup.id,
+            link_key=str(tool),
+            machine=machine,
+            occurred_at=at,
+            received_at=at,
+            user_agent=_clip(user_agent),
+        )
+    pct, votes = community_split(session, matchup.id)
+    outcome = VoteOutcome.NEEDS_CONFIRMATION if machine else VoteOutcome.COUNTED
+    return VoteResult(outcome, matchup, tool, pct, votes)
+
+
+def community_split(session: Session, matchup_id: int) -> tuple[int | None, int]:
+    """(percentage of people's votes for tool 0, rounded; None without votes, number of votes).
+
+    Machines' votes are not counted; erased subscribers' votes are (anonymously).
+    """
+    tool0, tool1 = repository.human_vote_counts(session, [matchup_id])[matchup_id]
+    total = tool0 + tool1
+    if total == 0:
+        return None, 0
+    return round(100 * tool0 / total), total
+
+
+def record_unsubscribe(
+    session: Session, delivery_id: int, *, source: str = FIRST_PARTY, now: datetime | None = None
+) -> None:
+    """Count an unsubscribe made from an issue (the /u/{token} page) against that issue.
+
+    Recorded whatever the tracking choice: the reader asked for it, and the editors need to
+    know which issue lost them.
+    """
+    info = _delivery(session, delivery_id)
+    if info is None:
+        return
+    at = _now(now)
+    repository.add_event(
+        session,
+        type=EventType.UNSUBSCRIBED,
+        source=source,
+        provider_type="unsubscribe",
+        delivery_id=info.id,
+        issue_id=info.issue_id,
+        machine=False,
+        occurred_at=at,
+        received_at=at,
+    )
+
+
+def _clip(user_agent: str | None) -> str | None:
+    return user_agent[:512] if user_agent else None
+
+
+# --- SendGrid's Event Webhook -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    received: int
+    stored: int
+    duplicates: int
+    unmatched: int
+
+
+_SUPPRESSING = {EventType.BOUNCED, EventType.COMPLAINED, EventType.UNSUBSCRIBED}
+_READER_ACTIVITY = {EventType.OPENED, EventType.CLICKED}
+
+
+def ingest_sendgrid(
+    session: Session, raw_events: Sequence[dict[str, Any]], *, now: datetime | None = None
+) -> IngestReport:
+    """Store a webhook batch, once per sg_event_id, and apply what it means for subscribers."""
+    received_at = _now(now)
+    events = [SendGridEvents.normalise(raw, received_at=received_at) for raw in raw_events]
+    deliveries = repository.delivery_infos(
+        session, (e.delivery_id for e in events if e.delivery_id is not None)
+    )
+    rows: list[dict[str, Any]] = []
+    kept: dict[str, tuple[NormalisedEvent, DeliveryInfo | None]] = {}
+    unmatched = 0
+    for event in events:
+        if event.provider_event_id in kept:
+            continue
+        info = deliveries.get(event.delivery_id) if event.delivery_id is not None else None
+        if info is None:
+            unmatched += 1
+        elif event.type in _READER_ACTIVITY and not _tracking_allowed(info):
+            continue
+        kept[event.provider_event_id] = (event, info)
+        rows.append(_event_row(event, info, received_at))
+    inserted = repository.insert_new_provider_events(session, rows)
+    for event_id in inserted:
+        event, info = kept[event_id]
+        if info is not None and info.subscriber_id is not None and event.type in _SUPPRESSING:
+            _apply_to_subscriber(session, event, info.subscriber_id)
+    return IngestReport(len(events), len(inserted), len(events) - len(inserted), unmatched)
+
+
+def _event_row(
+    event: NormalisedEvent, info: DeliveryInfo | None, received_at: datetime
+) -> dict[str, Any]:
+    return {
+        "type": event.type,
+        "source": SENDGRID,
+        "provider_event_id": event.provider_event_id,
+        "provider_type": event.provider_type,
+        # An id SendGrid echoes back for a delivery we do not have would break the foreign key.
+        "delivery_id": info.id if info else None,
+        "issue_id": info.issue_id if info else None,
+        "matchup_id": None,
+        "link_key": None,
+        "machine": event.machine,
+        "occurred_at": event.occurred_at,
+        "received_at": received_at,
+        "user_agent": event.user_agent,
+        "detail": event.detail,
+        "raw": event.raw,
+    }
+
+
+def _apply_to_subscriber(session: Session, event: NormalisedEvent, subscriber_id: int) -> None:
+    detail = event.detail or event.provider_type
+    if event.hard_bounce:
+        subscribers_service.mark_bounced(session, subscriber_id, detail)
+    elif event.type is EventType.COMPLAINED:
+        subscribers_service.mark_complained(session, subscriber_id, detail)
+    elif event.type is EventType.UNSUBSCRIBED:
+        subscribers_service.unsubscribe(session, subscriber_id, reason="unsubscribed")
+
+
+# --- the numbers ------------------------------------------------------------------------------
+
+
+class IssueNotFound(LookupError):
+    pass
+
+
+def latest_sent_issue_id(session: Session) -> int | None:
+    return repository.latest_sent_issue_id(session)
+
+
+def issue_stats(session: Session, issue_id: int) -> dict[str, Any]:
+    """Every number the editors read for one issue (the CLI's --json and the dashboard)."""
+    issue = session.get(Issue, issue_id)
+    if issue is None:
+        raise IssueNotFound(f"no issue with id {issue_id}")
+    counts = sending_repository.status_counts(session, issue_id)
+    unique = repository.unique_deliveries_by_type(session, issue_id)
+    bounces = repository.unique_deliveries_by_provider_type(session, issue_id, EventType.BOUNCED)
+
+    def human(event_type: EventType) -> int:
+        return unique.get((event_type, False), 0)
+
+    delivered = human(EventType.DELIVERED)
+    sent = counts.get("sent", 0)
+    opens_unique = human(EventType.OPENED)
+    # The outbox transport and a missing webhook leave no delivered events: fall back to sent.
+    denominator = delivered or sent
+    matchups = repository.issue_matchups(session, issue_id)
+    votes = repository.human_vote_counts(session, (m for m, _, _ in matchups))
+    clicks_by_matchup = repository.human_clicks_by(session, issue_id, "matchup_id")
+    clicks_by_link = repository.human_clicks_by(session, issue_id, "link_key")
+    return {
+        "issue_id": issue.id,
+        "week": issue.week,
+        "status": str(issue.status),
+        "send_started_at": issue.send_started_at,
+        "recipients": counts.get("recipients", 0),
+        "sent": sent,
+        "failed": counts.get("failed", 0),
+        "uncertain": counts.get("uncertain", 0),
+        "delivered": delivered,
+        "bounced": bounces.get("bounce", 0),
+        "blocked": bounces.get("blocked", 0),
+        "dropped": human(EventType.DROPPED),
+        "opens_unique": opens_unique,
+        "opens_machine": unique.get((EventType.OPENED, True), 0),
+        "open_rate": round(opens_unique / denominator, 4) if denominator else None,
+        "clicks_unique": human(EventType.CLICKED),
+        "clicks_machine": unique.get((EventType.CLICKED, True), 0),
+        "unsubscribes": human(EventType.UNSUBSCRIBED),
+        "complaints": human(EventType.COMPLAINED),
+        "matchups": [
+            {
+                "slug": slug,
+                "clicks_unique": clicks_by_matchup.get(matchup_id, 0),
+                "votes": [
+                    {
+                        "tool": position,
+                        "name": names[position],
+                        "votes": votes[matchup_id][position],
+                    }
+                    for position in (0, 1)
+                ],
+                "community_pct": community_split(session, matchup_id)[0],
+            }
+            for matchup_id, slug, names in matchups
+        ],
+        "links": [
+            _link_stats(link, clicks_by_link)
+            for link in issues_repository.links_of(session, issue_id)
+        ],
+        "opens_by_hour": _opens_by_hour(
+            repository.first_human_opens(session, issue_id), issue.send_started_at
+        ),
+    }
+
+
+def _link_stats(link: IssueLink, clicks: dict[Any, int]) -> dict[str, Any]:
+    return {
+        "key": link.key,
+        "url": link.url,
+        "label": link.label,
+        "clicks_unique": clicks.get(link.key, 0),
+    }
+
+
+def _opens_by_hour(first_opens: list[datetime], started_at: datetime | None) -> list[int]:
+    """Unique human opens per hour over the first 72 hours after the send started."""
+    buckets = [0] * OPENS_WINDOW_HOURS
+    if not first_opens:
+        return buckets
+    start = started_at or min(first_opens)
+    for opened_at in first_opens:
+        hour = (opened_at - start) // timedelta(hours=1)
+        if 0 <= hour < OPENS_WINDOW_HOURS:
+            buckets[hour] += 1
+    return buckets
