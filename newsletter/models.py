@@ -4,6 +4,7 @@ from newsletter.accounts.models import Role, User
 from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus
 from newsletter.matchups.models import Lens, Matchup, MatchupReview, MatchupTool
 from newsletter.orm import Base
+from newsletter.scheduling.models import SchedulerRun  # noqa: F401  (registers the table)
 from newsletter.sending.models import BatchStatus, Delivery, DeliveryStatus, SendBatch
 from newsletter.tracking.models import EventType, TrackingEvent, Vote
 from subscribers.models import Subscriber, SubscriberStatus, Suppression

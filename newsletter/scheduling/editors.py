@@ -1,0 +1,54 @@
+"""Emails to the editors (NEWSLETTER_EDITOR_EMAILS): "ready for review", "nothing this week"."""
+
+from __future__ import annotations
+
+import html
+import logging
+
+from newsletter.sending.message import OutgoingMessage
+from newsletter.sending.transport import get_transport
+from newsletter.settings import get_settings
+
+log = logging.getLogger("newsletter.scheduler")
+
+
+def preview_url(issue_id: int) -> str:
+    base = get_settings().newsletter_base_url.rstrip("/")
+    return f"{base}/editor/issues/{issue_id}"
+
+
+def notify_editors(subject: str, text: str) -> list[str]:
+    """Send one plain notice to each editor; returns who got it.
+
+    A notice that cannot be sent is logged, never raised: the weekly job's real work (the
+    draft in the database) is already done and must not be rolled back for an email.
+    """
+    editors = get_settings().editor_emails
+    if not editors:
+        log.warning("editors: no NEWSLETTER_EDITOR_EMAILS set; notice %r not sent", subject)
+        return []
+    body_html = "".join(
+        f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in text.split("\n\n")
+    )
+    transport = get_transport()
+    notified = []
+    for address in editors:
+        message = OutgoingMessage(
+            to_email=address,
+            subject=subject,
+            text=text,
+            html=f"<!doctype html><html><body>{body_html}</body></html>",
+            categories=("editor-notice",),
+        )
+        try:
+            result = transport.send_one(message)
+        except Exception:
+            log.exception("editors: notice %r to %s failed", subject, address)
+            continue
+        if result.ok:
+            notified.append(address)
+        else:
+            log.error("editors: notice %r to %s refused: %s", subject, address, result.error)
+    if notified:
+        log.info("editors: sent %r to %s", subject, ", ".join(notified))
+    return notified
