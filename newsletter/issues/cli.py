@@ -6,8 +6,226 @@ group by newsletter/sending/cli.py.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import typer
+
+from newsletter.cli_support import JsonOption, fail, print_json, warn
+from newsletter.db import transaction
+from newsletter.issues import repository, service
+from newsletter.issues.service import IssueError
+from newsletter.issues.weeks import WeekError
 
 app = typer.Typer(
     help="Build, preview, approve, schedule and send the weekly issue.", no_args_is_help=True
 )
+
+IssueId = typer.Argument(..., help="The issue id (see `newsletter issue list`).")
+
+
+@app.command()
+def build(
+    week: str | None = typer.Option(
+        None, "--week", help="ISO week like 2026-W07; default: the current week."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Create the week's draft issue, or refresh it (editor overrides are kept).
+
+    Picks the matchups published since the previous issue's cut-off that are in no sent issue,
+    most decisive panel first; above NEWSLETTER_MAX_MATCHUPS the rest go to "more this week".
+    """
+    try:
+        with transaction() as session:
+            result = service.build(session, week)
+            data = service.to_json(session, result.issue)
+    except (IssueError, WeekError) as exc:
+        fail(str(exc))
+    if not result.refreshed:
+        warn(f"issue {data['id']} for {data['week']} is {data['status']}: left as it is")
+    if as_json:
+        print_json({"id": data["id"], "week": data["week"], "matchups": data["matchups"]})
+        return
+    typer.echo(f"issue {data['id']} for {data['week']} ({data['status']}):")
+    for position, slug in enumerate(data["matchups"], start=1):
+        more = "  (more this week)" if slug in data["more_this_week"] else ""
+        typer.echo(f"  {position}. {slug}{more}")
+    for slug in data["excluded"]:
+        typer.echo(f"  -  {slug}  (excluded)")
+    if not data["matchups"]:
+        typer.echo("  no new matchups since the previous issue")
+
+
+@app.command("list")
+def list_(as_json: bool = JsonOption) -> None:
+    """List every issue, newest week first."""
+    with transaction() as session:
+        data = [service.to_json(session, issue) for issue in repository.list_all(session)]
+    if as_json:
+        print_json(data)
+        return
+    for item in data:
+        typer.echo(
+            f"{item['id']:>4}  {item['week']}  {item['status']:<9}  "
+            f"{len(item['matchups'])} matchups  {item['subject'] or ''}"
+        )
+
+
+@app.command()
+def show(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
+    """Show an issue: status, subject, matchups in order, the editor's overrides."""
+    try:
+        with transaction() as session:
+            issue = service.require(session, issue_id)
+            data = service.to_json(session, issue)
+            content = service.content(session, issue)
+    except IssueError as exc:
+        fail(str(exc))
+    data["subject"] = content.subject if data["status"] == "draft" else data["subject"]
+    data["preheader"] = content.preheader
+    data["intro"] = content.intro
+    data["storylines"] = content.storylines
+    if as_json:
+        print_json(data)
+        return
+    typer.echo(f"issue {data['id']}  {data['week']}  {data['status']}")
+    typer.echo(f"subject:   {data['subject']}")
+    typer.echo(f"preheader: {data['preheader']}")
+    typer.echo(f"intro:     {data['intro']}")
+    for story in data["storylines"]:
+        typer.echo(f"storyline: {story}")
+    for position, item in enumerate(content.featured, start=1):
+        edited = "  [summary edited]" if item.edited else ""
+        typer.echo(f"  {position}. {item.verdict.slug}{edited}\n     {item.summary}")
+    for verdict in content.more:
+        typer.echo(f"  +  {verdict.slug}  (more this week)")
+    for slug in data["excluded"]:
+        typer.echo(f"  -  {slug}  (excluded)")
+
+
+@app.command()
+def preview(
+    issue_id: int = IssueId,
+    html: Path | None = typer.Option(None, "--html", help="Write the HTML part here."),
+    text: Path | None = typer.Option(None, "--text", help="Write the plain-text part here."),
+) -> None:
+    """Write what a subscriber would get (placeholders filled for a sample subscriber)."""
+    if html is None and text is None:
+        fail("give --html FILE and/or --text FILE")
+    try:
+        with transaction() as session:
+            html_part, text_part = service.preview(session, issue_id)
+    except IssueError as exc:
+        fail(str(exc))
+    for path, body in ((html, html_part), (text, text_part)):
+        if path is not None:
+            try:
+                path.write_text(body, encoding="utf-8")
+            except OSError as exc:
+                fail(f"cannot write {path}: {exc.strerror}")
+            typer.echo(f"wrote {path} ({len(body.encode()):,} bytes)")
+
+
+@app.command()
+def edit(
+    issue_id: int = IssueId,
+    subject: str | None = typer.Option(None, help="Subject line ('' = back to the written one)."),
+    preheader: str | None = typer.Option(None, help="Preheader ('' = back to the written one)."),
+    intro: str | None = typer.Option(None, help="Intro paragraph(s) ('' = the written one)."),
+) -> None:
+    """Override the issue's subject, preheader or intro; kept across rebuilds."""
+    if subject is None and preheader is None and intro is None:
+        fail("nothing to change: give --subject, --preheader and/or --intro")
+    try:
+        with transaction() as session:
+            reopened = service.edit_issue(
+                session, issue_id, subject=subject, preheader=preheader, intro=intro
+            )
+    except IssueError as exc:
+        fail(str(exc))
+    if reopened:
+        warn(f"issue {issue_id} is a draft again: approve it once more to send")
+    typer.echo(f"issue {issue_id} updated")
+
+
+@app.command()
+def matchup(
+    issue_id: int = IssueId,
+    slug: str = typer.Argument(..., help="The matchup's slug (see `newsletter issue show`)."),
+    summary: str | None = typer.Option(
+        None, help="Replace the written verdict summary ('' = back to the written one)."
+    ),
+    position: int | None = typer.Option(
+        None, help="Pin the matchup at this position, 1 = first (0 = unpin, order by panel gap)."
+    ),
+    exclude: bool = typer.Option(False, "--exclude", help="Leave this matchup out of the issue."),
+    include: bool = typer.Option(False, "--include", help="Put an excluded matchup back."),
+) -> None:
+    """Edit one matchup of an issue: summary, position, exclusion. Kept across rebuilds."""
+    if exclude and include:
+        fail("--exclude and --include contradict each other")
+    if summary is None and position is None and not exclude and not include:
+        fail("nothing to change: give --summary, --position, --exclude or --include")
+    try:
+        with transaction() as session:
+            reopened = service.edit_matchup(
+                session,
+                issue_id,
+                slug,
+                summary=summary,
+                position=position,
+                excluded=True if exclude else (False if include else None),
+            )
+    except IssueError as exc:
+        fail(str(exc))
+    if reopened:
+        warn(f"issue {issue_id} is a draft again: approve it once more to send")
+    typer.echo(f"issue {issue_id}: {slug} updated")
+
+
+@app.command()
+def approve(
+    issue_id: int = IssueId,
+    by: str = typer.Option("cli", help="Who approves (recorded on the issue)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Approve a draft: its render is frozen; this is exactly what will be sent."""
+    try:
+        with transaction() as session:
+            issue = service.approve(session, issue_id, by=by)
+            data = service.to_json(session, issue)
+    except IssueError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(f"issue {issue_id} approved: {data['subject']}")
+
+
+def _parse_at(value: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--at: not an ISO 8601 date/time: {value!r}")
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+@app.command("schedule")
+def schedule_(
+    issue_id: int = IssueId,
+    at: str = typer.Option(..., "--at", help="Send time, ISO 8601 (no offset = UTC)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Schedule an approved issue; the scheduler sends it when the time comes."""
+    when = _parse_at(at)
+    try:
+        with transaction() as session:
+            issue = service.schedule(session, issue_id, when)
+            data = service.to_json(session, issue)
+    except IssueError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(f"issue {issue_id} scheduled for {data['scheduled_at']}")

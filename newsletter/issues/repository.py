@@ -1,0 +1,153 @@
+"""All SQL about issues, their matchups and their links.
+
+State changes are conditional UPDATEs (`... WHERE status IN (...)`): whoever loses a race sees
+zero rows changed instead of overwriting the winner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus
+from newsletter.matchups.models import Matchup
+
+# Issues whose matchups are spoken for: a matchup in one of them is never picked again.
+SENT_STATUSES = (IssueStatus.SENDING, IssueStatus.PAUSED, IssueStatus.SENT)
+
+
+def get(session: Session, issue_id: int) -> Issue | None:
+    stmt = select(Issue).where(Issue.id == issue_id).options(selectinload(Issue.items))
+    return session.scalars(stmt).one_or_none()
+
+
+def get_by_week(session: Session, week: str) -> Issue | None:
+    stmt = select(Issue).where(Issue.week == week).options(selectinload(Issue.items))
+    return session.scalars(stmt).one_or_none()
+
+
+def list_all(session: Session) -> list[Issue]:
+    stmt = select(Issue).order_by(Issue.week.desc()).options(selectinload(Issue.items))
+    return list(session.scalars(stmt))
+
+
+def previous_issue(session: Session, week: str) -> Issue | None:
+    """The latest earlier week's issue that was not cancelled: its cut-off is our start."""
+    stmt = (
+        select(Issue)
+        .where(Issue.week < week, Issue.status != IssueStatus.CANCELLED)
+        .order_by(Issue.week.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).one_or_none()
+
+
+def candidate_matchups(
+    session: Session, *, after: datetime | None, until: datetime, issue_id: int | None
+) -> list[Matchup]:
+    """Matchups published in (after, until] that no sent (or sending) issue carries."""
+    spoken_for = (
+        select(IssueMatchup.id)
+        .join(Issue, Issue.id == IssueMatchup.issue_id)
+        .where(
+            IssueMatchup.matchup_id == Matchup.id,
+            IssueMatchup.excluded.is_(False),
+            Issue.status.in_(SENT_STATUSES),
+        )
+    )
+    if issue_id is not None:
+        spoken_for = spoken_for.where(Issue.id != issue_id)
+    stmt = select(Matchup).where(Matchup.published_at <= until, ~exists(spoken_for))
+    if after is not None:
+        stmt = stmt.where(Matchup.published_at > after)
+    stmt = stmt.order_by(Matchup.published_at, Matchup.id).options(
+        selectinload(Matchup.tools), selectinload(Matchup.reviews)
+    )
+    return list(session.scalars(stmt))
+
+
+def matchups_of(session: Session, issue: Issue) -> dict[int, Matchup]:
+    ids = [item.matchup_id for item in issue.items]
+    if not ids:
+        return {}
+    stmt = (
+        select(Matchup)
+        .where(Matchup.id.in_(ids))
+        .options(selectinload(Matchup.tools), selectinload(Matchup.reviews))
+    )
+    return {m.id: m for m in session.scalars(stmt)}
+
+
+def add(session: Session, issue: Issue) -> Issue:
+    session.add(issue)
+    session.flush()
+    return issue
+
+
+def remove_items(session: Session, item_ids: Iterable[int]) -> None:
+    ids = list(item_ids)
+    if ids:
+        session.execute(delete(IssueMatchup).where(IssueMatchup.id.in_(ids)))
+
+
+def transition(
+    session: Session,
+    issue_id: int,
+    from_statuses: Sequence[IssueStatus],
+    to_status: IssueStatus,
+    **values: Any,
+) -> bool:
+    """Move an issue to `to_status` only if it is in one of `from_statuses`; True if it moved."""
+    result = session.execute(
+        update(Issue)
+        .where(Issue.id == issue_id, Issue.status.in_(list(from_statuses)))
+        .values(status=to_status, **values)
+        .execution_options(synchronize_session=False)
+    )
+    changed = bool(getattr(result, "rowcount", 0))
+    if changed:
+        session.expire_all()
+    return changed
+
+
+def due_issues(session: Session, now: datetime) -> list[Issue]:
+    """Approved or scheduled issues whose send time has come (approved with no time: now)."""
+    stmt = (
+        select(Issue)
+        .where(
+            Issue.status.in_([IssueStatus.APPROVED, IssueStatus.SCHEDULED]),
+            Issue.scheduled_at.is_not(None),
+            Issue.scheduled_at <= now,
+        )
+        .order_by(Issue.scheduled_at, Issue.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def link_for(session: Session, issue_id: int, key: str) -> IssueLink | None:
+    stmt = select(IssueLink).where(IssueLink.issue_id == issue_id, IssueLink.key == key)
+    return session.scalars(stmt).one_or_none()
+
+
+def links_of(session: Session, issue_id: int) -> list[IssueLink]:
+    stmt = select(IssueLink).where(IssueLink.issue_id == issue_id).order_by(IssueLink.id)
+    return list(session.scalars(stmt))
+
+
+def record_links(session: Session, issue_id: int, links: Iterable[IssueLink]) -> None:
+    """Add or refresh the issue's links. Never removes one: a test email of an earlier draft
+    may still carry it, and it still points where the issue once did."""
+    existing = {link.key: link for link in links_of(session, issue_id)}
+    for link in links:
+        current = existing.get(link.key)
+        if current is None:
+            link.issue_id = issue_id
+            session.add(link)
+            existing[link.key] = link
+        else:
+            current.url, current.label, current.matchup_id = link.url, link.label, link.matchup_id
+    session.flush()

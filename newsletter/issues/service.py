@@ -1,0 +1,457 @@
+"""The weekly issue: pick the week's matchups, keep the editor's words, freeze and schedule it.
+
+Services never commit: the CLI command, web request or job that calls them owns the transaction.
+State changes go through `repository.transition` (a conditional UPDATE), so a double click or a
+second scheduler cannot move an issue twice.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from newsletter.issues import repository, verdicts
+from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus
+from newsletter.issues.render import (
+    FeaturedMatchup,
+    IssueContent,
+    OutboundLink,
+    RenderedIssue,
+    render_issue,
+)
+from newsletter.issues.verdicts import CommunityVote, Verdict
+from newsletter.issues.weeks import week_bounds, week_of
+from newsletter.matchups.models import Matchup
+from newsletter.orm import utcnow
+from newsletter.personalize import fill
+from newsletter.settings import get_settings
+
+# What a preview fills the placeholder with: no delivery has this token, so its links are inert.
+SAMPLE_TOKEN = "preview"  # noqa: S105 - a placeholder value, not a secret
+
+EDITABLE = (IssueStatus.DRAFT, IssueStatus.APPROVED, IssueStatus.SCHEDULED)
+CANCELLABLE = (IssueStatus.DRAFT, IssueStatus.APPROVED, IssueStatus.SCHEDULED, IssueStatus.PAUSED)
+
+
+class IssueError(ValueError):
+    """A refused action on an issue; the message says which issue and why."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    issue: Issue
+    refreshed: bool  # False when the issue exists and is past draft, so it was left alone
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(get_settings().newsletter_timezone)
+
+
+def current_week(now: datetime | None = None) -> str:
+    return week_of(now or utcnow(), _zone())
+
+
+def require(session: Session, issue_id: int) -> Issue:
+    issue = repository.get(session, issue_id)
+    if issue is None:
+        raise IssueError(f"no issue with id {issue_id}")
+    return issue
+
+
+# --- picking -------------------------------------------------------------------------------
+
+
+def build_issue(session: Session, week: str | None = None, *, now: datetime | None = None) -> Issue:
+    """Create or refresh the draft for an ISO week; editor overrides survive."""
+    return build(session, week, now=now).issue
+
+
+def build(session: Session, week: str | None = None, *, now: datetime | None = None) -> BuildResult:
+    now = now or utcnow()
+    week = week or current_week(now)
+    start, end = week_bounds(week, _zone())
+    if start > now:
+        raise IssueError(f"week {week} has not started yet (it starts {start.isoformat()})")
+    # A past week is cut at its end; the running week at the moment of the build.
+    cutoff = min(now, end)
+
+    issue = repository.get_by_week(session, week)
+    if issue is not None and issue.status is not IssueStatus.DRAFT:
+        return BuildResult(issue, refreshed=False)
+    if issue is None:
+        issue = repository.add(session, Issue(week=week, cutoff_at=cutoff, items=[]))
+    else:
+        issue.cutoff_at = cutoff
+
+    previous = repository.previous_issue(session, week)
+    after = previous.cutoff_at if previous is not None else None
+    candidates = repository.candidate_matchups(
+        session, after=after, until=cutoff, issue_id=issue.id
+    )
+    wanted = {m.id: m for m in candidates}
+    kept = {item.matchup_id: item for item in issue.items if item.matchup_id in wanted}
+    repository.remove_items(
+        session, [item.id for item in issue.items if item.matchup_id not in wanted]
+    )
+    session.expire(issue, ["items"])
+    for matchup in candidates:
+        if matchup.id not in kept:
+            item = IssueMatchup(issue_id=issue.id, matchup_id=matchup.id, position=0)
+            session.add(item)
+            kept[matchup.id] = item
+    _apply_order(list(kept.values()), wanted)
+    session.flush()
+    session.expire(issue, ["items"])
+    return BuildResult(require(session, issue.id), refreshed=True)
+
+
+def _apply_order(items: list[IssueMatchup], matchups: dict[int, Matchup]) -> None:
+    """Most decisive first; an editor's pinned positions win; excluded ones go last."""
+
+    def decisive(item: IssueMatchup) -> tuple[int, datetime, int]:
+        matchup = matchups[item.matchup_id]
+        return (-verdicts.panel_gap(matchup), matchup.published_at, matchup.id)
+
+    included = sorted((i for i in items if not i.excluded), key=decisive)
+    pinned = sorted(
+        (i for i in included if i.position_override is not None),
+        key=lambda i: (i.position_override or 0, decisive(i)),
+    )
+    order = [i for i in included if i.position_override is None]
+    for item in pinned:
+        index = max(0, min(len(order), (item.position_override or 1) - 1))
+        order.insert(index, item)
+    order += sorted((i for i in items if i.excluded), key=decisive)
+    for position, item in enumerate(order, start=1):
+        item.position = position
+
+
+def _reorder(session: Session, issue: Issue) -> None:
+    matchups = repository.matchups_of(session, issue)
+    _apply_order(list(issue.items), matchups)
+    session.flush()
+
+
+# --- the editor's words --------------------------------------------------------------------
+
+
+def _editable(session: Session, issue: Issue) -> bool:
+    """True if an approval was withdrawn to let the edit in (the editor approves again)."""
+    if issue.status is IssueStatus.DRAFT:
+        return False
+    if issue.status not in EDITABLE:
+        raise IssueError(
+            f"issue {issue.id} ({issue.week}) is {issue.status.value}: too late to edit"
+        )
+    moved = repository.transition(
+        session,
+        issue.id,
+        (IssueStatus.APPROVED, IssueStatus.SCHEDULED),
+        IssueStatus.DRAFT,
+        **_unfrozen(),
+    )
+    if not moved:
+        raise IssueError(f"issue {issue.id} changed state while editing; try again")
+    return True
+
+
+def _unfrozen() -> dict[str, Any]:
+    return {
+        "rendered_subject": None,
+        "rendered_preheader": None,
+        "rendered_html": None,
+        "rendered_text": None,
+        "rendered_untracked_html": None,
+        "rendered_untracked_text": None,
+        "rendered_at": None,
+        "approved_at": None,
+        "approved_by": None,
+        "scheduled_at": None,
+    }
+
+
+def _override(value: str | None, *, single_line: bool, limit: int) -> str | None:
+    if value is None:
+        return None
+    cleaned = (
+        verdicts.header_safe(value, limit) if single_line else value.replace("\r\n", "\n").strip()
+    )
+    return cleaned or None
+
+
+def edit_issue(
+    session: Session,
+    issue_id: int,
+    *,
+    subject: str | None = None,
+    preheader: str | None = None,
+    intro: str | None = None,
+) -> bool:
+    """Set the editor's subject, preheader or intro; an empty string goes back to the computed
+    text. Returns True if an approval had to be withdrawn."""
+    issue = require(session, issue_id)
+    reopened = _editable(session, issue)
+    issue = require(session, issue_id)
+    if subject is not None:
+        if not verdicts.header_safe(subject, verdicts.SUBJECT_CHARS) and subject.strip():
+            raise IssueError("the subject has no printable text")
+        issue.subject_override = _override(
+            subject, single_line=True, limit=verdicts.SUBJECT_CHARS + 60
+        )
+    if preheader is not None:
+        issue.preheader_override = _override(
+            preheader, single_line=True, limit=verdicts.PREHEADER_CHARS + 60
+        )
+    if intro is not None:
+        issue.intro_override = _override(intro, single_line=False, limit=0)
+    session.flush()
+    return reopened
+
+
+def edit_matchup(
+    session: Session,
+    issue_id: int,
+    slug: str,
+    *,
+    summary: str | None = None,
+    position: int | None = None,
+    excluded: bool | None = None,
+) -> bool:
+    """Override one matchup's summary, pin its position (0 unpins), exclude or include it."""
+    issue = require(session, issue_id)
+    matchups = repository.matchups_of(session, issue)
+    item = next((i for i in issue.items if matchups[i.matchup_id].slug == slug), None)
+    if item is None:
+        slugs = ", ".join(matchups[i.matchup_id].slug for i in issue.items) or "none"
+        raise IssueError(f"matchup {slug!r} is not in issue {issue_id} (it has: {slugs})")
+    if position is not None and position < 0:
+        raise IssueError(f"position must be 1 or more (0 unpins), got {position}")
+    reopened = _editable(session, issue)
+    issue = require(session, issue_id)
+    item = next(i for i in issue.items if i.id == item.id)
+    if summary is not None:
+        item.summary_override = _override(summary, single_line=False, limit=0)
+    if position is not None:
+        item.position_override = position or None
+    if excluded is not None:
+        item.excluded = excluded
+    session.flush()
+    _reorder(session, issue)
+    return reopened
+
+
+# --- content and rendering -----------------------------------------------------------------
+
+
+def _community_source() -> Callable[[Session, int], tuple[int | None, int]] | None:
+    # The tracking engineer's tally of newsletter votes; absent until that module exists.
+    try:
+        module = importlib.import_module("newsletter.tracking.service")
+    except ImportError:
+        return None
+    found = getattr(module, "community_split", None)
+    return cast("Callable[[Session, int], tuple[int | None, int]] | None", found)
+
+
+def _community(session: Session, matchup: Matchup) -> CommunityVote | None:
+    source = _community_source()
+    if source is None:
+        return None
+    pct, votes = source(session, matchup.id)
+    if not votes or pct is None:
+        return None  # no newsletter votes yet: the site's own figure stands
+    return CommunityVote(pct, 100 - pct, votes)
+
+
+def content(session: Session, issue: Issue) -> IssueContent:
+    matchups = repository.matchups_of(session, issue)
+    included = [i for i in issue.items if not i.excluded]
+    used_quotes: set[str] = set()
+    verdict_list: list[tuple[IssueMatchup, Verdict]] = []
+    for item in included:
+        matchup = matchups[item.matchup_id]
+        found = verdicts.verdict(matchup, _community(session, matchup), used_quotes)
+        verdict_list.append((item, found))
+    cap = get_settings().newsletter_max_matchups
+    featured = [
+        FeaturedMatchup(v, item.summary_override or v.sentences, item.summary_override is not None)
+        for item, v in verdict_list[:cap]
+    ]
+    more = [v for _, v in verdict_list[cap:]]
+    all_verdicts = [v for _, v in verdict_list]
+    return IssueContent(
+        week=issue.week,
+        subject=issue.subject_override or verdicts.subject_line(all_verdicts),
+        preheader=issue.preheader_override or verdicts.preheader_line(all_verdicts),
+        intro=issue.intro_override or verdicts.intro_text(all_verdicts),
+        storylines=verdicts.storylines(all_verdicts),
+        featured=featured,
+        more=more,
+    )
+
+
+def _render(session: Session, issue: Issue, *, tracked: bool) -> RenderedIssue:
+    settings = get_settings()
+    rendered, links = render_issue(
+        content(session, issue),
+        base_url=settings.newsletter_base_url,
+        site_url=settings.newsletter_site_url,
+        tracked=tracked,
+    )
+    repository.record_links(session, issue.id, [_link_row(link) for link in links])
+    return rendered
+
+
+def _link_row(link: OutboundLink) -> IssueLink:
+    return IssueLink(key=link.key, url=link.url, label=link.label, matchup_id=link.matchup_id)
+
+
+def _frozen_values(session: Session, issue: Issue, now: datetime) -> dict[str, Any]:
+    tracked = _render(session, issue, tracked=True)
+    untracked = _render(session, issue, tracked=False)
+    return {
+        "rendered_subject": tracked.subject,
+        "rendered_preheader": tracked.preheader,
+        "rendered_html": tracked.html,
+        "rendered_text": tracked.text,
+        "rendered_untracked_html": untracked.html,
+        "rendered_untracked_text": untracked.text,
+        "rendered_at": now,
+    }
+
+
+def render_live(session: Session, issue_id: int, *, tracked: bool) -> RenderedIssue:
+    """The issue as it would read now (drafts change with every edit)."""
+    return _render(session, require(session, issue_id), tracked=tracked)
+
+
+def frozen_content(session: Session, issue_id: int, *, tracked: bool) -> RenderedIssue:
+    """What is sent: the frozen render of an approved issue. A draft (send-test) is rendered
+    from its current content and not frozen, so later edits still show."""
+    issue = require(session, issue_id)
+    if issue.rendered_at is None:
+        if issue.status is IssueStatus.DRAFT:
+            return _render(session, issue, tracked=tracked)
+        for column, value in _frozen_values(session, issue, utcnow()).items():
+            setattr(issue, column, value)
+        session.flush()
+    html = issue.rendered_html if tracked else issue.rendered_untracked_html
+    text = issue.rendered_text if tracked else issue.rendered_untracked_text
+    assert issue.rendered_subject is not None and html is not None and text is not None
+    return RenderedIssue(
+        subject=issue.rendered_subject,
+        preheader=issue.rendered_preheader or "",
+        html=html,
+        text=text,
+    )
+
+
+def preview(session: Session, issue_id: int) -> tuple[str, str]:
+    """(html, text) as a sample subscriber gets it, with the placeholder filled."""
+    tracked = get_settings().newsletter_tracking
+    rendered = frozen_content(session, issue_id, tracked=tracked)
+    return fill(rendered.html, SAMPLE_TOKEN), fill(rendered.text, SAMPLE_TOKEN)
+
+
+def public_html(session: Session, week: str) -> str | None:
+    """The "view in browser" page: the untracked render of an approved or sent issue, with the
+    placeholder filled by a token no delivery has (so the page carries no one's identity)."""
+    issue = repository.get_by_week(session, week)
+    if issue is None or issue.status in (IssueStatus.DRAFT, IssueStatus.CANCELLED):
+        return None
+    rendered = frozen_content(session, issue.id, tracked=False)
+    return fill(rendered.html, SAMPLE_TOKEN)
+
+
+# --- the state machine ---------------------------------------------------------------------
+
+
+def approve(session: Session, issue_id: int, *, by: str, now: datetime | None = None) -> Issue:
+    now = now or utcnow()
+    issue = require(session, issue_id)
+    if issue.status is not IssueStatus.DRAFT:
+        raise IssueError(f"issue {issue_id} is {issue.status.value}; only a draft can be approved")
+    if not any(not item.excluded for item in issue.items):
+        raise IssueError(f"issue {issue_id} ({issue.week}) has no matchups to send")
+    values = _frozen_values(session, issue, now)
+    if not repository.transition(
+        session,
+        issue_id,
+        (IssueStatus.DRAFT,),
+        IssueStatus.APPROVED,
+        approved_at=now,
+        approved_by=by,
+        **values,
+    ):
+        raise IssueError(f"issue {issue_id} changed state meanwhile; it was not approved")
+    return require(session, issue_id)
+
+
+def schedule(session: Session, issue_id: int, at: datetime) -> Issue:
+    if at.tzinfo is None:
+        raise IssueError("the send time needs a time zone (e.g. 2026-03-02T09:00+01:00)")
+    issue = require(session, issue_id)
+    if issue.status not in (IssueStatus.APPROVED, IssueStatus.SCHEDULED):
+        raise IssueError(f"issue {issue_id} is {issue.status.value}; approve it before scheduling")
+    if not repository.transition(
+        session,
+        issue_id,
+        (IssueStatus.APPROVED, IssueStatus.SCHEDULED),
+        IssueStatus.SCHEDULED,
+        scheduled_at=at.astimezone(UTC),
+    ):
+        raise IssueError(f"issue {issue_id} changed state meanwhile; it was not scheduled")
+    return require(session, issue_id)
+
+
+def cancel(session: Session, issue_id: int) -> Issue:
+    issue = require(session, issue_id)
+    if issue.status not in CANCELLABLE:
+        raise IssueError(f"issue {issue_id} is {issue.status.value}; it can no longer be cancelled")
+    if not repository.transition(session, issue_id, CANCELLABLE, IssueStatus.CANCELLED):
+        raise IssueError(f"issue {issue_id} changed state meanwhile; it was not cancelled")
+    return require(session, issue_id)
+
+
+# --- reporting -----------------------------------------------------------------------------
+
+
+def to_json(session: Session, issue: Issue) -> dict[str, Any]:
+    matchups = repository.matchups_of(session, issue)
+    cap = get_settings().newsletter_max_matchups
+    included = [matchups[i.matchup_id].slug for i in issue.items if not i.excluded]
+    return {
+        "id": issue.id,
+        "week": issue.week,
+        "status": issue.status.value,
+        "cutoff_at": issue.cutoff_at.isoformat(),
+        "subject": issue.rendered_subject or issue.subject_override,
+        "matchups": included,
+        "featured": included[:cap],
+        "more_this_week": included[cap:],
+        "excluded": [matchups[i.matchup_id].slug for i in issue.items if i.excluded],
+        "overrides": {
+            "subject": issue.subject_override,
+            "preheader": issue.preheader_override,
+            "intro": issue.intro_override,
+            "matchups": {
+                matchups[i.matchup_id].slug: {
+                    "summary": i.summary_override,
+                    "position": i.position_override,
+                    "excluded": i.excluded,
+                }
+                for i in issue.items
+                if i.summary_override or i.position_override or i.excluded
+            },
+        },
+        "scheduled_at": issue.scheduled_at.isoformat() if issue.scheduled_at else None,
+        "approved_at": issue.approved_at.isoformat() if issue.approved_at else None,
+        "approved_by": issue.approved_by,
+        "rendered_at": issue.rendered_at.isoformat() if issue.rendered_at else None,
+    }
