@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     newsletter_send_rate_limit: float = Field(default=0.0, ge=0)  # emails/s; 0 = unlimited
     newsletter_batch_size: int = Field(default=1000, ge=1, le=1000)
     newsletter_send_deadline_seconds: float = Field(default=3600.0, gt=0)
+    # Requests one worker process keeps in flight at once (threads; each claims its own batch).
+    newsletter_send_concurrency: int = Field(default=4, ge=1, le=32)
+    # A batch in flight this long, claimed by a worker on another machine, is taken as crashed.
+    newsletter_send_stuck_seconds: float = Field(default=300.0, gt=0)
 
     # Identity of the list
     newsletter_from_email: str = "verdicts@aitoolverdicts.example"
