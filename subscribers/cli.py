@@ -2,6 +2,274 @@
 
 from __future__ import annotations
 
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
 import typer
 
+from newsletter.cli_support import JsonOption, fail, is_terminal, print_json, warn
+from newsletter.db import transaction
+from subscribers import emails, importer, repository, service
+from subscribers.addresses import InvalidAddress
+from subscribers.models import SubscriberStatus
+
 app = typer.Typer(help="Manage the subscriber list.", no_args_is_help=True)
+
+EXPORT_COLUMNS = [
+    "email",
+    "name",
+    "status",
+    "paused",
+    "source",
+    "consent_at",
+    "consent_method",
+    "consent_ip",
+    "confirmed_at",
+    "unsubscribed_at",
+    "created_at",
+]
+
+
+def _status(value: str | None) -> SubscriberStatus | None:
+    if value is None:
+        return None
+    try:
+        return SubscriberStatus(value.lower())
+    except ValueError:
+        choices = ", ".join(s.value for s in SubscriberStatus)
+        raise typer.BadParameter(f"{value!r} is not a status; use one of {choices}") from None
+
+
+StatusOption = typer.Option(
+    None, "--status", help="Only this status: pending, active, unsubscribed, bounced, complained."
+)
+
+
+@app.command()
+def add(
+    email: str = typer.Argument(..., help="The address to add."),
+    name: str = typer.Option("", "--name", help="The person's name."),
+    confirm: bool = typer.Option(
+        False,
+        "--confirm",
+        help="Double opt-in: add as pending and mail a confirmation link. Without it you "
+        "vouch for their consent and they are active at once.",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Add one subscriber (active, or pending with --confirm)."""
+    try:
+        with transaction() as session:
+            if confirm:
+                request = service.request_confirmation(session, email, name, source="cli")
+                subscriber = service.find(session, email)
+                outcome = "confirmation_sent" if request else "already_active"
+            else:
+                subscriber, added = service.add_by_admin(session, email, name)
+                request, outcome = None, added.value
+            assert subscriber is not None
+            data = service.to_json(subscriber)
+    except (InvalidAddress, service.SubscriberError) as exc:
+        fail(f"{email}: {exc}")
+    if request is not None:
+        result = emails.send_confirmation(request)
+        if not result.ok:
+            fail(f"{data['email']}: pending, but the confirmation mail failed: {result.error}")
+    if as_json:
+        print_json({"outcome": outcome, "subscriber": data})
+    else:
+        typer.echo(f"{outcome.replace('_', ' ')}: {data['email']} ({data['status']})")
+
+
+@app.command("import")
+def import_(
+    path: Path = typer.Argument(..., help="A CSV file (any common export: Mailchimp, Excel…)."),
+    require_confirmation: bool = typer.Option(
+        False,
+        "--require-confirmation",
+        help="Add new addresses as pending and mail each a confirmation link, instead of "
+        "vouching for their consent (active).",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Import subscribers from CSV. Addresses that left are never reactivated; invalid rows
+    are listed with their line number and nothing of them is written."""
+    if not path.is_file():
+        fail(f"{path}: no such file")
+    send = emails.send_confirmation if require_confirmation else None
+    try:
+        if is_terminal():
+            report = _import_with_progress(path, require_confirmation, send)
+        else:
+            report = importer.import_csv(
+                path, require_confirmation=require_confirmation, send_confirmation=send
+            )
+    except importer.ImportRefused as exc:
+        fail(f"{path}: {exc}")
+    if as_json:
+        print_json(report.to_json())
+    else:
+        for row in report.invalid:
+            warn(f"{path.name}:{row.line}: {row.reason} ({row.value!r})")
+        reasons = ", ".join(f"{n} {r}" for r, n in report.skipped_by_reason.items() if n)
+        typer.echo(
+            f"{report.imported} imported, {report.updated} updated, "
+            f"{report.skipped} skipped{f' ({reasons})' if reasons else ''}, "
+            f"{len(report.invalid)} invalid"
+        )
+    if report.invalid:
+        raise typer.Exit(1)
+
+
+def _import_with_progress(
+    path: Path, require_confirmation: bool, send: Any
+) -> importer.ImportReport:
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    size = path.stat().st_size
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"importing {path.name}", total=size)
+        return importer.import_csv(
+            path,
+            require_confirmation=require_confirmation,
+            send_confirmation=send,
+            on_progress=lambda done: progress.update(task, completed=done),
+        )
+
+
+@app.command()
+def export(
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write to this file (default: standard output)."
+    ),
+    status: str | None = StatusOption,
+) -> None:
+    """Export the list as CSV (UTF-8, header line, one subscriber per row)."""
+    wanted = _status(status)
+    stream = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+    try:
+        writer = csv.writer(stream)
+        writer.writerow(EXPORT_COLUMNS)
+        count = 0
+        with transaction() as session:
+            for subscriber in repository.list_subscribers(session, status=wanted):
+                data = service.to_json(subscriber)
+                consent = data["consent"]
+                writer.writerow(
+                    [
+                        data["email"],
+                        data["name"],
+                        data["status"],
+                        "yes" if data["paused"] else "no",
+                        data["source"],
+                        consent["at"] or "",
+                        consent["method"] or "",
+                        consent["ip"] or "",
+                        data["confirmed_at"] or "",
+                        data["unsubscribed_at"] or "",
+                        data["created_at"],
+                    ]
+                )
+                count += 1
+    finally:
+        if output:
+            stream.close()
+    if output:
+        warn(f"{count} subscribers written to {output}")
+
+
+@app.command("list")
+def list_(
+    status: str | None = StatusOption,
+    search: str | None = typer.Option(None, "--search", help="Part of an email or name."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many."),
+    as_json: bool = JsonOption,
+) -> None:
+    """List subscribers, oldest first."""
+    wanted = _status(status)
+    with transaction() as session:
+        rows = [
+            service.to_json(s)
+            for s in repository.list_subscribers(session, status=wanted, search=search, limit=limit)
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        paused = " (paused)" if row["paused"] else ""
+        typer.echo(f"{row['status']:12} {row['email']}  {row['name']}{paused}")
+    if not rows:
+        typer.echo("no subscribers match" if (status or search) else "no subscribers yet")
+
+
+def _find_or_fail(session: Any, email: str) -> Any:
+    try:
+        subscriber = service.find(session, email)
+    except InvalidAddress as exc:
+        fail(f"{email}: {exc}")
+    if subscriber is None:
+        fail(f"{email}: not on the list")
+    return subscriber
+
+
+@app.command()
+def show(email: str = typer.Argument(...), as_json: bool = JsonOption) -> None:
+    """Everything held about one person (the same data as their own export)."""
+    with transaction() as session:
+        data = service.personal_data(session, _find_or_fail(session, email))
+    if as_json:
+        print_json(data)
+        return
+    for key in ("email", "name", "status", "paused", "tracking_opt_out", "source"):
+        typer.echo(f"{key:17} {data[key]}")
+    consent = data["consent"]
+    typer.echo(f"{'consent':17} {consent['method']} at {consent['at']} from {consent['ip']}")
+    typer.echo(
+        f"{'activity':17} {len(data['deliveries'])} deliveries, {len(data['events'])} events, "
+        f"{len(data['votes'])} votes"
+    )
+
+
+@app.command()
+def unsubscribe(email: str = typer.Argument(...), as_json: bool = JsonOption) -> None:
+    """Unsubscribe someone (at their request): no more mail, never reactivated by an import."""
+    with transaction() as session:
+        subscriber = _find_or_fail(session, email)
+        changed = service.unsubscribe(session, subscriber.id, reason="unsubscribed")
+        data = service.to_json(repository.get(session, subscriber.id))  # type: ignore[arg-type]
+    if as_json:
+        print_json({"changed": changed, "subscriber": data})
+    elif changed:
+        typer.echo(f"unsubscribed: {data['email']}")
+    else:
+        typer.echo(f"{data['email']} was already {data['status']}; now suppressed")
+
+
+@app.command()
+def erase(
+    email: str = typer.Argument(...),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    as_json: bool = JsonOption,
+) -> None:
+    """GDPR erasure: delete the person's data, keep only a one-way hash so the address stays
+    suppressed. Their past deliveries stay counted, anonymous."""
+    with transaction() as session:
+        subscriber = _find_or_fail(session, email)
+        address = subscriber.email
+        if not yes and not typer.confirm(f"Erase everything about {address}?", err=True):
+            fail("nothing erased")
+        service.erase(session, subscriber.id)
+    if as_json:
+        print_json({"erased": True})
+    else:
+        typer.echo("erased (the address stays suppressed as a one-way hash)")

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Insert,
+    Row,
     Select,
     bindparam,
     delete,
@@ -279,19 +280,19 @@ def suppressed_among(session: Session, hashes: Sequence[str]) -> set[str]:
     )
 
 
-def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
-    """Insert many subscribers at once; an address that appeared meanwhile is left alone.
-
-    Returns how many rows went in.
+def insert_new(session: Session, rows: list[dict[str, Any]]) -> list[Row[Any]]:
+    """Insert many subscribers at once (multi-row INSERT); an address that appeared meanwhile
+    is left alone (ON CONFLICT DO NOTHING). Returns (id, email, name) of the rows that went in.
     """
     if not rows:
-        return 0
+        return []
+    table = Subscriber.__table__
     stmt = (
-        _insert(session, Subscriber)
+        _insert(session, table)
         .on_conflict_do_nothing()  # type: ignore[attr-defined]
-        .returning(Subscriber.id)
+        .returning(table.c.id, table.c.email, table.c.name)
     )
-    return len(session.execute(stmt, rows).all())
+    return list(session.connection().execute(stmt, rows).all())
 
 
 def rename_many(session: Session, names: list[dict[str, Any]]) -> int:

@@ -49,11 +49,15 @@ def create_app() -> FastAPI:
     errors.install(app)
     app.mount("/static", StaticFiles(directory=TEMPLATES_DIR / "web" / "static"), name="static")
 
-    from newsletter.web import login
+    from newsletter.web import editor, login
 
     app.include_router(login.router)
+    app.include_router(editor.router)
     # Each domain contributes its router here.
     from newsletter.tracking.routes import router as tracking_router
 
     app.include_router(tracking_router)
+    from subscribers.routes import router as subscribers_router
+
+    app.include_router(subscribers_router)
     return app

@@ -1,0 +1,233 @@
+"""Public subscriber pages: subscribe, confirm, unsubscribe (RFC 8058), preferences.
+
+Nothing here changes state on a GET: mail scanners and link previewers fetch every URL in a
+message, so confirming, unsubscribing and erasing each take a POST (a button on the page, or
+the mail client's one-click POST). On the token pages the signed token in the URL is the
+credential; there is no session to forge a request against, so they carry no CSRF field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel
+
+from newsletter.db import transaction
+from newsletter.web.pages import flash, redirect, render
+from subscribers import emails, service
+from subscribers.addresses import InvalidAddress
+from subscribers.models import SubscriberStatus
+
+router = APIRouter(tags=["subscribers"])
+
+T = "web/subscribers/"
+
+
+def _ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _link_invalid(request: Request, what: str) -> HTMLResponse:
+    return render(request, T + "link_invalid.html", {"what": what}, status_code=404)
+
+
+# --- subscribing ----------------------------------------------------------------------------
+
+
+@router.get("/subscribe", response_class=HTMLResponse)
+def subscribe_form(request: Request) -> HTMLResponse:
+    return render(request, T + "subscribe.html", {"email": "", "name": "", "error": None})
+
+
+@router.post("/subscribe", response_class=HTMLResponse)
+def subscribe(
+    request: Request,
+    email: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+) -> HTMLResponse:
+    try:
+        with transaction() as session:
+            confirmation = service.request_confirmation(session, email, name[:200], source="web")
+    except InvalidAddress as exc:
+        context = {"email": email, "name": name, "error": f"{email or 'That'}: {exc}"}
+        return render(request, T + "subscribe.html", context, status_code=400)
+    if confirmation is not None:
+        emails.send_confirmation(confirmation)
+    # The same answer whether or not the address was already on the list.
+    return render(request, T + "check_inbox.html", {"email": email.strip()})
+
+
+class SubscribeRequest(BaseModel):
+    email: str
+    name: str = ""
+
+
+@router.post("/api/subscribe", status_code=202)
+def subscribe_api(body: SubscribeRequest) -> JSONResponse:
+    """Double opt-in from another site's form: a confirmation mail goes out (202)."""
+    try:
+        with transaction() as session:
+            confirmation = service.request_confirmation(
+                session, body.email, body.name[:200], source="api"
+            )
+    except InvalidAddress as exc:
+        return JSONResponse({"error": f"invalid email {body.email!r}: {exc}"}, status_code=422)
+    if confirmation is not None:
+        emails.send_confirmation(confirmation)
+    return JSONResponse({"status": "confirmation_sent"}, status_code=202)
+
+
+@router.get("/confirm/{token}", response_class=HTMLResponse)
+def confirm_page(request: Request, token: str) -> HTMLResponse:
+    with transaction() as session:
+        state, subscriber = service.confirmation_state(session, token)
+        email = subscriber.email if subscriber else ""
+    if state == service.ConfirmState.INVALID:
+        return _link_invalid(request, "confirmation")
+    if state == service.ConfirmState.DONE:
+        return render(request, T + "confirmed.html", {"email": email, "prefs": None})
+    return render(request, T + "confirm.html", {"email": email, "token": token})
+
+
+@router.post("/confirm/{token}", response_class=HTMLResponse)
+def confirm(request: Request, token: str) -> HTMLResponse:
+    with transaction() as session:
+        state, subscriber = service.confirm(session, token, ip=_ip(request))
+        if state != service.ConfirmState.DONE or subscriber is None:
+            return _link_invalid(request, "confirmation")
+        context = {
+            "email": subscriber.email,
+            "prefs": f"/p/{service.subscriber_token(subscriber.id)}",
+        }
+    return render(request, T + "confirmed.html", context)
+
+
+# --- leaving: RFC 8058 one-click and the visible link -----------------------------------------
+
+
+@router.get("/u/{token}", response_class=HTMLResponse)
+def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
+    with transaction() as session:
+        subscriber = service.resolve_token(session, token)
+        if subscriber is None:
+            return _link_invalid(request, "unsubscribe")
+        context = {"email": subscriber.email, "token": token, "status": subscriber.status.value}
+    return render(request, T + "unsubscribe.html", context)
+
+
+@router.post("/u/{token}", response_class=HTMLResponse)
+def unsubscribe(request: Request, token: str) -> HTMLResponse:
+    """RFC 8058: a POST with body `List-Unsubscribe=One-Click` unsubscribes at once, with no
+    further page or login; the button on the GET page posts the same body."""
+    with transaction() as session:
+        subscriber = service.resolve_token(session, token)
+        if subscriber is None:
+            return _link_invalid(request, "unsubscribe")
+        service.unsubscribe(session, subscriber.id)
+        context = {"email": subscriber.email, "prefs": f"/p/{token}"}
+    return render(request, T + "unsubscribed.html", context)
+
+
+# --- preferences ----------------------------------------------------------------------------
+
+
+@router.get("/p/{token}", response_class=HTMLResponse)
+def preferences(request: Request, token: str) -> HTMLResponse:
+    with transaction() as session:
+        subscriber = service.resolve_token(session, token)
+        if subscriber is None:
+            return _link_invalid(request, "preferences")
+        context = {
+            "subscriber": service.to_json(subscriber),
+            "token": token,
+            "left": subscriber.status in service.LEFT
+            or subscriber.status == SubscriberStatus.PENDING,
+        }
+    return render(request, T + "preferences.html", context)
+
+
+def _act(request: Request, token: str, action: str) -> Response:
+    with transaction() as session:
+        subscriber = service.resolve_token(session, token)
+        if subscriber is None:
+            return _link_invalid(request, "preferences")
+        if action == "pause":
+            service.set_paused(session, subscriber.id, True)
+            message = "Paused: no issues until you resume."
+        elif action == "resume":
+            service.set_paused(session, subscriber.id, False)
+            message = "Resumed: the next issue will reach you."
+        elif action == "resubscribe":
+            service.resubscribe(session, subscriber.id, ip=_ip(request))
+            message = "Welcome back: you are subscribed again."
+        elif action == "tracking-off":
+            service.set_tracking_opt_out(session, subscriber.id, True)
+            message = "Tracking is off: your issues carry no open pixel or tracked links."
+        else:
+            service.set_tracking_opt_out(session, subscriber.id, False)
+            message = "Tracking is on."
+    flash(request, message)
+    return redirect(f"/p/{token}")
+
+
+@router.post("/p/{token}/pause")
+def pause(request: Request, token: str) -> Response:
+    return _act(request, token, "pause")
+
+
+@router.post("/p/{token}/resume")
+def resume(request: Request, token: str) -> Response:
+    return _act(request, token, "resume")
+
+
+@router.post("/p/{token}/resubscribe")
+def resubscribe(request: Request, token: str) -> Response:
+    return _act(request, token, "resubscribe")
+
+
+@router.post("/p/{token}/tracking-off")
+def tracking_off(request: Request, token: str) -> Response:
+    return _act(request, token, "tracking-off")
+
+
+@router.post("/p/{token}/tracking-on")
+def tracking_on(request: Request, token: str) -> Response:
+    return _act(request, token, "tracking-on")
+
+
+@router.get("/p/{token}/export.json", response_model=None)
+def export_my_data(request: Request, token: str) -> Response:
+    with transaction() as session:
+        subscriber = service.resolve_token(session, token)
+        if subscriber is None:
+            return _link_invalid(request, "preferences")
+        data = service.personal_data(session, subscriber)
+    return JSONResponse(
+        data,
+        headers={
+            "Content-Disposition": 'attachment; filename="my-newsletter-data.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/p/{token}/erase", response_class=HTMLResponse)
+def erase_page(request: Request, token: str) -> HTMLResponse:
+    with transaction() as session:
+        subscriber = service.resolve_token(session, token)
+        if subscriber is None:
+            return _link_invalid(request, "preferences")
+        context = {"email": subscriber.email, "token": token}
+    return render(request, T + "erase.html", context)
+
+
+@router.post("/p/{token}/erase", response_class=HTMLResponse)
+def erase(request: Request, token: str) -> HTMLResponse | RedirectResponse:
+    with transaction() as session:
+        subscriber = service.resolve_token(session, token)
+        if subscriber is None:
+            return _link_invalid(request, "preferences")
+        service.erase(session, subscriber.id)
+    return render(request, T + "erased.html", {})
