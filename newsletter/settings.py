@@ -68,8 +68,6 @@ class Settings(BaseSettings):
     newsletter_send_delay_minutes: int = Field(default=120, ge=0)
     # How often the scheduler looks for due work (builds, approved issues, resumable sends).
     newsletter_tick_seconds: int = Field(default=30, ge=1)
-    # A batch in flight longer than this is assumed abandoned by a dead worker: swept to uncertain.
-    newsletter_stuck_batch_seconds: int = Field(default=900, ge=60)
     newsletter_editor_emails: str = ""
 
     @field_validator("newsletter_tracking", mode="before")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import html
 import logging
 
-from newsletter.sending.message import OutgoingMessage
-from newsletter.sending.transport import get_transport
+from newsletter.sending.service import send_notice
 from newsletter.settings import get_settings
 
 log = logging.getLogger("newsletter.scheduler")
@@ -30,21 +29,15 @@ def notify_editors(subject: str, text: str) -> list[str]:
     body_html = "".join(
         f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in text.split("\n\n")
     )
-    transport = get_transport()
-    notified = []
-    for address in editors:
-        message = OutgoingMessage(
-            to_email=address,
-            subject=subject,
-            text=text,
-            html=f"<!doctype html><html><body>{body_html}</body></html>",
-            categories=("editor-notice",),
+    try:
+        results = send_notice(
+            editors, subject, text, f"<!doctype html><html><body>{body_html}</body></html>"
         )
-        try:
-            result = transport.send_one(message)
-        except Exception:
-            log.exception("editors: notice %r to %s failed", subject, address)
-            continue
+    except Exception:
+        log.exception("editors: notice %r could not be sent", subject)
+        return []
+    notified = []
+    for address, result in zip(editors, results, strict=True):
         if result.ok:
             notified.append(address)
         else:
