@@ -104,15 +104,17 @@ def community_line(matchup: Matchup, vote: CommunityVote) -> str:
     first, second = vote.pct_tool0, vote.pct_tool1
     if first is None and second is None:
         return "Community vote: no votes yet."
-    who = "Newsletter readers" if vote.votes else "The community"
+    readers = bool(vote.votes)
+    who = "Newsletter readers" if readers else "The community"
+    gives, backs, is_ = ("give", "back", "are") if readers else ("gives", "backs", "is")
     tail = f" ({vote.votes} vote{'s' if vote.votes != 1 else ''})" if vote.votes else ""
     if first is None or second is None:
         tool, pct = (b, second) if first is None else (a, first)
-        return f"{who} gives {tool.name} {pct}%{tail}."
+        return f"{who} {gives} {tool.name} {pct}%{tail}."
     if first == second:
-        return f"{who} is split {first}% to {second}%{tail}."
+        return f"{who} {is_} split {first}% to {second}%{tail}."
     leader, lead, trail = (a, first, second) if first > second else (b, second, first)
-    return f"{who} backs {leader.name}, {lead}% to {trail}%{tail}."
+    return f"{who} {backs} {leader.name}, {lead}% to {trail}%{tail}."
 
 
 def cut(text: str, limit: int = PULL_QUOTE_CHARS) -> str:
