@@ -10,7 +10,12 @@ from newsletter.cli_support import JsonOption, fail, print_json
 from newsletter.db import transaction
 from newsletter.tracking import service
 
-app = typer.Typer(help="The numbers: deliveries, opens, clicks, votes.")
+# `stats` is a group (the root CLI adds one per domain) used as a single command: options may
+# follow the issue id, as in every other command.
+app = typer.Typer(
+    help="The numbers: deliveries, opens, clicks, votes.",
+    context_settings={"allow_interspersed_args": True},
+)
 
 
 @app.callback(invoke_without_command=True)
