@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from newsletter.db import transaction
@@ -224,7 +224,7 @@ def erase_page(request: Request, token: str) -> HTMLResponse:
 
 
 @router.post("/p/{token}/erase", response_class=HTMLResponse)
-def erase(request: Request, token: str) -> HTMLResponse | RedirectResponse:
+def erase(request: Request, token: str) -> HTMLResponse:
     with transaction() as session:
         subscriber = service.resolve_token(session, token)
         if subscriber is None:
