@@ -1,0 +1,210 @@
+"""The JSON API for staff operations: `Authorization: Bearer <token>` from
+`newsletter users token EMAIL`. Editors may read and move issues; subscriber operations are
+admin-only. Described at /openapi.json.
+
+No cookies are read here, so a cross-site page cannot ride a signed-in browser: no CSRF token
+is needed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from newsletter.db import transaction
+from newsletter.issues import repository as issues_repository
+from newsletter.issues import service as issues
+from newsletter.web import listing
+from newsletter.web.auth import ApiAdmin, ApiUser
+
+router = APIRouter(prefix="/api/v1", tags=["staff api"])
+
+
+class Me(BaseModel):
+    id: int
+    email: str
+    role: str
+
+
+class IssueSummary(BaseModel):
+    id: int
+    week: str
+    status: str
+    subject: str | None
+    scheduled_at: datetime | None
+    sent_at: datetime | None
+
+
+class ScheduleRequest(BaseModel):
+    at: datetime = Field(description="When to send, with a time zone (ISO 8601).")
+
+
+class SubscriberOut(BaseModel):
+    id: int
+    email: str
+    name: str
+    status: str
+    paused: bool
+    created_at: datetime
+
+
+class SubscriberPage(BaseModel):
+    items: list[SubscriberOut]
+    next_before: int | None = Field(description="Pass as `before` for the next page.")
+
+
+class NewSubscriber(BaseModel):
+    email: str = Field(max_length=320)
+    name: str = Field(default="", max_length=200)
+
+
+class Outcome(BaseModel):
+    id: int
+    outcome: str
+
+
+def _refused(exc: Exception, status: int = 409) -> HTTPException:
+    return HTTPException(status_code=status, detail=str(exc))
+
+
+@router.get("/me", response_model=Me)
+def me(user: ApiUser) -> Me:
+    return Me(id=user.id, email=user.email, role=user.role.value)
+
+
+@router.get("/issues", response_model=list[IssueSummary])
+def list_issues(user: ApiUser) -> list[IssueSummary]:
+    with transaction() as session:
+        return [
+            IssueSummary(
+                id=i.id,
+                week=i.week,
+                status=i.status.value,
+                subject=i.rendered_subject or i.subject_override,
+                scheduled_at=i.scheduled_at,
+                sent_at=i.sent_at,
+            )
+            for i in issues_repository.list_all(session)
+        ]
+
+
+@router.get("/issues/{issue_id}")
+def get_issue(issue_id: int, user: ApiUser) -> dict[str, Any]:
+    """The issue with its matchups and the editor's overrides."""
+    with transaction() as session:
+        issue = issues_repository.get(session, issue_id)
+        if issue is None:
+            raise HTTPException(status_code=404, detail=f"no issue with id {issue_id}")
+        return issues.to_json(session, issue)
+
+
+@router.post("/issues/{issue_id}/approve")
+def approve_issue(issue_id: int, user: ApiUser) -> dict[str, Any]:
+    try:
+        with transaction() as session:
+            issue = issues.approve(session, issue_id, by=user.email)
+            return issues.to_json(session, issue)
+    except issues.IssueError as exc:
+        raise _refused(exc) from exc
+
+
+@router.post("/issues/{issue_id}/schedule")
+def schedule_issue(issue_id: int, body: ScheduleRequest, user: ApiUser) -> dict[str, Any]:
+    try:
+        with transaction() as session:
+            issue = issues.schedule(session, issue_id, body.at)
+            return issues.to_json(session, issue)
+    except issues.IssueError as exc:
+        raise _refused(exc) from exc
+
+
+@router.post("/issues/{issue_id}/cancel")
+def cancel_issue(issue_id: int, user: ApiUser) -> dict[str, Any]:
+    try:
+        with transaction() as session:
+            issue = issues.cancel(session, issue_id)
+            return issues.to_json(session, issue)
+    except issues.IssueError as exc:
+        raise _refused(exc) from exc
+
+
+@router.get("/issues/{issue_id}/stats")
+def issue_numbers(issue_id: int, user: ApiUser) -> dict[str, Any]:
+    """Opens, clicks, votes and delivery counts (the same numbers as `newsletter stats --json`)."""
+    from newsletter.tracking.service import IssueNotFound, issue_stats
+
+    try:
+        with transaction() as session:
+            return issue_stats(session, issue_id)
+    except IssueNotFound as exc:
+        raise _refused(exc, 404) from exc
+
+
+@router.get("/subscribers", response_model=SubscriberPage)
+def list_subscribers(
+    user: ApiAdmin,
+    q: str = Query("", max_length=200, description="Address prefix or part of a name."),
+    status: str | None = None,
+    before: int | None = Query(None, description="Keyset: ids below this one."),
+    limit: int = Query(100, ge=1, le=1000),
+) -> SubscriberPage:
+    from subscribers.models import SubscriberStatus
+
+    try:
+        wanted = SubscriberStatus(status) if status else None
+    except ValueError:
+        raise _refused(ValueError(f"unknown status {status!r}"), 422) from None
+    with transaction() as session:
+        rows = listing.subscribers_page(
+            session, status=wanted, search=q or None, before_id=before, limit=limit + 1
+        )
+        items = [
+            SubscriberOut(
+                id=s.id,
+                email=s.email,
+                name=s.name,
+                status=s.status.value,
+                paused=s.paused,
+                created_at=s.created_at,
+            )
+            for s in rows[:limit]
+        ]
+    return SubscriberPage(items=items, next_before=items[-1].id if len(rows) > limit else None)
+
+
+@router.post("/subscribers", response_model=Outcome, status_code=201)
+def add_subscriber(body: NewSubscriber, user: ApiAdmin) -> Outcome:
+    from subscribers import service
+    from subscribers.addresses import InvalidAddress
+
+    try:
+        with transaction() as session:
+            subscriber, outcome = service.add_by_admin(session, body.email, body.name, source="api")
+            return Outcome(id=subscriber.id, outcome=outcome.value)
+    except InvalidAddress as exc:
+        raise _refused(exc, 422) from exc
+    except service.SubscriberError as exc:
+        raise _refused(exc) from exc
+
+
+@router.post("/subscribers/{subscriber_id}/unsubscribe", response_model=Outcome)
+def unsubscribe(subscriber_id: int, user: ApiAdmin) -> Outcome:
+    from subscribers import service
+
+    with transaction() as session:
+        changed = service.unsubscribe(session, subscriber_id, reason="admin")
+    return Outcome(id=subscriber_id, outcome="unsubscribed" if changed else "unchanged")
+
+
+@router.delete("/subscribers/{subscriber_id}", response_model=Outcome)
+def erase(subscriber_id: int, user: ApiAdmin) -> Outcome:
+    """GDPR erasure: personal data removed, the address stays suppressed as a hash."""
+    from subscribers import service
+
+    with transaction() as session:
+        if not service.erase(session, subscriber_id):
+            raise HTTPException(status_code=404, detail=f"no subscriber with id {subscriber_id}")
+    return Outcome(id=subscriber_id, outcome="erased")

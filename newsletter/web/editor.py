@@ -1,0 +1,385 @@
+"""Editor pages: the issues list, one issue's editor with its live preview, actions and numbers.
+
+Routes stay thin: every read and change goes through the issues, sending and tracking services
+(CONTRACTS.md); each request owns one transaction. A refused action (an `IssueError`, a lost
+race) comes back to the issue page as a notice that says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.orm import Session
+
+from newsletter.db import transaction
+from newsletter.issues import repository as issues_repository
+from newsletter.issues import service as issues
+from newsletter.issues import verdicts
+from newsletter.issues.models import Issue, IssueStatus
+from newsletter.sending.service import SendError
+from newsletter.settings import get_settings
+from newsletter.web import charts, csrf
+from newsletter.web.auth import Staff, require_staff
+from newsletter.web.headers import EMAIL_PREVIEW_CSP
+from newsletter.web.pages import flash, redirect, render
+
+router = APIRouter(
+    prefix="/admin",
+    dependencies=[Depends(require_staff), Depends(csrf.require_csrf)],
+    include_in_schema=False,
+)
+
+LIVE = (IssueStatus.SENDING, IssueStatus.PAUSED)
+
+
+def _issue_or_404(session: Session, issue_id: int) -> Issue:
+    issue = issues_repository.get(session, issue_id)
+    if issue is None:
+        raise HTTPException(status_code=404, detail=f"There is no issue {issue_id}.")
+    return issue
+
+
+def _progress(session: Session, issue_id: int) -> dict[str, int]:
+    from newsletter.sending.repository import status_counts
+
+    counts = dict(status_counts(session, issue_id))
+    recipients = counts.get("recipients", 0)
+    done = sum(counts.get(k, 0) for k in ("sent", "failed", "uncertain", "skipped"))
+    counts["done"] = done
+    counts["percent"] = round(100 * done / recipients) if recipients else 0
+    return counts
+
+
+def _act(request: Request, issue_id: int, action: Callable[[Session], str]) -> Response:
+    """Run one state change in its own transaction and come back to the issue page."""
+    try:
+        with transaction() as session:
+            _issue_or_404(session, issue_id)
+            message = action(session)
+        flash(request, message)
+    except (issues.IssueError, SendError) as exc:
+        flash(request, str(exc), "error")
+    return redirect(f"/admin/issues/{issue_id}")
+
+
+@router.get("", include_in_schema=False)
+def home() -> Response:
+    return redirect("/admin/issues")
+
+
+@router.get("/issues", response_class=HTMLResponse)
+def issues_list(request: Request) -> Response:
+    with transaction() as session:
+        rows = []
+        for issue in issues_repository.list_all(session):
+            progress = _progress(session, issue.id) if issue.status in LIVE else None
+            rows.append({"issue": issue, "progress": progress})
+    live = any(row["progress"] is not None for row in rows)
+    return render(request, "web/editor/issues.html", {"rows": rows, "live": live})
+
+
+@router.post("/issues/build")
+def build(request: Request) -> Response:
+    try:
+        with transaction() as session:
+            result = issues.build(session)
+            issue_id = result.issue.id
+            refreshed = result.refreshed
+        flash(
+            request,
+            f"Issue {result.issue.week} rebuilt from this week's matchups."
+            if refreshed
+            else f"Issue {result.issue.week} is already {result.issue.status.value}; left as is.",
+        )
+    except issues.IssueError as exc:
+        flash(request, str(exc), "error")
+        return redirect("/admin/issues")
+    return redirect(f"/admin/issues/{issue_id}")
+
+
+def _items(session: Session, issue: Issue) -> list[dict[str, Any]]:
+    matchups = issues_repository.matchups_of(session, issue)
+    rows = []
+    for item in issue.items:
+        matchup = matchups[item.matchup_id]
+        computed = verdicts.verdict(matchup).sentences
+        rows.append(
+            {
+                "slug": matchup.slug,
+                "title": matchup.title,
+                "position": item.position,
+                "pinned": item.position_override is not None,
+                "excluded": item.excluded,
+                "summary": item.summary_override or computed,
+                "edited": item.summary_override is not None,
+            }
+        )
+    return rows
+
+
+@router.get("/issues/{issue_id}", response_class=HTMLResponse)
+def issue_page(request: Request, issue_id: int, staff: Staff) -> Response:
+    settings = get_settings()
+    with transaction() as session:
+        issue = _issue_or_404(session, issue_id)
+        content = issues.content(session, issue)
+        _, text = issues.preview(session, issue_id)
+        progress = (
+            _progress(session, issue_id) if issue.status in (*LIVE, IssueStatus.SENT) else None
+        )
+        uncertain = _uncertain(session, issue_id) if progress and progress.get("uncertain") else []
+        context = {
+            "issue": issue,
+            "content": content,
+            "items": _items(session, issue),
+            "text": text,
+            "progress": progress,
+            "uncertain": uncertain,
+            "editable": issue.status in issues.EDITABLE,
+            "me": staff.email,
+            "timezone": settings.newsletter_timezone,
+            "scheduled_local": (
+                issue.scheduled_at.astimezone(ZoneInfo(settings.newsletter_timezone))
+                if issue.scheduled_at
+                else None
+            ),
+        }
+    return render(request, "web/editor/issue.html", context)
+
+
+@router.get("/issues/{issue_id}/preview.html")
+def preview_html(issue_id: int) -> Response:
+    """The email exactly as a subscriber's client gets it, for the preview frames."""
+    with transaction() as session:
+        _issue_or_404(session, issue_id)
+        html, _ = issues.preview(session, issue_id)
+    return HTMLResponse(
+        html, headers={"Content-Security-Policy": EMAIL_PREVIEW_CSP, "Cache-Control": "no-store"}
+    )
+
+
+@router.get("/issues/{issue_id}/progress.json")
+def progress_json(issue_id: int) -> JSONResponse:
+    with transaction() as session:
+        issue = _issue_or_404(session, issue_id)
+        body: dict[str, Any] = {"status": issue.status.value, **_progress(session, issue_id)}
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/issues/{issue_id}/edit")
+def edit(
+    request: Request,
+    issue_id: int,
+    subject: Annotated[str, Form(max_length=500)] = "",
+    preheader: Annotated[str, Form(max_length=500)] = "",
+    intro: Annotated[str, Form(max_length=5000)] = "",
+    original_subject: Annotated[str, Form()] = "",
+    original_preheader: Annotated[str, Form()] = "",
+    original_intro: Annotated[str, Form()] = "",
+    slug: Annotated[list[str] | None, Form()] = None,
+    summary: Annotated[list[str] | None, Form()] = None,
+    original_summary: Annotated[list[str] | None, Form()] = None,
+    position: Annotated[list[str] | None, Form()] = None,
+    original_position: Annotated[list[str] | None, Form()] = None,
+    excluded: Annotated[list[str] | None, Form()] = None,
+    was_excluded: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    slugs = slug or []
+    summaries, originals = summary or [], original_summary or []
+    positions, original_positions = position or [], original_position or []
+    if not (
+        len(slugs) == len(summaries) == len(originals) == len(positions) == len(original_positions)
+    ):
+        raise HTTPException(
+            status_code=400, detail="The matchup fields of this form do not line up."
+        )
+    leave_out, left_out = set(excluded or []), set(was_excluded or [])
+
+    def change(session: Session) -> str:
+        reopened = False
+        edits = 0
+        # Only what the editor changed becomes an override; untouched text stays computed.
+        fields = {
+            name: value.strip()
+            for name, value, before in (
+                ("subject", subject, original_subject),
+                ("preheader", preheader, original_preheader),
+                ("intro", intro, original_intro),
+            )
+            if value.strip() != before.strip()
+        }
+        if fields:
+            edits += 1
+            reopened |= issues.edit_issue(session, issue_id, **fields)
+        for index, matchup_slug in enumerate(slugs):
+            changes: dict[str, Any] = {}
+            if summaries[index].strip() != originals[index].strip():
+                changes["summary"] = summaries[index]
+            if positions[index].strip() != original_positions[index].strip():
+                changes["position"] = _position(positions[index], matchup_slug)
+            if (matchup_slug in leave_out) != (matchup_slug in left_out):
+                changes["excluded"] = matchup_slug in leave_out
+            if changes:
+                edits += 1
+                reopened |= issues.edit_matchup(session, issue_id, matchup_slug, **changes)
+        if not edits:
+            return "Nothing changed."
+        if reopened:
+            return (
+                "Saved. The approval was withdrawn because the content changed: approve it again."
+            )
+        return "Saved; the preview below shows the new version."
+
+    return _act(request, issue_id, change)
+
+
+def _position(raw: str, slug: str) -> int:
+    if not raw.strip():
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        raise issues.IssueError(
+            f"position for {slug} must be a whole number, got {raw!r}"
+        ) from None
+    if value < 1:
+        raise issues.IssueError(f"position for {slug} must be 1 or more, got {value}")
+    return value
+
+
+@router.post("/issues/{issue_id}/test")
+def send_test(request: Request, issue_id: int, staff: Staff) -> Response:
+    from newsletter.sending.service import send_test as send_one_test
+
+    def action(session: Session) -> str:
+        result = send_one_test(session, issue_id, staff.email)
+        if not result.ok:
+            raise issues.IssueError(f"The test to {staff.email} was not sent: {result.error}")
+        return f"Test sent to {staff.email}."
+
+    return _act(request, issue_id, action)
+
+
+@router.post("/issues/{issue_id}/approve")
+def approve(request: Request, issue_id: int, staff: Staff) -> Response:
+    def action(session: Session) -> str:
+        issue = issues.approve(session, issue_id, by=staff.email)
+        return f"Issue {issue.week} approved: its content is frozen for sending."
+
+    return _act(request, issue_id, action)
+
+
+@router.post("/issues/{issue_id}/schedule")
+def schedule(request: Request, issue_id: int, at: Annotated[str, Form()]) -> Response:
+    zone = ZoneInfo(get_settings().newsletter_timezone)
+
+    def action(session: Session) -> str:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            raise issues.IssueError(f"{at!r} is not a date and time (use the picker)") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=zone)
+        issue = issues.schedule(session, issue_id, when)
+        return f"Issue {issue.week} scheduled for {when:%a %d %b %Y %H:%M} ({zone.key})."
+
+    return _act(request, issue_id, action)
+
+
+@router.post("/issues/{issue_id}/cancel")
+def cancel(request: Request, issue_id: int) -> Response:
+    from newsletter.sending import service as sending
+
+    def action(session: Session) -> str:
+        issue = _issue_or_404(session, issue_id)
+        if issue.status in LIVE:
+            skipped = sending.cancel_send(session, issue_id)
+            return f"Sending cancelled: {skipped} deliveries not yet handed off were skipped."
+        issue = issues.cancel(session, issue_id)
+        return f"Issue {issue.week} cancelled."
+
+    return _act(request, issue_id, action)
+
+
+@router.post("/issues/{issue_id}/pause")
+def pause(request: Request, issue_id: int) -> Response:
+    from newsletter.sending import service as sending
+
+    def action(session: Session) -> str:
+        sending.pause(session, issue_id)
+        return "Sending paused: batches already handed to SendGrid finish, no new ones start."
+
+    return _act(request, issue_id, action)
+
+
+@router.post("/issues/{issue_id}/resume")
+def resume(request: Request, issue_id: int) -> Response:
+    from newsletter.sending import service as sending
+
+    def action(session: Session) -> str:
+        sending.resume(session, issue_id)
+        return "Sending resumed."
+
+    return _act(request, issue_id, action)
+
+
+def _uncertain(session: Session, issue_id: int) -> list[dict[str, Any]]:
+    from newsletter.sending.models import DeliveryStatus
+    from newsletter.sending.repository import list_deliveries
+
+    return [
+        {"id": d.id, "email": email or "(erased)", "error": d.error or ""}
+        for d, email in list_deliveries(
+            session, issue_id, status=DeliveryStatus.UNCERTAIN, limit=200
+        )
+    ]
+
+
+@router.post("/issues/{issue_id}/uncertain")
+def resolve_uncertain(request: Request, issue_id: int, outcome: Annotated[str, Form()]) -> Response:
+    """SendGrid's answer was lost for these deliveries: the editor checked its activity feed
+    and says they went out, or asks to send exactly those again."""
+    from newsletter.sending import service as sending
+
+    if outcome not in ("sent", "requeue"):
+        raise HTTPException(status_code=400, detail="outcome must be sent or requeue")
+
+    def action(session: Session) -> str:
+        if outcome == "sent":
+            return (
+                f"{sending.resolve_mark_sent(session, issue_id)} uncertain deliveries marked sent."
+            )
+        count = sending.resolve_requeue(session, issue_id)
+        return f"{count} uncertain deliveries queued again; a worker sends them."
+
+    return _act(request, issue_id, action)
+
+
+@router.get("/issues/{issue_id}/stats", response_class=HTMLResponse)
+def stats(request: Request, issue_id: int) -> Response:
+    from newsletter.tracking.service import issue_stats
+
+    with transaction() as session:
+        issue = _issue_or_404(session, issue_id)
+        numbers = issue_stats(session, issue_id)
+    votes = [
+        {
+            "slug": m["slug"],
+            "bars": charts.bars([(v["name"], v["votes"]) for v in m["votes"]]),
+            "total": sum(v["votes"] for v in m["votes"]),
+        }
+        for m in numbers["matchups"]
+    ]
+    context = {
+        "issue": issue,
+        "n": numbers,
+        "opens": charts.opens_over_time(list(numbers["opens_by_hour"])),
+        "clicks": charts.bars([(m["slug"], m["clicks_unique"]) for m in numbers["matchups"]]),
+        "votes": votes,
+    }
+    return render(request, "web/editor/stats.html", context)
