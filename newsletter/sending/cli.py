@@ -1,5 +1,322 @@
-"""`newsletter issue send|send-test|resolve|pause|resume|cancel` (registered on the issue group)."""
+"""`newsletter issue send|send-test|resolve|pause|resume|cancel|deliveries|worker`.
+
+Registered on the `issue` group owned by newsletter/issues/cli.py.
+"""
 
 from __future__ import annotations
 
-from newsletter.issues.cli import app  # noqa: F401  (commands are added to this group)
+import threading
+import time
+from typing import Any
+
+import typer
+
+from newsletter.cli_support import JsonOption, fail, is_terminal, print_json, warn
+from newsletter.db import transaction
+from newsletter.issues.cli import app
+from newsletter.issues.models import IssueStatus
+from newsletter.sending import repository, service
+from newsletter.sending.models import DeliveryStatus
+from newsletter.sending.worker import run_until_done
+
+IssueId = typer.Argument(..., help="The issue's id (see `newsletter issue list`).")
+EXIT_PAUSED = 2
+EXIT_INTERRUPTED = 130
+
+
+def _summary(issue_id: int, started: float | None = None) -> dict[str, Any]:
+    with transaction() as session:
+        status = repository.issue_status(session, issue_id)
+        counts = repository.status_counts(session, issue_id)
+        last_error = repository.last_batch_error(session, issue_id)
+    summary: dict[str, Any] = {
+        "issue_id": issue_id,
+        "status": status.value if status else None,
+        **counts,
+    }
+    if started is not None:
+        summary["seconds"] = round(time.monotonic() - started, 3)
+    if status is IssueStatus.PAUSED and last_error:
+        summary["error"] = last_error
+    return summary
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(summary)
+        return
+    typer.echo(
+        f"issue {summary['issue_id']} {summary['status']}: {summary['recipients']} recipients, "
+        f"{summary['sent']} sent, {summary['failed']} failed, {summary['uncertain']} uncertain, "
+        f"{summary['skipped']} skipped"
+        + (
+            f", {summary['queued'] + summary['in_flight']} not sent yet"
+            if summary["queued"] + summary["in_flight"]
+            else ""
+        )
+    )
+    if summary["uncertain"]:
+        typer.echo(
+            f"  {summary['uncertain']} uncertain: `newsletter issue deliveries "
+            f"{summary['issue_id']} --status uncertain` lists them; resolve with "
+            f"`newsletter issue resolve {summary['issue_id']} --resend|--mark-sent`"
+        )
+
+
+def _run_with_progress(issue_id: int, *, show: bool, resolving: bool = False) -> bool:
+    """Run a worker in this process until the send is over; False if interrupted."""
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            run_until_done(
+                issue_id,
+                worker_id=service.default_worker_id(),
+                stop=stop,
+                resolving=resolving,
+            )
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        if show:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                transient=False,
+            ) as progress:
+                task = progress.add_task(f"issue {issue_id}", total=None)
+                while thread.is_alive():
+                    thread.join(0.5)
+                    with transaction() as session:
+                        counts = repository.status_counts(session, issue_id)
+                    done = counts["recipients"] - counts["queued"] - counts["in_flight"]
+                    progress.update(task, total=counts["recipients"], completed=done)
+        else:
+            while thread.is_alive():
+                thread.join(0.5)
+    except KeyboardInterrupt:
+        # The batch in flight is settled before the worker stops; nothing is left half-done.
+        warn("stopping after the batches in flight…")
+        stop.set()
+        thread.join()
+        return False
+    if failure:
+        raise failure[0]
+    return True
+
+
+def _finish(issue_id: int, started: float, as_json: bool, completed: bool) -> None:
+    summary = _summary(issue_id, started)
+    _print_summary(summary, as_json)
+    if not completed:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if summary["status"] == IssueStatus.PAUSED.value:
+        if summary.get("error"):
+            warn(f"error: the send is paused: {summary['error']}")
+            warn(f"fix the cause (SENDGRID_API_KEY?) then `newsletter issue resume {issue_id}`")
+        else:
+            warn(f"the send is paused; `newsletter issue resume {issue_id}` continues it")
+        raise typer.Exit(EXIT_PAUSED)
+    if summary["status"] == IssueStatus.CANCELLED.value:
+        warn(f"issue {issue_id} was cancelled during the send")
+        raise typer.Exit(1)
+
+
+@app.command()
+def send(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
+    """Send an approved issue now; returns when every delivery has an end state."""
+    started = time.monotonic()
+    with transaction() as session:
+        status = repository.issue_status(session, issue_id)
+        if status is None:
+            fail(f"issue {issue_id} does not exist")
+        if status in (IssueStatus.APPROVED, IssueStatus.SCHEDULED):
+            service.start_send(session, issue_id)
+    if status is IssueStatus.DRAFT:
+        fail(
+            f"issue {issue_id} is a draft: approve it first (`newsletter issue approve {issue_id}`)"
+        )
+    if status is IssueStatus.CANCELLED:
+        fail(f"issue {issue_id} is cancelled")
+    if status is IssueStatus.PAUSED:
+        fail(f"issue {issue_id} is paused: `newsletter issue resume {issue_id}` continues it")
+    completed = True
+    if status is not IssueStatus.SENT:
+        # A send already in progress elsewhere is joined: this process works alongside.
+        completed = _run_with_progress(issue_id, show=is_terminal() and not as_json)
+    _finish(issue_id, started, as_json, completed)
+
+
+@app.command()
+def resume(
+    issue_id: int = IssueId,
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Keep sending in this process."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Resume a paused send (and, by default, send the rest from this process)."""
+    started = time.monotonic()
+    try:
+        with transaction() as session:
+            service.resume(session, issue_id)
+    except service.SendError as exc:
+        fail(str(exc))
+    completed = True
+    if wait:
+        completed = _run_with_progress(issue_id, show=is_terminal() and not as_json)
+    _finish(issue_id, started, as_json, completed)
+
+
+@app.command()
+def pause(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
+    """Pause a send in progress: workers stop after the batches they have in flight."""
+    try:
+        with transaction() as session:
+            service.pause(session, issue_id)
+    except service.SendError as exc:
+        fail(str(exc))
+    _print_summary(_summary(issue_id), as_json)
+
+
+@app.command()
+def cancel(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
+    """Cancel an issue; during a send, what was not handed off yet is skipped (with why)."""
+    try:
+        with transaction() as session:
+            status = repository.issue_status(session, issue_id)
+            if status in (IssueStatus.SENDING, IssueStatus.PAUSED):
+                service.cancel_send(session, issue_id)
+            elif status is None:
+                fail(f"issue {issue_id} does not exist")
+            else:
+                from newsletter.issues.service import cancel as cancel_issue
+
+                cancel_issue(session, issue_id)
+    except ValueError as exc:
+        fail(str(exc))
+    _print_summary(_summary(issue_id), as_json)
+
+
+@app.command()
+def resolve(
+    issue_id: int = IssueId,
+    resend: bool = typer.Option(False, "--resend", help="Send the uncertain deliveries again."),
+    mark_sent: bool = typer.Option(
+        False, "--mark-sent", help="Record the uncertain deliveries as sent (checked by hand)."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Resolve the deliveries left uncertain by a crash or a timeout."""
+    if resend == mark_sent:
+        fail("choose exactly one of --resend or --mark-sent")
+    started = time.monotonic()
+    try:
+        with transaction() as session:
+            if mark_sent:
+                count = service.resolve_mark_sent(session, issue_id)
+            else:
+                count = service.resolve_requeue(session, issue_id)
+    except service.SendError as exc:
+        fail(str(exc))
+    if not as_json:
+        typer.echo(f"{count} uncertain deliveries {'re-queued' if resend else 'marked sent'}")
+    completed = True
+    if resend and count:
+        completed = _run_with_progress(issue_id, show=is_terminal() and not as_json, resolving=True)
+    _finish(issue_id, started, as_json, completed)
+
+
+@app.command("send-test")
+def send_test(
+    issue_id: int = IssueId,
+    to: str = typer.Option(..., "--to", help="Where the test copy goes."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Send one test copy (untracked, outside the delivery ledger)."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        address = validate_email(to, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        fail(f"--to {to!r} is not an email address: {exc}")
+    try:
+        with transaction() as session:
+            result = service.send_test(session, issue_id, address)
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(
+            {"to": address, "ok": result.ok, "message_id": result.message_id, "error": result.error}
+        )
+    elif result.ok:
+        typer.echo(f"test copy of issue {issue_id} sent to {address} ({result.message_id})")
+    if not result.ok:
+        fail(f"the test copy was not sent: {result.error}")
+
+
+@app.command()
+def deliveries(
+    issue_id: int = IssueId,
+    status: DeliveryStatus | None = typer.Option(None, "--status", help="Only this state."),
+    limit: int = typer.Option(100, "--limit", min=1, max=100_000),
+    as_json: bool = JsonOption,
+) -> None:
+    """The delivery ledger of an issue: who, in what state, and why."""
+    with transaction() as session:
+        if repository.issue_status(session, issue_id) is None:
+            fail(f"issue {issue_id} does not exist")
+        rows = repository.list_deliveries(session, issue_id, status=status, limit=limit)
+        items = [
+            {
+                "id": d.id,
+                "email": email,
+                "status": DeliveryStatus(d.status).value,
+                "message_id": d.message_id,
+                "error": d.error,
+                "attempts": d.attempts,
+                "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+            }
+            for d, email in rows
+        ]
+    if as_json:
+        print_json(items)
+        return
+    for item in items:
+        detail = item["error"] or item["message_id"] or ""
+        typer.echo(f"{item['id']:>8}  {item['status']:<10} {item['email'] or '(erased)'}  {detail}")
+
+
+@app.command()
+def worker(
+    issue: int | None = typer.Option(None, "--issue", help="Only this issue."),
+    wait: bool = typer.Option(
+        False, "--wait", help="Keep waiting for sends to start instead of exiting when idle."
+    ),
+) -> None:
+    """An extra worker process: helps send every issue that is sending (or just --issue)."""
+    worker_id = service.default_worker_id()
+    stop = threading.Event()
+    try:
+        while True:
+            with transaction() as session:
+                if issue is not None:
+                    ids = [issue] if repository.issue_status(session, issue) else []
+                else:
+                    ids = repository.sending_issue_ids(session)
+            if issue is not None and not ids:
+                fail(f"issue {issue} does not exist")
+            for issue_id in ids:
+                run_until_done(issue_id, worker_id=worker_id, stop=stop)
+            if not wait:
+                return
+            time.sleep(2.0)
+    except KeyboardInterrupt:
+        stop.set()
+        raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -1,8 +1,10 @@
-"""What a transport sends: the same message whichever transport carries it."""
+"""What a transport sends: the same message whichever transport carries it, alone or in batches."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -26,3 +28,77 @@ class SendResult:
     ok: bool
     message_id: str | None = None
     error: str | None = None
+
+
+class IssueContent(Protocol):
+    """An issue rendered once, `__NL_TOKEN__` standing for each recipient's delivery token.
+
+    `newsletter.issues.render.RenderedIssue` is one; so is `FrozenContent` below.
+    """
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def html(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class FrozenContent:
+    subject: str
+    html: str
+    text: str
+    preheader: str = ""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One delivery of a batch: who, and the token every per-recipient URL is built from."""
+
+    delivery_id: int
+    email: str
+    name: str
+    token: str
+
+
+class BatchOutcome(enum.StrEnum):
+    ACCEPTED = "accepted"  # 202: every recipient of the request is handed off
+    REJECTED = "rejected"  # 400: something in the request is invalid (maybe one recipient)
+    TOO_LARGE = "too_large"  # 413: split and try again
+    RATE_LIMITED = "rate_limited"  # 429: wait as told, then retry the same recipients
+    UNAVAILABLE = "unavailable"  # 5xx / refused: nothing was accepted, retry until a deadline
+    UNAUTHORIZED = "unauthorized"  # 401 / 403: no use retrying anything until an operator acts
+    UNKNOWN = "unknown"  # timeout or dropped connection after the request went out
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    outcome: BatchOutcome
+    # SendGrid answers one X-Message-Id per request; the outbox names every message.
+    message_id: str | None = None
+    message_ids: dict[int, str] = field(default_factory=dict)
+    error: str | None = None
+    retry_after: float | None = None
+    # Position in the request -> the provider's message, when the provider names the recipient.
+    recipient_errors: dict[int, str] = field(default_factory=dict)
+
+    def message_id_for(self, delivery_id: int) -> str | None:
+        return self.message_ids.get(delivery_id, self.message_id)
+
+
+def unsubscribe_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/u/{token}"
+
+
+def list_id_header(name: str, list_id: str) -> str:
+    # RFC 2919: an optional phrase, then the list identifier in angle brackets.
+    return f"{name} <{list_id}>"
+
+
+def unsubscribe_headers(base_url: str, token: str) -> dict[str, str]:
+    """RFC 2369 + RFC 8058: mailbox providers show an unsubscribe button and POST to it."""
+    return {
+        "List-Unsubscribe": f"<{unsubscribe_url(base_url, token)}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }

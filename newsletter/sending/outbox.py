@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
 
-from newsletter.sending.message import OutgoingMessage, SendResult
+from newsletter.personalize import fill
+from newsletter.sending.message import (
+    BatchOutcome,
+    BatchResult,
+    IssueContent,
+    OutgoingMessage,
+    Recipient,
+    SendResult,
+    list_id_header,
+    unsubscribe_headers,
+)
 from newsletter.settings import Settings, get_settings
 
 
@@ -48,3 +59,44 @@ class OutboxTransport:
         partial.write_bytes(bytes(mime))
         os.replace(partial, final)
         return SendResult(ok=True, message_id=message_id)
+
+    def send_batch(
+        self,
+        content: IssueContent,
+        recipients: Sequence[Recipient],
+        *,
+        issue_id: int,
+        categories: Sequence[str] = (),
+    ) -> BatchResult:
+        """The same message SendGrid would build, filled in locally: one file per recipient."""
+        message_ids: dict[int, str] = {}
+        for recipient in recipients:
+            result = self.send_one(
+                personal_message(content, recipient, issue_id, categories, self.settings)
+            )
+            if result.message_id is not None:
+                message_ids[recipient.delivery_id] = result.message_id
+        return BatchResult(outcome=BatchOutcome.ACCEPTED, message_ids=message_ids)
+
+
+def personal_message(
+    content: IssueContent,
+    recipient: Recipient,
+    issue_id: int,
+    categories: Sequence[str],
+    settings: Settings,
+) -> OutgoingMessage:
+    headers = {
+        "List-Id": list_id_header(settings.newsletter_from_name, settings.newsletter_list_id),
+        **unsubscribe_headers(settings.newsletter_base_url, recipient.token),
+    }
+    return OutgoingMessage(
+        to_email=recipient.email,
+        to_name=recipient.name,
+        subject=fill(content.subject, recipient.token),
+        text=fill(content.text, recipient.token),
+        html=fill(content.html, recipient.token),
+        headers=headers,
+        categories=tuple(categories),
+        custom_args={"delivery_id": str(recipient.delivery_id), "issue_id": str(issue_id)},
+    )

@@ -145,7 +145,9 @@ def snapshot_audience(session: Session, issue_id: int, now: datetime) -> int:
             at,
         )
         .where(Subscriber.id.in_(mailable_ids_select()))
-        .order_by(Subscriber.id)
+        # Tracking opt-outs get another render, hence another request: numbering them after
+        # everyone else keeps each batch to one render, so requests stay full.
+        .order_by(Subscriber.tracking_opt_out, Subscriber.id)
     )
     result = session.execute(
         insert(Delivery).from_select(
@@ -225,7 +227,14 @@ class BatchRecipient:
     tracking_opt_out: bool
 
 
-def claim_batch(session: Session, issue_id: int, worker_id: str, now: datetime) -> Claim | None:
+def claim_batch(
+    session: Session,
+    issue_id: int,
+    worker_id: str,
+    now: datetime,
+    *,
+    issue_statuses: Sequence[IssueStatus] = (IssueStatus.SENDING,),
+) -> Claim | None:
     """Take the next due pending batch of the issue, or None.
 
     One UPDATE whose subquery picks the row: on PostgreSQL `FOR UPDATE SKIP LOCKED` lets
@@ -234,9 +243,17 @@ def claim_batch(session: Session, issue_id: int, worker_id: str, now: datetime) 
     first one's claim.
     """
     due = or_(SendBatch.next_attempt_at.is_(None), SendBatch.next_attempt_at <= now)
+    # The issue's state is read in the same statement: a pause or a cancel committed before
+    # the claim stops every worker at its next batch, with no window between check and claim.
+    sending = select(Issue.id).where(Issue.id == issue_id, Issue.status.in_(issue_statuses))
     candidate = (
         select(SendBatch.id)
-        .where(SendBatch.issue_id == issue_id, SendBatch.status == BatchStatus.PENDING, due)
+        .where(
+            SendBatch.issue_id == issue_id,
+            SendBatch.status == BatchStatus.PENDING,
+            due,
+            sending.exists(),
+        )
         .order_by(SendBatch.id)
         .limit(1)
     )
@@ -532,3 +549,11 @@ def requeue_uncertain(session: Session, issue_id: int, size: int, now: datetime)
         )
         plan_batches(session, issue_id, size, now, status=DeliveryStatus.UNCERTAIN)
     return count
+
+
+def sending_issue_ids(session: Session) -> list[int]:
+    return list(
+        session.scalars(
+            select(Issue.id).where(Issue.status == IssueStatus.SENDING).order_by(Issue.id)
+        )
+    )

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
-from newsletter.sending.message import OutgoingMessage, SendResult
+from newsletter.sending.message import (
+    BatchResult,
+    IssueContent,
+    OutgoingMessage,
+    Recipient,
+    SendResult,
+)
 from newsletter.settings import Settings, get_settings
+
+# SendGrid's documented ceiling on personalizations per request.
+MAX_BATCH = 1000
 
 
 class Transport(Protocol):
@@ -13,6 +23,17 @@ class Transport(Protocol):
 
     def send_one(self, message: OutgoingMessage) -> SendResult:
         """Send a single message now (confirmations, test sends, notices)."""
+        ...
+
+    def send_batch(
+        self,
+        content: IssueContent,
+        recipients: Sequence[Recipient],
+        *,
+        issue_id: int,
+        categories: Sequence[str] = (),
+    ) -> BatchResult:
+        """Send one issue to up to MAX_BATCH recipients, each with their own token filled in."""
         ...
 
 

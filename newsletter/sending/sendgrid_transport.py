@@ -1,0 +1,234 @@
+"""SendGrid's v3 Mail Send API: the only module that imports `sendgrid`.
+
+One request carries up to 1,000 personalizations; the issue's HTML and text travel once and
+SendGrid fills each recipient's token in server-side (`substitutions`). What SendGrid answers is
+mapped onto a `BatchOutcome`; deciding what that means for the ledger is the worker's job.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import time
+import urllib.error
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+
+from newsletter.personalize import TOKEN_PLACEHOLDER
+from newsletter.sending.message import (
+    BatchOutcome,
+    BatchResult,
+    IssueContent,
+    OutgoingMessage,
+    Recipient,
+    SendResult,
+    list_id_header,
+    unsubscribe_headers,
+)
+from newsletter.settings import Settings, get_settings
+
+# SendGrid refuses a request whose custom_args exceed 10,000 bytes in total.
+CUSTOM_ARGS_MAX_BYTES = 10_000
+# "personalizations.12.to.0.email": the position of the recipient SendGrid objects to.
+_PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)\b")
+
+
+def mail_payload(
+    content: IssueContent,
+    recipients: Sequence[Recipient],
+    *,
+    issue_id: int,
+    categories: Sequence[str],
+    settings: Settings,
+) -> dict[str, Any]:
+    """The JSON body of POST /v3/mail/send for one issue and up to 1,000 recipients."""
+    if not 1 <= len(recipients) <= 1000:
+        raise ValueError(f"a SendGrid request takes 1 to 1,000 recipients, not {len(recipients)}")
+    issue = str(issue_id)
+    base_url = settings.newsletter_base_url
+    personalizations = []
+    for r in recipients:
+        to: dict[str, str] = {"email": r.email}
+        if r.name:
+            to["name"] = r.name
+        personalizations.append(
+            {
+                "to": [to],
+                # Substitution and custom_args values must be strings, or SendGrid answers 400.
+                "substitutions": {TOKEN_PLACEHOLDER: r.token},
+                "custom_args": {"delivery_id": str(r.delivery_id), "issue_id": issue},
+                # Substitutions do not reach headers, so the unsubscribe URL is filled here.
+                "headers": unsubscribe_headers(base_url, r.token),
+            }
+        )
+    payload: dict[str, Any] = {
+        "from": {"email": settings.newsletter_from_email, "name": settings.newsletter_from_name},
+        "subject": content.subject,
+        # SendGrid wants text/plain before text/html: the order of multipart/alternative.
+        "content": [
+            {"type": "text/plain", "value": content.text},
+            {"type": "text/html", "value": content.html},
+        ],
+        "personalizations": personalizations,
+        "headers": {
+            "List-Id": list_id_header(settings.newsletter_from_name, settings.newsletter_list_id)
+        },
+        # Opens and clicks are tracked by the service itself; SendGrid's own rewriting would
+        # wrap the already-tracked links a second time.
+        "tracking_settings": {
+            "click_tracking": {"enable": False, "enable_text": False},
+            "open_tracking": {"enable": False},
+        },
+        "mail_settings": {"sandbox_mode": {"enable": settings.sendgrid_sandbox_mode}},
+    }
+    if categories:
+        payload["categories"] = list(dict.fromkeys(categories))[:10]
+    return payload
+
+
+def single_payload(message: OutgoingMessage, settings: Settings) -> dict[str, Any]:
+    """A one-recipient message whose values are already filled in (tests, notices)."""
+    to: dict[str, str] = {"email": message.to_email}
+    if message.to_name:
+        to["name"] = message.to_name
+    personalization: dict[str, Any] = {"to": [to]}
+    if message.custom_args:
+        personalization["custom_args"] = {k: str(v) for k, v in message.custom_args.items()}
+    payload: dict[str, Any] = {
+        "from": {"email": settings.newsletter_from_email, "name": settings.newsletter_from_name},
+        "subject": message.subject,
+        "content": [
+            {"type": "text/plain", "value": message.text},
+            {"type": "text/html", "value": message.html},
+        ],
+        "personalizations": [personalization],
+        "mail_settings": {"sandbox_mode": {"enable": settings.sendgrid_sandbox_mode}},
+    }
+    if message.headers:
+        payload["headers"] = dict(message.headers)
+    if message.categories:
+        payload["categories"] = list(dict.fromkeys(message.categories))[:10]
+    return payload
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if headers is None:
+        return None
+    value = headers.get(name)
+    return str(value) if value is not None else None
+
+
+def _error_messages(body: bytes | str | None) -> tuple[str, dict[int, str]]:
+    """SendGrid's error body: a readable summary and the recipients it names, by position."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        parsed = json.loads(body or "")
+        errors = parsed.get("errors") or []
+    except (ValueError, AttributeError):
+        return (body or "").strip()[:500], {}
+    messages: list[str] = []
+    by_position: dict[int, str] = {}
+    for error in errors:
+        if not isinstance(error, Mapping):
+            continue
+        message = str(error.get("message") or "error")
+        field = error.get("field")
+        messages.append(f"{field}: {message}" if field else message)
+        match = _PERSONALIZATION_FIELD.match(str(field or ""))
+        if match:
+            by_position[int(match.group(1))] = message
+    return "; ".join(messages)[:2000] or "bad request", by_position
+
+
+def _retry_after(headers: Any, now: float) -> float | None:
+    """Seconds to wait after a 429: X-RateLimit-Reset is a Unix time, Retry-After seconds."""
+    reset = _header(headers, "X-RateLimit-Reset")
+    if reset:
+        try:
+            return max(0.0, float(reset) - now)
+        except ValueError:
+            pass
+    retry_after = _header(headers, "Retry-After")
+    if retry_after:
+        try:
+            return max(0.0, float(retry_after))
+        except ValueError:
+            pass
+    return None
+
+
+def result_from_status(status: int, body: bytes | str | None, headers: Any) -> BatchResult:
+    if status in (200, 202):
+        return BatchResult(BatchOutcome.ACCEPTED, message_id=_header(headers, "X-Message-Id"))
+    summary, by_position = _error_messages(body)
+    error = f"SendGrid {status}: {summary}"
+    if status == 400:
+        return BatchResult(BatchOutcome.REJECTED, error=error, recipient_errors=by_position)
+    if status == 413:
+        return BatchResult(BatchOutcome.TOO_LARGE, error=error)
+    if status == 429:
+        return BatchResult(
+            BatchOutcome.RATE_LIMITED, error=error, retry_after=_retry_after(headers, time.time())
+        )
+    if status in (401, 403):
+        return BatchResult(BatchOutcome.UNAUTHORIZED, error=error)
+    if status >= 500:
+        return BatchResult(BatchOutcome.UNAVAILABLE, error=error)
+    # Any other 4xx (404, 405, 415…) says the request itself is wrong: retrying cannot help.
+    return BatchResult(BatchOutcome.REJECTED, error=error)
+
+
+class SendGridTransport:
+    name = "sendgrid"
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        if not self.settings.sendgrid_api_key:
+            raise ValueError("NEWSLETTER_TRANSPORT=sendgrid needs SENDGRID_API_KEY")
+        self.client = SendGridAPIClient(
+            api_key=self.settings.sendgrid_api_key, host=self.settings.sendgrid_api_host
+        )
+        self.timeout = self.settings.sendgrid_timeout_seconds
+
+    def post(self, payload: dict[str, Any]) -> BatchResult:
+        try:
+            response = self.client.client.mail.send.post(request_body=payload, timeout=self.timeout)
+        except HTTPError as exc:
+            return result_from_status(int(exc.status_code), exc.body, exc.headers)
+        except urllib.error.URLError as exc:
+            # urllib wraps what fails while connecting or writing the request: SendGrid never
+            # got a whole request, so it cannot have accepted it.
+            return BatchResult(
+                BatchOutcome.UNAVAILABLE, error=f"SendGrid unreachable: {exc.reason}"
+            )
+        except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as exc:
+            # Raised while waiting for the answer: the request went out and may have been taken.
+            detail = str(exc) or type(exc).__name__
+            return BatchResult(
+                BatchOutcome.UNKNOWN, error=f"no answer from SendGrid after the request: {detail}"
+            )
+        return result_from_status(response.status_code, response.body, response.headers)
+
+    def send_batch(
+        self,
+        content: IssueContent,
+        recipients: Sequence[Recipient],
+        *,
+        issue_id: int,
+        categories: Sequence[str] = (),
+    ) -> BatchResult:
+        payload = mail_payload(
+            content, recipients, issue_id=issue_id, categories=categories, settings=self.settings
+        )
+        return self.post(payload)
+
+    def send_one(self, message: OutgoingMessage) -> SendResult:
+        result = self.post(single_payload(message, self.settings))
+        if result.outcome is BatchOutcome.ACCEPTED:
+            return SendResult(ok=True, message_id=result.message_id)
+        return SendResult(ok=False, error=result.error)

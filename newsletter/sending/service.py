@@ -1,0 +1,213 @@
+"""Sending an issue: start, pause, resume, cancel, resolve; test sends and editor notices.
+
+Services never commit: the CLI command, web request or job owns the transaction. The batches
+themselves are sent by `newsletter.sending.worker`, which owns its own transactions.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from newsletter.issues.models import IssueStatus
+from newsletter.issues.service import frozen_content
+from newsletter.orm import utcnow
+from newsletter.personalize import TOKEN_PLACEHOLDER, fill
+from newsletter.sending import repository
+from newsletter.sending.message import OutgoingMessage, SendResult, list_id_header
+from newsletter.sending.transport import Transport, get_transport
+from newsletter.settings import get_settings
+
+# What a test copy's links carry: no delivery has this token, so its links are inert.
+TEST_TOKEN = "test-send"  # noqa: S105 - a placeholder value, not a secret
+CANCELLED_REASON = "send cancelled by an operator before this delivery was handed off"
+
+
+class SendError(ValueError):
+    """A refused sending action; the message names the issue and the reason."""
+
+
+def _require_status(session: Session, issue_id: int) -> IssueStatus:
+    status = repository.issue_status(session, issue_id)
+    if status is None:
+        raise SendError(f"issue {issue_id} does not exist")
+    return status
+
+
+def start_send(session: Session, issue_id: int, *, now: datetime | None = None) -> bool:
+    """approved|scheduled -> sending, and snapshot the audience into queued deliveries.
+
+    False if the issue is not ready to send (a second caller, or another worker, got there
+    first). The snapshot is in the caller's transaction: either the issue is sending with every
+    delivery planned, or nothing changed.
+    """
+    now = now or utcnow()
+    if not repository.transition_issue(
+        session,
+        issue_id,
+        allowed_from=(IssueStatus.APPROVED, IssueStatus.SCHEDULED),
+        to=IssueStatus.SENDING,
+        now=now,
+        send_started_at=now,
+    ):
+        return False
+    # Freeze the render now (if approval did not): every batch sends these exact bytes.
+    frozen_content(session, issue_id, tracked=True)
+    repository.snapshot_audience(session, issue_id, now)
+    repository.plan_batches(session, issue_id, get_settings().newsletter_batch_size, now)
+    # An empty audience is a finished send.
+    repository.mark_issue_sent(session, issue_id, now)
+    return True
+
+
+def pause(session: Session, issue_id: int, *, now: datetime | None = None) -> None:
+    status = _require_status(session, issue_id)
+    if not repository.transition_issue(
+        session,
+        issue_id,
+        allowed_from=(IssueStatus.SENDING,),
+        to=IssueStatus.PAUSED,
+        now=now or utcnow(),
+    ):
+        raise SendError(f"issue {issue_id} is {status.value}, not sending: nothing to pause")
+
+
+def resume(session: Session, issue_id: int, *, now: datetime | None = None) -> None:
+    status = _require_status(session, issue_id)
+    if not repository.transition_issue(
+        session,
+        issue_id,
+        allowed_from=(IssueStatus.PAUSED,),
+        to=IssueStatus.SENDING,
+        now=now or utcnow(),
+    ):
+        raise SendError(f"issue {issue_id} is {status.value}, not paused: nothing to resume")
+
+
+def cancel_send(session: Session, issue_id: int, *, now: datetime | None = None) -> int:
+    """sending|paused -> cancelled; deliveries not handed off yet end as skipped, with why.
+
+    Batches already in flight finish normally (their worker settles them). Returns how many
+    deliveries were skipped.
+    """
+    now = now or utcnow()
+    status = _require_status(session, issue_id)
+    if not repository.transition_issue(
+        session,
+        issue_id,
+        allowed_from=(IssueStatus.SENDING, IssueStatus.PAUSED),
+        to=IssueStatus.CANCELLED,
+        now=now,
+    ):
+        raise SendError(f"issue {issue_id} is {status.value}, not sending or paused")
+    return repository.skip_queued(session, issue_id, CANCELLED_REASON, now)
+
+
+def resolve_mark_sent(session: Session, issue_id: int, *, now: datetime | None = None) -> int:
+    """The operator checked (e.g. in SendGrid's activity feed) that the uncertain ones went out."""
+    _require_status(session, issue_id)
+    return repository.resolve_uncertain_as_sent(
+        session, issue_id, "marked sent by an operator after an uncertain hand-off", now or utcnow()
+    )
+
+
+def resolve_requeue(session: Session, issue_id: int, *, now: datetime | None = None) -> int:
+    """Queue the uncertain deliveries (only them) in fresh batches; a worker then sends them."""
+    _require_status(session, issue_id)
+    return repository.requeue_uncertain(
+        session, issue_id, get_settings().newsletter_batch_size, now or utcnow()
+    )
+
+
+def worker_is_gone(worker_id: str | None) -> bool:
+    """True when the worker that claimed a batch was a process on this machine that has died.
+
+    Worker ids start "host:pid" (`default_worker_id`); other ids, or another host's, cannot be
+    checked here and wait for the stuck-batch timeout instead.
+    """
+    if not worker_id:
+        return True
+    parts = worker_id.split(":")
+    if len(parts) < 2 or not parts[1].isdigit() or parts[0] != socket.gethostname():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def sweep_stuck(
+    session: Session,
+    *,
+    older_than: timedelta,
+    issue_id: int | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Batches left in flight by a crashed worker: their deliveries become uncertain.
+
+    A batch counts as crashed when its worker process on this machine is gone, or when it has
+    been in flight longer than `older_than`. Nothing is resent: whether SendGrid took the
+    request is unknown, and sending twice is worse than asking the operator. Returns how many
+    deliveries were flagged uncertain.
+    """
+    now = now or utcnow()
+    flagged = 0
+    for batch in repository.in_flight_batches(session, issue_id):
+        stale = batch.claimed_at is None or batch.claimed_at < now - older_than
+        if stale or worker_is_gone(batch.claimed_by):
+            reason = (
+                f"worker {batch.claimed_by} stopped while this batch was in flight "
+                "(the request may or may not have reached SendGrid)"
+            )
+            flagged += repository.abandon_batch(session, batch.batch_id, reason, now)
+    return flagged
+
+
+def send_test(
+    session: Session, issue_id: int, to: str, *, transport: Transport | None = None
+) -> SendResult:
+    """One copy to `to`, outside the ledger: untracked, with inert per-recipient links."""
+    settings = get_settings()
+    rendered = frozen_content(session, issue_id, tracked=False)
+    message = OutgoingMessage(
+        to_email=to,
+        subject=f"[Test] {fill(rendered.subject, TEST_TOKEN)}",
+        text=fill(rendered.text, TEST_TOKEN),
+        html=fill(rendered.html, TEST_TOKEN),
+        headers={
+            "List-Id": list_id_header(settings.newsletter_from_name, settings.newsletter_list_id)
+        },
+        categories=("test-send",),
+        custom_args={"issue_id": str(issue_id), "test_send": "1"},
+    )
+    assert TOKEN_PLACEHOLDER not in message.html
+    return (transport or get_transport(settings)).send_one(message)
+
+
+def send_notice(
+    to: list[str], subject: str, text: str, html: str, *, transport: Transport | None = None
+) -> list[SendResult]:
+    """Emails to editors (approval reminders, send reports): one message per address."""
+    transport = transport or get_transport()
+    return [
+        transport.send_one(
+            OutgoingMessage(
+                to_email=address,
+                subject=subject,
+                text=text,
+                html=html,
+                categories=("editor-notice",),
+            )
+        )
+        for address in to
+    ]

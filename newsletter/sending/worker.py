@@ -1,0 +1,345 @@
+"""The send loop: claim a batch, hand it to the transport, settle what the provider answered.
+
+Each step is its own committed transaction, in this order, so a crash at any point leaves a
+ledger that says what is known:
+1. claim: the batch and its deliveries go in flight (committed BEFORE the request);
+2. the request (no transaction open);
+3. settle: sent / failed / uncertain, or back to queued when nothing was accepted.
+A batch still in flight when its worker is gone is flagged uncertain by `sweep_stuck` and
+never resent automatically.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from newsletter.db import transaction
+from newsletter.issues import repository as issues_repository
+from newsletter.issues.models import IssueStatus
+from newsletter.issues.service import frozen_content
+from newsletter.orm import utcnow
+from newsletter.personalize import delivery_token
+from newsletter.sending import repository, service
+from newsletter.sending.message import BatchOutcome, IssueContent, Recipient
+from newsletter.sending.repository import BatchRecipient, Claim
+from newsletter.sending.transport import Transport, get_transport
+from newsletter.settings import Settings, get_settings
+
+SKIPPED_REASON = "no longer mailable when its batch was sent (unsubscribed, paused or suppressed)"
+IDLE_POLL_SECONDS = 0.2
+MAX_BACKOFF_SECONDS = 60.0
+
+
+class RateLimiter:
+    """At most `per_second` emails handed off per second by this process (all its threads)."""
+
+    def __init__(self, per_second: float) -> None:
+        self.per_second = per_second
+        self._free_at = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait(self, emails: int, stop: threading.Event) -> None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(self._free_at, now)
+            self._free_at = start + emails / self.per_second
+        if start > now:
+            stop.wait(start - now)
+
+
+@dataclass(frozen=True)
+class _Done:
+    pass
+
+
+@dataclass(frozen=True)
+class _Retry:
+    delay: float
+    error: str
+
+
+@dataclass(frozen=True)
+class _Pause:
+    error: str
+
+
+_Verdict = _Done | _Retry | _Pause
+DONE = _Done()
+
+
+@dataclass
+class _Send:
+    """What every thread of one worker process shares while sending one issue."""
+
+    issue_id: int
+    settings: Settings
+    stop: threading.Event
+    transport: Transport | None
+    limiter: RateLimiter | None
+    issue_statuses: tuple[IssueStatus, ...]
+    stuck_after: timedelta
+    categories: tuple[str, ...] = ()
+    contents: dict[bool, IssueContent] = field(default_factory=dict)
+
+    def transport_for_thread(self) -> Transport:
+        return self.transport or get_transport(self.settings)
+
+
+def backoff(attempts: int) -> float:
+    """Exponential, with jitter so several workers do not retry in step."""
+    base: float = min(MAX_BACKOFF_SECONDS, 0.25 * 2.0 ** max(0, attempts - 1))
+    return base * random.uniform(0.5, 1.0)
+
+
+def run_until_done(
+    issue_id: int,
+    *,
+    worker_id: str,
+    stop: threading.Event | None = None,
+    transport: Transport | None = None,
+    concurrency: int | None = None,
+    resolving: bool = False,
+) -> None:
+    """Send the issue's batches until none is left, the issue is paused/cancelled, or `stop`.
+
+    Several processes (and machines, on PostgreSQL) may run this for the same issue at once.
+    `resolving` lets it send re-queued uncertain deliveries of an issue already marked sent.
+    """
+    settings = get_settings()
+    send = _Send(
+        issue_id=issue_id,
+        settings=settings,
+        stop=stop or threading.Event(),
+        transport=transport,
+        limiter=RateLimiter(settings.newsletter_send_rate_limit)
+        if settings.newsletter_send_rate_limit > 0
+        else None,
+        issue_statuses=(IssueStatus.SENDING, IssueStatus.SENT)
+        if resolving
+        else (IssueStatus.SENDING,),
+        stuck_after=timedelta(seconds=settings.newsletter_send_stuck_seconds),
+    )
+    with transaction() as session:
+        service.sweep_stuck(session, older_than=send.stuck_after, issue_id=issue_id)
+        issue = issues_repository.get(session, issue_id)
+        if issue is None or issue.status not in send.issue_statuses:
+            return
+        send.categories = ("weekly-verdicts", issue.week)
+        # The frozen render is read once per process, not once per batch.
+        send.contents[True] = frozen_content(session, issue_id, tracked=True)
+        send.contents[False] = frozen_content(session, issue_id, tracked=False)
+
+    threads = concurrency or settings.newsletter_send_concurrency
+    if threads == 1:
+        _loop(send, worker_id)
+        return
+    errors: list[BaseException] = []
+
+    def run(thread_worker_id: str) -> None:
+        try:
+            _loop(send, thread_worker_id)
+        except BaseException as exc:
+            errors.append(exc)
+            send.stop.set()
+
+    workers = [
+        threading.Thread(target=run, args=(f"{worker_id}:{n}",), daemon=True)
+        for n in range(threads)
+    ]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _loop(send: _Send, worker_id: str) -> None:
+    transport = send.transport_for_thread()
+    while not send.stop.is_set():
+        now = utcnow()
+        recipients: list[BatchRecipient] = []
+        with transaction() as session:
+            claim = repository.claim_batch(
+                session, send.issue_id, worker_id, now, issue_statuses=send.issue_statuses
+            )
+            if claim is not None:
+                # Someone who left after the snapshot is not mailed: checked right before
+                # each batch, in the transaction that puts the batch in flight.
+                repository.skip_unmailable(session, claim.batch_id, SKIPPED_REASON, now)
+                recipients = repository.put_in_flight(session, claim.batch_id, now)
+        if claim is None:
+            if not _wait_for_work(send):
+                return
+            continue
+        _deliver(send, transport, worker_id, claim, recipients)
+
+
+def _wait_for_work(send: _Send) -> bool:
+    """Nothing to claim now: False when the send is over (or stopped), else wait a little."""
+    now = utcnow()
+    with transaction() as session:
+        status = repository.issue_status(session, send.issue_id)
+        if status not in send.issue_statuses:
+            return False
+        pending, in_flight, earliest = repository.batch_progress(session, send.issue_id)
+        if pending == 0 and in_flight == 0:
+            repository.mark_issue_sent(session, send.issue_id, now)
+            return False
+        if in_flight:
+            # Another worker's batch: wait for it, unless its worker is gone.
+            service.sweep_stuck(session, older_than=send.stuck_after, issue_id=send.issue_id)
+    delay = IDLE_POLL_SECONDS
+    if pending and not in_flight and earliest is not None:
+        delay = min(max((earliest - now).total_seconds(), 0.01), 1.0)
+    send.stop.wait(delay)
+    return True
+
+
+def _deliver(
+    send: _Send,
+    transport: Transport,
+    worker_id: str,
+    claim: Claim,
+    recipients: Sequence[BatchRecipient],
+) -> None:
+    tracking = send.settings.newsletter_tracking
+    groups: dict[bool, list[Recipient]] = {True: [], False: []}
+    for r in recipients:
+        groups[tracking and not r.tracking_opt_out].append(
+            Recipient(r.delivery_id, r.email, r.name, delivery_token(r.delivery_id))
+        )
+    verdict: _Verdict = DONE
+    try:
+        # Tracking opt-outs get the untracked render: a separate request.
+        for tracked, group in groups.items():
+            if group:
+                whole = len(group) == len(recipients)
+                verdict = _send(
+                    send, transport, worker_id, claim, send.contents[tracked], group, whole
+                )
+                if not isinstance(verdict, _Done):
+                    break
+    except BaseException as exc:
+        # Something broke on our side mid-batch: whether a request went out is unknown.
+        with transaction() as session:
+            now = utcnow()
+            reason = f"worker error while sending: {exc!r}"
+            repository.mark_uncertain(session, claim.batch_id, None, reason, now)
+            repository.finish_batch(session, claim.batch_id, now, reason)
+        raise
+    _settle(send, claim, verdict)
+
+
+def _settle(send: _Send, claim: Claim, verdict: _Verdict) -> None:
+    now = utcnow()
+    with transaction() as session:
+        if isinstance(verdict, _Done):
+            repository.finish_batch(session, claim.batch_id, now)
+        elif isinstance(verdict, _Pause):
+            # Credentials are wrong: every batch would fail the same way, so the whole send
+            # stops and waits for an operator. Nothing is marked failed.
+            repository.release_batch(
+                session, claim.batch_id, retry_at=None, error=verdict.error, now=now
+            )
+            repository.transition_issue(
+                session,
+                send.issue_id,
+                allowed_from=(IssueStatus.SENDING,),
+                to=IssueStatus.PAUSED,
+                now=now,
+            )
+        else:
+            deadline = claim.first_attempt_at + timedelta(
+                seconds=send.settings.newsletter_send_deadline_seconds
+            )
+            retry_at = now + timedelta(seconds=verdict.delay)
+            if retry_at > deadline:
+                reason = f"gave up at the retry deadline; last answer: {verdict.error}"
+                repository.mark_failed(session, claim.batch_id, None, reason, now)
+                repository.finish_batch(session, claim.batch_id, now, reason)
+            else:
+                repository.release_batch(
+                    session, claim.batch_id, retry_at=retry_at, error=verdict.error, now=now
+                )
+
+
+def _send(
+    send: _Send,
+    transport: Transport,
+    worker_id: str,
+    claim: Claim,
+    content: IssueContent,
+    recipients: Sequence[Recipient],
+    whole: bool,
+) -> _Verdict:
+    """One request for `recipients`; a 400 or 413 is narrowed down by splitting."""
+    if send.limiter is not None:
+        send.limiter.wait(len(recipients), send.stop)
+    result = transport.send_batch(
+        content, recipients, issue_id=send.issue_id, categories=send.categories
+    )
+    ids = None if whole else [r.delivery_id for r in recipients]
+    now = utcnow()
+    outcome = result.outcome
+    if outcome is BatchOutcome.ACCEPTED:
+        with transaction() as session:
+            if result.message_ids:
+                repository.mark_sent_each(session, claim.batch_id, result.message_ids, now)
+            repository.mark_sent(session, claim.batch_id, ids, result.message_id, now)
+            repository.touch_batch(session, claim.batch_id, worker_id, now)
+        return DONE
+    if outcome is BatchOutcome.UNKNOWN:
+        with transaction() as session:
+            repository.mark_uncertain(
+                session, claim.batch_id, ids, result.error or "no answer", now
+            )
+        return DONE
+    if outcome is BatchOutcome.RATE_LIMITED:
+        delay = result.retry_after if result.retry_after is not None else backoff(claim.attempts)
+        return _Retry(delay, result.error or "rate limited")
+    if outcome is BatchOutcome.UNAVAILABLE:
+        return _Retry(backoff(claim.attempts), result.error or "unavailable")
+    if outcome is BatchOutcome.UNAUTHORIZED:
+        return _Pause(result.error or "unauthorized")
+    # 400 / 413: find who is at fault instead of failing everyone.
+    error = result.error or "rejected"
+    if len(recipients) == 1:
+        message = result.recipient_errors.get(0)
+        with transaction() as session:
+            repository.mark_failed(
+                session,
+                claim.batch_id,
+                [recipients[0].delivery_id],
+                f"SendGrid 400: {message}" if message else error,
+                now,
+            )
+        return DONE
+    named = {
+        position: message
+        for position, message in result.recipient_errors.items()
+        if 0 <= position < len(recipients)
+    }
+    if outcome is BatchOutcome.REJECTED and named:
+        with transaction() as session:
+            for position, message in named.items():
+                repository.mark_failed(
+                    session,
+                    claim.batch_id,
+                    [recipients[position].delivery_id],
+                    f"SendGrid 400: {message}",
+                    now,
+                )
+            repository.touch_batch(session, claim.batch_id, worker_id, now)
+        rest = [r for position, r in enumerate(recipients) if position not in named]
+        return _send(send, transport, worker_id, claim, content, rest, False) if rest else DONE
+    half = len(recipients) // 2
+    verdict = _send(send, transport, worker_id, claim, content, recipients[:half], False)
+    if not isinstance(verdict, _Done):
+        return verdict
+    return _send(send, transport, worker_id, claim, content, recipients[half:], False)
