@@ -187,7 +187,9 @@ def read_candidates(
     columns = _columns(first, header_at)
     offset = header_at - 1  # the reader's line 1 is the file's line `header_at`
     if not columns.has_header:
-        judged = _judge(first, header_at, offset + reader.line_num, columns, invalid, lines)
+        judged = _judge(
+            first, header_at, offset + reader.line_num, columns, invalid, lines, delimiter
+        )
         if judged is not None:
             yield judged
     previous = reader.line_num
@@ -202,7 +204,7 @@ def read_candidates(
             continue
         # csv.reader counts the lines it consumed; a record starts on the line after the last.
         line, previous = offset + previous + 1, reader.line_num
-        judged = _judge(row, line, offset + previous, columns, invalid, lines)
+        judged = _judge(row, line, offset + previous, columns, invalid, lines, delimiter)
         if judged is not None:
             yield judged
 
@@ -214,6 +216,7 @@ def _judge(
     columns: Columns,
     invalid: list[InvalidRow],
     lines: _Lines,
+    delimiter: str,
 ) -> Candidate | None:
     """The row as a candidate, or None (blank, or reported invalid)."""
     if not any(cell.strip() for cell in row):
@@ -223,7 +226,7 @@ def _judge(
         invalid.append(InvalidRow(line, raw_email, "not UTF-8 text (save the file as CSV UTF-8)"))
         return None
     if not raw_email:
-        invalid.append(InvalidRow(line, ",".join(row).strip(), "missing email address"))
+        invalid.append(InvalidRow(line, delimiter.join(row).strip(), "missing email address"))
         return None
     try:
         email = normalise(raw_email)

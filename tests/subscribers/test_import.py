@@ -1,0 +1,221 @@
+"""CSV import as real tools export it: exact counts, line numbers and reasons; nothing of an
+invalid row written; people who left never come back through an import."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from subscribers import importer, service
+from subscribers.models import Subscriber
+from tests.subscribers.factories import active_subscriber
+from tests.subscribers.helpers import cli, client, confirmation_link, outbox, path_of
+
+# Excel "CSV UTF-8" in a semicolon locale, hand-edited: BOM, CRLF, the email column third and
+# spelled "E-Mail Address", extra columns, quoted fields holding ; and "" and a line break,
+# blank and empty rows, a duplicate differing in case and spaces, a line that is not UTF-8.
+MESSY = (
+    b'\xef\xbb\xbfCompany;"First Name";"E-Mail Address";LAST NAME;Notes\r\n'  # 1
+    b"ACME;Ann;ann@example.com;Lee;vip\r\n"  # 2 imported
+    b"\r\n"  # 3 blank
+    b'"Globex; Inc.";"Bo";"  BO@Example.com ";"Ng";"said ""hi"""\r\n'  # 4 imported
+    b";Cy;not-an-email;;\r\n"  # 5 invalid
+    b";Di;;;\r\n"  # 6 invalid: missing
+    b";Ann again; ANN@EXAMPLE.COM ;;\r\n"  # 7 duplicate
+    b'"Multi";"Ed";"ed@example.com";"Stone";"note line 1\r\n'  # 8 imported (spans 8-9)
+    b'note line 2"\r\n'  # 9
+    b";Fi;fi@example.com;;\r\n"  # 10 unsubscribed before: skipped
+    b";Gil;gil@example.com;;\r\n"  # 11 already on the list, same name: skipped
+    b";Hana;hana@example.com;New;\r\n"  # 12 already on the list, new name: updated
+    b";Ivo;ivo@bad..example.com;;\r\n"  # 13 invalid
+    b";;;;\r\n"  # 14 empty row
+    b";Jo;jo@example.com\r\n"  # 15 imported (short row)
+    b";K\xe9vin;kevin@example.com;;\r\n"  # 16 invalid: Latin-1, not UTF-8
+)
+
+
+def _arrange_existing(db: Session) -> None:
+    active_subscriber(db, "gil@example.com", "Gil")
+    active_subscriber(db, "hana@example.com", "Hana Old")
+    service.unsubscribe(db, active_subscriber(db, "fi@example.com", "Fi"))
+    db.commit()
+
+
+def _people(db: Session) -> dict[str, tuple[str, str]]:
+    db.expire_all()
+    return {s.email: (s.name, s.status.value) for s in db.scalars(select(Subscriber))}
+
+
+@pytest.mark.parametrize("batch_rows", [5000, 2])
+def test_messy_csv_gives_exact_counts_and_line_numbers(
+    db: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int
+) -> None:
+    # Batches of two put the duplicate in a later batch than its first occurrence.
+    monkeypatch.setattr(importer, "BATCH_ROWS", batch_rows)
+    _arrange_existing(db)
+    path = tmp_path / "export.csv"
+    path.write_bytes(MESSY)
+    result = cli("subscribers", "import", str(path), "--json")
+    assert result.exit_code == 1, result.output  # some rows were refused
+    report = json.loads(result.stdout)
+    assert (report["imported"], report["updated"], report["skipped"]) == (4, 1, 3)
+    assert report["skipped_by_reason"] == {"duplicate": 1, "suppressed": 1, "unchanged": 1}
+    invalid = [(i["line"], i["value"]) for i in report["invalid"]]
+    assert invalid == [
+        (5, "not-an-email"),
+        (6, ";Di;;;"),
+        (13, "ivo@bad..example.com"),
+        (16, "kevin@example.com"),
+    ]
+    reasons = [i["reason"] for i in report["invalid"]]
+    assert "@-sign" in reasons[0]
+    assert reasons[1] == "missing email address"
+    assert "period" in reasons[2]
+    assert "UTF-8" in reasons[3]
+
+    people = _people(db)
+    assert people == {
+        "ann@example.com": ("Ann Lee", "active"),
+        "bo@example.com": ("Bo Ng", "active"),
+        "ed@example.com": ("Ed Stone", "active"),
+        "jo@example.com": ("Jo", "active"),
+        "fi@example.com": ("Fi", "unsubscribed"),
+        "gil@example.com": ("Gil", "active"),
+        "hana@example.com": ("Hana New", "active"),
+    }
+    imported = db.scalars(select(Subscriber).where(Subscriber.email == "ann@example.com")).one()
+    assert imported.consent_method == "import" and imported.consent_at is not None
+    assert imported.source == "import:export.csv"
+
+
+def test_human_report_names_every_invalid_row(db: Session, tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes(MESSY)
+    result = cli("subscribers", "import", str(path))
+    assert result.exit_code == 1
+    assert "7 imported, 0 updated, 1 skipped (1 duplicate), 4 invalid" in result.stdout
+    for line in (5, 6, 13, 16):
+        assert f"export.csv:{line}:" in result.stderr
+    assert "importing" not in result.stderr  # no progress bar when not on a terminal
+
+
+def test_suppressed_addresses_survive_reimport(db: Session, tmp_path: Path) -> None:
+    for email in ("un@example.com", "bounce@example.com", "spam@example.com", "gone@example.com"):
+        active_subscriber(db, email, "Before")
+    ids = {s.email: s.id for s in db.scalars(select(Subscriber))}
+    service.unsubscribe(db, ids["un@example.com"])
+    service.mark_bounced(db, ids["bounce@example.com"], "550 no such user")
+    service.mark_complained(db, ids["spam@example.com"], "abuse")
+    service.erase(db, ids["gone@example.com"])
+    db.commit()
+    path = tmp_path / "old-list.csv"
+    path.write_text(
+        "email,name\nUN@example.com,After\nbounce@example.com,After\n"
+        " spam@EXAMPLE.com,After\ngone@example.com,After\n",
+        encoding="utf-8",
+    )
+    for flag in ([], ["--require-confirmation"]):
+        result = cli("subscribers", "import", str(path), "--json", *flag)
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert report["skipped_by_reason"]["suppressed"] == 4
+        assert report["imported"] == report["updated"] == 0
+    assert _people(db) == {
+        "un@example.com": ("Before", "unsubscribed"),
+        "bounce@example.com": ("Before", "bounced"),
+        "spam@example.com": ("Before", "complained"),
+    }
+    assert outbox() == []
+
+
+def test_require_confirmation_imports_pending_and_mails_each(db: Session, tmp_path: Path) -> None:
+    path = tmp_path / "mailchimp.csv"
+    path.write_text(
+        "Email Address,First Name,Last Name,MEMBER_RATING\n"
+        "lu@example.com,Lu,,2\nmo@example.com,Mo,Ra,5\n",
+        encoding="utf-8",
+    )
+    result = cli("subscribers", "import", str(path), "--require-confirmation", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["confirmations_sent"] == 2
+    assert _people(db) == {
+        "lu@example.com": ("Lu", "pending"),
+        "mo@example.com": ("Mo Ra", "pending"),
+    }
+    [mail] = [m for m in outbox() if "mo@example.com" in str(m["To"])]
+    web = client()
+    link = path_of(confirmation_link(mail))
+    web.get(link)
+    assert _people(db)["mo@example.com"][1] == "pending"
+    assert web.post(link).status_code == 200
+    assert _people(db)["mo@example.com"][1] == "active"
+
+
+def test_a_bare_list_of_addresses_needs_no_header(db: Session, tmp_path: Path) -> None:
+    path = tmp_path / "plain.txt"
+    path.write_text("nia@example.com\n\nOLA@example.com\nnope\n", encoding="utf-8")
+    result = cli("subscribers", "import", str(path), "--json")
+    report = json.loads(result.stdout)
+    assert report["imported"] == 2
+    assert [(i["line"], i["value"]) for i in report["invalid"]] == [(4, "nope")]
+    assert set(_people(db)) == {"nia@example.com", "ola@example.com"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"\xef\xbb\xbfname,phone\nAnn,123\n", "no email column"),
+    ],
+)
+def test_a_file_without_an_email_column_is_refused_whole(
+    db: Session, tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "people.csv"
+    path.write_bytes(content)
+    result = cli("subscribers", "import", str(path))
+    assert result.exit_code == 1
+    assert message in result.stderr and "people.csv" in result.stderr
+    assert _people(db) == {}
+    missing = cli("subscribers", "import", str(tmp_path / "absent.csv"))
+    assert missing.exit_code == 1 and "no such file" in missing.stderr
+
+
+def test_export_list_and_search(db: Session, tmp_path: Path) -> None:
+    active_subscriber(db, "pat@example.com", "Pat Quill")
+    active_subscriber(db, "rob@example.com", "Rob")
+    service.unsubscribe(db, active_subscriber(db, "sue@example.com", "Sue"))
+    db.commit()
+    out = tmp_path / "list.csv"
+    assert cli("subscribers", "export", "-o", str(out)).exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert [(r["email"], r["name"], r["status"]) for r in rows] == [
+        ("pat@example.com", "Pat Quill", "active"),
+        ("rob@example.com", "Rob", "active"),
+        ("sue@example.com", "Sue", "unsubscribed"),
+    ]
+    assert rows[0]["consent_method"] == "admin"
+
+    listed = json.loads(cli("subscribers", "list", "--json").stdout)
+    assert {"email", "name", "status"} <= set(listed[0])
+    assert len(listed) == 3
+    found = json.loads(cli("subscribers", "list", "--search", "QUILL", "--json").stdout)
+    assert [p["email"] for p in found] == ["pat@example.com"]
+    left = json.loads(cli("subscribers", "list", "--status", "unsubscribed", "--json").stdout)
+    assert [p["email"] for p in left] == ["sue@example.com"]
+    assert cli("subscribers", "list", "--status", "gone").exit_code != 0
+
+    # Re-importing the export changes nothing and revives nobody.
+    report = json.loads(cli("subscribers", "import", str(out), "--json").stdout)
+    assert report["imported"] == report["updated"] == 0 and report["skipped"] == 3
+
+    shown = cli("subscribers", "show", "pat@example.com", "--json")
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["name"] == "Pat Quill"
+    assert cli("subscribers", "show", "who@example.com").exit_code == 1
+    assert cli("subscribers", "unsubscribe", "who@example.com").exit_code == 1
