@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Insert, and_, distinct, func, or_, select
+from sqlalchemy import and_, distinct, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -45,11 +45,7 @@ def _upsert_insert(session: Session, table: Any) -> Any:
 
 def add_event(session: Session, **values: Any) -> None:
     """Store one first-party event (pixel, click, vote)."""
-    session.execute(_event_insert(), [values])
-
-
-def _event_insert() -> Insert:
-    return TrackingEvent.__table__.insert()  # type: ignore[attr-defined,no-any-return]
+    session.connection().execute(TrackingEvent.__table__.insert(), [values])  # type: ignore[attr-defined]
 
 
 def insert_new_provider_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
@@ -60,12 +56,15 @@ def insert_new_provider_events(session: Session, rows: Sequence[dict[str, Any]])
     """
     if not rows:
         return set()
+    table = TrackingEvent.__table__
     stmt = (
-        _upsert_insert(session, TrackingEvent)
+        _upsert_insert(session, table)
         .on_conflict_do_nothing(index_elements=["provider_event_id"])
-        .returning(TrackingEvent.provider_event_id)
+        .returning(table.c.provider_event_id)
     )
-    return {event_id for event_id in session.scalars(stmt, list(rows)) if event_id is not None}
+    # On the Core connection: the ORM's bulk path would run (and splice) one INSERT per row.
+    inserted = session.connection().execute(stmt, list(rows)).scalars()
+    return {event_id for event_id in inserted if event_id is not None}
 
 
 def delivery_infos(session: Session, delivery_ids: Iterable[int]) -> dict[int, DeliveryInfo]:

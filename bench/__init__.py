@@ -1,0 +1,1 @@
+"""Benchmarks: one script per target, `python -m bench.<name>`."""
