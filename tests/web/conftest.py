@@ -72,3 +72,41 @@ def editor(app: FastAPI, staff: None) -> Iterator[TestClient]:
 
 def form_token(client: TestClient, page: str) -> str:
     return csrf_from(client.get(page).text)
+
+
+@pytest.fixture
+def draft_issue(db_url: str) -> int:
+    """This week's draft built from the real seed pages (published an hour ago)."""
+    from datetime import timedelta
+
+    from newsletter.issues.service import build_issue
+    from newsletter.matchups.page_parser import decode_page, parse_page
+    from newsletter.matchups.service import import_matchup
+    from newsletter.orm import utcnow
+    from tests.conftest import SEEDS
+
+    with transaction() as session:
+        for path in sorted(SEEDS.glob("*.txt"))[:3]:
+            data = parse_page(decode_page(path.read_bytes()), path.name)
+            import_matchup(session, data, utcnow() - timedelta(hours=1))
+        return build_issue(session).id
+
+
+def mark_sent(issue_id: int) -> None:
+    """Arrange a published issue without running a send (the sending suite covers that)."""
+    from newsletter.issues import repository
+    from newsletter.issues.models import IssueStatus
+    from newsletter.issues.service import approve
+    from newsletter.orm import utcnow
+
+    with transaction() as session:
+        approve(session, issue_id, by=EDITOR)
+        now = utcnow()
+        assert repository.transition(
+            session,
+            issue_id,
+            (IssueStatus.APPROVED,),
+            IssueStatus.SENT,
+            send_started_at=now,
+            sent_at=now,
+        )

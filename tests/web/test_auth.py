@@ -48,14 +48,16 @@ def test_session_cookie_is_secure_behind_https(monkeypatch, db_url: str) -> None
         assert page.headers["strict-transport-security"].startswith("max-age=")
 
 
-def test_wrong_password_is_refused_without_saying_which_part(
-    anon: TestClient, staff: None
-) -> None:
+def test_wrong_password_is_refused_without_saying_which_part(anon: TestClient, staff: None) -> None:
     page = anon.get("/login")
     for email in (ADMIN, "nobody@example.com"):
         response = anon.post(
             "/login",
-            data={"email": email, "password": "wrong password!!", "csrf_token": csrf_from(page.text)},
+            data={
+                "email": email,
+                "password": "wrong password!!",
+                "csrf_token": csrf_from(page.text),
+            },
         )
         assert response.status_code == 401
         assert "do not match an account" in response.text
@@ -79,7 +81,8 @@ def test_login_attempts_are_limited_per_address(anon: TestClient, staff: None) -
     token = csrf_from(anon.get("/login").text)
     for i in range(20):
         anon.post(
-            "/login", data={"email": f"guess{i}@example.com", "password": "x" * 12, "csrf_token": token}
+            "/login",
+            data={"email": f"guess{i}@example.com", "password": "x" * 12, "csrf_token": token},
         )
     locked = anon.post("/login", data={"email": ADMIN, "password": PASSWORD, "csrf_token": token})
     assert locked.status_code == 429
