@@ -18,10 +18,8 @@ def _form(html: str) -> dict[str, list[str]]:
     fields: dict[str, list[str]] = {}
     for tag in re.finditer(r"<(input|textarea)([^>]*)>(?:([^<]*)</textarea>)?", form, re.S):
         attrs = dict(re.findall(r'(\w+)="([^"]*)"', tag.group(2)))
-        if (
-            "name" not in attrs
-            or attrs.get("type") == "checkbox"
-            and " checked" not in tag.group(2)
+        if "name" not in attrs or (
+            attrs.get("type") == "checkbox" and " checked" not in tag.group(2)
         ):
             continue
         value = tag.group(3) if tag.group(1) == "textarea" else attrs.get("value", "")

@@ -1,0 +1,148 @@
+"""Admin pages: subscribers (search, filter, keyset pages, add, import, export, unsubscribe,
+erase), the suppression list, users and roles."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+from fastapi.testclient import TestClient
+
+from newsletter.db import transaction
+from tests.web.conftest import ADMIN, csrf_from
+
+
+def _add(admin: TestClient, email: str, name: str = "") -> str:
+    token = csrf_from(admin.get("/admin/subscribers").text)
+    return admin.post(
+        "/admin/subscribers", data={"email": email, "name": name, "csrf_token": token}
+    ).text
+
+
+def test_add_then_find_by_address_prefix_or_name(admin: TestClient) -> None:
+    assert "ada@example.com: added" in _add(admin, "Ada@Example.com", "Ada Lovelace")
+    _add(admin, "grace@example.com", "Grace Hopper")
+    by_address = admin.get("/admin/subscribers", params={"q": "ada@"}).text
+    assert "ada@example.com" in by_address and "grace@example.com" not in by_address
+    by_name = admin.get("/admin/subscribers", params={"q": "hopper"}).text
+    assert "grace@example.com" in by_name and "ada@example.com" not in by_name
+    nobody = admin.get("/admin/subscribers", params={"q": "nobody"}).text
+    assert "No subscriber matches" in nobody
+
+
+def test_filter_by_status(admin: TestClient) -> None:
+    _add(admin, "stay@example.com")
+    _add(admin, "leave@example.com")
+    page = admin.get("/admin/subscribers", params={"q": "leave@"}).text
+    sid = re.findall(r'href="/admin/subscribers/(\d+)"', page)[0]
+    token = csrf_from(page)
+    admin.post(f"/admin/subscribers/{sid}/unsubscribe", data={"csrf_token": token})
+    gone = admin.get("/admin/subscribers", params={"status": "unsubscribed"}).text
+    assert "leave@example.com" in gone and "stay@example.com" not in gone
+    active = admin.get("/admin/subscribers", params={"status": "active"}).text
+    assert "stay@example.com" in active and "leave@example.com" not in active
+
+
+def test_keyset_pages_walk_the_whole_list_once(admin: TestClient) -> None:
+    from subscribers.service import add_by_admin
+
+    with transaction() as session:
+        for i in range(120):
+            add_by_admin(session, f"reader{i:03}@example.com", f"Reader {i}")
+    seen: list[str] = []
+    url = "/admin/subscribers"
+    while url:
+        page = admin.get(url).text
+        seen += re.findall(r'href="/admin/subscribers/\d+">(reader\d+@example\.com)<', page)
+        nxt = page.split('rel="next"', 1)[0].rsplit('href="', 1)[1] if 'rel="next"' in page else ""
+        url = nxt.split('"', 1)[0].replace("&amp;", "&") if nxt else ""
+    assert len(seen) == 120 and len(set(seen)) == 120
+    assert seen[0] == "reader119@example.com"  # newest first
+
+
+def test_csv_upload_import_shows_its_report(admin: TestClient) -> None:
+    token = csrf_from(admin.get("/admin/subscribers/import").text)
+    body = "email,name\nnew1@example.com,New One\nnot-an-address,Bad\nnew2@example.com,New Two\n"
+    page = admin.post(
+        "/admin/subscribers/import",
+        data={"csrf_token": token},
+        files={"file": ("list.csv", body.encode(), "text/csv")},
+    )
+    assert page.status_code == 200
+    assert 'id="imported">2<' in page.text
+    assert "not-an-address" in page.text  # the refused row, with its line
+    assert "new1@example.com" in admin.get("/admin/subscribers", params={"q": "new1@"}).text
+
+
+def test_a_file_without_an_email_column_is_refused_whole(admin: TestClient) -> None:
+    token = csrf_from(admin.get("/admin/subscribers/import").text)
+    page = admin.post(
+        "/admin/subscribers/import",
+        data={"csrf_token": token},
+        files={"file": ("x.csv", b"foo,bar\n1,2\n", "text/csv")},
+    )
+    assert page.status_code == 400
+    assert "was not imported" in page.text
+
+
+def test_export_is_a_csv_of_the_list_safe_for_spreadsheets(admin: TestClient) -> None:
+    _add(admin, "ada@example.com", '=HYPERLINK("http://evil")')
+    response = admin.get("/admin/subscribers/export.csv")
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert rows[0]["email"] == "ada@example.com" and rows[0]["status"] == "active"
+    assert rows[0]["name"].startswith("'=")
+
+
+def test_erase_removes_the_person_and_keeps_the_address_suppressed(admin: TestClient) -> None:
+    _add(admin, "forget@example.com", "Forget Me")
+    page = admin.get("/admin/subscribers", params={"q": "forget@"}).text
+    sid = re.findall(r'href="/admin/subscribers/(\d+)"', page)[0]
+    detail = admin.get(f"/admin/subscribers/{sid}").text
+    assert "Forget Me" in detail
+    admin.post(f"/admin/subscribers/{sid}/erase", data={"csrf_token": csrf_from(detail)})
+    assert "forget@example.com" not in admin.get("/admin/subscribers").text
+    assert admin.get(f"/admin/subscribers/{sid}").status_code == 404
+    suppressions = admin.get("/admin/suppressions").text
+    assert "(1)" in suppressions and "forget@example.com" not in suppressions
+    again = _add(admin, "forget@example.com")
+    assert "suppressed" in again
+
+
+def test_users_and_roles(admin: TestClient) -> None:
+    page = admin.get("/admin/users").text
+    token = csrf_from(page)
+    short = admin.post(
+        "/admin/users",
+        data={
+            "email": "new@example.com",
+            "role": "editor",
+            "password": "short",
+            "csrf_token": token,
+        },
+    )
+    assert "at least 12 characters" in short.text
+    made = admin.post(
+        "/admin/users",
+        data={
+            "email": "new@example.com",
+            "role": "editor",
+            "password": "a long enough password",
+            "csrf_token": token,
+        },
+    )
+    assert "new@example.com can now sign in as editor" in made.text
+    from newsletter.accounts.service import find
+
+    with transaction() as session:
+        me = find(session, ADMIN).id
+        new = find(session, "new@example.com").id
+    demoted = admin.post(f"/admin/users/{me}/role", data={"role": "editor", "csrf_token": token})
+    assert "last admin cannot be demoted" in demoted.text
+    promoted = admin.post(f"/admin/users/{new}/role", data={"role": "admin", "csrf_token": token})
+    assert "new@example.com is now admin" in promoted.text
+    selfremove = admin.post(f"/admin/users/{me}/delete", data={"csrf_token": token})
+    assert "cannot remove your own account" in selfremove.text
+    removed = admin.post(f"/admin/users/{new}/delete", data={"csrf_token": token})
+    assert "new@example.com removed" in removed.text

@@ -1,0 +1,54 @@
+"""Readers' pages: the archive of sent issues, its Atom feed, and each issue's web version."""
+
+from __future__ import annotations
+
+from xml.etree import ElementTree as ET
+
+from fastapi.testclient import TestClient
+
+from newsletter.db import transaction
+from tests.web.conftest import mark_sent
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+def test_drafts_are_not_published(anon: TestClient, draft_issue: int) -> None:
+    assert "No issue has been sent yet" in anon.get("/issues").text
+    with transaction() as session:
+        from newsletter.issues.repository import get
+
+        issue = get(session, draft_issue)
+        assert issue is not None
+        week = issue.week
+    assert anon.get(f"/issues/{week}").status_code == 404
+    feed = ET.fromstring(anon.get("/issues/feed.atom").content)
+    assert feed.findall(f"{ATOM}entry") == []
+
+
+def test_a_sent_issue_is_in_the_archive_the_feed_and_on_the_web(
+    anon: TestClient, draft_issue: int
+) -> None:
+    from newsletter.issues.repository import get
+    from newsletter.tracking.models import TrackingEvent
+
+    mark_sent(draft_issue)
+    with transaction() as session:
+        issue = get(session, draft_issue)
+        assert issue is not None
+        week, subject = issue.week, issue.rendered_subject
+    archive = anon.get("/issues").text
+    assert f'href="/issues/{week}"' in archive
+    response = anon.get("/issues/feed.atom")
+    assert response.headers["content-type"].startswith("application/atom+xml")
+    feed = ET.fromstring(response.content)
+    entries = feed.findall(f"{ATOM}entry")
+    assert len(entries) == 1
+    assert entries[0].findtext(f"{ATOM}title") == subject
+    assert entries[0].find(f"{ATOM}link").get("href").endswith(f"/issues/{week}")
+    page = anon.get(f"/issues/{week}")
+    assert page.status_code == 200
+    assert "__NL_TOKEN__" not in page.text
+    assert "/o/" not in page.text  # the untracked render: no open pixel
+    assert "sandbox" in page.headers["content-security-policy"]
+    with transaction() as session:
+        assert session.query(TrackingEvent).count() == 0
