@@ -1,0 +1,150 @@
+"""Open pixel and click redirect under load, from a second process over loopback.
+
+The app runs under uvicorn in a subprocess on 127.0.0.1 (random port) on a fresh SQLite file;
+this process drives it with keep-alive HTTP/1.1 connections (asyncio, raw sockets: an HTTP
+client library would be the bottleneck), half pixel fetches and half clicks, each with a
+different recipient's signed token. Bounded by a request count and a time limit.
+Targets: >= 1,000 requests/s, p99 < 50 ms.
+
+    .venv/bin/python -m bench.tracking_load [--requests 20000] [--connections 16] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from bench.webhook import SECRET, seed, serve
+from newsletter.db import dispose_engines, transaction
+from newsletter.personalize import DELIVERY_PURPOSE
+from newsletter.security.signing import sign
+from newsletter.tracking.models import TrackingEvent
+
+AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"
+
+
+def request_bytes(path: str) -> bytes:
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {AGENT}\r\nAccept: */*\r\n\r\n"
+    ).encode()
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def connection(
+    port: int,
+    paths: list[bytes],
+    queue: asyncio.Queue[int],
+    deadline: float,
+    latencies: list[float],
+    errors: list[str],
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                index = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            started = time.perf_counter()
+            writer.write(paths[index])
+            try:
+                status = await read_response(reader)
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                errors.append(f"connection: {exc!r}")
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                continue
+            latencies.append(time.perf_counter() - started)
+            if status not in (200, 302):
+                errors.append(f"status {status}")
+    finally:
+        writer.close()
+
+
+async def drive(
+    port: int, paths: list[bytes], connections: int, seconds: float
+) -> tuple[float, list[float], list[str]]:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(len(paths)):
+        queue.put_nowait(index)
+    latencies: list[float] = []
+    errors: list[str] = []
+    started = time.perf_counter()
+    deadline = time.monotonic() + seconds
+    await asyncio.gather(
+        *(connection(port, paths, queue, deadline, latencies, errors) for _ in range(connections))
+    )
+    return time.perf_counter() - started, latencies, errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--deliveries", type=int, default=5000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        deliveries = seed(url, args.deliveries, sent_at=datetime.now(UTC) - timedelta(days=1))
+        # The token newsletter.personalize.delivery_token makes, under the server's key.
+        tokens = [sign(DELIVERY_PURPOSE, str(d), secret=SECRET) for d in deliveries]
+        paths = [
+            request_bytes(
+                f"/o/{tokens[i % len(tokens)]}.gif"
+                if i % 2 == 0
+                else f"/c/{tokens[i % len(tokens)]}/m{i % 4 // 2}"
+            )
+            for i in range(args.requests)
+        ]
+        env = {"DATABASE_URL": url, "NEWSLETTER_SECRET_KEY": SECRET}
+        with serve(env) as base:
+            port = int(base.rsplit(":", 1)[1])
+            # Warm-up (first connections, imports), not counted.
+            asyncio.run(drive(port, paths[:200], 4, 30))
+            elapsed, latencies, errors = asyncio.run(
+                drive(port, paths, args.connections, args.seconds)
+            )
+        with transaction(url) as session:
+            rows = session.scalar(select(func.count()).select_from(TrackingEvent))
+        dispose_engines()
+
+    done = len(latencies)
+    ordered = sorted(latencies)
+    print(
+        f"pixel + click via uvicorn on loopback, SQLite, {args.connections} keep-alive "
+        f"connections from a second process"
+    )
+    print(f"  requests         {done:,} of {args.requests:,} in {elapsed:.1f} s")
+    print(f"  requests/s       {done / elapsed:,.0f}   (target >= 1,000)")
+    print(f"  p50              {statistics.median(ordered) * 1000:.1f} ms")
+    print(
+        f"  p99              {ordered[min(done - 1, int(0.99 * done))] * 1000:.1f} ms   (target < 50 ms)"
+    )
+    print(f"  errors           {len(errors)}{'  e.g. ' + errors[0] if errors else ''}")
+    print(f"  events stored    {rows:,}")
+
+
+if __name__ == "__main__":
+    main()
