@@ -1,0 +1,107 @@
+"""`python scheduler.py`: --help, --once, and a clean exit on SIGTERM (real processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.scheduling.conftest import EDITOR, drop_seeds, recipients
+
+ENTRY = str(REPO / "scheduler.py")
+
+
+def run(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, ENTRY, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
+        check=False,
+    )
+
+
+def test_help_explains_the_settings() -> None:
+    result = run(["--help"])
+    assert result.returncode == 0
+    for setting in (
+        "NEWSLETTER_SCHEDULE_DAY",
+        "NEWSLETTER_SCHEDULE_TIME",
+        "NEWSLETTER_TIMEZONE",
+        "NEWSLETTER_APPROVAL_POLICY",
+        "NEWSLETTER_MISFIRE_GRACE_SECONDS",
+        "NEWSLETTER_INBOX_DIR",
+        "NEWSLETTER_EDITOR_EMAILS",
+        "--once",
+    ):
+        assert setting in result.stdout
+
+
+def test_a_bad_schedule_setting_is_refused_by_name(
+    db_url: str, configure: Callable[..., None]
+) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("one engine is enough for a settings error")
+    configure(newsletter_schedule_time="nine")
+    result = run(["--once"])
+    assert result.returncode == 2
+    assert "NEWSLETTER_SCHEDULE_TIME='nine'" in result.stderr
+
+
+def test_once_runs_the_weekly_job_now_and_exits(
+    db_url: str, inbox: Path, configure: Callable[..., None], isolated_env: Path
+) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the process wiring is engine-independent; the claims are tested on both")
+    configure()
+    names = drop_seeds(inbox, 2)
+
+    result = run(["--once", "--json"])
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["outcome"] == "awaiting_review" and report["matchups"] == 2
+    assert sorted(report["inbox"]["imported"]) == names
+    assert sorted(p.name for p in (inbox / "done").iterdir()) == names
+    assert recipients(isolated_env / "outbox") == [EDITOR]
+    assert "running the weekly job now" in result.stderr
+    assert "ready for review" in result.stderr
+
+
+def test_sigterm_stops_the_scheduler_cleanly(
+    db_url: str, configure: Callable[..., None], tmp_path: Path
+) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the process wiring is engine-independent")
+    configure(newsletter_tick_seconds=1)
+    log_path = tmp_path / "scheduler.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, ENTRY],
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            env=os.environ.copy(),
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while "scheduler started" not in log_path.read_text():
+                assert process.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.1)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+    log = log_path.read_text()
+    assert "received SIGTERM" in log
+    assert log.rstrip().endswith("scheduler stopped")
