@@ -1,0 +1,223 @@
+"""End-to-end flows in real Chromium against the app served by uvicorn on a loopback port.
+
+Each page visited is checked with axe-core (no serious or critical violation) and kept as a
+screenshot in tests/artifacts/web/.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from newsletter.db import transaction
+from tests.web.conftest import ADMIN, EDITOR, PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    from newsletter.settings import reset_settings
+    from newsletter.web.app import create_app
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("NEWSLETTER_BASE_URL", base)
+    reset_settings()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield base
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def page(browser: Any, artifacts: Path) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def check(page: Any, artifacts: Path, name: str) -> None:
+    """Screenshot, then axe-core: no serious or critical violation on this page."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    folder = artifacts / "web"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    results = Axe().run(page)
+    bad = [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert not bad, f"{name}: " + "; ".join(bad)
+
+
+def sign_in(page: Any, base: str, email: str) -> None:
+    page.goto(f"{base}/admin")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/admin/issues"))
+
+
+def _outbox(folder: Path) -> list[Message]:
+    return [message_from_bytes(p.read_bytes()) for p in sorted(folder.glob("*.eml"))]
+
+
+def _body(message: Message, subtype: str) -> str:
+    for part in message.walk():
+        if part.get_content_type() == f"text/{subtype}":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload.decode(part.get_content_charset() or "utf-8")
+    raise AssertionError(f"no text/{subtype} part")
+
+
+def test_editor_edits_previews_sends_a_test_and_approves(
+    server: str, page: Any, artifacts: Path, staff: None, draft_issue: int, isolated_env: Path
+) -> None:
+    page.goto(f"{server}/login")
+    check(page, artifacts, "login")
+    sign_in(page, server, EDITOR)
+    check(page, artifacts, "editor-issues")
+    page.get_by_role("link", name=re.compile(r"\d{4}-W\d{2}")).first.click()
+    desktop = page.frame_locator(".preview-desktop iframe")
+    desktop.locator("body").wait_for()
+    check(page, artifacts, "editor-issue")
+
+    page.get_by_label("Subject", exact=True).fill("Our panel picks: a browser-tested subject")
+    page.get_by_label("Intro", exact=True).fill("An intro typed in a real browser.")
+    page.get_by_role("button", name="Save and preview").click()
+    page.get_by_text("Saved;").wait_for()
+    assert page.locator("#subject-now").inner_text() == "Our panel picks: a browser-tested subject"
+    desktop = page.frame_locator(".preview-desktop iframe")
+    desktop.get_by_text("An intro typed in a real browser.").first.wait_for()
+    mobile = page.frame_locator(".preview-mobile iframe")
+    mobile.get_by_text("An intro typed in a real browser.").first.wait_for()
+    width = page.locator(".preview-mobile iframe").bounding_box()["width"]
+    assert 370 <= width <= 380
+    assert "An intro typed in a real browser." in page.locator("pre.plain").inner_text()
+    page.screenshot(path=str(artifacts / "web" / "editor-issue-edited.png"), full_page=True)
+
+    page.get_by_role("button", name=f"Send a test to {EDITOR}").click()
+    page.get_by_text(f"Test sent to {EDITOR}.").wait_for()
+    mails = _outbox(isolated_env / "outbox")
+    assert len(mails) == 1 and mails[0]["To"] == EDITOR
+    assert "An intro typed in a real browser." in _body(mails[0], "plain")
+
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_text("approved: its content is frozen").wait_for()
+    assert page.locator("h1 .status").inner_text() == "approved"
+    check(page, artifacts, "editor-issue-approved")
+
+
+def test_admin_imports_a_csv_and_finds_a_subscriber(
+    server: str, page: Any, artifacts: Path, staff: None, tmp_path: Path
+) -> None:
+    sign_in(page, server, ADMIN)
+    page.get_by_role("link", name="Subscribers", exact=True).click()
+    check(page, artifacts, "admin-subscribers-empty")
+    page.get_by_role("link", name="Import a CSV").click()
+    csv_file = tmp_path / "readers.csv"
+    rows = ["email,name"] + [f"reader{i}@example.com,Reader {i}" for i in range(40)]
+    rows += ["ada.lovelace@example.org,Ada Lovelace", "broken-address,Nobody"]
+    csv_file.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    page.get_by_label(re.compile("CSV file")).set_input_files(str(csv_file))
+    page.get_by_role("button", name="Import").click()
+    page.get_by_role("heading", name="Report for readers.csv").wait_for()
+    assert page.locator("#imported").inner_text() == "41"
+    assert page.get_by_role("cell", name="broken-address").is_visible()
+    check(page, artifacts, "admin-import-report")
+
+    page.get_by_role("link", name="Subscribers", exact=True).click()
+    page.get_by_label("Address or name").fill("lovelace")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name="ada.lovelace@example.org").click()
+    page.get_by_role("heading", name="ada.lovelace@example.org").wait_for()
+    check(page, artifacts, "admin-subscriber")
+    for name in ("Suppressions", "Users"):
+        page.get_by_role("link", name=name, exact=True).click()
+        check(page, artifacts, f"admin-{name.lower()}")
+
+
+def test_reader_subscribes_confirms_by_mail_and_unsubscribes(
+    server: str, page: Any, artifacts: Path, isolated_env: Path, browser: Any
+) -> None:
+    from subscribers.service import find
+
+    phone = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
+    page = phone.new_page()
+    page.goto(f"{server}/subscribe")
+    check(page, artifacts, "reader-subscribe")
+    page.get_by_label(re.compile("^Email", re.I)).fill("reader@example.com")
+    page.get_by_role("button", name=re.compile("subscribe", re.I)).click()
+    page.wait_for_load_state()
+    check(page, artifacts, "reader-check-inbox")
+
+    mails = _outbox(isolated_env / "outbox")
+    assert len(mails) == 1 and mails[0]["To"] == "reader@example.com"
+    link = re.search(rf"{re.escape(server)}/confirm/[\w.~-]+", _body(mails[0], "plain"))
+    assert link, "no confirmation link in the mail"
+    page.goto(link.group(0))
+    check(page, artifacts, "reader-confirm")
+    page.locator("main form button[type=submit]").click()
+    page.wait_for_load_state()
+    check(page, artifacts, "reader-confirmed")
+    with transaction() as session:
+        subscriber = find(session, "reader@example.com")
+        assert subscriber is not None and subscriber.status.value == "active"
+
+    page.get_by_role("link", name=re.compile("preferences", re.I)).first.click()
+    page.wait_for_load_state()
+    check(page, artifacts, "reader-preferences")
+    # The same token opens the unsubscribe page (the visible link at the foot of every issue).
+    token = page.url.rsplit("/p/", 1)[1]
+    page.goto(f"{server}/u/{token}")
+    check(page, artifacts, "reader-unsubscribe")
+    page.locator("main form button[type=submit]").first.click()
+    page.wait_for_load_state()
+    check(page, artifacts, "reader-unsubscribed")
+    with transaction() as session:
+        subscriber = find(session, "reader@example.com")
+        assert subscriber is not None and subscriber.status.value == "unsubscribed"
+    phone.close()
+
+
+def test_public_archive_pages_are_accessible(
+    server: str, page: Any, artifacts: Path, draft_issue: int
+) -> None:
+    from tests.web.conftest import mark_sent
+
+    mark_sent(draft_issue)
+    page.goto(f"{server}/issues")
+    check(page, artifacts, "reader-archive")
+    page.get_by_role("heading", level=2).get_by_role("link").first.click()
+    page.wait_for_load_state()
+    assert "/issues/" in page.url
+    page.screenshot(path=str(artifacts / "web" / "reader-web-version.png"), full_page=True)
