@@ -124,6 +124,10 @@ def test_editor_edits_previews_sends_a_test_and_approves(
     assert 370 <= width <= 380
     assert "An intro typed in a real browser." in page.locator("pre.plain").inner_text()
     page.screenshot(path=str(artifacts / "web" / "editor-issue-edited.png"), full_page=True)
+    for frame in ("desktop", "mobile"):
+        page.locator(f".preview-{frame} iframe").screenshot(
+            path=str(artifacts / "web" / f"editor-preview-{frame}.png")
+        )
 
     page.get_by_role("button", name=f"Send a test to {EDITOR}").click()
     page.get_by_text(f"Test sent to {EDITOR}.").wait_for()
