@@ -33,7 +33,9 @@ def _insert(session: Session, run: SchedulerRun) -> bool:
             session.add(run)
             session.flush()
     except IntegrityError:
-        session.expunge(run)
+        # The savepoint's rollback already expunged the pending row.
+        if run in session:
+            session.expunge(run)
         return False
     return True
 

@@ -130,6 +130,7 @@ class Scheduler:
         with transaction() as session:
             run = repository.get_run(session, key)
             if run is not None:
+                holder, state = run.claimed_by, run.status
                 run = repository.reclaim_run(
                     session,
                     run_key=key,
@@ -140,7 +141,11 @@ class Scheduler:
                     max_attempts=MAX_ATTEMPTS,
                 )
                 if run is None:
-                    return  # done, missed, or another scheduler's: nothing to do
+                    if state is RunStatus.RUNNING:
+                        log.info("weekly %s: being run by %s, skipped", week, holder)
+                    else:
+                        log.debug("weekly %s: already %s", week, state.value)
+                    return
                 if late > self.grace:
                     # The take-over itself is too late: record it as missed, not run.
                     repository.finish_run(

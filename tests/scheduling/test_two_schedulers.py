@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -51,6 +52,7 @@ def test_two_schedulers_build_one_issue_and_send_it_once(
     configure: Callable[..., None],
     isolated_env: Path,
     policy: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     if not db_url.startswith("postgresql"):
         pytest.skip("concurrent schedulers are a PostgreSQL deployment")
@@ -62,6 +64,7 @@ def test_two_schedulers_build_one_issue_and_send_it_once(
     clock = ManualClock(SLOT)
     schedulers = [Scheduler(clock=clock), Scheduler(clock=clock)]
 
+    caplog.set_level(logging.INFO, logger="newsletter.scheduler")
     first = tick_together(schedulers)
     if policy == "review":
         from newsletter.issues import service as issues
@@ -73,6 +76,9 @@ def test_two_schedulers_build_one_issue_and_send_it_once(
     second = tick_together(schedulers)
 
     assert sum(r.weekly is not None for r in first) == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert sum("running the weekly job" in m for m in messages) == 1
     assert sum(len(r.started_sends) for r in first + second) == 1
     with transaction() as session:
         issues_built = session.scalars(select(Issue)).all()
