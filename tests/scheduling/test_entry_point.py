@@ -105,3 +105,69 @@ def test_sigterm_stops_the_scheduler_cleanly(
     log = log_path.read_text()
     assert "received SIGTERM" in log
     assert log.rstrip().endswith("scheduler stopped")
+
+
+def test_sigterm_mid_send_finishes_the_current_batch_and_a_restart_sends_the_rest(
+    db_url: str, inbox: Path, configure: Callable[..., None], isolated_env: Path, tmp_path: Path
+) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the process wiring is engine-independent")
+    from sqlalchemy import select
+
+    from newsletter.db import transaction
+    from newsletter.issues import service as issues
+    from newsletter.scheduling.runner import Scheduler
+    from newsletter.sending import service as sending
+    from newsletter.sending.models import Delivery, DeliveryStatus
+    from tests.scheduling.conftest import add_subscribers
+
+    # Slow enough to be stopped mid-way: 40 readers, batches of 5, 10 emails a second.
+    configure(
+        newsletter_batch_size=5,
+        newsletter_send_rate_limit=10,
+        newsletter_send_concurrency=1,
+        newsletter_misfire_grace_seconds=0,
+    )
+    drop_seeds(inbox, 1)
+    readers = add_subscribers(40)
+    report = Scheduler().run_now()
+    assert report.issue_id is not None
+    with transaction() as session:
+        issues.approve(session, report.issue_id, by=EDITOR)
+    with transaction() as session:
+        assert sending.start_send(session, report.issue_id)
+
+    outbox = isolated_env / "outbox"
+    log_path = tmp_path / "scheduler.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, ENTRY],
+            stderr=log_file,
+            stdout=subprocess.DEVNULL,
+            env=os.environ.copy(),
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while len(recipients(outbox)) < 1 + 5:  # the editor notice and a first batch
+                assert process.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0, log_path.read_text()
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+    with transaction() as session:
+        statuses = [d.status for d in session.scalars(select(Delivery))]
+    sent = statuses.count(DeliveryStatus.SENT)
+    assert DeliveryStatus.IN_FLIGHT not in statuses and DeliveryStatus.UNCERTAIN not in statuses
+    assert 5 <= sent < 40 and sent % 5 == 0  # whole batches only
+    assert statuses.count(DeliveryStatus.QUEUED) == 40 - sent
+
+    Scheduler().dispatch()  # the next start picks up where it stopped
+
+    with transaction() as session:
+        statuses = [d.status for d in session.scalars(select(Delivery))]
+    assert statuses == [DeliveryStatus.SENT] * 40
+    assert recipients(outbox) == sorted([EDITOR, *readers])
