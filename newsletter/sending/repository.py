@@ -279,14 +279,15 @@ def claim_batch(
 
 def skip_unmailable(session: Session, batch_id: int, reason: str, now: datetime) -> int:
     """Queued deliveries of the batch whose subscriber may no longer be mailed -> skipped."""
-    in_batch = select(Delivery.subscriber_id).where(Delivery.batch_id == batch_id)
-    still_mailable = mailable_ids_select().where(Subscriber.id.in_(in_batch))
+    # Correlated per delivery (an anti-join on the primary key), so the check costs the
+    # batch's size, not the size of the whole list.
+    still_mailable = mailable_ids_select().where(Subscriber.id == Delivery.subscriber_id).exists()
     result = session.execute(
         update(Delivery)
         .where(
             Delivery.batch_id == batch_id,
             Delivery.status == DeliveryStatus.QUEUED,
-            or_(Delivery.subscriber_id.is_(None), Delivery.subscriber_id.not_in(still_mailable)),
+            ~still_mailable,
         )
         .values(status=DeliveryStatus.SKIPPED, error=reason, updated_at=now)
         .execution_options(synchronize_session=False)

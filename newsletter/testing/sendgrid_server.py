@@ -129,6 +129,8 @@ class SendGridServer:
         # address -> SendGrid's message: any request naming the address gets a 400 for it.
         self.bad_addresses: dict[str, str] = {}
         self.forbidden = False
+        # Every accepted request is answered this many seconds late (a realistic round trip).
+        self.latency = 0.0
         self.accepted: list[AcceptedRequest] = []
         self.received: Counter[tuple[str | None, str]] = Counter()
         self.requests = 0
@@ -529,8 +531,9 @@ def _handler_for(server: SendGridServer) -> type[BaseHTTPRequestHandler]:
                 self._drop()
                 return None, None, {}
             message_id = server.take(payload)
-            if fault is not None and fault.delay:
-                time.sleep(fault.delay)
+            delay = server.latency + (fault.delay if fault is not None else 0.0)
+            if delay:
+                time.sleep(delay)
             return 202, None, {"X-Message-Id": message_id}
 
         def _drop(self) -> None:
