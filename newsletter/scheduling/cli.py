@@ -69,9 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("apscheduler").setLevel(
-        max(logging.WARNING, logging.getLevelName(args.log_level))
-    )
+    # The libraries' own chatter (job added, migration context) would drown the one line per
+    # decision the scheduler writes; their warnings and errors still show.
+    quiet = max(logging.WARNING, logging.getLevelName(args.log_level))
+    for library in ("apscheduler", "alembic"):
+        logging.getLogger(library).setLevel(quiet)
     log = logging.getLogger("newsletter.scheduler")
 
     from newsletter.migrate import current_revision, head_revision
