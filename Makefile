@@ -20,7 +20,8 @@ venv: $(BIN)/.installed
 demo: venv
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
 	cd $(DEMO_DIR) && env -u SENDGRID_API_KEY -u NEWSLETTER_TRANSPORT \
-		DATABASE_URL=sqlite:///newsletter.db NEWSLETTER_OUTBOX_DIR=outbox \
+		DATABASE_URL=sqlite:///newsletter.db NEWSLETTER_OUTBOX_DIR=outbox NEWSLETTER_INBOX_DIR=inbox \
+		NEWSLETTER_EDITOR_EMAILS=editor@example.com \
 		../$(BIN)/newsletter demo
 
 ## Lint, type-check and the full suite (SQLite and PostgreSQL, real Chromium).

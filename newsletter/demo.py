@@ -1,30 +1,172 @@
-"""`newsletter demo`: the weekly job, end to end, on the repository's own example pages."""
+"""`newsletter demo`: the whole weekly job on the embedded default, end to end.
+
+It uses the real pieces, in the order an operator's week goes: pages dropped in the inbox, the
+scheduler's weekly job (import, build, editor notice), an editor's approval, the send through the
+ledger (the outbox transport: one .eml per message), readers opening, clicking and voting (the
+tracking service the web endpoints call), and the numbers. Run it in an empty folder:
+`make demo` does, in ./demo-data.
+"""
 
 from __future__ import annotations
 
+import random
+import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import typer
 
 from newsletter.db import transaction
-from newsletter.matchups import repository, service
+from newsletter.issues import repository as issues_repository
+from newsletter.issues import service as issues
 from newsletter.migrate import upgrade
+from newsletter.orm import utcnow
+from newsletter.scheduling.weekly import run_weekly_job
+from newsletter.sending import repository as sending_repository
+from newsletter.sending import service as sending
+from newsletter.sending.worker import run_until_done
+from newsletter.settings import get_settings
+from newsletter.tracking import service as tracking
+from subscribers import service as subscribers
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "matchups"
+READERS = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Margaret",
+    "Linus",
+    "Barbara",
+    "Dennis",
+    "Frances",
+    "Ken",
+    "Radia",
+    "Edsger",
+    "Hedy",
+    "Tim",
+    "Katherine",
+    "Guido",
+    "Annie",
+    "Brian",
+    "Sophie",
+    "Donald",
+    "Joan",
+]
+HUMAN_AGENT = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Mobile"
+SCANNER_AGENT = "Mozilla/5.0 (compatible; BingPreview/1.0b)"
+
+
+def step(number: int, text: str) -> None:
+    typer.secho(f"{number}. {text}", bold=True)
 
 
 def run_demo() -> None:
+    settings = get_settings()
     upgrade()
-    typer.echo("1. database ready")
-    pages = sorted((EXAMPLES / "matchups").glob("*.txt"))
-    for path in pages:
-        parsed = service.read_file(path)
-        if isinstance(parsed, service.RefusedFile):
-            raise typer.Exit(f"example page refused: {parsed.message()}")  # type: ignore[arg-type]
-        with transaction() as session:
-            for data in parsed.matchups:
-                matchup, outcome = service.import_matchup(session, data)
-                typer.echo(f"   {outcome.value:9} {matchup.slug}")
+    step(1, f"database ready ({settings.database_url})")
+
+    inbox = settings.newsletter_inbox_dir
+    inbox.mkdir(parents=True, exist_ok=True)
+    for page in sorted(EXAMPLES.glob("*.txt")):
+        shutil.copy(page, inbox / page.name)
+    step(2, f"{len(list(EXAMPLES.glob('*.txt')))} example matchup pages dropped in {inbox}/")
+
     with transaction() as session:
-        count = len(repository.list_all(session))
-    typer.echo(f"2. {count} matchups in the database")
+        for index, name in enumerate(READERS, start=1):
+            subscribers.add_by_admin(
+                session, f"{name.lower()}.reader{index}@example.com", name, source="demo"
+            )
+    step(3, f"{len(READERS)} subscribers on the list (consent recorded as the demo's import)")
+
+    now = utcnow()
+    report = run_weekly_job(now=now)
+    step(4, f"weekly job: {report.summary()}")
+    if report.issue_id is None:
+        raise typer.Exit(1)
+    issue_id = report.issue_id
+
+    with transaction() as session:
+        html, text = issues.preview(session, issue_id)
+    Path("preview.html").write_text(html, encoding="utf-8")
+    Path("preview.txt").write_text(text, encoding="utf-8")
+    step(5, f"editor preview written: preview.html ({len(html.encode()) // 1024} KB), preview.txt")
+
+    with transaction() as session:
+        issue = issues.approve(session, issue_id, by="demo editor")
+        sending.start_send(session, issue_id)
+        subject = issue.rendered_subject
+    run_until_done(issue_id, worker_id=sending.default_worker_id())
+    with transaction() as session:
+        counts = sending_repository.status_counts(session, issue_id)
+    step(
+        6,
+        f"approved and sent {subject!r}: {counts['sent']} sent, {counts['failed']} failed, "
+        f"{counts['uncertain']} uncertain → {settings.newsletter_outbox_dir}/*.eml",
+    )
+
+    _simulate_readers(issue_id)
+    step(7, "readers opened, clicked and voted (a link scanner's hits are flagged as machine)")
+
+    with transaction() as session:
+        stats = tracking.issue_stats(session, issue_id)
+    step(8, "the numbers (`newsletter stats --json` prints them all):")
+    typer.echo(
+        f"   recipients {stats['recipients']}, sent {stats['sent']}, human opens "
+        f"{stats['opens_unique']} (machine {stats['opens_machine']}), unique clicks "
+        f"{stats['clicks_unique']}, unsubscribes {stats['unsubscribes']}"
+    )
+    for matchup in stats["matchups"]:
+        votes = ", ".join(f"{v['name']} {v['votes']}" for v in matchup["votes"])
+        typer.echo(f"   {matchup['slug']}: {matchup['clicks_unique']} clicks; votes {votes}")
+    typer.echo("\nNext: `newsletter serve` and open http://localhost:8000 (see the README).")
+
+
+def _simulate_readers(issue_id: int) -> None:
+    """Readers open an hour after the send; a few click and vote; one link scanner passes by."""
+    rng = random.Random(47)  # the same story every run
+    with transaction() as session:
+        deliveries = [
+            d for d, _ in sending_repository.list_deliveries(session, issue_id, limit=10_000)
+        ]
+        issue = issues_repository.get(session, issue_id)
+        assert issue is not None and issue.sent_at is not None
+        sent_at = issue.sent_at
+        links = [link for link in issues_repository.links_of(session, issue_id) if link.matchup_id]
+        slugs = [item.verdict.slug for item in issues.content(session, issue).featured]
+        for number, delivery in enumerate(deliveries):
+            at = sent_at + timedelta(minutes=30 + 7 * number)
+            if number == 0:
+                tracking.record_open(
+                    session,
+                    delivery.id,
+                    user_agent=SCANNER_AGENT,
+                    client_ip="127.0.0.1",
+                    now=sent_at + timedelta(seconds=2),
+                )
+            if rng.random() > 0.7:
+                continue
+            tracking.record_open(
+                session, delivery.id, user_agent=HUMAN_AGENT, client_ip="127.0.0.1", now=at
+            )
+            if links and rng.random() < 0.5:
+                link = rng.choice(links)
+                tracking.record_click(
+                    session,
+                    delivery.id,
+                    link.key,
+                    user_agent=HUMAN_AGENT,
+                    client_ip="127.0.0.1",
+                    now=at + timedelta(minutes=1),
+                )
+            for slug in slugs:
+                if rng.random() < 0.4:
+                    tracking.record_vote(
+                        session,
+                        delivery.id,
+                        slug,
+                        rng.choice((0, 0, 1)),
+                        user_agent=HUMAN_AGENT,
+                        client_ip="127.0.0.1",
+                        confirmed=True,
+                        now=at + timedelta(minutes=2),
+                    )
