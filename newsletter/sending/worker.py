@@ -54,7 +54,8 @@ class RateLimiter:
 
 @dataclass(frozen=True)
 class _Done:
-    pass
+    # The batch itself is already closed (the common case: settled in the same transaction).
+    finished: bool = False
 
 
 @dataclass(frozen=True)
@@ -233,14 +234,16 @@ def _deliver(
             repository.mark_uncertain(session, claim.batch_id, None, reason, now)
             repository.finish_batch(session, claim.batch_id, now, reason)
         raise
-    _settle(send, claim, verdict)
+    if not (isinstance(verdict, _Done) and verdict.finished):
+        _settle(send, claim, verdict)
 
 
 def _settle(send: _Send, claim: Claim, verdict: _Verdict) -> None:
     now = utcnow()
     with transaction() as session:
         if isinstance(verdict, _Done):
-            repository.finish_batch(session, claim.batch_id, now)
+            if not verdict.finished:
+                repository.finish_batch(session, claim.batch_id, now)
         elif isinstance(verdict, _Pause):
             # Credentials are wrong: every batch would fail the same way, so the whole send
             # stops and waits for an operator. Nothing is marked failed.
@@ -292,6 +295,10 @@ def _send(
             if result.message_ids:
                 repository.mark_sent_each(session, claim.batch_id, result.message_ids, now)
             repository.mark_sent(session, claim.batch_id, ids, result.message_id, now)
+            if whole:
+                # One commit settles the deliveries and closes the batch.
+                repository.finish_batch(session, claim.batch_id, now)
+                return _Done(finished=True)
             repository.touch_batch(session, claim.batch_id, worker_id, now)
         return DONE
     if outcome is BatchOutcome.UNKNOWN:
