@@ -75,7 +75,10 @@ def subscribers_list(
                 session, status=wanted, search=query or None, before_id=before, limit=PAGE_SIZE + 1
             )
         )
-        counts = repository.status_counts(session)
+        # Counting a million rows costs more than the page itself: only the plain first page
+        # (where an admin looks at the list as a whole) shows the totals.
+        overview = not (query or wanted or before)
+        counts = repository.status_counts(session) if overview else None
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     context = {
@@ -84,7 +87,7 @@ def subscribers_list(
         "status": status,
         "statuses": [s.value for s in SubscriberStatus],
         "counts": counts,
-        "total": sum(counts.values()),
+        "total": sum(counts.values()) if counts is not None else None,
         "next_before": rows[-1].id if more and rows else None,
         "paged": before > 0,
     }
