@@ -26,6 +26,9 @@ _PLAIN = re.compile(
     re.IGNORECASE | re.ASCII,
 )
 _SPECIAL_USE = frozenset(SPECIAL_USE_DOMAIN_NAMES)
+# Every special-use name is one label today, so looking at the TLD suffices; if the library
+# ever lists a longer one, every ending of the domain is checked instead.
+_SPECIAL_USE_SINGLE_LABEL = all("." not in name for name in _SPECIAL_USE)
 
 
 def _plain(address: str) -> bool:
@@ -34,8 +37,11 @@ def _plain(address: str) -> bool:
     local, _, domain = address.rpartition("@")
     if len(local) > 64:
         return False
-    labels = domain.lower().split(".")
+    domain = domain.lower()
     # The library refuses special-use names as a whole domain or as its ending.
+    if _SPECIAL_USE_SINGLE_LABEL:
+        return domain.rpartition(".")[2] not in _SPECIAL_USE
+    labels = domain.split(".")
     return not any(".".join(labels[i:]) in _SPECIAL_USE for i in range(len(labels)))
 
 
@@ -72,4 +78,4 @@ def address_hash(email: str) -> str:
     """
     settings = get_settings()
     secret = settings.newsletter_suppression_key or settings.newsletter_secret_key
-    return hmac.new(_key(secret), email.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(_key(secret), email.encode(), "sha256").hex()

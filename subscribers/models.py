@@ -26,8 +26,10 @@ class Subscriber(Base):
     # Normalised (trimmed, lower-cased): uniqueness is case-insensitive by construction.
     email: Mapped[str] = mapped_column(String(320), unique=True)
     # The same keyed hash the suppression list holds (subscribers/addresses.py), so "not
-    # suppressed" is one indexed NOT EXISTS in the audience query.
-    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # suppressed" is one NOT EXISTS on suppressions' unique index in the audience query. No
+    # index here: it is a function of `email`, already unique, and a second random-order index
+    # would halve bulk import speed.
+    email_hash: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[SubscriberStatus] = mapped_column(
         str_enum(SubscriberStatus, "subscriber_status"),

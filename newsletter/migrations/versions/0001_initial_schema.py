@@ -116,7 +116,6 @@ def upgrade() -> None:
         sa.Column("updated_at", newsletter.orm.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_subscribers")),
         sa.UniqueConstraint("email", name=op.f("uq_subscribers_email")),
-        sa.UniqueConstraint("email_hash", name=op.f("uq_subscribers_email_hash")),
     )
     with op.batch_alter_table("subscribers", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_subscribers_status"), ["status"], unique=False)
