@@ -256,8 +256,19 @@ def _judge(
 class _Run:
     source: str
     require_confirmation: bool
-    started_at: datetime
     max_id_before: int
+    # One bit per subscriber who existed before the run, set once the file has named them:
+    # a later row with the same address is a duplicate, whatever batch it falls in. Exact,
+    # and an eighth of a byte per existing subscriber, whatever the file's length.
+    seen: bytearray
+
+    def first_sight(self, subscriber_id: int) -> bool:
+        byte, bit = divmod(subscriber_id, 8)
+        if self.seen[byte] & (1 << bit):
+            return False
+        self.seen[byte] |= 1 << bit
+        return True
+
     report: ImportReport
 
 
@@ -288,9 +299,9 @@ def _write_batch(session: Session, run: _Run, batch: list[Candidate]) -> list[Co
     renames: list[dict[str, Any]] = []
     for email in there:
         known = existing.get(email)
-        if known is None or known.id > run.max_id_before or known.updated_at >= run.started_at:
-            # Written earlier in this same run: the file names this person twice. (Or erased
-            # in the instant between the insert and the look-up: nothing to do either way.)
+        if known is None or known.id > run.max_id_before or not run.first_sight(known.id):
+            # Added or already met earlier in this run: the file names this person twice. (Or
+            # erased in the instant between the insert and the look-up: nothing to do.)
             run.report.skip("duplicate")
         elif known.status in repository.LEFT:
             run.report.skip("suppressed")
@@ -343,8 +354,8 @@ def import_csv(
     run = _Run(
         source=f"import:{path.name}"[:64],
         require_confirmation=require_confirmation,
-        started_at=utcnow(),
         max_id_before=max_id_before,
+        seen=bytearray(max_id_before // 8 + 1),
         report=report,
     )
     with path.open("rb") as stream:

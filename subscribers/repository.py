@@ -255,7 +255,6 @@ class Existing:
     id: int
     name: str
     status: SubscriberStatus
-    updated_at: datetime
 
 
 def prepare_bulk_write(session: Session) -> None:
@@ -283,20 +282,16 @@ def existing_by_email(session: Session, emails: Sequence[str]) -> dict[str, Exis
     if not emails:
         return {}
     dialect = session.get_bind().dialect
-    columns = Subscriber.__table__.c
-    to_datetime: Any = columns.updated_at.type.dialect_impl(dialect).result_processor(dialect, None)
-    to_status: Any = columns.status.type.dialect_impl(dialect).result_processor(dialect, None)
+    column = Subscriber.__table__.c.status
+    to_status: Any = column.type.dialect_impl(dialect).result_processor(dialect, None)
     rows = session.connection().exec_driver_sql(
-        "SELECT email, id, name, status, updated_at FROM subscribers "
-        f"WHERE email IN ({_marks(session, len(emails))})",
+        f"SELECT email, id, name, status FROM subscribers WHERE email IN ({_marks(session, len(emails))})",
         tuple(emails),
     )
-    found: dict[str, Existing] = {}
-    for email, id_, name, raw_status, raw_updated_at in rows:
-        when = to_datetime(raw_updated_at) if to_datetime else raw_updated_at
-        status = SubscriberStatus(to_status(raw_status) if to_status else raw_status)
-        found[email] = Existing(id_, name, status, when)
-    return found
+    return {
+        email: Existing(id_, name, SubscriberStatus(to_status(raw) if to_status else raw))
+        for email, id_, name, raw in rows
+    }
 
 
 def suppressed_among(session: Session, hashes: Sequence[str]) -> set[str]:

@@ -15,6 +15,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from newsletter.db import transaction
+from newsletter.personalize import read_delivery_token
+from newsletter.tracking import service as tracking_service
 from newsletter.web.pages import flash, redirect, render
 from subscribers import emails, service
 from subscribers.addresses import InvalidAddress
@@ -125,7 +127,10 @@ def unsubscribe(request: Request, token: str) -> HTMLResponse:
         subscriber = service.resolve_token(session, token)
         if subscriber is None:
             return _link_invalid(request, "unsubscribe")
-        service.unsubscribe(session, subscriber.id)
+        delivery_id = read_delivery_token(token)
+        if service.unsubscribe(session, subscriber.id) and delivery_id is not None:
+            # The editors see which issue lost a reader.
+            tracking_service.record_unsubscribe(session, delivery_id)
         context = {"email": subscriber.email, "prefs": f"/p/{token}"}
     return render(request, T + "unsubscribed.html", context)
 

@@ -89,6 +89,12 @@ def test_messy_csv_gives_exact_counts_and_line_numbers(
         "gil@example.com": ("Gil", "active"),
         "hana@example.com": ("Hana New", "active"),
     }
+    # Again, with the same duplicate: the first occurrence still wins, nothing is "updated".
+    again = json.loads(cli("subscribers", "import", str(path), "--json").stdout)
+    assert (again["imported"], again["updated"]) == (0, 0)
+    assert again["skipped_by_reason"] == {"duplicate": 1, "suppressed": 1, "unchanged": 6}
+    assert _people(db) == people
+
     imported = db.scalars(select(Subscriber).where(Subscriber.email == "ann@example.com")).one()
     assert imported.consent_method == "import" and imported.consent_at is not None
     assert imported.source == "import:export.csv"

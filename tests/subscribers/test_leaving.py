@@ -9,6 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.personalize import delivery_token
+from newsletter.sending.models import Delivery
+from newsletter.tracking.models import EventType, TrackingEvent
 from subscribers import repository, service
 from subscribers.addresses import address_hash
 from subscribers.models import Subscriber, SubscriberStatus, Suppression
@@ -39,8 +41,15 @@ def _issue_token(db: Session, email: str) -> tuple[int, str]:
     return subscriber_id, delivery_token(delivery.id)
 
 
+def _delivery_id(db: Session, subscriber_id: int) -> int:
+    found = db.scalar(select(Delivery.id).where(Delivery.subscriber_id == subscriber_id))
+    assert found is not None
+    return found
+
+
 def test_one_click_post_unsubscribes_at_once_and_get_does_not(db: Session) -> None:
     subscriber_id, token = _issue_token(db, "nia@example.com")
+    delivery_id = _delivery_id(db, subscriber_id)
     web = client()
     page = web.get(f"/u/{token}")
     assert page.status_code == 200
@@ -57,6 +66,9 @@ def test_one_click_post_unsubscribes_at_once_and_get_does_not(db: Session) -> No
     assert reasons == ["unsubscribed"]
     # A second POST (the client retrying) is harmless.
     assert web.post(f"/u/{token}", **ONE_CLICK).status_code == 200  # type: ignore[arg-type]
+    # The issue it came from is charged with one unsubscribe, once.
+    events = db.execute(select(TrackingEvent.type, TrackingEvent.delivery_id)).all()
+    assert [(e.type, e.delivery_id) for e in events] == [(EventType.UNSUBSCRIBED, delivery_id)]
 
 
 def test_a_forged_or_altered_token_unsubscribes_nobody(db: Session) -> None:
