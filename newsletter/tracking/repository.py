@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, distinct, func, or_, select
+from sqlalchemy import Connection, and_, bindparam, distinct, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from newsletter.issues.models import Issue, IssueMatchup, IssueStatus
+from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus
 from newsletter.matchups.models import Matchup, MatchupTool
 from newsletter.sending.models import Delivery
 from newsletter.tracking.models import EventType, TrackingEvent, Vote
@@ -33,6 +33,16 @@ class DeliveryInfo:
     tracking_opt_out: bool
 
 
+@dataclass(frozen=True, slots=True)
+class HitTarget:
+    """A pixel or click hit's delivery, and the issue link it names (None when the issue has no
+    link by that key, or for the pixel)."""
+
+    delivery: DeliveryInfo
+    link_url: str | None
+    link_matchup_id: int | None
+
+
 def _upsert_insert(session: Session, table: Any) -> Any:
     # ON CONFLICT is spelled the same on both engines but built by each dialect's insert().
     if session.get_bind().dialect.name == "postgresql":
@@ -43,9 +53,20 @@ def _upsert_insert(session: Session, table: Any) -> Any:
 # --- events -----------------------------------------------------------------------------------
 
 
-def add_event(session: Session, **values: Any) -> None:
+# Built once: a pixel or click is the hottest path of the app, and constructing a statement
+# costs more than executing a cached one.
+_INSERT_EVENT = TrackingEvent.__table__.insert()  # type: ignore[attr-defined]
+
+
+def add_event(db: Session | Connection, **values: Any) -> None:
     """Store one first-party event (pixel, click, vote)."""
-    session.connection().execute(TrackingEvent.__table__.insert(), [values])  # type: ignore[attr-defined]
+    _connection(db).execute(_INSERT_EVENT, [values])
+
+
+def _connection(db: Session | Connection) -> Connection:
+    # The pixel and click endpoints run on a bare Core connection (no unit of work to set up
+    # and flush); everything else passes its Session.
+    return db.connection() if isinstance(db, Session) else db
 
 
 def insert_new_provider_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
@@ -91,6 +112,43 @@ def delivery_infos(session: Session, delivery_ids: Iterable[int]) -> dict[int, D
         row[0]: DeliveryInfo(row[0], row[1], row[2], row[3], bool(row[4]))
         for row in session.execute(stmt)
     }
+
+
+# One indexed read per pixel or click: the delivery, its subscriber's tracking choice, and the
+# issue link the click names. The link comes from the database on every hit rather than from a
+# cache: a draft's links may still change URL, and this join costs one index probe.
+_HIT_TARGET = (
+    select(
+        Delivery.id,
+        Delivery.issue_id,
+        Delivery.subscriber_id,
+        Delivery.sent_at,
+        func.coalesce(Subscriber.tracking_opt_out, False),
+        IssueLink.url,
+        IssueLink.matchup_id,
+    )
+    .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
+    .outerjoin(
+        IssueLink,
+        and_(IssueLink.issue_id == Delivery.issue_id, IssueLink.key == bindparam("link_key")),
+    )
+    .where(Delivery.id == bindparam("delivery_id"))
+)
+
+
+def hit_target(
+    db: Session | Connection, delivery_id: int, link_key: str | None = None
+) -> HitTarget | None:
+    """The delivery a pixel or click names (None if there is no such delivery)."""
+    row = (
+        _connection(db)
+        .execute(_HIT_TARGET, {"delivery_id": delivery_id, "link_key": link_key})
+        .first()
+    )
+    if row is None:
+        return None
+    info = DeliveryInfo(row[0], row[1], row[2], row[3], bool(row[4]))
+    return HitTarget(info, row[5], row[6])
 
 
 # --- votes ------------------------------------------------------------------------------------

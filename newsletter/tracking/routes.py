@@ -24,7 +24,7 @@ from newsletter.db import transaction
 from newsletter.personalize import read_delivery_token
 from newsletter.settings import get_settings
 from newsletter.templating import web_environment
-from newsletter.tracking import service, webhook
+from newsletter.tracking import hits, service, webhook
 from newsletter.tracking.service import IngestReport, VoteOutcome, VoteResult
 
 log = logging.getLogger(__name__)
@@ -53,30 +53,28 @@ def _not_found(what: str) -> HTMLResponse:
 
 
 @router.get("/o/{token}.gif", include_in_schema=False)
-def open_pixel(token: str, request: Request) -> Response:
+async def open_pixel(token: str, request: Request) -> Response:
     delivery_id = read_delivery_token(token)
     if delivery_id is None:
         return _not_found("This image link is not valid.")
     user_agent, client_ip = _client(request)
-    with transaction() as session:
-        found = service.record_open(
-            session, delivery_id, user_agent=user_agent, client_ip=client_ip
-        )
+    found = await hits.run(
+        service.record_open, delivery_id, user_agent=user_agent, client_ip=client_ip
+    )
     if not found:
         return _not_found("This image link is not valid.")
     return Response(PIXEL_GIF, media_type="image/gif", headers=NO_CACHE)
 
 
 @router.get("/c/{token}/{link_key}", include_in_schema=False)
-def click(token: str, link_key: str, request: Request) -> Response:
+async def click(token: str, link_key: str, request: Request) -> Response:
     delivery_id = read_delivery_token(token)
     if delivery_id is None:
         return _not_found("This link is not valid.")
     user_agent, client_ip = _client(request)
-    with transaction() as session:
-        url = service.record_click(
-            session, delivery_id, link_key, user_agent=user_agent, client_ip=client_ip
-        )
+    url = await hits.run(
+        service.record_click, delivery_id, link_key, user_agent=user_agent, client_ip=client_ip
+    )
     if url is None:
         return _not_found("This link is not part of the issue you received.")
     return RedirectResponse(url, status_code=302, headers=NO_CACHE)

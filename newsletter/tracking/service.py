@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from newsletter.issues import repository as issues_repository
@@ -63,7 +64,7 @@ def _machine(
 
 
 def record_open(
-    session: Session,
+    db: Session | Connection,
     delivery_id: int,
     *,
     user_agent: str | None,
@@ -71,18 +72,21 @@ def record_open(
     now: datetime | None = None,
 ) -> bool:
     """A pixel fetch. False if the delivery does not exist (the caller answers 404)."""
-    info = _delivery(session, delivery_id)
-    if info is None:
+    target = repository.hit_target(db, delivery_id)
+    if target is None:
         return False
+    info = target.delivery
     if _tracking_allowed(info):
         at = _now(now)
         repository.add_event(
-            session,
+            db,
             type=EventType.OPENED,
             source=FIRST_PARTY,
             provider_type="pixel",
             delivery_id=info.id,
             issue_id=info.issue_id,
+            matchup_id=None,
+            link_key=None,
             machine=_machine(info, user_agent, client_ip, at),
             occurred_at=at,
             received_at=at,
@@ -92,7 +96,7 @@ def record_open(
 
 
 def record_click(
-    session: Session,
+    db: Session | Connection,
     delivery_id: int,
     link_key: str,
     *,
@@ -102,29 +106,27 @@ def record_click(
 ) -> str | None:
     """The URL to redirect to, or None: the delivery is unknown or its issue has no such link
     (the redirect only ever goes to links the issue really contains)."""
-    info = _delivery(session, delivery_id)
-    if info is None:
+    target = repository.hit_target(db, delivery_id, link_key)
+    if target is None or target.link_url is None or not _is_web_url(target.link_url):
         return None
-    link = issues_repository.link_for(session, info.issue_id, link_key)
-    if link is None or not _is_web_url(link.url):
-        return None
+    info = target.delivery
     if _tracking_allowed(info):
         at = _now(now)
         repository.add_event(
-            session,
+            db,
             type=EventType.CLICKED,
             source=FIRST_PARTY,
             provider_type="click",
             delivery_id=info.id,
             issue_id=info.issue_id,
-            matchup_id=link.matchup_id,
-            link_key=link.key,
+            matchup_id=target.link_matchup_id,
+            link_key=link_key,
             machine=_machine(info, user_agent, client_ip, at),
             occurred_at=at,
             received_at=at,
             user_agent=_clip(user_agent),
         )
-    return link.url
+    return target.link_url
 
 
 def _is_web_url(url: str) -> bool:
