@@ -67,11 +67,6 @@ def add(session: Session, subscriber: Subscriber) -> Subscriber:
     return subscriber
 
 
-def subscriber_id_for_delivery(session: Session, delivery_id: int) -> int | None:
-    """Whose copy a delivery token belongs to (None once erased: the delivery is anonymous)."""
-    return session.scalar(select(Delivery.subscriber_id).where(Delivery.id == delivery_id))
-
-
 def transition(
     session: Session,
     subscriber_id: int,

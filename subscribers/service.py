@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from newsletter.orm import utcnow
 from newsletter.personalize import read_delivery_token
 from newsletter.security.signing import sign, unsign
+from newsletter.sending import repository as sending_repository
 from subscribers import repository
 from subscribers.addresses import address_hash, normalise
 from subscribers.models import Subscriber, SubscriberStatus
@@ -77,7 +78,8 @@ def resolve_token(session: Session, token: str) -> Subscriber | None:
     or a subscriber token. None for a bad, expired or erased one."""
     delivery_id = read_delivery_token(token)
     if delivery_id is not None:
-        subscriber_id = repository.subscriber_id_for_delivery(session, delivery_id)
+        delivery = sending_repository.get_delivery(session, delivery_id)
+        subscriber_id = delivery.subscriber_id if delivery is not None else None
     else:
         value = unsign(SUBSCRIBER_PURPOSE, token)
         subscriber_id = int(value) if value is not None and value.isdigit() else None
