@@ -13,6 +13,7 @@ from newsletter.cli_support import JsonOption, fail, is_terminal, print_json, wa
 from newsletter.db import transaction
 from subscribers import emails, importer, repository, service
 from subscribers.addresses import InvalidAddress
+from subscribers.importer import spreadsheet_safe
 from subscribers.models import SubscriberStatus
 
 app = typer.Typer(help="Manage the subscriber list.", no_args_is_help=True)
@@ -168,7 +169,7 @@ def export(
                 writer.writerow(
                     [
                         data["email"],
-                        data["name"],
+                        spreadsheet_safe(data["name"]),
                         data["status"],
                         "yes" if data["paused"] else "no",
                         data["source"],

@@ -48,6 +48,20 @@ FIRST_NAME_HEADERS = frozenset({"first name", "firstname", "first", "given name"
 LAST_NAME_HEADERS = frozenset({"last name", "lastname", "last", "surname", "family name", "lname"})
 
 
+# A cell starting with one of these is a formula to Excel or LibreOffice: a name typed into the
+# public form as "=HYPERLINK(…)" would run when an admin opens the export. The export prefixes
+# such a name with an apostrophe (what spreadsheets themselves do); the import takes it off.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def _from_spreadsheet(text: str) -> str:
+    return text[1:] if text.startswith("'") and text[1:].startswith(_FORMULA_STARTS) else text
+
+
 class ImportRefused(ValueError):
     """The file as a whole cannot be read as a subscriber list; nothing was written."""
 
@@ -242,7 +256,7 @@ def _judge(
     except InvalidAddress as exc:
         invalid.append(InvalidRow(line, raw_email, str(exc)))
         return None
-    name = columns.name_of(row)
+    name = _from_spreadsheet(columns.name_of(row))
     if len(name) > MAX_NAME:
         invalid.append(InvalidRow(line, raw_email, f"name longer than {MAX_NAME} characters"))
         return None

@@ -55,8 +55,10 @@ def subscribe(
     except InvalidAddress as exc:
         context = {"email": email, "name": name, "error": f"{email or 'That'}: {exc}"}
         return render(request, T + "subscribe.html", context, status_code=400)
-    if confirmation is not None:
-        emails.send_confirmation(confirmation)
+    if confirmation is not None and not emails.send_confirmation(confirmation).ok:
+        error = "The confirmation mail could not be sent just now. Please try again later."
+        context = {"email": email, "name": name, "error": error}
+        return render(request, T + "subscribe.html", context, status_code=503)
     # The same answer whether or not the address was already on the list.
     return render(request, T + "check_inbox.html", {"email": email.strip()})
 
@@ -76,8 +78,8 @@ def subscribe_api(body: SubscribeRequest) -> JSONResponse:
             )
     except InvalidAddress as exc:
         return JSONResponse({"error": f"invalid email {body.email!r}: {exc}"}, status_code=422)
-    if confirmation is not None:
-        emails.send_confirmation(confirmation)
+    if confirmation is not None and not emails.send_confirmation(confirmation).ok:
+        return JSONResponse({"error": "the confirmation mail could not be sent"}, status_code=503)
     return JSONResponse({"status": "confirmation_sent"}, status_code=202)
 
 

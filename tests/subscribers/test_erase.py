@@ -13,7 +13,7 @@ from newsletter.matchups.models import Matchup
 from newsletter.orm import Base
 from newsletter.sending.models import Delivery
 from newsletter.tracking.models import EventType, TrackingEvent, Vote
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, Suppression
 from tests.subscribers.factories import active_subscriber, delivery_for
 from tests.subscribers.helpers import cli, client
 
@@ -124,3 +124,19 @@ def test_an_erased_address_stays_suppressed(db: Session, tmp_path: Any, how: str
         result = cli("subscribers", "add", EMAIL)
         assert result.exit_code == 1 and "erased" in result.stderr
     assert db.scalar(select(func.count()).select_from(Subscriber)) == 0
+
+
+def test_an_erased_person_can_come_back_by_their_own_confirmation(db: Session) -> None:
+    from tests.subscribers.helpers import confirmation_link, outbox, path_of
+
+    _person_with_history(db)
+    assert cli("subscribers", "erase", EMAIL, "--yes").exit_code == 0
+    web = client()
+    assert web.post("/subscribe", data={"email": EMAIL}).status_code == 200
+    link = path_of(confirmation_link(outbox()[-1]))
+    web.get(link)
+    assert db.scalars(select(Subscriber.status)).all() == ["pending"]
+    assert web.post(link).status_code == 200
+    db.expire_all()
+    assert db.scalars(select(Subscriber.status)).all() == ["active"]
+    assert db.scalar(select(func.count()).select_from(Suppression)) == 0

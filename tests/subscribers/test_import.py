@@ -195,7 +195,7 @@ def test_a_file_without_an_email_column_is_refused_whole(
 
 def test_export_list_and_search(db: Session, tmp_path: Path) -> None:
     active_subscriber(db, "pat@example.com", "Pat Quill")
-    active_subscriber(db, "rob@example.com", "Rob")
+    active_subscriber(db, "rob@example.com", '=HYPERLINK("http://evil")')
     service.unsubscribe(db, active_subscriber(db, "sue@example.com", "Sue"))
     db.commit()
     out = tmp_path / "list.csv"
@@ -203,7 +203,8 @@ def test_export_list_and_search(db: Session, tmp_path: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert [(r["email"], r["name"], r["status"]) for r in rows] == [
         ("pat@example.com", "Pat Quill", "active"),
-        ("rob@example.com", "Rob", "active"),
+        # A spreadsheet shows it as text instead of running it.
+        ("rob@example.com", '\'=HYPERLINK("http://evil")', "active"),
         ("sue@example.com", "Sue", "unsubscribed"),
     ]
     assert rows[0]["consent_method"] == "admin"
@@ -220,6 +221,7 @@ def test_export_list_and_search(db: Session, tmp_path: Path) -> None:
     # Re-importing the export changes nothing and revives nobody.
     report = json.loads(cli("subscribers", "import", str(out), "--json").stdout)
     assert report["imported"] == report["updated"] == 0 and report["skipped"] == 3
+    assert _people(db)["rob@example.com"][0] == '=HYPERLINK("http://evil")'
 
     shown = cli("subscribers", "show", "pat@example.com", "--json")
     assert shown.exit_code == 0 and json.loads(shown.stdout)["name"] == "Pat Quill"
