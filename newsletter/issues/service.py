@@ -7,11 +7,9 @@ second scheduler cannot move an issue twice.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -31,6 +29,7 @@ from newsletter.matchups.models import Matchup
 from newsletter.orm import utcnow
 from newsletter.personalize import fill
 from newsletter.settings import get_settings
+from newsletter.tracking.service import community_split
 
 # What a preview fills the placeholder with: no delivery has this token, so its links are inert.
 SAMPLE_TOKEN = "preview"  # noqa: S105 - a placeholder value, not a secret
@@ -249,21 +248,8 @@ def edit_matchup(
 # --- content and rendering -----------------------------------------------------------------
 
 
-def _community_source() -> Callable[[Session, int], tuple[int | None, int]] | None:
-    # The tracking engineer's tally of newsletter votes; absent until that module exists.
-    try:
-        module = importlib.import_module("newsletter.tracking.service")
-    except ImportError:
-        return None
-    found = getattr(module, "community_split", None)
-    return cast("Callable[[Session, int], tuple[int | None, int]] | None", found)
-
-
 def _community(session: Session, matchup: Matchup) -> CommunityVote | None:
-    source = _community_source()
-    if source is None:
-        return None
-    pct, votes = source(session, matchup.id)
+    pct, votes = community_split(session, matchup.id)
     if not votes or pct is None:
         return None  # no newsletter votes yet: the site's own figure stands
     return CommunityVote(pct, 100 - pct, votes)
