@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -211,26 +212,64 @@ def resolve(
     mark_sent: bool = typer.Option(
         False, "--mark-sent", help="Record the uncertain deliveries as sent (checked by hand)."
     ),
+    delivery: list[int] | None = typer.Option(
+        None, "--delivery", help="Only this uncertain delivery (repeatable)."
+    ),
+    delivery_file: Path | None = typer.Option(
+        None,
+        "--delivery-file",
+        help="Only the uncertain deliveries listed in this file, one id per line.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Resolve the deliveries left uncertain by a crash or a timeout."""
+    """Resolve the deliveries left uncertain by a crash or a timeout (all, or the chosen ones).
+
+    One crash can leave requests SendGrid accepted beside requests it never saw: check each
+    uncertain delivery in SendGrid's activity feed (custom arg delivery_id), then
+    --mark-sent the ones it shows and --resend the others.
+    """
     if resend == mark_sent:
         fail("choose exactly one of --resend or --mark-sent")
+    chosen = _chosen_deliveries(delivery, delivery_file)
     started = time.monotonic()
     try:
         with transaction() as session:
             if mark_sent:
-                count = service.resolve_mark_sent(session, issue_id)
+                count = service.resolve_mark_sent(session, issue_id, delivery_ids=chosen)
             else:
-                count = service.resolve_requeue(session, issue_id)
+                count = service.resolve_requeue(session, issue_id, delivery_ids=chosen)
     except service.SendError as exc:
         fail(str(exc))
+    if chosen is not None and count < len(chosen):
+        warn(
+            f"{len(chosen) - count} of the {len(chosen)} chosen deliveries are not uncertain "
+            f"deliveries of issue {issue_id} (already resolved?); left as they are"
+        )
     if not as_json:
         typer.echo(f"{count} uncertain deliveries {'re-queued' if resend else 'marked sent'}")
     completed = True
     if resend and count:
         completed = _run_with_progress(issue_id, show=is_terminal() and not as_json, resolving=True)
     _finish(issue_id, started, as_json, completed)
+
+
+def _chosen_deliveries(ids: list[int] | None, path: Path | None) -> list[int] | None:
+    if not ids and path is None:
+        return None
+    chosen = set(ids or ())
+    if path is not None:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            fail(f"--delivery-file {path}: {exc.strerror or exc}")
+        for number, line in enumerate(lines, start=1):
+            text = line.strip()
+            if not text:
+                continue
+            if not text.isdigit():
+                fail(f"--delivery-file {path}, line {number}: {text[:40]!r} is not a delivery id")
+            chosen.add(int(text))
+    return sorted(chosen)
 
 
 @app.command("send-test")

@@ -516,10 +516,28 @@ def skip_queued(session: Session, issue_id: int, reason: str, now: datetime) -> 
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def resolve_uncertain_as_sent(session: Session, issue_id: int, note: str, now: datetime) -> int:
+def _uncertain(issue_id: int, delivery_ids: Sequence[int] | None) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [
+        Delivery.issue_id == issue_id,
+        Delivery.status == DeliveryStatus.UNCERTAIN,
+    ]
+    if delivery_ids is not None:
+        # Uncertainty is per request: one crash can leave batches SendGrid took beside batches
+        # it never saw, so the operator resolves the deliveries the activity feed shows.
+        conditions.append(Delivery.id.in_(list(delivery_ids)))
+    return conditions
+
+
+def resolve_uncertain_as_sent(
+    session: Session,
+    issue_id: int,
+    note: str,
+    now: datetime,
+    delivery_ids: Sequence[int] | None = None,
+) -> int:
     result = session.execute(
         update(Delivery)
-        .where(Delivery.issue_id == issue_id, Delivery.status == DeliveryStatus.UNCERTAIN)
+        .where(*_uncertain(issue_id, delivery_ids))
         .values(
             status=DeliveryStatus.SENT,
             error=func.coalesce(Delivery.error, literal("")) + literal(f" [{note}]"),
@@ -531,20 +549,22 @@ def resolve_uncertain_as_sent(session: Session, issue_id: int, note: str, now: d
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def requeue_uncertain(session: Session, issue_id: int, size: int, now: datetime) -> int:
+def requeue_uncertain(
+    session: Session,
+    issue_id: int,
+    size: int,
+    now: datetime,
+    delivery_ids: Sequence[int] | None = None,
+) -> int:
     """Uncertain deliveries -> queued in fresh batches (the operator chose to resend them)."""
     count = int(
-        session.scalar(
-            select(func.count()).where(
-                Delivery.issue_id == issue_id, Delivery.status == DeliveryStatus.UNCERTAIN
-            )
-        )
-        or 0
+        session.scalar(select(func.count()).where(*_uncertain(issue_id, delivery_ids))) or 0
     )
     if count:
+        # Planning takes the uncertain deliveries with no batch: only the chosen ones.
         session.execute(
             update(Delivery)
-            .where(Delivery.issue_id == issue_id, Delivery.status == DeliveryStatus.UNCERTAIN)
+            .where(*_uncertain(issue_id, delivery_ids))
             .values(batch_id=None)
             .execution_options(synchronize_session=False)
         )

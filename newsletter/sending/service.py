@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -106,19 +107,39 @@ def cancel_send(session: Session, issue_id: int, *, now: datetime | None = None)
     return repository.skip_queued(session, issue_id, CANCELLED_REASON, now)
 
 
-def resolve_mark_sent(session: Session, issue_id: int, *, now: datetime | None = None) -> int:
-    """The operator checked (e.g. in SendGrid's activity feed) that the uncertain ones went out."""
+def resolve_mark_sent(
+    session: Session,
+    issue_id: int,
+    *,
+    delivery_ids: Sequence[int] | None = None,
+    now: datetime | None = None,
+) -> int:
+    """The operator checked (e.g. in SendGrid's activity feed) that the uncertain ones went out.
+
+    `delivery_ids` limits it to those deliveries (the others stay uncertain); None = all.
+    """
     _require_status(session, issue_id)
     return repository.resolve_uncertain_as_sent(
-        session, issue_id, "marked sent by an operator after an uncertain hand-off", now or utcnow()
+        session,
+        issue_id,
+        "marked sent by an operator after an uncertain hand-off",
+        now or utcnow(),
+        delivery_ids,
     )
 
 
-def resolve_requeue(session: Session, issue_id: int, *, now: datetime | None = None) -> int:
-    """Queue the uncertain deliveries (only them) in fresh batches; a worker then sends them."""
+def resolve_requeue(
+    session: Session,
+    issue_id: int,
+    *,
+    delivery_ids: Sequence[int] | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Queue the uncertain deliveries (only them, or only `delivery_ids` of them) in fresh
+    batches; a worker then sends them."""
     _require_status(session, issue_id)
     return repository.requeue_uncertain(
-        session, issue_id, get_settings().newsletter_batch_size, now or utcnow()
+        session, issue_id, get_settings().newsletter_batch_size, now or utcnow(), delivery_ids
     )
 
 
