@@ -6,7 +6,7 @@ NEWSLETTER_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/tes
 export NEWSLETTER_TEST_POSTGRES_URL
 DEMO_DIR ?= demo-data
 
-.PHONY: venv demo test lint typecheck pytest bench schema chromium clean
+.PHONY: venv demo test lint typecheck pytest bench schema chromium clean check-all check-all-quick
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,23 @@ chromium:
 
 bench: venv
 	$(BIN)/python -m bench
+
+## The proving suite (a few minutes): a 20,000-subscriber send under SendGrid faults and worker
+## SIGKILLs on SQLite and PostgreSQL, the abuse tests with deeper fuzzing, and the tracking
+## endpoints and the webhook under load from a second process, bounded in count and time.
+check-all: venv
+	HYPOTHESIS_PROFILE=deep $(BIN)/pytest -q tests/prove
+	$(BIN)/python -m bench.faults
+	$(BIN)/python -m bench.faults --postgres
+	$(BIN)/python -m bench.tracking_load --requests 10000 --connections 8 --seconds 60
+	$(BIN)/python -m bench.webhook --batches 20
+
+## The same, short enough for CI on every push.
+check-all-quick: venv
+	$(BIN)/pytest -q tests/prove
+	$(BIN)/python -m bench.faults --subscribers 5000 --kills 3
+	$(BIN)/python -m bench.tracking_load --requests 2000 --connections 4 --seconds 20
+	$(BIN)/python -m bench.webhook --batches 5
 
 ## Regenerate the (unreleased) initial migration from the models.
 schema: venv
