@@ -1,5 +1,7 @@
-"""Public tracking endpoints (pixel, click, vote) and SendGrid's Event Webhook.
+"""Public tracking endpoints (votes) and SendGrid's Event Webhook.
 
+The open pixel and the click redirect are answered before routing, by `fast_paths.py`; this
+module keeps what they share with the vote page (the pixel, the no-cache headers, the 404 page).
 Every per-recipient URL carries the signed delivery token: a forged or altered token gets a
 plain 404 and records nothing. Handlers are plain `def`s (run in the thread pool) because the
 database work is synchronous; the webhook reads its raw body asynchronously first, since the
@@ -16,7 +18,6 @@ from fastapi.responses import (
     HTMLResponse,
     JSONResponse,
     PlainTextResponse,
-    RedirectResponse,
     Response,
 )
 
@@ -24,7 +25,7 @@ from newsletter.db import transaction
 from newsletter.personalize import read_delivery_token
 from newsletter.settings import get_settings
 from newsletter.templating import web_environment
-from newsletter.tracking import hits, service, webhook
+from newsletter.tracking import service, webhook
 from newsletter.tracking.service import IngestReport, VoteOutcome, VoteResult
 
 log = logging.getLogger(__name__)
@@ -47,37 +48,9 @@ def _client(request: Request) -> tuple[str | None, str | None]:
     return request.headers.get("user-agent"), request.client.host if request.client else None
 
 
-def _not_found(what: str) -> HTMLResponse:
+def not_found(what: str) -> HTMLResponse:
     page = web_environment().get_template("web/tracking/not_found.html").render(what=what)
     return HTMLResponse(page, status_code=404, headers=NO_CACHE)
-
-
-@router.get("/o/{token}.gif", include_in_schema=False)
-async def open_pixel(token: str, request: Request) -> Response:
-    delivery_id = read_delivery_token(token)
-    if delivery_id is None:
-        return _not_found("This image link is not valid.")
-    user_agent, client_ip = _client(request)
-    found = await hits.run(
-        service.record_open, delivery_id, user_agent=user_agent, client_ip=client_ip
-    )
-    if not found:
-        return _not_found("This image link is not valid.")
-    return Response(PIXEL_GIF, media_type="image/gif", headers=NO_CACHE)
-
-
-@router.get("/c/{token}/{link_key}", include_in_schema=False)
-async def click(token: str, link_key: str, request: Request) -> Response:
-    delivery_id = read_delivery_token(token)
-    if delivery_id is None:
-        return _not_found("This link is not valid.")
-    user_agent, client_ip = _client(request)
-    url = await hits.run(
-        service.record_click, delivery_id, link_key, user_agent=user_agent, client_ip=client_ip
-    )
-    if url is None:
-        return _not_found("This link is not part of the issue you received.")
-    return RedirectResponse(url, status_code=302, headers=NO_CACHE)
 
 
 @router.get("/v/{token}/{slug}/{tool}", include_in_schema=False)
@@ -94,7 +67,7 @@ def confirm_vote(token: str, slug: str, tool: str, request: Request) -> Response
 def _vote(token: str, slug: str, tool: str, request: Request, *, confirmed: bool) -> Response:
     delivery_id = read_delivery_token(token)
     if delivery_id is None or tool not in ("0", "1"):
-        return _not_found("This vote link is not valid.")
+        return not_found("This vote link is not valid.")
     user_agent, client_ip = _client(request)
     with transaction() as session:
         result = service.record_vote(
@@ -107,7 +80,7 @@ def _vote(token: str, slug: str, tool: str, request: Request, *, confirmed: bool
             confirmed=confirmed,
         )
     if result.outcome is VoteOutcome.NOT_FOUND:
-        return _not_found("This vote link is not valid.")
+        return not_found("This vote link is not valid.")
     return HTMLResponse(_vote_page(result, request.url.path), headers=NO_CACHE)
 
 

@@ -12,6 +12,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from newsletter import __version__
 from newsletter.settings import get_settings
 from newsletter.templating import TEMPLATES_DIR
+from newsletter.tracking.fast_paths import TrackingHitsMiddleware
 from newsletter.web import errors
 from newsletter.web.headers import SecurityHeadersMiddleware
 from newsletter.web.ratelimit import LoginLimiter
@@ -45,6 +46,9 @@ def create_app() -> FastAPI:
         same_site="lax",
         https_only=settings.newsletter_base_url.startswith("https://"),
     )
+    # The open pixel and click redirect, answered ahead of routing and without a session:
+    # the hottest URLs the app serves (newsletter/tracking/fast_paths.py).
+    app.add_middleware(TrackingHitsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     errors.install(app)
     app.mount("/static", StaticFiles(directory=TEMPLATES_DIR / "web" / "static"), name="static")

@@ -250,3 +250,24 @@ def test_tracking_off_records_no_open_or_click(
     _hit_everything(client, world)
     assert events(db) == []
     assert community_split(db, world.matchups[0]) == (0, 1)
+
+
+def test_pixel_click_and_refusals_carry_the_security_headers(
+    client: TestClient, world: World
+) -> None:
+    # They are answered ahead of the router (newsletter/tracking/fast_paths.py), still inside
+    # the security headers middleware.
+    for url in (f"/o/{world.token(0)}.gif", f"/c/{world.token(0)}/m0", "/c/nonsense/m0"):
+        response = client.get(url, follow_redirects=False)
+        assert response.headers["x-content-type-options"] == "nosniff", url
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"], url
+        assert "no-store" in response.headers["cache-control"], url
+        assert "set-cookie" not in response.headers, url
+
+
+def test_other_methods_on_tracking_urls_record_nothing(
+    client: TestClient, world: World, db: Session
+) -> None:
+    assert client.post(f"/o/{world.token(0)}.gif").status_code in (404, 405)
+    assert client.delete(f"/c/{world.token(0)}/m0").status_code in (404, 405)
+    assert events(db) == []

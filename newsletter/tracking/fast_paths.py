@@ -1,0 +1,111 @@
+"""The open pixel and the click redirect, answered by a pure ASGI layer ahead of the router.
+
+These two URLs are most of the app's traffic: every reader's mail client fetches the pixel, and
+link scanners follow every link. Through the framework each hit paid for route matching across
+every router, request and dependency objects, and the session middleware reading a cookie the
+endpoints never use; that was most of its cost. Here a hit is two regular expressions, an HMAC
+check, one database round (`hits.run`) and one response. The layer sits inside the security
+headers middleware (every answer still carries them) and outside the session middleware.
+
+What a hit promises is unchanged: a forged or altered token is a plain 404 and records nothing;
+the redirect goes only to a link the delivery's issue contains; machines are flagged and
+tracking opt-outs respected by the service.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from newsletter.personalize import read_delivery_token
+from newsletter.tracking import hits, service
+from newsletter.tracking.routes import NO_CACHE, PIXEL_GIF, not_found
+
+# The same shapes as the router's `/o/{token}.gif` and `/c/{token}/{link_key}` would match.
+_PIXEL = re.compile(r"/o/([^/]+)\.gif")
+_CLICK = re.compile(r"/c/([^/]+)/([^/]+)")
+# RedirectResponse's own quoting: a link's URL is sent as the issue stored it, made header-safe.
+_LOCATION_SAFE = ":/%#?=@[]!$&'()*+,;"
+
+_NO_CACHE_HEADERS = [(k.lower().encode(), v.encode()) for k, v in NO_CACHE.items()]
+_PIXEL_HEADERS = [
+    (b"content-type", b"image/gif"),
+    (b"content-length", str(len(PIXEL_GIF)).encode()),
+    *_NO_CACHE_HEADERS,
+]
+
+
+class TrackingHitsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            path: str = scope["path"]
+            if path.startswith("/o/"):
+                match = _PIXEL.fullmatch(path)
+                if match:
+                    await _pixel(match[1], scope, receive, send)
+                    return
+            elif path.startswith("/c/"):
+                match = _CLICK.fullmatch(path)
+                if match:
+                    await _click(match[1], match[2], scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def _user_agent(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _client_ip(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+async def _pixel(token: str, scope: Scope, receive: Receive, send: Send) -> None:
+    delivery_id = read_delivery_token(token)
+    found = delivery_id is not None and await hits.run(
+        service.record_open,
+        delivery_id,
+        user_agent=_user_agent(scope),
+        client_ip=_client_ip(scope),
+    )
+    if not found:
+        await not_found("This image link is not valid.")(scope, receive, send)
+        return
+    # Fresh messages each time: outer middleware adds its headers to the list it is given.
+    await send({"type": "http.response.start", "status": 200, "headers": list(_PIXEL_HEADERS)})
+    await send({"type": "http.response.body", "body": PIXEL_GIF})
+
+
+async def _click(token: str, link_key: str, scope: Scope, receive: Receive, send: Send) -> None:
+    delivery_id = read_delivery_token(token)
+    if delivery_id is None:
+        await not_found("This link is not valid.")(scope, receive, send)
+        return
+    url = await hits.run(
+        service.record_click,
+        delivery_id,
+        link_key,
+        user_agent=_user_agent(scope),
+        client_ip=_client_ip(scope),
+    )
+    if url is None:
+        await not_found("This link is not part of the issue you received.")(scope, receive, send)
+        return
+    location = quote(url, safe=_LOCATION_SAFE).encode("latin-1")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 302,
+            "headers": [(b"location", location), (b"content-length", b"0"), *_NO_CACHE_HEADERS],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})
