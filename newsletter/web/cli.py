@@ -21,6 +21,13 @@ def is_loopback(host: str) -> bool:
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        help="Processes serving the one socket (about one per core: pixel and click hits are "
+        "CPU-bound). Login attempt limits are kept per process.",
+    ),
 ) -> None:
     """Run the web app: editor, admin, public pages, tracking and webhooks."""
     import uvicorn
@@ -39,6 +46,7 @@ def serve(
         factory=True,
         host=host,
         port=port,
+        workers=workers,
         # Behind a reverse proxy on the same machine, the client address and https come from
         # X-Forwarded-For/-Proto (uvicorn trusts 127.0.0.1 by default; FORWARDED_ALLOW_IPS
         # widens it), which the login limits and the Secure cookie depend on.
