@@ -19,9 +19,10 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Uplo
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from newsletter.db import transaction
-from newsletter.web import csrf, listing
+from newsletter.web import csrf
 from newsletter.web.auth import Admin, require_admin
 from newsletter.web.pages import flash, redirect, render
+from subscribers import repository as subscribers_repository
 
 router = APIRouter(
     prefix="/admin",
@@ -71,7 +72,7 @@ def subscribers_list(
     query = q.strip()[:200]
     with transaction() as session:
         rows = list(
-            listing.subscribers_page(
+            subscribers_repository.subscribers_page(
                 session, status=wanted, search=query or None, before_id=before, limit=PAGE_SIZE + 1
             )
         )
@@ -244,8 +245,10 @@ def erase(request: Request, subscriber_id: int) -> Response:
 @router.get("/suppressions", response_class=HTMLResponse)
 def suppressions(request: Request, before: int = 0) -> Response:
     with transaction() as session:
-        rows = listing.suppressions_page(session, before_id=before, limit=PAGE_SIZE + 1)
-        total = listing.suppression_count(session)
+        rows = subscribers_repository.suppressions_page(
+            session, before_id=before, limit=PAGE_SIZE + 1
+        )
+        total = subscribers_repository.suppression_count(session)
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     context = {

@@ -17,8 +17,8 @@ from pydantic import BaseModel, Field
 from newsletter.db import transaction
 from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
-from newsletter.web import listing
 from newsletter.web.auth import ApiAdmin, ApiUser
+from subscribers import repository as subscribers_repository
 
 router = APIRouter(prefix="/api/v1", tags=["staff api"])
 
@@ -158,7 +158,7 @@ def list_subscribers(
     except ValueError:
         raise _refused(ValueError(f"unknown status {status!r}"), 422) from None
     with transaction() as session:
-        rows = listing.subscribers_page(
+        rows = subscribers_repository.subscribers_page(
             session, status=wanted, search=q or None, before_id=before, limit=limit + 1
         )
         items = [
