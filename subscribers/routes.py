@@ -18,6 +18,7 @@ from newsletter.db import transaction
 from newsletter.personalize import read_delivery_token
 from newsletter.tracking import service as tracking_service
 from newsletter.web.pages import flash, redirect, render
+from newsletter.web.ratelimit import LoginLimiter
 from subscribers import emails, service
 from subscribers.addresses import InvalidAddress
 from subscribers.models import SubscriberStatus
@@ -29,6 +30,23 @@ T = "web/subscribers/"
 
 def _ip(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+# Each subscribe request mails a stranger's address, so a script must not turn the form into a
+# mail cannon: every attempt counts against the client address (30 an hour) and the address
+# asked for (5 an hour). The login limiter's sliding window does exactly this counting; like
+# the login limiter it lives on the app, so each app (and each test's app) counts afresh.
+def _over_limit(request: Request, email: str) -> int:
+    """Seconds to wait (0 if allowed); counts this attempt."""
+    state = request.app.state
+    if not hasattr(state, "subscribe_limiter"):
+        state.subscribe_limiter = LoginLimiter(window=3600, per_address=30, per_account=5)
+    limiter: LoginLimiter = state.subscribe_limiter
+    ip = _ip(request) or "unknown"
+    wait = limiter.retry_after(ip, email)
+    if not wait:
+        limiter.record_failure(ip, email)
+    return wait
 
 
 def _link_invalid(request: Request, what: str) -> HTMLResponse:
@@ -49,6 +67,12 @@ def subscribe(
     email: Annotated[str, Form()] = "",
     name: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
+    if wait := _over_limit(request, email):
+        error = "Too many sign-up attempts from here. Please try again later."
+        context = {"email": email, "name": name, "error": error}
+        response = render(request, T + "subscribe.html", context, status_code=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     try:
         with transaction() as session:
             confirmation = service.request_confirmation(session, email, name[:200], source="web")
@@ -69,8 +93,14 @@ class SubscribeRequest(BaseModel):
 
 
 @router.post("/api/subscribe", status_code=202)
-def subscribe_api(body: SubscribeRequest) -> JSONResponse:
+def subscribe_api(request: Request, body: SubscribeRequest) -> JSONResponse:
     """Double opt-in from another site's form: a confirmation mail goes out (202)."""
+    if wait := _over_limit(request, body.email):
+        return JSONResponse(
+            {"error": "too many sign-up attempts; try again later"},
+            status_code=429,
+            headers={"Retry-After": str(wait)},
+        )
     try:
         with transaction() as session:
             confirmation = service.request_confirmation(
