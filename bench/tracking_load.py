@@ -7,12 +7,19 @@ different recipient's signed token. Bounded by a request count and a time limit.
 Targets: >= 1,000 requests/s, p99 < 50 ms.
 
     .venv/bin/python -m bench.tracking_load [--requests 20000] [--connections 16] [--seconds 60]
+                                            [--workers 2]
+
+The server runs 2 worker processes by default (`newsletter serve --workers 2`: one per core).
+The load generator is Python too and shares the machine's 2 cores with the server: it reports
+its own CPU time and the whole machine's, so a run where the generator or other work on the
+machine was the limit can be told apart from one where the server was.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -97,12 +104,42 @@ async def drive(
     return time.perf_counter() - started, latencies, errors
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat (Linux)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return float(sum(fields) - idle), float(sum(fields))
+
+
+def server_cpu() -> float:
+    """CPU seconds used so far by this process's children and theirs (uvicorn and its workers),
+    from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [os.getpid()]
+    while pending:
+        pid = pending.pop()
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            pending.append(int(child))
+            try:
+                stat = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(stat[11]) + int(stat[12])) / tick  # utime + stime
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--deliveries", type=int, default=5000)
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
@@ -119,22 +156,29 @@ def main() -> None:
             for i in range(args.requests)
         ]
         env = {"DATABASE_URL": url, "NEWSLETTER_SECRET_KEY": SECRET}
-        with serve(env) as base:
+        with serve(env, workers=args.workers) as base:
             port = int(base.rsplit(":", 1)[1])
-            # Warm-up (first connections, imports), not counted.
-            asyncio.run(drive(port, paths[:200], 4, 30))
+            # Warm-up (every worker's imports and first connections), not counted.
+            asyncio.run(drive(port, paths[:1000], args.connections, 30))
+            busy0, total0 = machine_cpu()
+            own0 = time.process_time()
+            server0 = server_cpu()
             elapsed, latencies, errors = asyncio.run(
                 drive(port, paths, args.connections, args.seconds)
             )
+            own = time.process_time() - own0
+            server = server_cpu() - server0
+            busy1, total1 = machine_cpu()
         with transaction(url) as session:
             rows = session.scalar(select(func.count()).select_from(TrackingEvent))
         dispose_engines()
 
     done = len(latencies)
     ordered = sorted(latencies)
+    cores = os.cpu_count() or 1
     print(
-        f"pixel + click via uvicorn on loopback, SQLite, {args.connections} keep-alive "
-        f"connections from a second process"
+        f"pixel + click via uvicorn ({args.workers} worker processes) on loopback, SQLite, "
+        f"{args.connections} keep-alive connections from a second process"
     )
     print(f"  requests         {done:,} of {args.requests:,} in {elapsed:.1f} s")
     print(f"  requests/s       {done / elapsed:,.0f}   (target >= 1,000)")
@@ -143,7 +187,19 @@ def main() -> None:
         f"  p99              {ordered[min(done - 1, int(0.99 * done))] * 1000:.1f} ms   (target < 50 ms)"
     )
     print(f"  errors           {len(errors)}{'  e.g. ' + errors[0] if errors else ''}")
-    print(f"  events stored    {rows:,}")
+    print(f"  events stored    {rows:,} (expected {args.requests + 1000:,} with the warm-up)")
+    print(
+        f"  server           {server / elapsed * 100:.0f}% of one core "
+        f"({server / max(done, 1) * 1e6:.0f} µs CPU per request)"
+    )
+    print(
+        f"  load generator   {own / elapsed * 100:.0f}% of one core "
+        f"({own / max(done, 1) * 1e6:.0f} µs CPU per request)"
+    )
+    print(
+        f"  machine          {(busy1 - busy0) / (total1 - total0) * 100:.0f}% of {cores} cores "
+        f"busy (server + generator + anything else running)"
+    )
 
 
 if __name__ == "__main__":

@@ -126,8 +126,9 @@ def seed(database_url: str, deliveries: int, *, sent_at: datetime) -> list[int]:
 
 
 @contextmanager
-def serve(env: dict[str, str]) -> Iterator[str]:
-    """`uvicorn newsletter.web.app:create_app` in a subprocess; yields its base URL."""
+def serve(env: dict[str, str], *, workers: int = 1) -> Iterator[str]:
+    """`uvicorn newsletter.web.app:create_app` in a subprocess (`workers` processes on one
+    socket, as `newsletter serve --workers N`); yields its base URL."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -143,6 +144,8 @@ def serve(env: dict[str, str]) -> Iterator[str]:
             "--log-level",
             "warning",
             "--no-access-log",
+            "--workers",
+            str(workers),
         ],
         env={**os.environ, **env},
     )

@@ -1,66 +1,127 @@
-"""Where pixel and click hits touch the database: a small thread pool of this process's own.
+"""Where pixel and click hits touch the database: one writer thread per process, group commit.
 
-Each hit is one transaction on a bare Core connection (one SELECT, at most one INSERT, COMMIT),
-committed before the reader gets an answer, so nothing acknowledged is ever lost. The pool is
-the hits' own rather than the web server's shared one so a burst of opens cannot starve the
-editor's pages, and on SQLite it has a single thread: SQLite takes one writer at a time, and
-threads racing for its lock would sleep in its busy handler (milliseconds each) instead of
-queueing in order (microseconds).
+A hit is answered only after the transaction holding it has committed, so nothing acknowledged
+is ever lost in a crash. What is shared is the transaction: the writer takes every hit that
+arrived while it was busy and runs them together (each hit's own SELECT and INSERT, one COMMIT
+for all), so under load a commit, a connection checkout and a thread hand-off are paid per batch
+rather than per hit, and two worker processes on SQLite meet at its write lock once per batch
+rather than once per hit (a writer that finds it taken sleeps in SQLite's busy handler for
+milliseconds). If a batch fails, each of its hits is retried in a transaction of its own, so one
+bad hit fails alone. The hits have their own thread rather than the web server's shared pool so
+a burst of opens cannot starve the editor's pages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
+import logging
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Concatenate, ParamSpec, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection
 
-from newsletter.db import get_engine, is_sqlite
+from newsletter.db import get_engine
 from newsletter.settings import get_settings
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# PostgreSQL takes concurrent writers; a few threads overlap their network round trips.
-POSTGRES_THREADS = 4
+log = logging.getLogger(__name__)
 
-_pools: dict[str, ThreadPoolExecutor] = {}
+# Bounds one transaction (and so the wait of the first hit in it) under a flood.
+MAX_BATCH = 64
+
+
+@dataclass(slots=True)
+class _Hit:
+    work: Callable[[Connection], Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    outcome: tuple[bool, Any] = field(default=(False, None))
+
+
+class _Writer:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.queue: queue.SimpleQueue[_Hit] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._serve, name="tracking-hits", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._commit(batch)
+            _answer(batch)
+
+    def _commit(self, batch: list[_Hit]) -> None:
+        try:
+            with get_engine(self.url).begin() as connection:
+                outcomes = [(True, hit.work(connection)) for hit in batch]
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].outcome = (False, exc)
+                return
+            log.warning("tracking hits: a batch of %d failed (%s); one at a time", len(batch), exc)
+            for hit in batch:
+                self._commit([hit])
+            return
+        for hit, outcome in zip(batch, outcomes, strict=True):
+            hit.outcome = outcome
+
+
+def _answer(batch: list[_Hit]) -> None:
+    # One wake-up per event loop (uvicorn has one per process; test clients have their own).
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Hit]] = {}
+    for hit in batch:
+        by_loop.setdefault(hit.loop, []).append(hit)
+    for loop, hits in by_loop.items():
+        # A closed loop's requests are gone (they were never answered).
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, hits)
+
+
+def _settle(hits: list[_Hit]) -> None:
+    for hit in hits:
+        if hit.future.cancelled():
+            continue
+        ok, value = hit.outcome
+        if ok:
+            hit.future.set_result(value)
+        else:
+            hit.future.set_exception(value)
+
+
+_writers: dict[str, _Writer] = {}
 _lock = threading.Lock()
 
 
-def _pool(url: str) -> ThreadPoolExecutor:
+def _writer(url: str) -> _Writer:
     with _lock:
-        pool = _pools.get(url)
-        if pool is None:
-            threads = 1 if is_sqlite(url) else POSTGRES_THREADS
-            pool = ThreadPoolExecutor(threads, thread_name_prefix="tracking-hits")
-            _pools[url] = pool
-        return pool
-
-
-def _in_transaction(
-    url: str, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
-) -> T:
-    with get_engine(url).begin() as connection:
-        return work(connection, *args, **kwargs)
+        writer = _writers.get(url)
+        if writer is None:
+            writer = _writers[url] = _Writer(url)
+        return writer
 
 
 async def run(
     work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
 ) -> T:
-    """Run `work(connection, ...)` in one committed transaction, off the event loop."""
-    url = get_settings().database_url
-    call: Callable[[], T] = functools.partial(_in_transaction, url, work, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_pool(url), call)
+    """`work(connection, ...)`, committed (with whatever other hits share its transaction)
+    before this returns; its exception if it failed on its own."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
 
+    def call(connection: Connection) -> T:
+        return work(connection, *args, **kwargs)
 
-def shutdown() -> None:
-    """Stop the pools (tests that switch databases; process exit)."""
-    with _lock:
-        for pool in _pools.values():
-            pool.shutdown(wait=True)
-        _pools.clear()
+    _writer(get_settings().database_url).queue.put(_Hit(call, loop, future))
+    return await future
