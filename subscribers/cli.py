@@ -13,24 +13,10 @@ from newsletter.cli_support import JsonOption, fail, is_terminal, print_json, wa
 from newsletter.db import transaction
 from subscribers import emails, importer, repository, service
 from subscribers.addresses import InvalidAddress
-from subscribers.importer import spreadsheet_safe
+from subscribers.export import csv_rows
 from subscribers.models import SubscriberStatus
 
 app = typer.Typer(help="Manage the subscriber list.", no_args_is_help=True)
-
-EXPORT_COLUMNS = [
-    "email",
-    "name",
-    "status",
-    "paused",
-    "source",
-    "consent_at",
-    "consent_method",
-    "consent_ip",
-    "confirmed_at",
-    "unsubscribed_at",
-    "created_at",
-]
 
 
 def _status(value: str | None) -> SubscriberStatus | None:
@@ -160,27 +146,10 @@ def export(
     stream = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
     try:
         writer = csv.writer(stream)
-        writer.writerow(EXPORT_COLUMNS)
-        count = 0
+        count = -1  # the header
         with transaction() as session:
-            for subscriber in repository.list_subscribers(session, status=wanted):
-                data = service.to_json(subscriber)
-                consent = data["consent"]
-                writer.writerow(
-                    [
-                        data["email"],
-                        spreadsheet_safe(data["name"]),
-                        data["status"],
-                        "yes" if data["paused"] else "no",
-                        data["source"],
-                        consent["at"] or "",
-                        consent["method"] or "",
-                        consent["ip"] or "",
-                        data["confirmed_at"] or "",
-                        data["unsubscribed_at"] or "",
-                        data["created_at"],
-                    ]
-                )
+            for row in csv_rows(session, wanted):
+                writer.writerow(row)
                 count += 1
     finally:
         if output:

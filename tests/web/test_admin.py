@@ -8,7 +8,9 @@ import io
 import re
 
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from newsletter.cli import app as cli_app
 from newsletter.db import transaction
 from tests.web.conftest import ADMIN, csrf_from
 
@@ -93,6 +95,10 @@ def test_export_is_a_csv_of_the_list_safe_for_spreadsheets(admin: TestClient) ->
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert rows[0]["email"] == "ada@example.com" and rows[0]["status"] == "active"
     assert rows[0]["name"].startswith("'=")
+    # The admin page and `newsletter subscribers export` give the same file.
+    cli = CliRunner().invoke(cli_app, ["subscribers", "export"])
+    assert cli.exit_code == 0
+    assert cli.stdout.splitlines() == response.text.splitlines()
 
 
 def test_erase_removes_the_person_and_keeps_the_address_suppressed(admin: TestClient) -> None:
