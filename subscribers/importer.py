@@ -30,7 +30,7 @@ from newsletter.orm import utcnow
 from subscribers import repository
 from subscribers.addresses import InvalidAddress, address_hash, normalise
 from subscribers.models import SubscriberStatus
-from subscribers.service import ConfirmationRequest, confirmation_token_for
+from subscribers.service import ConfirmationRequest, clean_name, confirmation_token_for
 
 BATCH_ROWS = 5000  # rows looked up and inserted per statement group
 # Rows per transaction. SQLite rewrites every index page a transaction touched into its WAL at
@@ -256,7 +256,7 @@ def _judge(
     except InvalidAddress as exc:
         invalid.append(InvalidRow(line, raw_email, str(exc)))
         return None
-    name = _from_spreadsheet(columns.name_of(row))
+    name = clean_name(_from_spreadsheet(columns.name_of(row)))
     if len(name) > MAX_NAME:
         invalid.append(InvalidRow(line, raw_email, f"name longer than {MAX_NAME} characters"))
         return None

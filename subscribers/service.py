@@ -8,6 +8,7 @@ points at a row that was rolled back.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -104,12 +105,23 @@ def find(session: Session, raw_email: str) -> Subscriber | None:
     return repository.get_by_email(session, normalise(raw_email))
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def clean_name(raw: str) -> str:
+    """A name as one line of text, control characters (CR/LF, tabs…) turned to spaces.
+
+    Names come from strangers and end up in To: headers, pages and exports.
+    """
+    return " ".join(_CONTROL.sub(" ", raw).split())
+
+
 def _new(email: str, name: str, status: SubscriberStatus, source: str) -> Subscriber:
     now = utcnow()
     return Subscriber(
         email=email,
         email_hash=address_hash(email),
-        name=name.strip(),
+        name=clean_name(name),
         status=status,
         source=source,
         consent_method="",
@@ -185,8 +197,8 @@ def request_confirmation(
     else:
         subscriber = existing
         subscriber.confirm_sent_at = now
-        if name.strip() and subscriber.status == SubscriberStatus.PENDING:
-            subscriber.name = name.strip()
+        if clean_name(name) and subscriber.status == SubscriberStatus.PENDING:
+            subscriber.name = clean_name(name)
         session.flush()
     return ConfirmationRequest(subscriber.email, subscriber.name, confirmation_token(subscriber))
 

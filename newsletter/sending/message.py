@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
+
+_NOT_IN_A_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def header_phrase(name: str) -> str:
+    """A display name fit for a To: header: one line, no control characters.
+
+    Names come from strangers (the subscribe form, imported files). A CR/LF in one would start
+    a header of its own, and Python's email package refuses such a value outright, which would
+    stop a whole batch; SendGrid gets the same cleaned name.
+    """
+    if name.isprintable():  # the common case, checked in C
+        return name
+    return " ".join(_NOT_IN_A_HEADER.sub(" ", name).split())
 
 
 @dataclass(frozen=True)
@@ -21,6 +36,9 @@ class OutgoingMessage:
     categories: tuple[str, ...] = ()
     # Identify the delivery in provider events (SendGrid custom_args: strings only).
     custom_args: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "to_name", header_phrase(self.to_name))
 
 
 @dataclass(frozen=True)
@@ -60,6 +78,9 @@ class Recipient:
     email: str
     name: str
     token: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", header_phrase(self.name))
 
 
 class BatchOutcome(enum.StrEnum):
