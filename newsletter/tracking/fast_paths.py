@@ -72,7 +72,7 @@ def _client_ip(scope: Scope) -> str | None:
 async def _pixel(token: str, scope: Scope, receive: Receive, send: Send) -> None:
     delivery_id = read_delivery_token(token)
     found = delivery_id is not None and await hits.run(
-        service.record_open,
+        service.open_hit,
         delivery_id,
         user_agent=_user_agent(scope),
         client_ip=_client_ip(scope),
@@ -91,7 +91,7 @@ async def _click(token: str, link_key: str, scope: Scope, receive: Receive, send
         await not_found("This link is not valid.")(scope, receive, send)
         return
     url = await hits.run(
-        service.record_click,
+        service.click_hit,
         delivery_id,
         link_key,
         user_agent=_user_agent(scope),

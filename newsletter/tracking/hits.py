@@ -1,14 +1,15 @@
 """Where pixel and click hits touch the database: one writer thread per process, group commit.
 
 A hit is answered only after the transaction holding it has committed, so nothing acknowledged
-is ever lost in a crash. What is shared is the transaction: the writer takes every hit that
-arrived while it was busy and runs them together (each hit's own SELECT and INSERT, one COMMIT
-for all), so under load a commit, a connection checkout and a thread hand-off are paid per batch
-rather than per hit, and two worker processes on SQLite meet at its write lock once per batch
-rather than once per hit (a writer that finds it taken sleeps in SQLite's busy handler for
-milliseconds). If a batch fails, each of its hits is retried in a transaction of its own, so one
-bad hit fails alone. The hits have their own thread rather than the web server's shared pool so
-a burst of opens cannot starve the editor's pages.
+is ever lost when a process dies. What is shared is the transaction: the writer takes every hit
+that arrived while it was busy, decides each (its own SELECT: delivery, opt-out, link), then
+writes all their events in one INSERT and one COMMIT. Under load a commit, a connection checkout
+and a thread hand-off are paid per batch rather than per hit; and SQLite's write lock is taken
+only for that INSERT and COMMIT (pysqlite begins the transaction at the first write), so two
+worker processes rarely meet at it (a writer that finds it taken sleeps in SQLite's busy handler
+for milliseconds). If a batch fails, each of its hits is retried in a transaction of its own, so
+one bad hit fails alone. The hits have their own thread rather than the web server's shared
+pool so a burst of opens cannot starve the editor's pages.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from sqlalchemy import Connection
 
 from newsletter.db import get_engine
 from newsletter.settings import get_settings
+from newsletter.tracking import service
+from newsletter.tracking.service import HitEvent
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -38,7 +41,7 @@ MAX_BATCH = 64
 
 @dataclass(slots=True)
 class _Hit:
-    work: Callable[[Connection], Any]
+    decide: Callable[[Connection], tuple[Any, HitEvent | None]]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     outcome: tuple[bool, Any] = field(default=(False, None))
@@ -65,7 +68,9 @@ class _Writer:
     def _commit(self, batch: list[_Hit]) -> None:
         try:
             with get_engine(self.url).begin() as connection:
-                outcomes = [(True, hit.work(connection)) for hit in batch]
+                decided = [hit.decide(connection) for hit in batch]
+                events = [event for _, event in decided if event is not None]
+                service.store_hit_events(connection, events)
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].outcome = (False, exc)
@@ -74,8 +79,8 @@ class _Writer:
             for hit in batch:
                 self._commit([hit])
             return
-        for hit, outcome in zip(batch, outcomes, strict=True):
-            hit.outcome = outcome
+        for hit, (answer, _) in zip(batch, decided, strict=True):
+            hit.outcome = (True, answer)
 
 
 def _answer(batch: list[_Hit]) -> None:
@@ -113,15 +118,17 @@ def _writer(url: str) -> _Writer:
 
 
 async def run(
-    work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    decide: Callable[Concatenate[Connection, P], tuple[T, HitEvent | None]],
+    *args: P.args,
+    **kwargs: P.kwargs,
 ) -> T:
-    """`work(connection, ...)`, committed (with whatever other hits share its transaction)
-    before this returns; its exception if it failed on its own."""
+    """The answer `decide(connection, ...)` gives, once the event it returns is committed (with
+    those of whatever other hits share its transaction); its exception if it failed alone."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
-    def call(connection: Connection) -> T:
-        return work(connection, *args, **kwargs)
+    def call(connection: Connection) -> tuple[T, HitEvent | None]:
+        return decide(connection, *args, **kwargs)
 
     _writer(get_settings().database_url).queue.put(_Hit(call, loop, future))
     return await future

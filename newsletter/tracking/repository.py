@@ -63,6 +63,12 @@ def add_event(db: Session | Connection, **values: Any) -> None:
     _connection(db).execute(_INSERT_EVENT, [values])
 
 
+def add_events(db: Session | Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Store first-party events, all with the same columns, in one executemany."""
+    if rows:
+        _connection(db).execute(_INSERT_EVENT, list(rows))
+
+
 def _connection(db: Session | Connection) -> Connection:
     # The pixel and click endpoints run on a bare Core connection (no unit of work to set up
     # and flush); everything else passes its Session.

@@ -63,6 +63,83 @@ def _machine(
 # --- first-party hits -------------------------------------------------------------------------
 
 
+# A hit is read first and written after: `open_hit`/`click_hit` decide the answer and the
+# event row without writing, and `store_hit_events` writes the rows. The pixel and click
+# endpoints decide a whole batch of hits and then write all their rows at once, so the database's
+# write lock (SQLite has one) is held only for the INSERT and COMMIT (see hits.py).
+HitEvent = dict[str, Any]
+
+
+def open_hit(
+    db: Session | Connection,
+    delivery_id: int,
+    *,
+    user_agent: str | None,
+    client_ip: str | None,
+    now: datetime | None = None,
+) -> tuple[bool, HitEvent | None]:
+    """A pixel fetch: (False if the delivery does not exist, the caller answers 404; the event
+    to record, None when the reader is not tracked)."""
+    target = repository.hit_target(db, delivery_id)
+    if target is None:
+        return False, None
+    info = target.delivery
+    if not _tracking_allowed(info):
+        return True, None
+    at = _now(now)
+    return True, {
+        "type": EventType.OPENED,
+        "source": FIRST_PARTY,
+        "provider_type": "pixel",
+        "delivery_id": info.id,
+        "issue_id": info.issue_id,
+        "matchup_id": None,
+        "link_key": None,
+        "machine": _machine(info, user_agent, client_ip, at),
+        "occurred_at": at,
+        "received_at": at,
+        "user_agent": _clip(user_agent),
+    }
+
+
+def click_hit(
+    db: Session | Connection,
+    delivery_id: int,
+    link_key: str,
+    *,
+    user_agent: str | None,
+    client_ip: str | None,
+    now: datetime | None = None,
+) -> tuple[str | None, HitEvent | None]:
+    """A click: (the URL to redirect to, or None when the delivery is unknown or its issue has
+    no such link: the redirect only ever goes to links the issue really contains; the event to
+    record, None when there is nothing to record)."""
+    target = repository.hit_target(db, delivery_id, link_key)
+    if target is None or target.link_url is None or not _is_web_url(target.link_url):
+        return None, None
+    info = target.delivery
+    if not _tracking_allowed(info):
+        return target.link_url, None
+    at = _now(now)
+    return target.link_url, {
+        "type": EventType.CLICKED,
+        "source": FIRST_PARTY,
+        "provider_type": "click",
+        "delivery_id": info.id,
+        "issue_id": info.issue_id,
+        "matchup_id": target.link_matchup_id,
+        "link_key": link_key,
+        "machine": _machine(info, user_agent, client_ip, at),
+        "occurred_at": at,
+        "received_at": at,
+        "user_agent": _clip(user_agent),
+    }
+
+
+def store_hit_events(db: Session | Connection, events: Sequence[HitEvent]) -> None:
+    repository.add_events(db, events)
+
+
 def record_open(
     db: Session | Connection,
     delivery_id: int,
@@ -71,28 +148,11 @@ def record_open(
     client_ip: str | None,
     now: datetime | None = None,
 ) -> bool:
-    """A pixel fetch. False if the delivery does not exist (the caller answers 404)."""
-    target = repository.hit_target(db, delivery_id)
-    if target is None:
-        return False
-    info = target.delivery
-    if _tracking_allowed(info):
-        at = _now(now)
-        repository.add_event(
-            db,
-            type=EventType.OPENED,
-            source=FIRST_PARTY,
-            provider_type="pixel",
-            delivery_id=info.id,
-            issue_id=info.issue_id,
-            matchup_id=None,
-            link_key=None,
-            machine=_machine(info, user_agent, client_ip, at),
-            occurred_at=at,
-            received_at=at,
-            user_agent=_clip(user_agent),
-        )
-    return True
+    """A pixel fetch, recorded. False if the delivery does not exist."""
+    found, event = open_hit(db, delivery_id, user_agent=user_agent, client_ip=client_ip, now=now)
+    if event is not None:
+        store_hit_events(db, [event])
+    return found
 
 
 def record_click(
@@ -104,29 +164,13 @@ def record_click(
     client_ip: str | None,
     now: datetime | None = None,
 ) -> str | None:
-    """The URL to redirect to, or None: the delivery is unknown or its issue has no such link
-    (the redirect only ever goes to links the issue really contains)."""
-    target = repository.hit_target(db, delivery_id, link_key)
-    if target is None or target.link_url is None or not _is_web_url(target.link_url):
-        return None
-    info = target.delivery
-    if _tracking_allowed(info):
-        at = _now(now)
-        repository.add_event(
-            db,
-            type=EventType.CLICKED,
-            source=FIRST_PARTY,
-            provider_type="click",
-            delivery_id=info.id,
-            issue_id=info.issue_id,
-            matchup_id=target.link_matchup_id,
-            link_key=link_key,
-            machine=_machine(info, user_agent, client_ip, at),
-            occurred_at=at,
-            received_at=at,
-            user_agent=_clip(user_agent),
-        )
-    return target.link_url
+    """A click, recorded; the URL to redirect to, or None (see `click_hit`)."""
+    url, event = click_hit(
+        db, delivery_id, link_key, user_agent=user_agent, client_ip=client_ip, now=now
+    )
+    if event is not None:
+        store_hit_events(db, [event])
+    return url
 
 
 def _is_web_url(url: str) -> bool:

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from newsletter.tracking import hits, repository
+from newsletter.tracking import hits
 from newsletter.tracking.models import EventType, TrackingEvent
 from newsletter.web.app import create_app
 from tests.tracking.conftest import BROWSER, World
@@ -61,24 +62,28 @@ def test_a_failing_hit_fails_alone_and_the_others_in_its_batch_are_committed(
 ) -> None:
     release = threading.Event()
 
-    def hold_the_writer(connection: Connection) -> None:
+    def hold_the_writer(connection: Connection) -> tuple[None, None]:
         # While the writer waits here, the hits below queue up and are taken as one batch.
         release.wait(10)
+        return None, None
 
-    def good(connection: Connection, delivery_id: int) -> int:
-        repository.add_event(connection, **_open_row(delivery_id, world.issue_id))
-        return delivery_id
+    def good(connection: Connection, delivery_id: int) -> tuple[int, dict[str, object]]:
+        return delivery_id, _open_row(delivery_id, world.issue_id)
 
-    def bad(connection: Connection) -> int:
-        repository.add_event(connection, **_open_row(world.deliveries[0], world.issue_id))
+    def broken(connection: Connection) -> tuple[int, dict[str, object]]:
         raise RuntimeError("this hit is broken")
+
+    def unstorable(connection: Connection) -> tuple[int, dict[str, object]]:
+        # No such delivery: the batch's INSERT breaks its foreign key.
+        return 0, _open_row(987654, world.issue_id)
 
     async def scenario() -> list[object]:
         first = asyncio.ensure_future(hits.run(hold_the_writer))
         await asyncio.sleep(0.05)
         rest = [
             asyncio.ensure_future(hits.run(good, world.deliveries[1])),
-            asyncio.ensure_future(hits.run(bad)),
+            asyncio.ensure_future(hits.run(broken)),
+            asyncio.ensure_future(hits.run(unstorable)),
             asyncio.ensure_future(hits.run(good, world.deliveries[2])),
         ]
         await asyncio.sleep(0.05)
@@ -86,9 +91,10 @@ def test_a_failing_hit_fails_alone_and_the_others_in_its_batch_are_committed(
         await first
         return await asyncio.gather(*rest, return_exceptions=True)
 
-    ok1, failed, ok2 = asyncio.run(scenario())
+    ok1, failed, refused, ok2 = asyncio.run(scenario())
     assert (ok1, ok2) == (world.deliveries[1], world.deliveries[2])
     assert isinstance(failed, RuntimeError)
+    assert isinstance(refused, IntegrityError)
     db.expire_all()
     recorded = db.scalars(select(TrackingEvent.delivery_id).order_by(TrackingEvent.delivery_id))
     assert list(recorded) == [world.deliveries[1], world.deliveries[2]]
