@@ -7,7 +7,7 @@ different recipient's signed token. Bounded by a request count and a time limit.
 Targets: >= 1,000 requests/s, p99 < 50 ms.
 
     .venv/bin/python -m bench.tracking_load [--requests 20000] [--connections 16] [--seconds 60]
-                                            [--workers 2]
+                                            [--workers 2] [--postgres URL]
 
 The server runs 2 worker processes by default (`newsletter serve --workers 2`: one per core).
 The load generator is Python too and shares the machine's 2 cores with the server: it reports
@@ -23,10 +23,14 @@ import os
 import statistics
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
 from bench.webhook import SECRET, seed, serve
 from newsletter.db import dispose_engines, transaction
@@ -133,6 +137,25 @@ def server_cpu() -> float:
     return total
 
 
+@contextmanager
+def database(postgres: str | None, tmp: Path) -> Iterator[str]:
+    """A fresh, empty database URL: a SQLite file, or a new PostgreSQL database dropped after."""
+    if postgres is None:
+        yield f"sqlite:///{tmp / 'bench.db'}"
+        return
+    name = f"bench_tracking_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(postgres).set(database=name).render_as_string(hide_password=False)
+    finally:
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20000)
@@ -140,10 +163,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--deliveries", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run on a fresh database created on this PostgreSQL server instead of SQLite "
+        "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres)",
+    )
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp,
+        database(args.postgres, Path(tmp)) as url,
+    ):
         deliveries = seed(url, args.deliveries, sent_at=datetime.now(UTC) - timedelta(days=1))
         # The token newsletter.personalize.delivery_token makes, under the server's key.
         tokens = [sign(DELIVERY_PURPOSE, str(d), secret=SECRET) for d in deliveries]
@@ -177,7 +208,8 @@ def main() -> None:
     ordered = sorted(latencies)
     cores = os.cpu_count() or 1
     print(
-        f"pixel + click via uvicorn ({args.workers} worker processes) on loopback, SQLite, "
+        f"pixel + click via uvicorn ({args.workers} worker processes) on loopback, "
+        f"{'PostgreSQL' if args.postgres else 'SQLite'}, "
         f"{args.connections} keep-alive connections from a second process"
     )
     print(f"  requests         {done:,} of {args.requests:,} in {elapsed:.1f} s")

@@ -1,4 +1,4 @@
-"""Where pixel and click hits touch the database: one writer thread per process, group commit.
+"""Where pixel and click hits touch the database: a writer thread per process, group commit.
 
 A hit is answered only after the transaction holding it has committed, so nothing acknowledged
 is ever lost when a process dies. What is shared is the transaction: the writer takes every hit
@@ -25,7 +25,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection
 
-from newsletter.db import get_engine
+from newsletter.db import get_engine, is_sqlite
 from newsletter.settings import get_settings
 from newsletter.tracking import service
 from newsletter.tracking.service import HitEvent
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 # Bounds one transaction (and so the wait of the first hit in it) under a flood.
 MAX_BATCH = 64
+POSTGRES_WRITERS = 4
 
 
 @dataclass(slots=True)
@@ -51,8 +52,11 @@ class _Writer:
     def __init__(self, url: str) -> None:
         self.url = url
         self.queue: queue.SimpleQueue[_Hit] = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._serve, name="tracking-hits", daemon=True)
-        self.thread.start()
+        # SQLite takes one writer at a time: a second thread would only wait on its lock.
+        # PostgreSQL takes several, and each batch waits on network round trips and a WAL
+        # flush: a few threads, each with its own batch, overlap those waits.
+        for _ in range(1 if is_sqlite(url) else POSTGRES_WRITERS):
+            threading.Thread(target=self._serve, name="tracking-hits", daemon=True).start()
 
     def _serve(self) -> None:
         while True:
