@@ -14,14 +14,17 @@ from tests.sending.conftest import sendgrid
 
 __all__ = ["EXAMPLES", "sendgrid"]
 
+# database=None: no example database written into the work tree.
 settings.register_profile(
     "default",
+    database=None,
     deadline=None,
     max_examples=100,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.register_profile(
     "deep",
+    database=None,
     deadline=None,
     max_examples=1000,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
