@@ -87,13 +87,18 @@ def _event_id(raw: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# deliveries.id is an INTEGER column (32 bits on PostgreSQL), where looking up a larger number
+# is an error, not a miss; the webhook is account-wide, so other mail's custom args arrive too.
+_MAX_DELIVERY_ID = 2**31 - 1
+
+
 def _delivery_id(raw: dict[str, Any]) -> int | None:
     # custom_args arrive as top-level keys of each event, always as strings.
     value = raw.get("delivery_id")
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if value > 0 else None
     if isinstance(value, str) and value.isdigit() and len(value) < 19:
-        return int(value) or None
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if 0 < value <= _MAX_DELIVERY_ID else None
     return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from newsletter.web.auth import LoginRequired, login_url
@@ -51,6 +52,26 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _out_of_range(request: Request, exc: Exception) -> Response:
+    # An id or number in the URL, query or form beyond what an INTEGER column holds (64 bits):
+    # SQLite's driver refuses to bind it. No such row can exist, so it is the request that is
+    # wrong (422, as a declared bound would answer), not the server (500).
+    if not _is_integer_overflow(exc):
+        raise exc
+    return await _http_error(
+        request, StarletteHTTPException(422, "A number in the request is out of range.")
+    )
+
+
+def _is_integer_overflow(exc: Exception) -> bool:
+    if isinstance(exc, OverflowError):
+        return "SQLite INTEGER" in str(exc)
+    orig = getattr(exc, "orig", None)
+    return type(orig).__name__ == "NumericValueOutOfRange"
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OverflowError, _out_of_range)
+    app.add_exception_handler(DataError, _out_of_range)
