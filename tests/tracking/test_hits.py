@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -17,6 +20,15 @@ from newsletter.tracking import hits
 from newsletter.tracking.models import EventType, TrackingEvent
 from newsletter.web.app import create_app
 from tests.tracking.conftest import BROWSER, World
+
+T = TypeVar("T")
+
+
+def run_in_own_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run in a thread of its own: Playwright's sync API (the session-wide browser
+    fixture) keeps an event loop running in the main thread for the rest of the test session."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _count(db: Session, event_type: EventType) -> int:
@@ -37,7 +49,7 @@ def test_concurrent_hits_are_each_answered_and_each_recorded(world: World, db: S
             ]
             return await asyncio.gather(*(client.get(url) for url in urls))
 
-    responses = asyncio.run(burst())
+    responses = run_in_own_loop(burst())
     assert sorted({r.status_code for r in responses}) == [200, 302]
     assert _count(db, EventType.OPENED) == 60
     assert _count(db, EventType.CLICKED) == 60
@@ -91,7 +103,7 @@ def test_a_failing_hit_fails_alone_and_the_others_in_its_batch_are_committed(
         await first
         return await asyncio.gather(*rest, return_exceptions=True)
 
-    ok1, failed, refused, ok2 = asyncio.run(scenario())
+    ok1, failed, refused, ok2 = run_in_own_loop(scenario())
     assert (ok1, ok2) == (world.deliveries[1], world.deliveries[2])
     assert isinstance(failed, RuntimeError)
     assert isinstance(refused, IntegrityError)
@@ -109,6 +121,6 @@ def test_a_hit_is_committed_before_it_is_answered(world: World, db: Session, key
         ) as client:
             return await client.get(f"/c/{world.token(0)}/{key}")
 
-    assert asyncio.run(one()).status_code == 302
+    assert run_in_own_loop(one()).status_code == 302
     # Read from another connection right after the answer: already there.
     assert _count(db, EventType.CLICKED) == 1
