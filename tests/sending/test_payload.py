@@ -16,7 +16,7 @@ import pytest
 from newsletter.personalize import TOKEN_PLACEHOLDER
 from newsletter.sending.message import FrozenContent, Recipient
 from newsletter.sending.outbox import OutboxTransport
-from newsletter.sending.sendgrid_transport import mail_payload
+from newsletter.sending.sendgrid_transport import mail_body, mail_payload
 from newsletter.settings import get_settings
 from newsletter.testing.sendgrid_server import SendGridServer, load_request_validator
 from tests.sending.conftest import TEXT, TRACKED_HTML
@@ -50,6 +50,29 @@ def test_a_1000_recipient_request_matches_the_official_schema_and_sendgrids_rule
     assert payload["categories"] == ["weekly", "2026-W47"]
 
 
+def test_the_body_written_directly_is_the_payload() -> None:
+    """The send posts `mail_body` (JSON written by hand for speed): it must say what the
+    readable `mail_payload` says, escaping included."""
+    odd = [
+        Recipient(1, 'quote"back\\slash@mail.example.com', 'Zoë "Z" \\ <z>\n', "MQ.sig-_~"),
+        Recipient(2, "plain@mail.example.com", "", "Mg.sig"),
+        *recipients(998)[2:],
+    ]
+    for batch in (odd, recipients(1)):
+        for categories in ((), ("weekly", "2026-W47", "weekly")):
+            args = {"issue_id": 7, "categories": categories, "settings": get_settings()}
+            body = mail_body(CONTENT, batch, **args)  # type: ignore[arg-type]
+            assert json.loads(body) == mail_payload(CONTENT, batch, **args)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="URL-safe"):
+        mail_body(
+            CONTENT,
+            [Recipient(1, "a@mail.example.com", "", 'x"y')],
+            issue_id=1,
+            categories=(),
+            settings=get_settings(),
+        )
+
+
 @pytest.mark.parametrize("count", [0, 1001])
 def test_a_request_takes_1_to_1000_recipients(count: int) -> None:
     with pytest.raises(ValueError, match="1 to 1,000"):
@@ -67,7 +90,7 @@ def test_the_outbox_writes_the_same_message_one_eml_per_recipient(tmp_path: Path
         by_to[str(message["To"])] = message
     message = by_to["R 1 <r1@mail.example.com>"]
     assert message.get_content_type() == "multipart/alternative"
-    parts = [p.get_content_type() for p in message.iter_parts()]  # type: ignore[attr-defined]
+    parts = [p.get_content_type() for p in message.iter_parts()]
     assert parts == ["text/plain", "text/html"]
     assert message["List-Unsubscribe"] == "<http://localhost:8000/u/tok1.sig>"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
