@@ -12,7 +12,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     bindparam,
+    case,
+    delete,
     func,
     insert,
     literal,
@@ -132,30 +135,88 @@ def mark_issue_sent(session: Session, issue_id: int, now: datetime) -> bool:
 # --- the audience snapshot ------------------------------------------------------------------
 
 
-def snapshot_audience(session: Session, issue_id: int, now: datetime) -> int:
-    """One queued delivery per mailable subscriber, in one INSERT ... SELECT."""
+def snapshot_audience(session: Session, issue_id: int, now: datetime, batch_size: int) -> int:
+    """One queued delivery per mailable subscriber, already cut into batches of `batch_size`.
+
+    The batches are created first (one multi-row INSERT), then the deliveries in one
+    INSERT ... SELECT that numbers the audience and writes each row's batch id as it goes:
+    no second pass over the rows to batch them. Returns how many deliveries were made.
+    """
+    expected = int(
+        session.scalar(select(func.count()).select_from(mailable_ids_select().subquery())) or 0
+    )
+    batch_ids = _new_batches(session, issue_id, -(-expected // batch_size), now)
+    # Ids made by one statement are consecutive on SQLite (one writer); on PostgreSQL another
+    # session's INSERT may interleave with ours, and then the rows are batched afterwards.
+    consecutive = bool(batch_ids) and batch_ids[-1] - batch_ids[0] == len(batch_ids) - 1
+    if batch_ids and not consecutive:
+        session.execute(delete(SendBatch).where(SendBatch.id.in_(batch_ids)))
     at = literal(now, UTCDateTime())
+    # Tracking opt-outs get another render, hence another request: numbering them after
+    # everyone else keeps each batch to one render, so requests stay full.
+    order = (Subscriber.tracking_opt_out, Subscriber.id)
+    position = func.row_number().over(order_by=order) - 1
+    batch_id: ColumnElement[int | None] = literal(None, Integer())
+    if consecutive:
+        # On PostgreSQL the list may have grown since the count (READ COMMITTED): rows past
+        # the planned batches are left unbatched here and batched below.
+        batch_id = case(
+            (position < len(batch_ids) * batch_size, batch_ids[0] + position // batch_size),
+            else_=None,
+        )
     audience = (
         select(
             literal(issue_id),
             Subscriber.id,
+            batch_id,
             literal(DeliveryStatus.QUEUED.value),
             literal(0),
             at,
             at,
         )
         .where(Subscriber.id.in_(mailable_ids_select()))
-        # Tracking opt-outs get another render, hence another request: numbering them after
-        # everyone else keeps each batch to one render, so requests stay full.
-        .order_by(Subscriber.tracking_opt_out, Subscriber.id)
+        .order_by(*order)
     )
-    result = session.execute(
-        insert(Delivery).from_select(
-            ["issue_id", "subscriber_id", "status", "attempts", "created_at", "updated_at"],
-            audience,
+    made = int(
+        session.execute(
+            insert(Delivery).from_select(
+                [
+                    "issue_id",
+                    "subscriber_id",
+                    "batch_id",
+                    "status",
+                    "attempts",
+                    "created_at",
+                    "updated_at",
+                ],
+                audience,
+            )
+        ).rowcount  # type: ignore[attr-defined]
+    )
+    if not consecutive or made > len(batch_ids) * batch_size:
+        plan_batches(session, issue_id, batch_size, now)
+    if consecutive and made < len(batch_ids) * batch_size:
+        # Fewer than counted (someone left in between): no batch is left empty.
+        session.execute(
+            delete(SendBatch).where(
+                SendBatch.id.in_(batch_ids[-(-made // batch_size) :]),
+                ~select(Delivery.id).where(Delivery.batch_id == SendBatch.id).exists(),
+            )
+        )
+    return made
+
+
+def _new_batches(session: Session, issue_id: int, count: int, now: datetime) -> list[int]:
+    if count == 0:
+        return []
+    rows = [
+        {"issue_id": issue_id, "status": BatchStatus.PENDING, "attempts": 0, "created_at": now}
+    ] * count
+    return list(
+        session.scalars(
+            insert(SendBatch).returning(SendBatch.id, sort_by_parameter_order=True), rows
         )
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def plan_batches(

@@ -57,8 +57,7 @@ def start_send(session: Session, issue_id: int, *, now: datetime | None = None) 
         return False
     # Freeze the render now (if approval did not): every batch sends these exact bytes.
     frozen_content(session, issue_id, tracked=True)
-    repository.snapshot_audience(session, issue_id, now)
-    repository.plan_batches(session, issue_id, get_settings().newsletter_batch_size, now)
+    repository.snapshot_audience(session, issue_id, now, get_settings().newsletter_batch_size)
     # An empty audience is a finished send.
     repository.mark_issue_sent(session, issue_id, now)
     return True
