@@ -135,6 +135,15 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
     return server, line.split()[-1]
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far; None where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def server_stats(host: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"{host}/_stats", timeout=5) as response:
         stats: dict[str, Any] = json.loads(response.read())
@@ -147,16 +156,34 @@ def child_batched(issue_id: int) -> None:
     from newsletter.sending import repository, service
     from newsletter.sending.worker import run_until_done
 
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    cpu_began = cpu()
     began = time.perf_counter()
     with transaction() as session:
         assert service.start_send(session, issue_id)
     snapshot = time.perf_counter() - began
+    cpu_snapshot = cpu()
     run_until_done(issue_id, worker_id=service.default_worker_id())
     total = time.perf_counter() - began
+    cpu_sent = cpu()
     with transaction() as session:
         counts = repository.status_counts(session, issue_id)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"snapshot": snapshot, "total": total, "counts": counts, "peak_kb": peak_kb}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        json.dumps(
+            {
+                "snapshot": snapshot,
+                "total": total,
+                "counts": counts,
+                "peak_kb": usage.ru_maxrss,
+                "cpu_snapshot": cpu_snapshot - cpu_began,
+                "cpu": cpu_sent - cpu_began,
+            }
+        )
+    )
 
 
 def child_baseline(issue_id: int, sample: int) -> None:
@@ -189,6 +216,7 @@ def child_baseline(issue_id: int, sample: int) -> None:
     transport = SendGridTransport(settings)
     began = time.perf_counter()
     for delivery_id, batch_id, email, name in rows:
+        assert batch_id is not None
         recipient = Recipient(delivery_id, email, name, delivery_token(delivery_id))
         result = transport.send_one(
             personal_message(content, recipient, issue_id, ("bench",), settings)
@@ -217,8 +245,12 @@ def batched(subscribers: int, workdir: Path) -> dict[str, Any]:
     seeded = time.perf_counter() - seeding
     server, host = start_server()
     try:
+        idle_cpu = cpu_seconds(server.pid)
         result = run_child(["--child-batched", str(issue_id)], _env(db_path, host))
         stats = server_stats(host)
+        busy_cpu = cpu_seconds(server.pid)
+        if idle_cpu is not None and busy_cpu is not None:
+            stats["cpu"] = busy_cpu - idle_cpu
     finally:
         server.terminate()
         server.wait()
@@ -243,7 +275,7 @@ def baseline(sample: int, workdir: Path) -> dict[str, Any]:
 def report(label: str, subscribers: int, result: dict[str, Any]) -> float:
     counts = result["counts"]
     send_seconds = result["total"] - result["snapshot"]
-    rate = subscribers / result["total"]
+    rate: float = subscribers / result["total"]
     print(
         f"{label}: {subscribers:,} subscribers — snapshot {result['snapshot']:.2f} s, "
         f"send {send_seconds:.2f} s, total {result['total']:.2f} s → {rate:,.0f} emails/s "
@@ -255,6 +287,12 @@ def report(label: str, subscribers: int, result: dict[str, Any]) -> float:
         f"  ledger: {counts['sent']:,} sent, {counts['failed']} failed, "
         f"{counts['uncertain']} uncertain; server accepted {accepted:,} recipients in "
         f"{result['server']['accepted_requests']} requests"
+    )
+    server_cpu = result["server"].get("cpu")
+    print(
+        f"  CPU: sender {result['cpu']:.2f} s (snapshot {result['cpu_snapshot']:.2f} s)"
+        + (f", loopback server {server_cpu:.2f} s" if server_cpu is not None else "")
+        + f" (2 cores shared; load average {os.getloadavg()[0]:.2f} at the end)"
     )
     if counts["sent"] != subscribers or accepted != subscribers:
         raise SystemExit("the send did not reach every subscriber exactly once")
