@@ -32,7 +32,7 @@ settings.register_profile(
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")
 settings.load_profile(PROFILE)
 # Examples per API operation for schemathesis, each a real request through the app.
-EXAMPLES = 300 if PROFILE == "deep" else 30
+EXAMPLES = 100 if PROFILE == "deep" else 20
 
 # The web suite's app and signed-in clients, for the pages these tests look at.
 from tests.web.conftest import admin, anon, app, editor, staff  # noqa: E402
