@@ -10,6 +10,7 @@ import sys
 import time
 
 BENCHMARKS = [
+    ("bench.render", "render a 10-matchup issue (HTML < 100 KB, Gmail clips at ~102 KB)"),
     (
         "bench.subscribers_import",
         "import a 1,000,000-row CSV (target >= 50,000 rows/s, flat memory)",
