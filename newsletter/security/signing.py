@@ -77,8 +77,12 @@ def unsign(
 ) -> str | None:
     """The signed value, or None for a forged, altered, expired or malformed token."""
     secret = secret or get_settings().newsletter_secret_key
+    # Tokens we make are ASCII; hmac.compare_digest raises TypeError on other str, and a
+    # link's path is whatever a stranger typed.
+    if len(token) > 2048 or not token.isascii():
+        return None
     payload, dot, signature = token.rpartition(".")
-    if not dot or not payload or len(token) > 2048:
+    if not dot or not payload:
         return None
     if not hmac.compare_digest(signature, _mac(purpose, payload, secret)):
         return None

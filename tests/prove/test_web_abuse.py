@@ -7,6 +7,7 @@ import json
 import string
 import time
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -224,6 +225,10 @@ def test_forged_altered_and_misused_tokens_change_nothing_anywhere(
     token = data.draw(
         st.one_of(
             st.text(TOKEN_CHARS, min_size=1, max_size=120),
+            # Whatever a stranger types into a link: any character, percent-encoded by the client.
+            st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=60).map(
+                lambda t: quote(t, safe="")
+            ),
             st.builds(altered, st.just(good), st.integers(0, 500), st.sampled_from(TOKEN_CHARS)),
             st.sampled_from(
                 [
@@ -375,3 +380,11 @@ def test_webhook_events_out_of_any_columns_range_are_refused_or_kept_unmatched(
     rows = list(db.scalars(select(TrackingEvent)))
     assert len(rows) == (1 if status == 200 else 0)
     assert all(row.delivery_id is None for row in rows)
+
+
+def test_a_token_with_characters_no_token_has_is_a_404_not_a_crash(
+    client: TestClient, world: World
+) -> None:
+    """hmac.compare_digest raises TypeError on non-ASCII text; a link is what anyone types."""
+    for path in ("/confirm/0.%C2%80", "/u/%C3%A9.%C3%A9", "/p/x.%E2%80%A8", "/v/%C2%80.x/s/0"):
+        assert client.get(path).status_code == 404, path
