@@ -367,7 +367,9 @@ def rename_many(session: Session, names: list[dict[str, Any]]) -> int:
         update(Subscriber.__table__)  # type: ignore[arg-type]
         .where(
             Subscriber.__table__.c.id == bindparam("b_id"),
-            Subscriber.__table__.c.status.not_in([s.value for s in LEFT]),
+            # One comparison per state, not NOT IN: an IN list is an "expanding" parameter,
+            # which SQLAlchemy refuses in executemany (two renames in one batch).
+            *(Subscriber.__table__.c.status != s.value for s in LEFT),
         )
         .values(name=bindparam("b_name"), updated_at=bindparam("b_now"))
     )

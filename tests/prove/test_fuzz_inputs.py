@@ -284,3 +284,24 @@ def _bare_list(records: list[list[str]]) -> bool:
             continue
         return True
     return False
+
+
+def test_reimporting_renames_several_people_at_once_but_never_those_who_left(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Regression (found by the fuzz above): two renames in one batch crashed the import."""
+    from subscribers import service
+
+    path = tmp_path / "list.csv"
+    path.write_text("email,name\na@example.com,Old\nb@example.com,Old\nc@example.com,Old\n")
+    assert import_csv(path).imported == 3
+    with transaction() as session:
+        gone = service.find(session, "c@example.com")
+        assert gone is not None
+        service.unsubscribe(session, gone.id)
+    path.write_text("email,name\na@example.com,New A\nb@example.com,New B\nc@example.com,New C\n")
+    report = import_csv(path)
+    assert (report.updated, report.skipped_by_reason["suppressed"]) == (2, 1)
+    with transaction() as session:
+        names = dict(session.execute(select(Subscriber.email, Subscriber.name)).all())
+    assert names == {"a@example.com": "New A", "b@example.com": "New B", "c@example.com": "Old"}

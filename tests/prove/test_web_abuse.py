@@ -245,7 +245,8 @@ def test_forged_altered_and_misused_tokens_change_nothing_anywhere(
     for method, url in token_urls(token, world):
         response = client.request(method, url, follow_redirects=False)
         assert response.status_code < 500, (method, url, response.status_code)
-        assert response.status_code in (400, 404, 405, 410, 422), (method, url)
+        # 307: "/u/0%2F" is "/u/0/", which the router redirects to "/u/0" (recording nothing).
+        assert response.status_code in (307, 400, 404, 405, 410, 422), (method, url)
     assert recorded(db) == (0, 0, 0, 0)
 
 
