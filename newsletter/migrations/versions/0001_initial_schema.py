@@ -405,7 +405,6 @@ def upgrade() -> None:
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_deliveries_batch_id"), ["batch_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_deliveries_issue_id"), ["issue_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_deliveries_status"), ["status"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_deliveries_subscriber_id"), ["subscriber_id"], unique=False
         )
@@ -534,7 +533,6 @@ def downgrade() -> None:
     op.drop_table("tracking_events")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_deliveries_subscriber_id"))
-        batch_op.drop_index(batch_op.f("ix_deliveries_status"))
         batch_op.drop_index(batch_op.f("ix_deliveries_issue_id"))
         batch_op.drop_index(batch_op.f("ix_deliveries_batch_id"))
 
