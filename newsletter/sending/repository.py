@@ -6,13 +6,18 @@ crashed worker's sweeper and an operator can race on the same rows and the datab
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple, cast
 
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    Select,
+    Table,
+    Update,
     bindparam,
     case,
     delete,
@@ -280,12 +285,60 @@ class Claim:
     first_attempt_at: datetime
 
 
-@dataclass(frozen=True)
-class BatchRecipient:
+class BatchRecipient(NamedTuple):
     delivery_id: int
     email: str
     name: str
     tracking_opt_out: bool
+
+
+# The statements a worker runs for every batch are built once, with bound parameters, and run
+# as Core on the session's connection: building and ORM-dispatching them anew each time cost
+# more than SQLite's work for some of them.
+_DELIVERIES = cast(Table, Delivery.__table__)
+_BATCHES = cast(Table, SendBatch.__table__)
+
+
+@functools.lru_cache(maxsize=16)
+def _claim_statement(statuses: tuple[str, ...], skip_locked: bool) -> Update:
+    due = or_(
+        _BATCHES.c.next_attempt_at.is_(None), _BATCHES.c.next_attempt_at <= bindparam("b_now")
+    )
+    # The issue's state is read in the same statement: a pause or a cancel committed before
+    # the claim stops every worker at its next batch, with no window between check and claim.
+    sending = select(Issue.id).where(
+        Issue.id == bindparam("b_issue_id"), Issue.status.in_(statuses)
+    )
+    candidate = (
+        select(_BATCHES.c.id)
+        .where(
+            _BATCHES.c.issue_id == bindparam("b_issue_id"),
+            _BATCHES.c.status == BatchStatus.PENDING,
+            due,
+            sending.exists(),
+        )
+        .order_by(_BATCHES.c.id)
+        .limit(1)
+    )
+    if skip_locked:
+        candidate = candidate.with_for_update(skip_locked=True)
+    return (
+        update(_BATCHES)
+        .where(
+            _BATCHES.c.id == candidate.scalar_subquery(),
+            _BATCHES.c.status == BatchStatus.PENDING,
+        )
+        .values(
+            status=BatchStatus.IN_FLIGHT,
+            claimed_by=bindparam("b_worker_id"),
+            claimed_at=bindparam("b_now"),
+            attempts=_BATCHES.c.attempts + 1,
+            first_attempt_at=func.coalesce(
+                _BATCHES.c.first_attempt_at, bindparam("b_now", type_=UTCDateTime())
+            ),
+        )
+        .returning(_BATCHES.c.id, _BATCHES.c.attempts, _BATCHES.c.first_attempt_at)
+    )
 
 
 def claim_batch(
@@ -303,74 +356,107 @@ def claim_batch(
     SQLite the statement takes the single write lock first, so the second worker sees the
     first one's claim.
     """
-    due = or_(SendBatch.next_attempt_at.is_(None), SendBatch.next_attempt_at <= now)
-    # The issue's state is read in the same statement: a pause or a cancel committed before
-    # the claim stops every worker at its next batch, with no window between check and claim.
-    sending = select(Issue.id).where(Issue.id == issue_id, Issue.status.in_(issue_statuses))
-    candidate = (
-        select(SendBatch.id)
-        .where(
-            SendBatch.issue_id == issue_id,
-            SendBatch.status == BatchStatus.PENDING,
-            due,
-            sending.exists(),
-        )
-        .order_by(SendBatch.id)
-        .limit(1)
+    statement = _claim_statement(
+        tuple(IssueStatus(s).value for s in issue_statuses),
+        session.get_bind().dialect.name == "postgresql",
     )
-    if session.get_bind().dialect.name == "postgresql":
-        candidate = candidate.with_for_update(skip_locked=True)
-    row = session.execute(
-        update(SendBatch)
-        .where(SendBatch.id == candidate.scalar_subquery(), SendBatch.status == BatchStatus.PENDING)
-        .values(
-            status=BatchStatus.IN_FLIGHT,
-            claimed_by=worker_id,
-            claimed_at=now,
-            attempts=SendBatch.attempts + 1,
-            first_attempt_at=func.coalesce(SendBatch.first_attempt_at, literal(now, UTCDateTime())),
-        )
-        .returning(SendBatch.id, SendBatch.attempts, SendBatch.first_attempt_at)
-        .execution_options(synchronize_session=False)
-    ).one_or_none()
+    row = (
+        session.connection()
+        .execute(statement, {"b_issue_id": issue_id, "b_worker_id": worker_id, "b_now": now})
+        .one_or_none()
+    )
     if row is None:
         return None
     return Claim(batch_id=row[0], attempts=row[1], first_attempt_at=row[2] or now)
 
 
-def skip_unmailable(session: Session, batch_id: int, reason: str, now: datetime) -> int:
-    """Queued deliveries of the batch whose subscriber may no longer be mailed -> skipped."""
+@functools.lru_cache(maxsize=1)
+def _skip_unmailable_statement() -> Update:
     # Correlated per delivery (an anti-join on the primary key), so the check costs the
     # batch's size, not the size of the whole list.
-    still_mailable = mailable_ids_select().where(Subscriber.id == Delivery.subscriber_id).exists()
-    result = session.execute(
-        update(Delivery)
+    still_mailable = (
+        mailable_ids_select().where(Subscriber.id == _DELIVERIES.c.subscriber_id).exists()
+    )
+    return (
+        update(_DELIVERIES)
         .where(
-            Delivery.batch_id == batch_id,
-            Delivery.status == DeliveryStatus.QUEUED,
+            _DELIVERIES.c.batch_id == bindparam("b_batch_id"),
+            _DELIVERIES.c.status == DeliveryStatus.QUEUED,
             ~still_mailable,
         )
-        .values(status=DeliveryStatus.SKIPPED, error=reason, updated_at=now)
-        .execution_options(synchronize_session=False)
+        .values(
+            status=DeliveryStatus.SKIPPED,
+            error=bindparam("b_reason"),
+            updated_at=bindparam("b_now"),
+        )
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def skip_unmailable(session: Session, batch_id: int, reason: str, now: datetime) -> int:
+    """Queued deliveries of the batch whose subscriber may no longer be mailed -> skipped."""
+    result = session.connection().execute(
+        _skip_unmailable_statement(), {"b_batch_id": batch_id, "b_reason": reason, "b_now": now}
+    )
+    return int(result.rowcount)
+
+
+_PUT_IN_FLIGHT = (
+    update(_DELIVERIES)
+    .where(
+        _DELIVERIES.c.batch_id == bindparam("b_batch_id"),
+        _DELIVERIES.c.status == DeliveryStatus.QUEUED,
+    )
+    .values(
+        status=DeliveryStatus.IN_FLIGHT,
+        attempts=_DELIVERIES.c.attempts + 1,
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _recipients_statement() -> Select[int, str, str | None, bool]:
+    subscribers = cast(Table, Subscriber.__table__)
+    return (
+        select(
+            _DELIVERIES.c.id,
+            subscribers.c.email,
+            subscribers.c.name,
+            subscribers.c.tracking_opt_out,
+        )
+        .join(subscribers, subscribers.c.id == _DELIVERIES.c.subscriber_id)
+        .where(
+            _DELIVERIES.c.batch_id == bindparam("b_batch_id"),
+            _DELIVERIES.c.status == DeliveryStatus.IN_FLIGHT,
+        )
+        .order_by(_DELIVERIES.c.id)
+    )
 
 
 def put_in_flight(session: Session, batch_id: int, now: datetime) -> list[BatchRecipient]:
     """Queued deliveries of the batch -> in flight; who they are, to build the request."""
-    session.execute(
-        update(Delivery)
-        .where(Delivery.batch_id == batch_id, Delivery.status == DeliveryStatus.QUEUED)
-        .values(status=DeliveryStatus.IN_FLIGHT, attempts=Delivery.attempts + 1, updated_at=now)
-        .execution_options(synchronize_session=False)
+    connection = session.connection()
+    connection.execute(_PUT_IN_FLIGHT, {"b_batch_id": batch_id, "b_now": now})
+    rows = connection.execute(_recipients_statement(), {"b_batch_id": batch_id})
+    return [
+        BatchRecipient(delivery_id, email, name or "", bool(opt_out))
+        for delivery_id, email, name, opt_out in rows
+    ]
+
+
+_SETTLE_BATCH_SENT = (
+    update(_DELIVERIES)
+    .where(
+        _DELIVERIES.c.batch_id == bindparam("b_batch_id"),
+        _DELIVERIES.c.status == DeliveryStatus.IN_FLIGHT,
     )
-    rows = session.execute(
-        select(Delivery.id, Subscriber.email, Subscriber.name, Subscriber.tracking_opt_out)
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(Delivery.batch_id == batch_id, Delivery.status == DeliveryStatus.IN_FLIGHT)
-        .order_by(Delivery.id)
+    .values(
+        status=DeliveryStatus.SENT,
+        message_id=bindparam("b_message_id"),
+        sent_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
     )
-    return [BatchRecipient(r[0], r[1], r[2] or "", bool(r[3])) for r in rows]
+)
 
 
 def _in_flight(batch_id: int, delivery_ids: Sequence[int] | None) -> list[ColumnElement[bool]]:
@@ -390,6 +476,11 @@ def mark_sent(
     message_id: str | None,
     now: datetime,
 ) -> int:
+    if delivery_ids is None:
+        whole = session.connection().execute(
+            _SETTLE_BATCH_SENT, {"b_batch_id": batch_id, "b_message_id": message_id, "b_now": now}
+        )
+        return int(whole.rowcount)
     result = session.execute(
         update(Delivery)
         .where(*_in_flight(batch_id, delivery_ids))
@@ -469,14 +560,18 @@ def touch_batch(session: Session, batch_id: int, worker_id: str, now: datetime) 
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+_FINISH_BATCH = (
+    update(_BATCHES)
+    .where(_BATCHES.c.id == bindparam("b_batch_id"), _BATCHES.c.status == BatchStatus.IN_FLIGHT)
+    .values(status=BatchStatus.DONE, finished_at=bindparam("b_now"), error=bindparam("b_error"))
+)
+
+
 def finish_batch(session: Session, batch_id: int, now: datetime, error: str | None = None) -> bool:
-    result = session.execute(
-        update(SendBatch)
-        .where(SendBatch.id == batch_id, SendBatch.status == BatchStatus.IN_FLIGHT)
-        .values(status=BatchStatus.DONE, finished_at=now, error=error)
-        .execution_options(synchronize_session=False)
+    result = session.connection().execute(
+        _FINISH_BATCH, {"b_batch_id": batch_id, "b_now": now, "b_error": error}
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
 def release_batch(
