@@ -81,9 +81,6 @@ class Recipient(NamedTuple):
     name: str
     token: str
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "name", header_phrase(self.name))
-
 
 class BatchOutcome(enum.StrEnum):
     ACCEPTED = "accepted"  # 202: every recipient of the request is handed off

@@ -28,7 +28,7 @@ from newsletter.issues.service import frozen_content
 from newsletter.orm import utcnow
 from newsletter.personalize import delivery_tokens
 from newsletter.sending import repository, service
-from newsletter.sending.message import BatchOutcome, IssueContent, Recipient
+from newsletter.sending.message import BatchOutcome, IssueContent, Recipient, header_phrase
 from newsletter.sending.repository import BatchRecipient, Claim
 from newsletter.sending.transport import Transport, get_transport
 from newsletter.settings import Settings, get_settings
@@ -231,7 +231,8 @@ def _deliver(
     tokens = delivery_tokens(r.delivery_id for r in recipients)
     for r, token in zip(recipients, tokens, strict=True):
         groups[tracking and not r.tracking_opt_out].append(
-            Recipient(r.delivery_id, r.email, r.name, token)
+            # A tuple runs no validation: the name becomes a To: header, so it is made one line.
+            Recipient(r.delivery_id, r.email, header_phrase(r.name), token)
         )
     verdict: _Verdict = DONE
     try:
