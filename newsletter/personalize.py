@@ -14,6 +14,9 @@ from newsletter.security.signing import sign, sign_many, unsign
 
 TOKEN_PLACEHOLDER = "__NL_TOKEN__"  # noqa: S105 - a placeholder, not a secret
 DELIVERY_PURPOSE = "delivery"
+# deliveries.id is a 32-bit integer on PostgreSQL; a larger id (even correctly signed, say from
+# another deployment sharing the secret) must be refused here, not overflow in a query.
+MAX_DELIVERY_ID = 2**31 - 1
 
 
 def delivery_token(delivery_id: int) -> str:
@@ -26,8 +29,13 @@ def delivery_tokens(delivery_ids: Iterable[int]) -> list[str]:
 
 
 def read_delivery_token(token: str) -> int | None:
+    """The delivery id a token names, or None for a forged, altered or impossible one."""
     value = unsign(DELIVERY_PURPOSE, token)
-    return int(value) if value is not None and value.isdigit() else None
+    # isdigit alone admits "²" and other Unicode digits; only plain ASCII ids are ever signed.
+    if value is None or not (value.isascii() and value.isdigit()):
+        return None
+    delivery_id = int(value)
+    return delivery_id if 0 < delivery_id <= MAX_DELIVERY_ID else None
 
 
 def fill(template: str, token: str) -> str:
