@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from newsletter.numbers import ascii_int
 from newsletter.security.signing import sign, sign_many, unsign
 
 TOKEN_PLACEHOLDER = "__NL_TOKEN__"  # noqa: S105 - a placeholder, not a secret
@@ -31,11 +32,8 @@ def delivery_tokens(delivery_ids: Iterable[int]) -> list[str]:
 def read_delivery_token(token: str) -> int | None:
     """The delivery id a token names, or None for a forged, altered or impossible one."""
     value = unsign(DELIVERY_PURPOSE, token)
-    # isdigit alone admits "²" and other Unicode digits; only plain ASCII ids are ever signed.
-    if value is None or not (value.isascii() and value.isdigit()):
-        return None
-    delivery_id = int(value)
-    return delivery_id if 0 < delivery_id <= MAX_DELIVERY_ID else None
+    delivery_id = ascii_int(value) if value is not None else None
+    return delivery_id if delivery_id is not None and 0 < delivery_id <= MAX_DELIVERY_ID else None
 
 
 def fill(template: str, token: str) -> str:

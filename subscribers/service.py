@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from newsletter.numbers import ascii_int
 from newsletter.orm import utcnow
 from newsletter.personalize import read_delivery_token
 from newsletter.security.signing import sign, unsign
@@ -83,7 +84,7 @@ def resolve_token(session: Session, token: str) -> Subscriber | None:
         subscriber_id = delivery.subscriber_id if delivery is not None else None
     else:
         value = unsign(SUBSCRIBER_PURPOSE, token)
-        subscriber_id = int(value) if value is not None and value.isdigit() else None
+        subscriber_id = ascii_int(value) if value is not None else None
     return repository.get(session, subscriber_id) if subscriber_id is not None else None
 
 

@@ -16,6 +16,7 @@ from newsletter.cli_support import JsonOption, fail, is_terminal, print_json, wa
 from newsletter.db import transaction
 from newsletter.issues.cli import app
 from newsletter.issues.models import IssueStatus
+from newsletter.numbers import ascii_int
 from newsletter.sending import repository, service
 from newsletter.sending.models import DeliveryStatus
 from newsletter.sending.worker import run_until_done
@@ -266,9 +267,10 @@ def _chosen_deliveries(ids: list[int] | None, path: Path | None) -> list[int] | 
             text = line.strip()
             if not text:
                 continue
-            if not text.isdigit():
+            delivery_id = ascii_int(text)
+            if delivery_id is None:
                 fail(f"--delivery-file {path}, line {number}: {text[:40]!r} is not a delivery id")
-            chosen.add(int(text))
+            chosen.add(delivery_id)
     return sorted(chosen)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from newsletter.numbers import ascii_int
 from newsletter.tracking.models import EventType
 
 _DETAIL_LIMIT = 2000
@@ -95,8 +96,8 @@ _MAX_DELIVERY_ID = 2**31 - 1
 def _delivery_id(raw: dict[str, Any]) -> int | None:
     # custom_args arrive as top-level keys of each event, always as strings.
     value = raw.get("delivery_id")
-    if isinstance(value, str) and value.isdigit() and len(value) < 19:
-        value = int(value)
+    if isinstance(value, str):
+        value = ascii_int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return value if 0 < value <= _MAX_DELIVERY_ID else None
     return None

@@ -22,6 +22,7 @@ from fastapi.responses import (
 )
 
 from newsletter.db import transaction
+from newsletter.numbers import ascii_int
 from newsletter.personalize import read_delivery_token
 from newsletter.settings import get_settings
 from newsletter.templating import web_environment
@@ -114,8 +115,8 @@ async def sendgrid_events(request: Request) -> Response:
     except webhook.WebhookConfigError as exc:
         log.error("sendgrid webhook: %s", exc)
         return PlainTextResponse(str(exc), status_code=503)
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > webhook.MAX_BODY_BYTES:
+    declared = ascii_int(request.headers.get("content-length", ""))
+    if declared is not None and declared > webhook.MAX_BODY_BYTES:
         return PlainTextResponse("body too large", status_code=413)
     body = await request.body()
     try:
