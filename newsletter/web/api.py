@@ -70,6 +70,13 @@ def _refused(exc: Exception, status: int = 409) -> HTTPException:
     return HTTPException(status_code=status, detail=str(exc))
 
 
+def _invalid(where: tuple[str, str], exc: Exception) -> HTTPException:
+    """A 422 in the shape FastAPI documents for every operation (a list of field errors), so a
+    client written against /openapi.json parses our own refusals too."""
+    detail = [{"loc": list(where), "msg": str(exc), "type": "value_error"}]
+    return HTTPException(status_code=422, detail=detail)
+
+
 @router.get("/me", response_model=Me)
 def me(user: ApiUser) -> Me:
     return Me(id=user.id, email=user.email, role=user.role.value)
@@ -156,7 +163,7 @@ def list_subscribers(
     try:
         wanted = SubscriberStatus(status) if status else None
     except ValueError:
-        raise _refused(ValueError(f"unknown status {status!r}"), 422) from None
+        raise _invalid(("query", "status"), ValueError(f"unknown status {status!r}")) from None
     with transaction() as session:
         rows = subscribers_repository.subscribers_page(
             session, status=wanted, search=q or None, before_id=before, limit=limit + 1
@@ -185,7 +192,7 @@ def add_subscriber(body: NewSubscriber, user: ApiAdmin) -> Outcome:
             subscriber, outcome = service.add_by_admin(session, body.email, body.name, source="api")
             return Outcome(id=subscriber.id, outcome=outcome.value)
     except InvalidAddress as exc:
-        raise _refused(exc, 422) from exc
+        raise _invalid(("body", "email"), exc) from exc
     except service.SubscriberError as exc:
         raise _refused(exc) from exc
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -58,9 +58,12 @@ async def _out_of_range(request: Request, exc: Exception) -> Response:
     # wrong (422, as a declared bound would answer), not the server (500).
     if not _is_integer_overflow(exc):
         raise exc
-    return await _http_error(
-        request, StarletteHTTPException(422, "A number in the request is out of range.")
-    )
+    message = "A number in the request is out of range."
+    if not _wants_html(request):
+        # The 422 shape /openapi.json documents for every operation: a list of field errors.
+        detail = [{"loc": ["request"], "msg": message, "type": "value_error"}]
+        return JSONResponse({"detail": detail}, status_code=422)
+    return await _http_error(request, StarletteHTTPException(422, message))
 
 
 def _is_integer_overflow(exc: Exception) -> bool:

@@ -24,6 +24,9 @@ def test_admin_manages_subscribers_through_the_api(anon: TestClient, staff: None
     sid = made.json()["id"]
     bad = anon.post("/api/v1/subscribers", headers=headers, json={"email": "nope"})
     assert bad.status_code == 422
+    # The shape /openapi.json documents for a 422: a list of field errors.
+    [error] = bad.json()["detail"]
+    assert error["loc"] == ["body", "email"] and error["msg"]
     page = anon.get("/api/v1/subscribers", headers=headers, params={"q": "api@"}).json()
     assert [s["email"] for s in page["items"]] == ["api@example.com"]
     gone = anon.post(f"/api/v1/subscribers/{sid}/unsubscribe", headers=headers).json()
