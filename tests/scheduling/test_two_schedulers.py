@@ -45,6 +45,8 @@ def tick_together(schedulers: list[Scheduler]) -> list[TickReport]:
     return [r for r in reports if isinstance(r, TickReport)]
 
 
+# Only on postgresql: concurrent schedulers are a PostgreSQL deployment.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("policy", ["auto", "review"])
 def test_two_schedulers_build_one_issue_and_send_it_once(
     db_url: str,
@@ -54,8 +56,6 @@ def test_two_schedulers_build_one_issue_and_send_it_once(
     policy: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("concurrent schedulers are a PostgreSQL deployment")
     configure(
         newsletter_approval_policy=policy, newsletter_send_delay_minutes=0, newsletter_batch_size=2
     )

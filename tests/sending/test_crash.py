@@ -130,6 +130,8 @@ def test_a_worker_killed_at_random_moments_never_sends_twice_and_loses_nothing(
         assert repository.issue_status(session, issue_id) == IssueStatus.SENT
 
 
+# Only on postgresql: several machines share PostgreSQL; SQLite has one writer at a time.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_two_workers_on_postgresql_share_one_issue_without_overlap(
     db_url: str,
     db: Session,
@@ -137,8 +139,6 @@ def test_two_workers_on_postgresql_share_one_issue_without_overlap(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("several machines share PostgreSQL; SQLite has one writer at a time")
     monkeypatch.setenv("NEWSLETTER_BATCH_SIZE", "100")
     reset_settings()
     emails = add_subscribers(db, 4000)
