@@ -520,13 +520,7 @@ def mark_failed(
     error: str,
     now: datetime,
 ) -> int:
-    result = session.execute(
-        update(Delivery)
-        .where(*_in_flight(batch_id, delivery_ids))
-        .values(status=DeliveryStatus.FAILED, error=error, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return _settle_in_flight(session, batch_id, delivery_ids, DeliveryStatus.FAILED, error, now)
 
 
 def mark_uncertain(
@@ -536,10 +530,22 @@ def mark_uncertain(
     error: str,
     now: datetime,
 ) -> int:
+    return _settle_in_flight(session, batch_id, delivery_ids, DeliveryStatus.UNCERTAIN, error, now)
+
+
+def _settle_in_flight(
+    session: Session,
+    batch_id: int,
+    delivery_ids: Sequence[int] | None,
+    status: DeliveryStatus,
+    error: str,
+    now: datetime,
+) -> int:
+    # Only deliveries still in flight in this batch move: the WHERE is the state machine.
     result = session.execute(
         update(Delivery)
         .where(*_in_flight(batch_id, delivery_ids))
-        .values(status=DeliveryStatus.UNCERTAIN, error=error, updated_at=now)
+        .values(status=status, error=error, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
