@@ -158,7 +158,11 @@ def _columns(first_row: list[str], line: int) -> Columns:
 
 
 class _Lines:
-    """The file's lines as text, counting bytes for progress and lines that are not UTF-8."""
+    """The file's lines as text, counting bytes for progress and lines that cannot be read.
+
+    Excel on Windows saves "CSV" in Windows-1252, so a line that is not UTF-8 is read as that
+    (a Windows-1252 line is almost never valid UTF-8 by accident, so UTF-8 files are unaffected);
+    only a line that is neither is refused."""
 
     def __init__(self, stream: IO[bytes]) -> None:
         self.stream = stream
@@ -175,8 +179,11 @@ class _Lines:
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError:
-                self.bad_lines.add(self.number)
-                yield raw.decode("utf-8", errors="replace")
+                try:
+                    yield raw.decode("cp1252")
+                except UnicodeDecodeError:
+                    self.bad_lines.add(self.number)
+                    yield raw.decode("utf-8", errors="replace")
 
 
 def _sniff_delimiter(header_line: str) -> str:
@@ -246,7 +253,11 @@ def _judge(
     if not raw_email and not "".join(row).strip():
         return None
     if lines.bad_lines and any(n in lines.bad_lines for n in range(line, end + 1)):
-        invalid.append(InvalidRow(line, raw_email, "not UTF-8 text (save the file as CSV UTF-8)"))
+        invalid.append(
+            InvalidRow(
+                line, raw_email, "neither UTF-8 nor Windows-1252 text (save the file as CSV UTF-8)"
+            )
+        )
         return None
     if not raw_email:
         invalid.append(InvalidRow(line, delimiter.join(row).strip(), "missing email address"))

@@ -19,7 +19,8 @@ from tests.subscribers.helpers import cli, client, confirmation_link, outbox, pa
 
 # Excel "CSV UTF-8" in a semicolon locale, hand-edited: BOM, CRLF, the email column third and
 # spelled "E-Mail Address", extra columns, quoted fields holding ; and "" and a line break,
-# blank and empty rows, a duplicate differing in case and spaces, a line that is not UTF-8.
+# blank and empty rows, a duplicate differing in case and spaces, a line in Windows-1252 (what
+# Excel's plain "CSV" saves), and a line that is neither UTF-8 nor Windows-1252.
 MESSY = (
     b'\xef\xbb\xbfCompany;"First Name";"E-Mail Address";LAST NAME;Notes\r\n'  # 1
     b"ACME;Ann;ann@example.com;Lee;vip\r\n"  # 2 imported
@@ -36,7 +37,8 @@ MESSY = (
     b";Ivo;ivo@bad..example.com;;\r\n"  # 13 invalid
     b";;;;\r\n"  # 14 empty row
     b";Jo;jo@example.com\r\n"  # 15 imported (short row)
-    b";K\xe9vin;kevin@example.com;;\r\n"  # 16 invalid: Latin-1, not UTF-8
+    b";K\xe9vin;kevin@example.com;;\r\n"  # 16 imported: Windows-1252, "Kévin"
+    b";X\x81y;xy@example.com;;\r\n"  # 17 invalid: 0x81 is neither UTF-8 nor Windows-1252
 )
 
 
@@ -64,14 +66,14 @@ def test_messy_csv_gives_exact_counts_and_line_numbers(
     result = cli("subscribers", "import", str(path), "--json")
     assert result.exit_code == 1, result.output  # some rows were refused
     report = json.loads(result.stdout)
-    assert (report["imported"], report["updated"], report["skipped"]) == (4, 1, 3)
+    assert (report["imported"], report["updated"], report["skipped"]) == (5, 1, 3)
     assert report["skipped_by_reason"] == {"duplicate": 1, "suppressed": 1, "unchanged": 1}
     invalid = [(i["line"], i["value"]) for i in report["invalid"]]
     assert invalid == [
         (5, "not-an-email"),
         (6, ";Di;;;"),
         (13, "ivo@bad..example.com"),
-        (16, "kevin@example.com"),
+        (17, "xy@example.com"),
     ]
     reasons = [i["reason"] for i in report["invalid"]]
     assert "@-sign" in reasons[0]
@@ -85,6 +87,7 @@ def test_messy_csv_gives_exact_counts_and_line_numbers(
         "bo@example.com": ("Bo Ng", "active"),
         "ed@example.com": ("Ed Stone", "active"),
         "jo@example.com": ("Jo", "active"),
+        "kevin@example.com": ("Kévin", "active"),
         "fi@example.com": ("Fi", "unsubscribed"),
         "gil@example.com": ("Gil", "active"),
         "hana@example.com": ("Hana New", "active"),
@@ -92,7 +95,7 @@ def test_messy_csv_gives_exact_counts_and_line_numbers(
     # Again, with the same duplicate: the first occurrence still wins, nothing is "updated".
     again = json.loads(cli("subscribers", "import", str(path), "--json").stdout)
     assert (again["imported"], again["updated"]) == (0, 0)
-    assert again["skipped_by_reason"] == {"duplicate": 1, "suppressed": 1, "unchanged": 6}
+    assert again["skipped_by_reason"] == {"duplicate": 1, "suppressed": 1, "unchanged": 7}
     assert _people(db) == people
 
     imported = db.scalars(select(Subscriber).where(Subscriber.email == "ann@example.com")).one()
@@ -105,8 +108,8 @@ def test_human_report_names_every_invalid_row(db: Session, tmp_path: Path) -> No
     path.write_bytes(MESSY)
     result = cli("subscribers", "import", str(path))
     assert result.exit_code == 1
-    assert "7 imported, 0 updated, 1 skipped (1 duplicate), 4 invalid" in result.stdout
-    for line in (5, 6, 13, 16):
+    assert "8 imported, 0 updated, 1 skipped (1 duplicate), 4 invalid" in result.stdout
+    for line in (5, 6, 13, 17):
         assert f"export.csv:{line}:" in result.stderr
     assert "importing" not in result.stderr  # no progress bar when not on a terminal
 
