@@ -15,6 +15,7 @@ from newsletter.templating import TEMPLATES_DIR
 from newsletter.tracking.fast_paths import TrackingHitsMiddleware
 from newsletter.web import errors
 from newsletter.web.bodylimit import BodyLimitMiddleware
+from newsletter.web.head import HeadAsGetMiddleware
 from newsletter.web.headers import SecurityHeadersMiddleware
 from newsletter.web.ratelimit import LoginLimiter
 
@@ -47,6 +48,7 @@ def create_app() -> FastAPI:
         same_site="lax",
         https_only=settings.newsletter_base_url.startswith("https://"),
     )
+    app.add_middleware(HeadAsGetMiddleware)  # HEAD on pages, never on tracking URLs (head.py)
     app.add_middleware(BodyLimitMiddleware)  # 413 for oversized bodies (bodylimit.py)
     # The open pixel and click redirect, answered ahead of routing and without a session:
     # the hottest URLs the app serves (newsletter/tracking/fast_paths.py).

@@ -52,3 +52,27 @@ def test_a_sent_issue_is_in_the_archive_the_feed_and_on_the_web(
     assert "sandbox" in page.headers["content-security-policy"]
     with transaction() as session:
         assert session.query(TrackingEvent).count() == 0
+
+
+def test_head_answers_like_get_without_a_body(anon: TestClient, draft_issue: int) -> None:
+    """Feed readers and link checkers send HEAD."""
+    mark_sent(draft_issue)
+    for path in ("/issues", "/issues/feed.atom", "/subscribe", "/login"):
+        got, head = anon.get(path), anon.head(path)
+        assert head.status_code == got.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert "content-security-policy" in head.headers
+
+
+def test_head_on_a_tracking_url_records_nothing(anon: TestClient, draft_issue: int) -> None:
+    """A link checker's HEAD is no reader's open, click or vote."""
+    from newsletter.personalize import delivery_token
+    from newsletter.tracking.models import TrackingEvent, Vote
+
+    token = delivery_token(1)
+    for path in (f"/o/{token}.gif", f"/c/{token}/l0", f"/v/{token}/any/0"):
+        assert anon.head(path).status_code in (404, 405), path
+    with transaction() as session:
+        assert session.query(TrackingEvent).count() == 0
+        assert session.query(Vote).count() == 0
