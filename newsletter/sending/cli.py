@@ -5,9 +5,13 @@ Registered on the `issue` group owned by newsletter/issues/cli.py.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import typer
@@ -65,6 +69,30 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         )
 
 
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM ask the worker to stop after the batches in flight.
+
+    Python's default for SIGINT raises KeyboardInterrupt wherever the worker is, possibly in
+    the middle of a SendGrid request, which leaves that batch's recipients uncertain; SIGTERM
+    (a service manager stopping the worker) would end it there without even cleaning up."""
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        if not stop.is_set():
+            warn(f"{signal.Signals(signum).name}: stopping after the batches in flight…")
+        stop.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def _run_with_progress(issue_id: int, *, show: bool, resolving: bool = False) -> bool:
     """Run a worker in this process until the send is over; False if interrupted."""
     stop = threading.Event()
@@ -82,8 +110,8 @@ def _run_with_progress(issue_id: int, *, show: bool, resolving: bool = False) ->
             failure.append(exc)
 
     thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    try:
+    with _stop_on_signals(stop):
+        thread.start()
         if show:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -104,15 +132,9 @@ def _run_with_progress(issue_id: int, *, show: bool, resolving: bool = False) ->
         else:
             while thread.is_alive():
                 thread.join(0.5)
-    except KeyboardInterrupt:
-        # The batch in flight is settled before the worker stops; nothing is left half-done.
-        warn("stopping after the batches in flight…")
-        stop.set()
-        thread.join()
-        return False
     if failure:
         raise failure[0]
-    return True
+    return not stop.is_set()
 
 
 def _finish(issue_id: int, started: float, as_json: bool, completed: bool) -> None:
@@ -344,8 +366,8 @@ def worker(
     """An extra worker process: helps send every issue that is sending (or just --issue)."""
     worker_id = service.default_worker_id()
     stop = threading.Event()
-    try:
-        while True:
+    with _stop_on_signals(stop):
+        while not stop.is_set():
             with transaction() as session:
                 if issue is not None:
                     ids = [issue] if repository.issue_status(session, issue) else []
@@ -356,8 +378,7 @@ def worker(
             for issue_id in ids:
                 run_until_done(issue_id, worker_id=worker_id, stop=stop)
             if not wait:
-                return
-            time.sleep(2.0)
-    except KeyboardInterrupt:
-        stop.set()
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+                break
+            stop.wait(2.0)
+    if stop.is_set():
+        raise typer.Exit(EXIT_INTERRUPTED)
