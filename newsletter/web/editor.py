@@ -341,20 +341,25 @@ def _uncertain(session: Session, issue_id: int) -> list[dict[str, Any]]:
 
 
 @router.post("/issues/{issue_id}/uncertain")
-def resolve_uncertain(request: Request, issue_id: int, outcome: Annotated[str, Form()]) -> Response:
+def resolve_uncertain(
+    request: Request,
+    issue_id: int,
+    outcome: Annotated[str, Form()],
+    delivery: Annotated[list[int] | None, Form()] = None,
+) -> Response:
     """SendGrid's answer was lost for these deliveries: the editor checked its activity feed
-    and says they went out, or asks to send exactly those again."""
+    and says they went out, or asks to send exactly those again (the ticked ones, or all)."""
     from newsletter.sending import service as sending
 
     if outcome not in ("sent", "requeue"):
         raise HTTPException(status_code=400, detail="outcome must be sent or requeue")
+    chosen = sorted(set(delivery)) if delivery else None
 
     def action(session: Session) -> str:
         if outcome == "sent":
-            return (
-                f"{sending.resolve_mark_sent(session, issue_id)} uncertain deliveries marked sent."
-            )
-        count = sending.resolve_requeue(session, issue_id)
+            count = sending.resolve_mark_sent(session, issue_id, delivery_ids=chosen)
+            return f"{count} uncertain deliveries marked sent."
+        count = sending.resolve_requeue(session, issue_id, delivery_ids=chosen)
         return f"{count} uncertain deliveries queued again; a worker sends them."
 
     return _act(request, issue_id, action)

@@ -147,3 +147,51 @@ def test_unknown_issue_is_404(editor: TestClient) -> None:
     response = editor.get("/admin/issues/999999", headers={"Accept": "text/html"})
     assert response.status_code == 404
     assert "There is no issue 999999" in response.text
+
+
+def test_uncertain_deliveries_are_resolved_one_by_one_or_all(
+    editor: TestClient, draft_issue: int
+) -> None:
+    """A crash can leave a batch SendGrid took beside one it never saw: the editor decides per
+    delivery from the activity feed (ticked ones), or for all of them."""
+    from sqlalchemy import select
+
+    from newsletter.db import transaction
+    from newsletter.sending.models import Delivery, DeliveryStatus
+    from subscribers import service as subscribers
+
+    mark_sent(draft_issue)
+    with transaction() as session:
+        for i in range(3):
+            person, _ = subscribers.add_by_admin(session, f"unsure{i}@example.com")
+            session.add(
+                Delivery(
+                    issue_id=draft_issue,
+                    subscriber_id=person.id,
+                    status=DeliveryStatus.UNCERTAIN,
+                    error="timed out after the request went out",
+                )
+            )
+    with transaction() as session:
+        ids = list(session.scalars(select(Delivery.id).order_by(Delivery.id)))
+
+    page = editor.get(f"/admin/issues/{draft_issue}").text
+    assert all(f'value="{i}"' in page for i in ids)  # one checkbox per uncertain delivery
+    token = csrf_from(page)
+    ticked = editor.post(
+        f"/admin/issues/{draft_issue}/uncertain",
+        data={"csrf_token": token, "outcome": "sent", "delivery": [str(ids[0])]},
+    )
+    assert ticked.status_code == 200 and "1 uncertain deliveries marked sent" in ticked.text
+    rest = editor.post(
+        f"/admin/issues/{draft_issue}/uncertain",
+        data={"csrf_token": token, "outcome": "requeue"},
+    )
+    assert "2 uncertain deliveries queued again" in rest.text
+    with transaction() as session:
+        states = {i: s for i, s in session.execute(select(Delivery.id, Delivery.status))}
+    assert states == {
+        ids[0]: DeliveryStatus.SENT,
+        ids[1]: DeliveryStatus.QUEUED,
+        ids[2]: DeliveryStatus.QUEUED,
+    }
