@@ -89,6 +89,7 @@ def list_users(as_json: bool = JsonOption) -> None:
 def set_role(
     email: str = typer.Argument(...),
     role: str = typer.Option(..., "--role", help="admin or editor."),
+    as_json: bool = JsonOption,
 ) -> None:
     """Change a staff account's role."""
     from newsletter.accounts.service import AccountError, find, parse_role
@@ -99,9 +100,13 @@ def set_role(
         with transaction() as session:
             user = find(session, email)
             change_role(session, user, parse_role(role))
+            result = {"id": user.id, "email": user.email, "role": user.role.value}
     except AccountError as exc:
         fail(str(exc))
-    typer.echo(f"{email.strip()} is now {role.strip().lower()}")
+    if as_json:
+        print_json(result)
+    else:
+        typer.echo(f"{result['email']} is now {result['role']}")
 
 
 @app.command("token")

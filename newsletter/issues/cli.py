@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -109,6 +110,7 @@ def preview(
     issue_id: int = IssueId,
     html: Path | None = typer.Option(None, "--html", help="Write the HTML part here."),
     text: Path | None = typer.Option(None, "--text", help="Write the plain-text part here."),
+    as_json: bool = JsonOption,
 ) -> None:
     """Write what a subscriber would get (placeholders filled for a sample subscriber)."""
     if html is None and text is None:
@@ -118,13 +120,18 @@ def preview(
             html_part, text_part = service.preview(session, issue_id)
     except IssueError as exc:
         fail(str(exc))
+    written = []
     for path, body in ((html, html_part), (text, text_part)):
         if path is not None:
             try:
                 path.write_text(body, encoding="utf-8")
             except OSError as exc:
                 fail(f"cannot write {path}: {exc.strerror}")
-            typer.echo(f"wrote {path} ({len(body.encode()):,} bytes)")
+            written.append({"path": str(path), "bytes": len(body.encode())})
+            if not as_json:
+                typer.echo(f"wrote {path} ({len(body.encode()):,} bytes)")
+    if as_json:
+        print_json({"id": issue_id, "written": written})
 
 
 @app.command()
@@ -133,6 +140,7 @@ def edit(
     subject: str | None = typer.Option(None, help="Subject line ('' = back to the written one)."),
     preheader: str | None = typer.Option(None, help="Preheader ('' = back to the written one)."),
     intro: str | None = typer.Option(None, help="Intro paragraph(s) ('' = the written one)."),
+    as_json: bool = JsonOption,
 ) -> None:
     """Override the issue's subject, preheader or intro; kept across rebuilds."""
     if subject is None and preheader is None and intro is None:
@@ -142,11 +150,10 @@ def edit(
             reopened = service.edit_issue(
                 session, issue_id, subject=subject, preheader=preheader, intro=intro
             )
+            data = service.to_json(session, service.require(session, issue_id))
     except IssueError as exc:
         fail(str(exc))
-    if reopened:
-        warn(f"issue {issue_id} is a draft again: approve it once more to send")
-    typer.echo(f"issue {issue_id} updated")
+    _report_edit(issue_id, f"issue {issue_id} updated", data, reopened=reopened, as_json=as_json)
 
 
 @app.command()
@@ -161,6 +168,7 @@ def matchup(
     ),
     exclude: bool = typer.Option(False, "--exclude", help="Leave this matchup out of the issue."),
     include: bool = typer.Option(False, "--include", help="Put an excluded matchup back."),
+    as_json: bool = JsonOption,
 ) -> None:
     """Edit one matchup of an issue: summary, position, exclusion. Kept across rebuilds."""
     if exclude and include:
@@ -177,11 +185,23 @@ def matchup(
                 position=position,
                 excluded=True if exclude else (False if include else None),
             )
+            data = service.to_json(session, service.require(session, issue_id))
     except IssueError as exc:
         fail(str(exc))
+    _report_edit(
+        issue_id, f"issue {issue_id}: {slug} updated", data, reopened=reopened, as_json=as_json
+    )
+
+
+def _report_edit(
+    issue_id: int, message: str, data: dict[str, Any], *, reopened: bool, as_json: bool
+) -> None:
     if reopened:
         warn(f"issue {issue_id} is a draft again: approve it once more to send")
-    typer.echo(f"issue {issue_id}: {slug} updated")
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(message)
 
 
 @app.command()

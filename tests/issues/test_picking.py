@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -173,3 +174,33 @@ def test_cli_build_json_and_refusals(db_url: str) -> None:
     assert bad.exit_code != 0 and "2026 has no week 54" in bad.stderr
     missing = runner.invoke(app, ["issue", "matchup", str(data["id"]), "nope", "--exclude"])
     assert missing.exit_code != 0 and "matchup 'nope' is not in issue" in missing.stderr
+
+
+def test_cli_editing_reports_json_and_the_preview_writes_files(db_url: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    from newsletter.db import transaction
+
+    with transaction() as session:
+        add_matchups(session, example_pages(), datetime.now(UTC) - timedelta(minutes=5))
+    built = json.loads(runner.invoke(app, ["issue", "build", "--json"]).stdout)
+    issue_id, last = str(built["id"]), built["matchups"][-1]
+
+    edited = runner.invoke(app, ["issue", "edit", issue_id, "--subject", "Hand-written", "--json"])
+    assert edited.exit_code == 0, edited.output
+    assert json.loads(edited.stdout)["subject"] == "Hand-written"
+
+    moved = runner.invoke(app, ["issue", "matchup", issue_id, last, "--position", "1", "--json"])
+    assert moved.exit_code == 0, moved.output
+    report = json.loads(moved.stdout)
+    assert report["matchups"][0] == last
+    assert report["overrides"]["matchups"][last]["position"] == 1
+
+    html, text = tmp_path / "p.html", tmp_path / "p.txt"
+    preview = runner.invoke(
+        app, ["issue", "preview", issue_id, "--html", str(html), "--text", str(text), "--json"]
+    )
+    assert preview.exit_code == 0, preview.output
+    written = json.loads(preview.stdout)["written"]
+    assert [w["path"] for w in written] == [str(html), str(text)]
+    assert written[0]["bytes"] == len(html.read_bytes())
+    assert "Hand-written" in html.read_text()

@@ -28,6 +28,13 @@ def test_users_add_list_and_token(db_url: str) -> None:
         input="a long password!\n",
     )
     assert again.exit_code != 0 and "already exists" in again.output
+    promoted = runner.invoke(app, ["users", "role", "ED@example.com", "--role", "admin", "--json"])
+    assert promoted.exit_code == 0, promoted.output
+    assert json.loads(promoted.stdout) == {
+        "id": listed[0]["id"],
+        "email": "ed@example.com",
+        "role": "admin",
+    }
 
 
 def test_users_add_refuses_bad_input(db_url: str) -> None:
