@@ -40,7 +40,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,55 +137,23 @@ def database(postgres: bool, workdir: Path) -> Iterator[str]:
 
 def seed(url: str, subscribers: int) -> tuple[int, list[str]]:
     """Migrated schema, `subscribers` active subscribers, one approved issue."""
-    from sqlalchemy import insert
-
     from newsletter.db import session_factory
-    from newsletter.issues.models import Issue, IssueStatus
     from newsletter.migrate import upgrade
-    from subscribers.addresses import address_hash
-    from subscribers.models import Subscriber, SubscriberStatus
+    from newsletter.testing.arrange import add_frozen_issue, add_subscribers
 
     upgrade(url)
-    now = datetime.now(UTC)
-    emails = [f"reader{i}@mail.example.com" for i in range(subscribers)]
     with session_factory()() as session:
-        for start in range(0, subscribers, 10_000):
-            session.execute(
-                insert(Subscriber),
-                [
-                    {
-                        "email": email,
-                        "email_hash": address_hash(email),
-                        "name": f"Reader {i}",
-                        "status": SubscriberStatus.ACTIVE,
-                        "source": "bench",
-                        "consent_method": "bench",
-                        "paused": False,
-                        # Opt-outs get the untracked render: a second request in their batch.
-                        "tracking_opt_out": i % 97 == 0,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for i, email in enumerate(emails[start : start + 10_000], start=start)
-                ],
-            )
-        issue = Issue(
-            week="2026-W47",
-            status=IssueStatus.APPROVED,
-            cutoff_at=now,
-            rendered_subject="AI Tool Verdicts, week 47",
-            rendered_preheader="Eight matchups",
-            rendered_html=HTML,
-            rendered_text=TEXT,
-            rendered_untracked_html=HTML.replace("/c/__NL_TOKEN__", "/x"),
-            rendered_untracked_text=TEXT,
-            rendered_at=now,
-            approved_at=now,
+        # Opt-outs get the untracked render: a second request in their batch.
+        emails = add_subscribers(session, subscribers, opt_out_every=97, source="bench")
+        issue_id = add_frozen_issue(
+            session,
+            html=HTML,
+            text=TEXT,
+            untracked_html=HTML.replace("/c/__NL_TOKEN__", "/x"),
             approved_by="bench",
         )
-        session.add(issue)
         session.commit()
-        return issue.id, emails
+    return issue_id, emails
 
 
 # --- the workers ----------------------------------------------------------------------------

@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,18 +54,13 @@ def seed(db_path: Path, subscribers: int) -> int:
     """A migrated database with `subscribers` active subscribers and one approved issue."""
     os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
     os.environ.setdefault("NEWSLETTER_SECRET_KEY", "bench-secret-key-0123456789")
-    from sqlalchemy import insert
-
     from newsletter.db import dispose_engines, session_factory
-    from newsletter.issues.models import Issue, IssueStatus
     from newsletter.migrate import upgrade
     from newsletter.settings import reset_settings
-    from subscribers.addresses import address_hash
-    from subscribers.models import Subscriber, SubscriberStatus
+    from newsletter.testing.arrange import add_frozen_issue, add_subscribers
 
     reset_settings()
     upgrade(f"sqlite:///{db_path}")
-    now = datetime.now(UTC)
     html = (
         "<html><body><table>"
         + "".join(HTML_BLOCK.format(n=n) for n in range(8)) * 6
@@ -74,44 +68,15 @@ def seed(db_path: Path, subscribers: int) -> int:
     )
     text = "Weekly AI Tool Verdicts\n" * 200 + "Unsubscribe: https://nl.example/u/__NL_TOKEN__\n"
     with session_factory()() as session:
-        chunk = 20_000
-        for start in range(0, subscribers, chunk):
-            rows = []
-            for i in range(start, min(start + chunk, subscribers)):
-                email = f"reader{i}@mail.example.com"
-                rows.append(
-                    {
-                        "email": email,
-                        "email_hash": address_hash(email),
-                        "name": f"Reader {i}",
-                        "status": SubscriberStatus.ACTIVE,
-                        "source": "bench",
-                        "consent_method": "bench",
-                        "paused": False,
-                        "tracking_opt_out": i % 50 == 0,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-            session.execute(insert(Subscriber), rows)
-            session.commit()
-        issue = Issue(
-            week="2026-W47",
-            status=IssueStatus.APPROVED,
-            cutoff_at=now,
-            rendered_subject="AI Tool Verdicts, week 47",
-            rendered_preheader="Eight matchups",
-            rendered_html=html,
-            rendered_text=text,
-            rendered_untracked_html=html.replace("/c/__NL_TOKEN__", "/x"),
-            rendered_untracked_text=text,
-            rendered_at=now,
-            approved_at=now,
+        add_subscribers(session, subscribers, opt_out_every=50, source="bench")
+        issue_id = add_frozen_issue(
+            session,
+            html=html,
+            text=text,
+            untracked_html=html.replace("/c/__NL_TOKEN__", "/x"),
             approved_by="bench",
         )
-        session.add(issue)
         session.commit()
-        issue_id = issue.id
     dispose_engines()
     return issue_id
 

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from newsletter.issues.models import Issue, IssueStatus
+from newsletter.issues.models import IssueStatus
 from newsletter.settings import reset_settings
+from newsletter.testing import arrange
 from newsletter.testing.sendgrid_server import SendGridServer
-from subscribers.addresses import address_hash
-from subscribers.models import Subscriber, SubscriberStatus
+from subscribers.models import SubscriberStatus
 
 API_KEY = "SG.loopback-test-key"
 TRACKED_HTML = (
@@ -47,30 +44,16 @@ def make_issue(
     session: Session, *, week: str = "2026-W47", status: IssueStatus = IssueStatus.APPROVED
 ) -> int:
     """An approved issue whose frozen render is filled directly (what `approve` produces)."""
-    now = datetime.now(UTC)
-    issue = Issue(
+    issue_id = arrange.add_frozen_issue(
+        session,
+        html=TRACKED_HTML,
+        text=TEXT,
+        untracked_html=UNTRACKED_HTML,
         week=week,
         status=status,
-        cutoff_at=now,
-        rendered_subject="AI Tool Verdicts, week 47",
-        rendered_preheader="Eight matchups",
-        rendered_html=TRACKED_HTML,
-        rendered_text=TEXT,
-        rendered_untracked_html=UNTRACKED_HTML,
-        rendered_untracked_text=TEXT,
-        rendered_at=now,
-        approved_at=now,
-        approved_by="editor@nl.example",
     )
-    session.add(issue)
     session.commit()
-    return issue.id
-
-
-@dataclass(frozen=True)
-class Audience:
-    first_id: int
-    emails: list[str]
+    return issue_id
 
 
 def add_subscribers(
@@ -82,25 +65,8 @@ def add_subscribers(
     opt_out_every: int = 0,
 ) -> list[str]:
     """`count` subscribers reader0@…; every `opt_out_every`-th one opted out of tracking."""
-    now = datetime.now(UTC)
-    emails = [f"{prefix}{i}@mail.example.com" for i in range(count)]
-    rows = [
-        {
-            "email": email,
-            "email_hash": address_hash(email),
-            "name": f"Reader {i}",
-            "status": status,
-            "source": "test",
-            "consent_method": "test",
-            "paused": False,
-            "tracking_opt_out": bool(opt_out_every) and i % opt_out_every == 0,
-            "created_at": now,
-            "updated_at": now,
-            "confirmed_at": now,
-        }
-        for i, email in enumerate(emails)
-    ]
-    for start in range(0, len(rows), 5000):
-        session.execute(insert(Subscriber), rows[start : start + 5000])
+    emails = arrange.add_subscribers(
+        session, count, prefix=prefix, status=status, opt_out_every=opt_out_every
+    )
     session.commit()
     return emails
