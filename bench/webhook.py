@@ -27,13 +27,11 @@ from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from newsletter.db import dispose_engines, transaction
-from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus
-from newsletter.matchups.models import Matchup, MatchupTool
 from newsletter.migrate import upgrade
-from newsletter.sending.models import Delivery, DeliveryStatus
+from newsletter.testing.arrange import add_sent_issue
 from newsletter.tracking.models import TrackingEvent
 from newsletter.tracking.webhook import (
     SIGNATURE_HEADER,
@@ -41,7 +39,6 @@ from newsletter.tracking.webhook import (
     encode_public_key,
     sign_payload,
 )
-from subscribers.models import Subscriber, SubscriberStatus
 
 SECRET = "bench-secret-key-0123456789"
 
@@ -56,71 +53,7 @@ def seed(database_url: str, deliveries: int, *, sent_at: datetime) -> list[int]:
     """One sent issue with two matchups and links, and `deliveries` recipients."""
     upgrade(database_url)
     with transaction(database_url) as session:
-        matchups = []
-        for slug, a, b in (
-            ("cursor-vs-windsurf", "Cursor", "Windsurf"),
-            ("claude-vs-gpt", "Claude", "GPT"),
-        ):
-            matchup = Matchup(slug=slug, title=f"{a} vs {b}", published_at=sent_at)
-            matchup.tools = [
-                MatchupTool(
-                    position=i,
-                    name=n,
-                    category="c",
-                    tagline="t",
-                    panel_ship_pct=50,
-                    entry="Free",
-                    description="d",
-                )
-                for i, n in enumerate((a, b))
-            ]
-            matchups.append(matchup)
-        session.add_all(matchups)
-        issue = Issue(
-            week="2026-W10",
-            status=IssueStatus.SENT,
-            cutoff_at=sent_at,
-            send_started_at=sent_at,
-            sent_at=sent_at,
-        )
-        session.add(issue)
-        session.flush()
-        for position, matchup in enumerate(matchups):
-            session.add(IssueMatchup(issue_id=issue.id, matchup_id=matchup.id, position=position))
-            session.add(
-                IssueLink(
-                    issue_id=issue.id,
-                    key=f"m{position}",
-                    matchup_id=matchup.id,
-                    url=f"https://aitoolverdicts.example/{matchup.slug}",
-                    label="x",
-                )
-            )
-        session.execute(
-            insert(Subscriber),
-            [
-                {
-                    "email": f"reader{i}@example.com",
-                    "email_hash": f"{i:064x}",
-                    "status": SubscriberStatus.ACTIVE,
-                }
-                for i in range(deliveries)
-            ],
-        )
-        ids = list(session.scalars(select(Subscriber.id).order_by(Subscriber.id)))
-        session.execute(
-            insert(Delivery),
-            [
-                {
-                    "issue_id": issue.id,
-                    "subscriber_id": s,
-                    "status": DeliveryStatus.SENT,
-                    "sent_at": sent_at,
-                }
-                for s in ids
-            ],
-        )
-        delivery_ids = list(session.scalars(select(Delivery.id).order_by(Delivery.id)))
+        delivery_ids = add_sent_issue(session, readers=deliveries, sent_at=sent_at).deliveries
     dispose_engines()
     return delivery_ids
 

@@ -1,24 +1,30 @@
-"""Arranging a send without the steps before it: many active subscribers and an approved
-issue whose frozen render is filled directly (what `issues.service.approve` produces).
+"""Arranging the data a test or benchmark starts from, without the steps before it: many active
+subscribers and an approved issue whose frozen render is filled directly (what
+`issues.service.approve` produces), or an issue already sent to its readers.
 
-Shared by the sending tests and the send and fault benchmarks, which need the same starting
-point at 10 or 1,000,000 subscribers. The caller commits.
+Shared by the sending and tracking tests and the send, fault, webhook and tracking-load
+benchmarks, which need the same starting points at 3 or 1,000,000 rows. The caller commits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from newsletter.issues.models import Issue, IssueStatus
+from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus
+from newsletter.matchups.models import Matchup, MatchupTool
+from newsletter.personalize import delivery_token
+from newsletter.sending.models import Delivery, DeliveryStatus
 from subscribers.addresses import address_hash
 from subscribers.models import Subscriber, SubscriberStatus
 
 CHUNK = 10_000
+DAYS_3 = timedelta(days=3)
 
 
 def add_subscribers(
@@ -85,3 +91,113 @@ def add_frozen_issue(
     session.add(issue)
     session.flush()
     return issue.id
+
+
+@dataclass
+class SentIssue:
+    """A sent issue with two matchups, their links and one delivery per reader."""
+
+    issue_id: int
+    matchups: list[int]
+    slugs: list[str]
+    subscribers: list[int]
+    deliveries: list[int]
+
+    def token(self, index: int) -> str:
+        """The signed token of the index-th reader's delivery, as their links carry it."""
+        return delivery_token(self.deliveries[index])
+
+
+def make_matchup(slug: str, a: str, b: str, *, published_at: datetime) -> Matchup:
+    matchup = Matchup(slug=slug, title=f"{a} vs {b}", published_at=published_at)
+    matchup.tools = [
+        MatchupTool(
+            position=i,
+            name=name,
+            category="Coding",
+            tagline="t",
+            panel_ship_pct=60,
+            community_pct=None,
+            entry="Free",
+            description="d",
+        )
+        for i, name in enumerate((a, b))
+    ]
+    return matchup
+
+
+def add_sent_issue(session: Session, *, readers: int, sent_at: datetime) -> SentIssue:
+    """Cursor vs Windsurf and Claude vs GPT (link keys m0, m1, and `site`), sent at `sent_at`
+    to `readers` active subscribers reader{i}@example.com; deliveries are bulk-inserted."""
+    matchups = [
+        make_matchup("cursor-vs-windsurf", "Cursor", "Windsurf", published_at=sent_at - DAYS_3),
+        make_matchup("claude-vs-gpt", "Claude", "GPT", published_at=sent_at - DAYS_3),
+    ]
+    session.add_all(matchups)
+    issue = Issue(
+        week="2026-W10",
+        status=IssueStatus.SENT,
+        cutoff_at=sent_at - timedelta(hours=1),
+        send_started_at=sent_at,
+        sent_at=sent_at,
+    )
+    session.add(issue)
+    session.flush()
+    for position, matchup in enumerate(matchups):
+        session.add(IssueMatchup(issue_id=issue.id, matchup_id=matchup.id, position=position))
+        session.add(
+            IssueLink(
+                issue_id=issue.id,
+                key=f"m{position}",
+                url=f"https://aitoolverdicts.example/matchups/{matchup.slug}",
+                label=matchup.title,
+                matchup_id=matchup.id,
+            )
+        )
+    session.add(
+        IssueLink(
+            issue_id=issue.id, key="site", url="https://aitoolverdicts.example/", label="Site"
+        )
+    )
+    now = datetime.now(UTC)
+    for start in range(0, readers, CHUNK):
+        emails = [f"reader{i}@example.com" for i in range(start, min(start + CHUNK, readers))]
+        session.execute(
+            insert(Subscriber),
+            [
+                {
+                    "email": email,
+                    "email_hash": address_hash(email),
+                    "status": SubscriberStatus.ACTIVE,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for email in emails
+            ],
+        )
+    subscriber_ids = list(session.scalars(select(Subscriber.id).order_by(Subscriber.id)))
+    for start in range(0, len(subscriber_ids), CHUNK):
+        session.execute(
+            insert(Delivery),
+            [
+                {
+                    "issue_id": issue.id,
+                    "subscriber_id": s,
+                    "status": DeliveryStatus.SENT,
+                    "sent_at": sent_at,
+                }
+                for s in subscriber_ids[start : start + CHUNK]
+            ],
+        )
+    delivery_ids = list(
+        session.scalars(
+            select(Delivery.id).where(Delivery.issue_id == issue.id).order_by(Delivery.id)
+        )
+    )
+    return SentIssue(
+        issue_id=issue.id,
+        matchups=[m.id for m in matchups],
+        slugs=[m.slug for m in matchups],
+        subscribers=subscriber_ids,
+        deliveries=delivery_ids,
+    )

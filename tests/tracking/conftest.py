@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,15 +11,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus
-from newsletter.matchups.models import Matchup, MatchupTool
-from newsletter.personalize import delivery_token
-from newsletter.sending.models import Delivery, DeliveryStatus
+from newsletter.matchups.models import Matchup
 from newsletter.settings import reset_settings
+from newsletter.testing import arrange
+from newsletter.testing.arrange import SentIssue
 from newsletter.tracking.webhook import encode_public_key
 from newsletter.web.app import create_app
-from subscribers.addresses import address_hash
-from subscribers.models import Subscriber, SubscriberStatus
 
 # Two days ago: long past the machine window, inside the 72-hour opens chart.
 SENT_AT = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
@@ -31,89 +27,17 @@ BROWSER = (
 )
 
 
-@dataclass
-class World:
-    issue_id: int
-    matchups: list[int]
-    slugs: list[str]
-    subscribers: list[int]
-    deliveries: list[int]
-
-    def token(self, index: int) -> str:
-        return delivery_token(self.deliveries[index])
+World = SentIssue
 
 
 def make_matchup(slug: str, a: str, b: str) -> Matchup:
-    matchup = Matchup(slug=slug, title=f"{a} vs {b}", published_at=SENT_AT - timedelta(days=3))
-    matchup.tools = [
-        MatchupTool(
-            position=i,
-            name=name,
-            category="Coding",
-            tagline="t",
-            panel_ship_pct=60,
-            community_pct=None,
-            entry="Free",
-            description="d",
-        )
-        for i, name in enumerate((a, b))
-    ]
-    return matchup
+    return arrange.make_matchup(slug, a, b, published_at=SENT_AT - timedelta(days=3))
 
 
 def build_world(session: Session, *, sent_at: datetime = SENT_AT, readers: int = 3) -> World:
-    matchups = [
-        make_matchup("cursor-vs-windsurf", "Cursor", "Windsurf"),
-        make_matchup("claude-vs-gpt", "Claude", "GPT"),
-    ]
-    session.add_all(matchups)
-    issue = Issue(
-        week="2026-W10",
-        status=IssueStatus.SENT,
-        cutoff_at=sent_at - timedelta(hours=1),
-        send_started_at=sent_at,
-        sent_at=sent_at,
-    )
-    session.add(issue)
-    session.flush()
-    for position, matchup in enumerate(matchups):
-        session.add(IssueMatchup(issue_id=issue.id, matchup_id=matchup.id, position=position))
-        session.add(
-            IssueLink(
-                issue_id=issue.id,
-                key=f"m{position}",
-                url=f"https://aitoolverdicts.example/matchups/{matchup.slug}",
-                label=matchup.title,
-                matchup_id=matchup.id,
-            )
-        )
-    session.add(
-        IssueLink(
-            issue_id=issue.id, key="site", url="https://aitoolverdicts.example/", label="Site"
-        )
-    )
-    subscribers = []
-    for i in range(readers):
-        email = f"reader{i}@example.com"
-        subscriber = Subscriber(
-            email=email, email_hash=address_hash(email), status=SubscriberStatus.ACTIVE
-        )
-        session.add(subscriber)
-        subscribers.append(subscriber)
-    session.flush()
-    deliveries = [
-        Delivery(issue_id=issue.id, subscriber_id=s.id, status=DeliveryStatus.SENT, sent_at=sent_at)
-        for s in subscribers
-    ]
-    session.add_all(deliveries)
+    world = arrange.add_sent_issue(session, readers=readers, sent_at=sent_at)
     session.commit()
-    return World(
-        issue_id=issue.id,
-        matchups=[m.id for m in matchups],
-        slugs=[m.slug for m in matchups],
-        subscribers=[s.id for s in subscribers],
-        deliveries=[d.id for d in deliveries],
-    )
+    return world
 
 
 @pytest.fixture
