@@ -12,12 +12,10 @@ from collections.abc import Iterable
 
 from newsletter.numbers import ascii_int
 from newsletter.security.signing import sign, sign_many, unsign
+from newsletter.sending.models import MAX_DELIVERY_ID
 
 TOKEN_PLACEHOLDER = "__NL_TOKEN__"  # noqa: S105 - a placeholder, not a secret
 DELIVERY_PURPOSE = "delivery"
-# deliveries.id is a 32-bit integer on PostgreSQL; a larger id (even correctly signed, say from
-# another deployment sharing the secret) must be refused here, not overflow in a query.
-MAX_DELIVERY_ID = 2**31 - 1
 
 
 def delivery_token(delivery_id: int) -> str:
@@ -30,7 +28,8 @@ def delivery_tokens(delivery_ids: Iterable[int]) -> list[str]:
 
 
 def read_delivery_token(token: str) -> int | None:
-    """The delivery id a token names, or None for a forged, altered or impossible one."""
+    """The delivery id a token names, or None for a forged, altered or impossible one (even a
+    correctly signed id the table cannot hold, say from another deployment sharing the secret)."""
     value = unsign(DELIVERY_PURPOSE, token)
     delivery_id = ascii_int(value) if value is not None else None
     return delivery_id if delivery_id is not None and 0 < delivery_id <= MAX_DELIVERY_ID else None

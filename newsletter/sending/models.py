@@ -10,6 +10,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.orm import Base, UTCDateTime, str_enum, utcnow
 
+# deliveries.id is an INTEGER column (32 bits on PostgreSQL): a larger number arriving from
+# outside (a link token, a webhook's custom args) names no delivery, and looking it up would be
+# an error rather than a miss.
+MAX_DELIVERY_ID = 2**31 - 1
+
 
 class DeliveryStatus(enum.StrEnum):
     QUEUED = "queued"

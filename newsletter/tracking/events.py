@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from newsletter.numbers import ascii_int
+from newsletter.sending.models import MAX_DELIVERY_ID
 from newsletter.tracking.models import EventType
 
 _DETAIL_LIMIT = 2000
@@ -88,18 +89,14 @@ def _event_id(raw: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-# deliveries.id is an INTEGER column (32 bits on PostgreSQL), where looking up a larger number
-# is an error, not a miss; the webhook is account-wide, so other mail's custom args arrive too.
-_MAX_DELIVERY_ID = 2**31 - 1
-
-
 def _delivery_id(raw: dict[str, Any]) -> int | None:
-    # custom_args arrive as top-level keys of each event, always as strings.
+    # custom_args arrive as top-level keys of each event, always as strings; the webhook is
+    # account-wide, so other mail's custom args (any number at all) arrive too.
     value = raw.get("delivery_id")
     if isinstance(value, str):
         value = ascii_int(value)
     if isinstance(value, int) and not isinstance(value, bool):
-        return value if 0 < value <= _MAX_DELIVERY_ID else None
+        return value if 0 < value <= MAX_DELIVERY_ID else None
     return None
 
 
