@@ -32,16 +32,17 @@ def _ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-# Each subscribe request mails a stranger's address, so a script must not turn the form into a
-# mail cannon: every attempt counts against the client address (30 an hour) and the address
-# asked for (5 an hour). The login limiter's sliding window does exactly this counting; like
-# the login limiter it lives on the app, so each app (and each test's app) counts afresh.
+# Each subscribe request mails an address the requester need not own, so a script must not turn
+# the form into a mail cannon: every attempt counts against the client address (30 an hour) and
+# the address asked for (5 an hour). The login limiter's sliding window does exactly this
+# counting; create_app keeps one per app, beside the login limiter.
+def sign_up_limiter() -> LoginLimiter:
+    return LoginLimiter(window=3600, per_address=30, per_account=5)
+
+
 def _over_limit(request: Request, email: str) -> int:
     """Seconds to wait (0 if allowed); counts this attempt."""
-    state = request.app.state
-    if not hasattr(state, "subscribe_limiter"):
-        state.subscribe_limiter = LoginLimiter(window=3600, per_address=30, per_account=5)
-    limiter: LoginLimiter = state.subscribe_limiter
+    limiter: LoginLimiter = request.app.state.subscribe_limiter
     ip = _ip(request) or "unknown"
     wait = limiter.retry_after(ip, email)
     if not wait:

@@ -18,6 +18,8 @@ from newsletter.web.bodylimit import BodyLimitMiddleware
 from newsletter.web.head import HeadAsGetMiddleware
 from newsletter.web.headers import SecurityHeadersMiddleware
 from newsletter.web.ratelimit import LoginLimiter
+from subscribers.routes import router as subscribers_router
+from subscribers.routes import sign_up_limiter
 
 SESSION_COOKIE = "nl_session"
 SESSION_MAX_AGE = 8 * 3600  # a working day; staff sign in again the next morning
@@ -40,6 +42,7 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     app.state.login_limiter = LoginLimiter()
+    app.state.subscribe_limiter = sign_up_limiter()
     app.add_middleware(
         SessionMiddleware,
         secret_key=_session_secret(settings.newsletter_secret_key),
@@ -68,7 +71,5 @@ def create_app() -> FastAPI:
     from newsletter.tracking.routes import router as tracking_router
 
     app.include_router(tracking_router)
-    from subscribers.routes import router as subscribers_router
-
     app.include_router(subscribers_router)
     return app
