@@ -58,6 +58,34 @@ def add(
         typer.echo(f"created {result['role']} {result['email']}")
 
 
+@app.command("password")
+def password(
+    email: str = typer.Argument(..., help="The account's email address."),
+    password_stdin: bool = typer.Option(
+        False,
+        "--password-stdin",
+        help=f"Read the new password from stdin (else ${PASSWORD_ENV}, else a prompt).",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Set a new password for a staff account (someone who forgot theirs)."""
+    from newsletter.accounts.service import AccountError, find, set_password
+    from newsletter.db import transaction
+
+    try:
+        new_password = _read_password(password_stdin)
+        with transaction() as session:
+            user = find(session, email)
+            set_password(session, user, new_password)
+            result = {"id": user.id, "email": user.email, "role": user.role.value}
+    except AccountError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(result)
+    else:
+        typer.echo(f"new password set for {result['email']}")
+
+
 @app.command("list")
 def list_users(as_json: bool = JsonOption) -> None:
     """Every staff account with its role."""

@@ -6,7 +6,9 @@ import json
 
 from typer.testing import CliRunner
 
+from newsletter.accounts.service import authenticate
 from newsletter.cli import app
+from newsletter.db import transaction
 
 runner = CliRunner()
 
@@ -28,6 +30,23 @@ def test_users_add_list_and_token(db_url: str) -> None:
         input="a long password!\n",
     )
     assert again.exit_code != 0 and "already exists" in again.output
+    reset = runner.invoke(
+        app, ["users", "password", "ed@example.com", "--password-stdin"], input="another long one\n"
+    )
+    assert reset.exit_code == 0, reset.output
+    weak = runner.invoke(
+        app, ["users", "password", "ed@example.com", "--password-stdin"], input="x\n"
+    )
+    assert weak.exit_code != 0
+    unknown = runner.invoke(
+        app,
+        ["users", "password", "nobody@example.com", "--password-stdin"],
+        input="long enough pw\n",
+    )
+    assert unknown.exit_code != 0
+    with transaction() as session:
+        assert authenticate(session, "ed@example.com", "another long one") is not None
+        assert authenticate(session, "ed@example.com", "a long password!") is None
     promoted = runner.invoke(app, ["users", "role", "ED@example.com", "--role", "admin", "--json"])
     assert promoted.exit_code == 0, promoted.output
     assert json.loads(promoted.stdout) == {
