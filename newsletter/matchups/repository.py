@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -22,21 +21,8 @@ def get_by_slug(session: Session, slug: str) -> Matchup | None:
     return session.scalars(stmt).one_or_none()
 
 
-def get_many(session: Session, ids: Sequence[int]) -> list[Matchup]:
-    stmt = select(Matchup).where(Matchup.id.in_(ids)).options(*_with_children())
-    return list(session.scalars(stmt))
-
-
 def list_all(session: Session) -> list[Matchup]:
     stmt = select(Matchup).order_by(Matchup.published_at, Matchup.id).options(*_with_children())
-    return list(session.scalars(stmt))
-
-
-def published_between(session: Session, after: datetime | None, until: datetime) -> list[Matchup]:
-    stmt = select(Matchup).where(Matchup.published_at <= until)
-    if after is not None:
-        stmt = stmt.where(Matchup.published_at > after)
-    stmt = stmt.order_by(Matchup.published_at, Matchup.id).options(*_with_children())
     return list(session.scalars(stmt))
 
 

@@ -20,11 +20,6 @@ def get_run(session: Session, run_key: str) -> SchedulerRun | None:
     return session.scalars(select(SchedulerRun).where(SchedulerRun.run_key == run_key)).first()
 
 
-def list_runs(session: Session, limit: int = 20) -> list[SchedulerRun]:
-    stmt = select(SchedulerRun).order_by(SchedulerRun.started_at.desc(), SchedulerRun.id.desc())
-    return list(session.scalars(stmt.limit(limit)))
-
-
 def _insert(session: Session, run: SchedulerRun) -> bool:
     # A savepoint keeps the caller's transaction usable when the key is already taken. On
     # PostgreSQL a concurrent INSERT of the same key waits for the first to commit, then fails.

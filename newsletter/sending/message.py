@@ -103,9 +103,6 @@ class BatchResult:
     # Position in the request -> the provider's message, when the provider names the recipient.
     recipient_errors: dict[int, str] = field(default_factory=dict)
 
-    def message_id_for(self, delivery_id: int) -> str | None:
-        return self.message_ids.get(delivery_id, self.message_id)
-
 
 def unsubscribe_url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/u/{token}"

@@ -36,12 +36,6 @@ from newsletter.sending.models import BatchStatus, Delivery, DeliveryStatus, Sen
 from subscribers.models import Subscriber
 from subscribers.repository import mailable_ids_select
 
-END_STATES = (
-    DeliveryStatus.SENT,
-    DeliveryStatus.FAILED,
-    DeliveryStatus.UNCERTAIN,
-    DeliveryStatus.SKIPPED,
-)
 OPEN_STATES = (DeliveryStatus.QUEUED, DeliveryStatus.IN_FLIGHT)
 
 
