@@ -14,6 +14,7 @@ from newsletter.db import transaction
 from subscribers import emails, importer, repository, service
 from subscribers.addresses import InvalidAddress
 from subscribers.export import csv_rows
+from subscribers.formats import FORMATS, MappingError, parse_map
 from subscribers.models import SubscriberStatus
 
 app = typer.Typer(help="Manage the subscriber list.", no_args_is_help=True)
@@ -72,47 +73,97 @@ def add(
 
 @app.command("import")
 def import_(
-    path: Path = typer.Argument(..., help="A CSV file (any common export: Mailchimp, Excel…)."),
+    path: Path = typer.Argument(
+        ...,
+        help="A CSV file: this service's export, or Mailchimp's, Substack's, Buttondown's, "
+        "Kit's, beehiiv's, Ghost's, listmonk's, Sendy's, MailerLite's, or any with an email column.",
+    ),
     require_confirmation: bool = typer.Option(
         False,
         "--require-confirmation",
         help="Add new addresses as pending and mail each a confirmation link, instead of "
         "vouching for their consent (active).",
     ),
+    format_: str | None = typer.Option(
+        None,
+        "--format",
+        help=f"The tool that exported the file, when its header does not say: {', '.join(FORMATS)}.",
+    ),
+    mapping: list[str] = typer.Option(
+        [],
+        "--map",
+        help="Which column holds what, over what the header says: "
+        "--map 'email=E-Mail,first_name=Vorname' (fields: email, name, first_name, last_name, "
+        "status, tags, signup_at; an empty header, 'tags=', ignores that field). Repeatable.",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the full report without writing anything or sending mail."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Import subscribers from CSV. Addresses that left are never reactivated; invalid rows
-    are listed with their line number and nothing of them is written."""
-    if not path.is_file():
-        fail(f"{path}: no such file")
-    send = emails.send_confirmation if require_confirmation else None
+    """Import subscribers from CSV. People the file says left are stored as having left and
+    suppressed, never active; invalid rows are listed with their line number and nothing of
+    them is written."""
+    try:
+        if not path.is_file():
+            fail(f"{path}: no such file")
+    except OSError as exc:  # a name longer than the system allows, a loop of links…
+        fail(f"{str(path)[:80]}…: cannot open: {exc.strerror}")
+    try:
+        overrides = parse_map(mapping)
+    except MappingError as exc:
+        fail(str(exc))
+    send = emails.send_confirmation if require_confirmation and not dry_run else None
+    options: dict[str, Any] = {
+        "require_confirmation": require_confirmation,
+        "send_confirmation": send,
+        "fmt": format_,
+        "overrides": overrides,
+        "dry_run": dry_run,
+    }
     try:
         if is_terminal():
-            report = _import_with_progress(path, require_confirmation, send)
+            report = _import_with_progress(path, options)
         else:
-            report = importer.import_csv(
-                path, require_confirmation=require_confirmation, send_confirmation=send
-            )
+            report = importer.import_csv(path, **options)
     except importer.ImportRefused as exc:
-        fail(f"{path}: {exc}")
+        fail(f"{path.name}: {exc}")
     if as_json:
         print_json(report.to_json())
     else:
-        for row in report.invalid:
-            warn(f"{path.name}:{row.line}: {row.reason} ({row.value!r})")
-        reasons = ", ".join(f"{n} {r}" for r, n in report.skipped_by_reason.items() if n)
-        typer.echo(
-            f"{report.imported} imported, {report.updated} updated, "
-            f"{report.skipped} skipped{f' ({reasons})' if reasons else ''}, "
-            f"{len(report.invalid)} invalid"
-        )
+        _print_report(path, report)
     if report.invalid:
         raise typer.Exit(1)
 
 
-def _import_with_progress(
-    path: Path, require_confirmation: bool, send: Any
-) -> importer.ImportReport:
+def _print_report(path: Path, report: importer.ImportReport) -> None:
+    mapped = ", ".join(f"{f} ← {h!r}" for f, h in report.mapping["columns"].items())
+    typer.echo(f"format: {report.mapping['format_label']}; columns: {mapped}")
+    if report.mapping["file_state"]:
+        typer.echo(f"every row: {report.mapping['file_state']}")
+    for row in report.invalid:
+        warn(f"{path.name}:{row.line}: {row.reason} ({row.value!r})")
+    for entry in report.to_json()["outcomes"]:
+        if entry["outcome"] in ("kept_out", "skipped") and entry["count"]:
+            more = f" and {entry['lines_not_listed']:,} more" if entry["lines_not_listed"] else ""
+            lines = ", ".join(str(n) for n in entry["lines"][:20])
+            if len(entry["lines"]) > 20:
+                more = f" and {entry['count'] - 20:,} more"
+            typer.echo(
+                f"  {entry['outcome']} ({entry['reason']}): {entry['count']} — lines {lines}{more}"
+            )
+    reasons = ", ".join(f"{n} {r}" for r, n in report.skipped_by_reason.items() if n)
+    pending = f" ({report.pending} pending)" if report.pending else ""
+    prefix = "dry run, nothing written: " if report.dry_run else ""
+    typer.echo(
+        f"{prefix}{report.imported} imported{pending}, {report.updated} updated, "
+        f"{report.kept_out} kept out because they left, "
+        f"{report.skipped} skipped{f' ({reasons})' if reasons else ''}, "
+        f"{len(report.invalid)} invalid"
+    )
+
+
+def _import_with_progress(path: Path, options: dict[str, Any]) -> importer.ImportReport:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
@@ -127,10 +178,7 @@ def _import_with_progress(
     ) as progress:
         task = progress.add_task(f"importing {path.name}", total=size)
         return importer.import_csv(
-            path,
-            require_confirmation=require_confirmation,
-            send_confirmation=send,
-            on_progress=lambda done: progress.update(task, completed=done),
+            path, on_progress=lambda done: progress.update(task, completed=done), **options
         )
 
 

@@ -1,21 +1,25 @@
 """Import a subscriber CSV as other tools export it, streaming, in batches.
 
-Real exports differ in everything but the idea: a UTF-8 BOM (Excel), header names in any case
-and order ("Email Address", "E-mail", "First Name"…), extra columns, `;` instead of `,` (Excel
-in much of Europe), quoted fields, blank lines, the same person twice in different case. Each
-row is judged alone: an invalid one is reported with its line number and reason and nothing of
-it is written; the others go in.
+Real exports differ in everything but the idea: a UTF-8 BOM (Excel), UTF-16 (Excel's "Unicode
+text"), header names in any case and order ("Email Address", "E-mail", "First Name"…), extra
+columns, `;` instead of `,` (Excel in much of Europe), quoted fields, blank lines, the same person
+twice in different case, and the tool's own way of saying who left. `subscribers.formats`
+recognises the tool from the header and knows its status words and flags. Each row is judged
+alone: an invalid one is reported with its line number and reason and nothing of it is written;
+the others go in. Someone the file says left is stored as having left and suppressed, never
+active; someone who never confirmed is stored as pending and not mailed.
 
 The file is read once, a batch at a time, and each batch is its own transaction, so memory
 stays flat whatever the file's size and a long import does not hold the database's write lock
 for its whole length. An interrupted import can simply be run again: rows already in are
-skipped.
+skipped. A dry run does all the same work in one transaction and rolls it back.
 """
 
 from __future__ import annotations
 
 import csv
-import re
+import io
+import ipaddress
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,8 +33,27 @@ from newsletter.db import transaction
 from newsletter.orm import utcnow
 from subscribers import repository
 from subscribers.addresses import InvalidAddress, address_hash, normalise
+from subscribers.formats import (
+    EMAIL_HEADERS,
+    FORMATS,
+    MAX_TAG,
+    MAX_TAGS,
+    SUBSCRIBED,
+    Format,
+    Mapping,
+    MappingError,
+    State,
+    Verdict,
+    is_true,
+    parse_time,
+    resolve,
+    split_tags,
+)
+from subscribers.formats import header_key as _header_key
 from subscribers.models import SubscriberStatus
 from subscribers.service import ConfirmationRequest, clean_name, confirmation_token_for
+
+__all__ = ["EMAIL_HEADERS", "ImportRefused", "ImportReport", "_header_key", "import_csv"]
 
 BATCH_ROWS = 5000  # rows looked up and inserted per statement group
 # Rows per transaction. SQLite rewrites every index page a transaction touched into its WAL at
@@ -38,28 +61,28 @@ BATCH_ROWS = 5000  # rows looked up and inserted per statement group
 # unique indexes, so fewer, larger commits write far less. Still bounded: memory stays flat.
 COMMIT_ROWS = 50_000
 MAX_NAME = 200
+# No real row is this long; a file that is one endless line must not be read into memory whole.
+MAX_LINE_BYTES = 1024 * 1024
+# Line numbers kept per outcome in the report: the counts are exact, the list is a sample.
+MAX_LINES_LISTED = 1000
 _DELIMITERS = (",", ";", "\t")
-
-EMAIL_HEADERS = frozenset(
-    {"email", "e mail", "email address", "e mail address", "emailaddress", "mail", "email addr"}
-)
-NAME_HEADERS = frozenset({"name", "full name", "fullname", "display name", "subscriber name"})
-FIRST_NAME_HEADERS = frozenset({"first name", "firstname", "first", "given name", "fname"})
-LAST_NAME_HEADERS = frozenset({"last name", "lastname", "last", "surname", "family name", "lname"})
 
 
 # A cell starting with one of these is a formula to Excel or LibreOffice: a name typed into the
 # public form as "=HYPERLINK(…)" would run when an admin opens the export. The export prefixes
-# such a name with an apostrophe (what spreadsheets themselves do); the import takes it off.
+# such a cell with an apostrophe (what spreadsheets themselves do, and OWASP's advice); a cell
+# that already starts with an apostrophe gets one more, so the import can take exactly one off
+# and every value comes back as it was, addresses included ("-x@example.com" is valid).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_ESCAPED = (*_FORMULA_STARTS, "'")
 
 
 def spreadsheet_safe(text: str) -> str:
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+    return "'" + text if text.startswith(_ESCAPED) else text
 
 
 def _from_spreadsheet(text: str) -> str:
-    return text[1:] if text.startswith("'") and text[1:].startswith(_FORMULA_STARTS) else text
+    return text[1:] if text.startswith("'") and text[1:].startswith(_ESCAPED) else text
 
 
 class ImportRefused(ValueError):
@@ -74,87 +97,107 @@ class InvalidRow:
 
 
 @dataclass
+class Outcome:
+    count: int = 0
+    lines: list[int] = field(default_factory=list)
+
+    def add(self, line: int) -> None:
+        self.count += 1
+        if len(self.lines) < MAX_LINES_LISTED:
+            self.lines.append(line)
+
+
+@dataclass
 class ImportReport:
     imported: int = 0
     updated: int = 0
     skipped: int = 0
+    # People the file says left (or never subscribed): stored as having left and suppressed,
+    # or, for those who never subscribed, not written at all. Never active.
+    kept_out: int = 0
     invalid: list[InvalidRow] = field(default_factory=list)
     skipped_by_reason: dict[str, int] = field(
         default_factory=lambda: {"duplicate": 0, "suppressed": 0, "unchanged": 0}
     )
+    kept_out_by_reason: dict[str, int] = field(default_factory=dict)
+    # Imported as pending: never confirmed in the other tool, or asked to confirm here.
+    pending: int = 0
+    # Already on the list here, and the file says they left there: now unsubscribed here too.
+    marked_left: int = 0
     confirmations_sent: int = 0
+    dry_run: bool = False
+    mapping: dict[str, Any] = field(default_factory=dict)
+    outcomes: dict[tuple[str, str], Outcome] = field(default_factory=dict)
 
-    def skip(self, reason: str, count: int = 1) -> None:
-        self.skipped += count
-        self.skipped_by_reason[reason] += count
+    def note(self, outcome: str, reason: str, line: int) -> None:
+        key = (outcome, reason)
+        entry = self.outcomes.get(key)
+        if entry is None:
+            entry = self.outcomes[key] = Outcome()
+        entry.add(line)
+
+    def skip(self, reason: str, line: int) -> None:
+        self.skipped += 1
+        self.skipped_by_reason[reason] += 1
+        self.note("skipped", reason, line)
+
+    def keep_out(self, verdict: Verdict, line: int) -> None:
+        reason = f"{verdict.state.name.lower()}: {verdict.why}"
+        self.kept_out += 1
+        self.kept_out_by_reason[reason] = self.kept_out_by_reason.get(reason, 0) + 1
+        self.note("kept_out", reason, line)
+
+    def refuse(self, line: int, value: str, reason: str) -> None:
+        self.invalid.append(InvalidRow(line, value, reason))
+        self.note("invalid", reason, line)
+
+    def accounted(self) -> int:
+        """Rows with an outcome: every non-blank data row of the file has exactly one."""
+        return self.imported + self.updated + self.skipped + self.kept_out + len(self.invalid)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "dry_run": self.dry_run,
+            **self.mapping,
             "imported": self.imported,
+            "pending": self.pending,
             "updated": self.updated,
+            "kept_out": self.kept_out,
+            "kept_out_by_reason": dict(self.kept_out_by_reason),
+            "marked_left": self.marked_left,
             "skipped": self.skipped,
+            "skipped_by_reason": dict(self.skipped_by_reason),
             "invalid": [
                 {"line": i.line, "value": i.value, "reason": i.reason} for i in self.invalid
             ],
-            "skipped_by_reason": dict(self.skipped_by_reason),
             "confirmations_sent": self.confirmations_sent,
+            "outcomes": [
+                {
+                    "outcome": outcome,
+                    "reason": reason,
+                    "count": entry.count,
+                    "lines": entry.lines,
+                    "lines_not_listed": entry.count - len(entry.lines),
+                }
+                for (outcome, reason), entry in self.outcomes.items()
+            ],
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     line: int
     email: str
     name: str
+    verdict: Verdict = SUBSCRIBED
+    signup_at: datetime | None = None
+    left_at: datetime | None = None
+    consent_ip: str | None = None
+    tags: tuple[str, ...] = ()
+    paused: bool = False
 
 
 # --- reading --------------------------------------------------------------------------------
-
-
-def _header_key(cell: str) -> str:
-    return " ".join(re.sub(r"[_\-.]", " ", cell.strip().strip('"').lower()).split())
-
-
-@dataclass(frozen=True)
-class Columns:
-    email: int
-    name: int | None = None
-    first: int | None = None
-    last: int | None = None
-    has_header: bool = True
-
-    def name_of(self, row: list[str]) -> str:
-        width = len(row)
-        if self.name is not None and self.name < width:
-            name = row[self.name].strip()
-            if name:
-                return name
-        first = row[self.first].strip() if self.first is not None and self.first < width else ""
-        last = row[self.last].strip() if self.last is not None and self.last < width else ""
-        return f"{first} {last}" if first and last else first or last
-
-
-def _columns(first_row: list[str], line: int) -> Columns:
-    keys = [_header_key(c) for c in first_row]
-
-    def find(names: frozenset[str]) -> int | None:
-        return next((i for i, k in enumerate(keys) if k in names), None)
-
-    email = find(EMAIL_HEADERS)
-    if email is not None:
-        return Columns(email, find(NAME_HEADERS), find(FIRST_NAME_HEADERS), find(LAST_NAME_HEADERS))
-    # No header at all: a bare list of addresses (first column holding one) is still a list.
-    for i, cell in enumerate(first_row):
-        try:
-            normalise(cell)
-        except InvalidAddress:
-            continue
-        return Columns(i, has_header=False)
-    found = ", ".join(repr(c.strip()) for c in first_row if c.strip()) or "nothing"
-    raise ImportRefused(
-        f"line {line}: no email column in the header (found {found}); "
-        "name one 'email', 'e-mail' or 'email address'"
-    )
 
 
 class _Lines:
@@ -162,18 +205,44 @@ class _Lines:
 
     Excel on Windows saves "CSV" in Windows-1252, so a line that is not UTF-8 is read as that
     (a Windows-1252 line is almost never valid UTF-8 by accident, so UTF-8 files are unaffected);
-    only a line that is neither is refused."""
+    only a line that is neither is refused. A file starting with a UTF-16 byte-order mark (Excel's
+    "Unicode text") is read as UTF-16. A line longer than MAX_LINE_BYTES is skipped and refused,
+    never held in memory whole."""
 
     def __init__(self, stream: IO[bytes]) -> None:
         self.stream = stream
         self.bytes_read = 0
-        self.bad_lines: set[int] = set()
+        self.bad_lines: dict[int, str] = {}
         self.number = 0
+        self.encoding = "utf-8"
+        head = stream.read(4)
+        rest = stream.read(60)
+        if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+            raise ImportRefused("the file is UTF-32 text: save it as CSV UTF-8")
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            self.encoding = "utf-16"
+        elif (head + rest).count(b"\x00") * 4 >= len(head + rest) > 8:
+            raise ImportRefused(
+                "the file looks like UTF-16 text without a byte-order mark: "
+                "save it as CSV UTF-8 (or UTF-16 with a BOM)"
+            )
+        stream.seek(0)
 
     def __iter__(self) -> Iterator[str]:
-        for raw in self.stream:
+        if self.encoding == "utf-16":
+            yield from self._utf16()
+            return
+        readline = self.stream.readline
+        while raw := readline(MAX_LINE_BYTES):
             self.bytes_read += len(raw)
             self.number += 1
+            if len(raw) == MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                while (more := readline(MAX_LINE_BYTES)) and not more.endswith(b"\n"):
+                    self.bytes_read += len(more)
+                self.bytes_read += len(more)
+                self.bad_lines[self.number] = f"line longer than {MAX_LINE_BYTES:,} bytes"
+                yield "\n"
+                continue
             if self.number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             try:
@@ -182,8 +251,27 @@ class _Lines:
                 try:
                     yield raw.decode("cp1252")
                 except UnicodeDecodeError:
-                    self.bad_lines.add(self.number)
+                    self.bad_lines[self.number] = (
+                        "neither UTF-8 nor Windows-1252 text (save the file as CSV UTF-8)"
+                    )
                     yield raw.decode("utf-8", errors="replace")
+
+    def _utf16(self) -> Iterator[str]:
+        text = io.TextIOWrapper(self.stream, encoding="utf-16", errors="replace", newline="")
+        limit = MAX_LINE_BYTES // 2
+        while line := text.readline(limit):
+            # Two bytes a character (four for the rare pair): close enough for a progress bar.
+            self.bytes_read += 2 * len(line)
+            self.number += 1
+            if len(line) == limit and not line.endswith("\n"):
+                while (more := text.readline(limit)) and not more.endswith("\n"):
+                    self.bytes_read += 2 * len(more)
+                self.bad_lines[self.number] = f"line longer than {MAX_LINE_BYTES:,} bytes"
+                yield "\n"
+                continue
+            if "\ufffd" in line:
+                self.bad_lines[self.number] = "not valid UTF-16 text (save the file as CSV UTF-8)"
+            yield line.lstrip("\ufeff") if self.number == 1 else line
 
 
 def _sniff_delimiter(header_line: str) -> str:
@@ -192,100 +280,253 @@ def _sniff_delimiter(header_line: str) -> str:
     return best if counts[best] else ","
 
 
-def read_candidates(
-    stream: IO[bytes], invalid: list[InvalidRow], lines: _Lines | None = None
-) -> Iterator[Candidate]:
-    """Valid rows, normalised, in file order; invalid rows are appended to `invalid`."""
-    lines = lines or _Lines(stream)
-    text = iter(lines)
-    header_line = ""
-    for candidate in text:
-        if candidate.strip():
-            header_line = candidate
-            break
-    if not header_line:
-        raise ImportRefused("the file is empty: expected a header line naming an email column")
-    header_at = lines.number
-    delimiter = _sniff_delimiter(header_line)
-
-    def rest() -> Iterator[str]:
-        yield header_line
-        yield from text
-
-    reader = csv.reader(rest(), delimiter=delimiter)
-    first = next(reader)
-    columns = _columns(first, header_at)
-    offset = header_at - 1  # the reader's line 1 is the file's line `header_at`
-    if not columns.has_header:
-        judged = _judge(
-            first, header_at, offset + reader.line_num, columns, invalid, lines, delimiter
-        )
-        if judged is not None:
-            yield judged
-    previous = reader.line_num
-    while True:
+def _bare_address_column(first_row: list[str]) -> int | None:
+    """No header at all: a bare list of addresses (a column holding one) is still a list."""
+    for i, cell in enumerate(first_row):
         try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            invalid.append(InvalidRow(offset + previous + 1, "", f"unreadable CSV: {exc}"))
-            previous = reader.line_num
+            normalise(cell)
+        except InvalidAddress:
             continue
-        # csv.reader counts the lines it consumed; a record starts on the line after the last.
-        line, previous = offset + previous + 1, reader.line_num
-        judged = _judge(row, line, offset + previous, columns, invalid, lines, delimiter)
-        if judged is not None:
-            yield judged
+        return i
+    return None
 
 
-def _judge(
-    row: list[str],
-    line: int,
-    end: int,
-    columns: Columns,
-    invalid: list[InvalidRow],
-    lines: _Lines,
-    delimiter: str,
-) -> Candidate | None:
-    """The row as a candidate, or None (blank, or reported invalid)."""
-    raw_email = row[columns.email].strip() if columns.email < len(row) else ""
-    if not raw_email and not "".join(row).strip():
-        return None
-    if lines.bad_lines and any(n in lines.bad_lines for n in range(line, end + 1)):
-        invalid.append(
-            InvalidRow(
-                line, raw_email, "neither UTF-8 nor Windows-1252 text (save the file as CSV UTF-8)"
+class _Reader:
+    """The file's rows as candidates, in file order; invalid rows go to the report.
+
+    The header is read when the reader is made, so a file that cannot be read as a list is
+    refused before anything is written."""
+
+    def __init__(
+        self,
+        stream: IO[bytes],
+        report: ImportReport,
+        fmt: Format | None = None,
+        overrides: dict[str, str] | None = None,
+    ) -> None:
+        self.report = report
+        self.lines = _Lines(stream)
+        text = iter(self.lines)
+        header_line = next((line for line in text if line.strip()), "")
+        if not header_line:
+            if self.lines.bad_lines:
+                line, why = next(iter(self.lines.bad_lines.items()))
+                raise ImportRefused(f"line {line}: the header cannot be read: {why}")
+            raise ImportRefused("the file is empty: expected a header line naming an email column")
+        self.header_at = self.lines.number
+        if self.header_at in self.lines.bad_lines:
+            raise ImportRefused(
+                f"line {self.header_at}: the header cannot be read: "
+                f"{self.lines.bad_lines[self.header_at]}"
             )
+        self.delimiter = _sniff_delimiter(header_line)
+
+        def rest() -> Iterator[str]:
+            yield header_line
+            yield from text
+
+        self.csv = csv.reader(rest(), delimiter=self.delimiter)
+        try:
+            first = next(self.csv)
+        except csv.Error as exc:
+            raise ImportRefused(
+                f"line {self.header_at}: the header cannot be read: {exc}"
+            ) from None
+        self.first = first
+        self.has_header = True
+        try:
+            self.mapping = resolve(first, fmt, overrides)
+        except MappingError as exc:
+            bare = None if (fmt or overrides) else _bare_address_column(first)
+            if bare is None:
+                raise ImportRefused(f"line {self.header_at}: {exc}") from None
+            self.mapping = Mapping(FORMATS["generic"], (), {"email": bare})
+            self.has_header = False
+        columns = self.mapping.columns
+        self.email = columns["email"]
+        self.name = columns.get("name")
+        self.first_name = columns.get("first_name")
+        self.last_name = columns.get("last_name")
+        self.extra = {k: v for k, v in columns.items() if k not in _PLAIN}
+        # Nothing but address and name, and no file-wide state: every row is simply subscribed.
+        self.simple = not self.extra and self.mapping.file_state is None
+
+    def headers(self) -> list[str]:
+        return [c.strip() for c in self.first] if self.has_header else []
+
+    def __iter__(self) -> Iterator[Candidate]:
+        reader = self.csv
+        offset = self.header_at - 1  # the reader's line 1 is the file's line `header_at`
+        if not self.has_header:
+            judged = self._judge(self.first, self.header_at, offset + reader.line_num)
+            if judged is not None:
+                yield judged
+        previous = reader.line_num
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                self.report.refuse(offset + previous + 1, "", f"unreadable CSV: {exc}")
+                previous = reader.line_num
+                continue
+            # csv.reader counts the lines it consumed; a record starts on the line after the last.
+            line, previous = offset + previous + 1, reader.line_num
+            judged = self._judge(row, line, offset + previous)
+            if judged is not None:
+                yield judged
+
+    def _name(self, row: list[str], width: int) -> str:
+        if self.name is not None and self.name < width:
+            name = row[self.name].strip()
+            if name:
+                return name
+        first = (
+            row[self.first_name].strip()
+            if self.first_name is not None and self.first_name < width
+            else ""
         )
-        return None
-    if not raw_email:
-        invalid.append(InvalidRow(line, delimiter.join(row).strip(), "missing email address"))
-        return None
+        last = (
+            row[self.last_name].strip()
+            if self.last_name is not None and self.last_name < width
+            else ""
+        )
+        return f"{first} {last}" if first and last else first or last
+
+    def _judge(self, row: list[str], line: int, end: int) -> Candidate | None:
+        """The row as a candidate, or None (blank, or reported invalid)."""
+        bad = self.lines.bad_lines
+        width = len(row)
+        raw_email = row[self.email].strip() if self.email < width else ""
+        if bad and any(n in bad for n in range(line, end + 1)):
+            why = next(bad[n] for n in range(line, end + 1) if n in bad)
+            self.report.refuse(line, raw_email[:320], why)
+            return None
+        if not raw_email and not "".join(row).strip():
+            return None
+        if not raw_email:
+            value = self.delimiter.join(row).strip()
+            self.report.refuse(line, value[:320], "missing email address")
+            return None
+        try:
+            email = normalise(_from_spreadsheet(raw_email))
+        except InvalidAddress as exc:
+            self.report.refuse(line, raw_email[:320], str(exc))
+            return None
+        name = clean_name(_from_spreadsheet(self._name(row, width)))
+        if len(name) > MAX_NAME:
+            self.report.refuse(line, raw_email, f"name longer than {MAX_NAME} characters")
+            return None
+        if self.simple:
+            return Candidate(line, email, name)
+        return self._with_state(row, width, line, email, name)
+
+    def _cell(self, row: list[str], width: int, name: str) -> str:
+        index = self.extra.get(name)
+        return row[index].strip() if index is not None and index < width else ""
+
+    def _with_state(
+        self, row: list[str], width: int, line: int, email: str, name: str
+    ) -> Candidate | None:
+        fmt = self.mapping.fmt
+        headers = self.mapping.headers
+        verdict = self.mapping.file_state or SUBSCRIBED
+        for column in ("status", "list_status"):
+            word = self._cell(row, width, column)
+            if not word:
+                continue
+            found = fmt.verdict_for(word)
+            if found is None:
+                header = headers[self.extra[column]]
+                self.report.refuse(
+                    line,
+                    email,
+                    f"unknown status {word[:60]!r} in column {header!r} for {fmt.label}: "
+                    "nobody is imported on a guess (choose the right --format, or map another "
+                    "status column)",
+                )
+                return None
+            verdict = _stricter(verdict, found)
+        flag = self._cell(row, width, "unsubscribed_flag")
+        if flag and is_true(flag) is not False:
+            header = headers[self.extra["unsubscribed_flag"]]
+            how = "= true" if is_true(flag) else "set"
+            verdict = _stricter(verdict, Verdict(State.UNSUBSCRIBED, f"{header} {how}"))
+        flag = self._cell(row, width, "subscribed_flag")
+        if flag and is_true(flag) is False:
+            header = headers[self.extra["subscribed_flag"]]
+            verdict = _stricter(verdict, Verdict(State.UNSUBSCRIBED, f"{header} = false"))
+        tags: tuple[str, ...] = ()
+        if "tags" in self.extra:
+            found_tags = split_tags(self._cell(row, width, "tags"), fmt.tag_separator)
+            if len(found_tags) > MAX_TAGS:
+                self.report.refuse(line, email, f"more than {MAX_TAGS} tags")
+                return None
+            if any(len(tag) > MAX_TAG for tag in found_tags):
+                self.report.refuse(line, email, f"a tag longer than {MAX_TAG} characters")
+                return None
+            tags = tuple(found_tags)
+        return Candidate(
+            line,
+            email,
+            name,
+            verdict,
+            signup_at=parse_time(self._cell(row, width, "signup_at")),
+            left_at=parse_time(self._cell(row, width, "left_at")),
+            consent_ip=_ip(self._cell(row, width, "consent_ip")),
+            tags=tags,
+            paused=is_true(self._cell(row, width, "paused")) is True,
+        )
+
+
+_PLAIN = frozenset({"email", "name", "first_name", "last_name"})
+
+
+def _stricter(a: Verdict, b: Verdict) -> Verdict:
+    return b if b.state > a.state else a
+
+
+def _ip(cell: str) -> str | None:
     try:
-        email = normalise(raw_email)
-    except InvalidAddress as exc:
-        invalid.append(InvalidRow(line, raw_email, str(exc)))
+        return str(ipaddress.ip_address(cell)) if cell else None
+    except ValueError:
         return None
-    name = clean_name(_from_spreadsheet(columns.name_of(row)))
-    if len(name) > MAX_NAME:
-        invalid.append(InvalidRow(line, raw_email, f"name longer than {MAX_NAME} characters"))
-        return None
-    return Candidate(line, email, name)
 
 
 # --- writing --------------------------------------------------------------------------------
+
+_STATUS = {
+    State.ACTIVE: SubscriberStatus.ACTIVE,
+    State.PENDING: SubscriberStatus.PENDING,
+    State.UNSUBSCRIBED: SubscriberStatus.UNSUBSCRIBED,
+    State.BOUNCED: SubscriberStatus.BOUNCED,
+    State.COMPLAINED: SubscriberStatus.COMPLAINED,
+}
+# Per row: the rest of the columns are shared by the whole run (_shared_columns).
+_VARYING = (
+    "status",
+    "consent_at",
+    "consent_ip",
+    "consent_method",
+    "confirmed_at",
+    "confirm_sent_at",
+    "unsubscribed_at",
+    "paused",
+)
 
 
 @dataclass
 class _Run:
     source: str
+    label: str
     require_confirmation: bool
     max_id_before: int
     # One bit per subscriber who existed before the run, set once the file has named them:
     # a later row with the same address is a duplicate, whatever batch it falls in. Exact,
     # and an eighth of a byte per existing subscriber, whatever the file's length.
     seen: bytearray
+    report: ImportReport
 
     def first_sight(self, subscriber_id: int) -> bool:
         byte, bit = divmod(subscriber_id, 8)
@@ -294,74 +535,205 @@ class _Run:
         self.seen[byte] |= 1 << bit
         return True
 
-    report: ImportReport
+    def columns_for(self, c: Candidate, now: datetime) -> tuple[Any, ...]:
+        """The varying columns (_VARYING) of a new row for this candidate."""
+        state = c.verdict.state
+        if state == State.ACTIVE and not self.require_confirmation:
+            # The importer vouches for consent given elsewhere, at the time the file says.
+            consent_at = c.signup_at or now
+            return (
+                SubscriberStatus.ACTIVE,
+                consent_at,
+                c.consent_ip,
+                "import",
+                consent_at,
+                None,
+                None,
+                c.paused,
+            )
+        if state == State.ACTIVE:
+            return (SubscriberStatus.PENDING, None, None, "", None, now, None, c.paused)
+        if state == State.PENDING:
+            # Never confirmed there: pending here, and no mail (see the README).
+            return (SubscriberStatus.PENDING, None, None, "", None, None, None, c.paused)
+        left_at = c.left_at or now
+        unsubscribed_at = left_at if state == State.UNSUBSCRIBED else None
+        return (
+            _STATUS[state],
+            c.signup_at,
+            c.consent_ip,
+            "import",
+            None,
+            None,
+            unsubscribed_at,
+            c.paused,
+        )
+
+    def suppression(self, c: Candidate, email_hash: str) -> dict[str, str]:
+        return {
+            "email_hash": email_hash,
+            "reason": c.verdict.reason[:32],
+            "detail": f"import from {self.label} ({self.source}, line {c.line}): {c.verdict.why}",
+        }
 
 
 def _write_batch(session: Session, run: _Run, batch: list[Candidate]) -> list[ConfirmationRequest]:
+    report = run.report
     now = utcnow()
     first: dict[str, Candidate] = {}
     for candidate in batch:
         if candidate.email in first:
-            run.report.skip("duplicate")
+            report.skip("duplicate", candidate.line)
+        elif candidate.verdict.state == State.NEVER:
+            report.keep_out(candidate.verdict, candidate.line)
         else:
             first[candidate.email] = candidate
     hashes = {email: address_hash(email) for email in first}
     suppressed = repository.suppressed_among(session, list(hashes.values()))
+    fresh: list[tuple[Any, ...]] = []
+    for email, email_hash in hashes.items():
+        candidate = first[email]
+        if email_hash in suppressed:
+            if candidate.verdict.state.left:
+                report.keep_out(candidate.verdict, candidate.line)
+            else:
+                report.skip("suppressed", candidate.line)
+        else:
+            fresh.append((email, email_hash, candidate.name, *run.columns_for(candidate, now)))
     # Insert first and look up only the addresses that were already there: in a large import
     # most rows are new, and one probe of the email index per row is enough.
     # Sorted, so the inserts walk the index in order instead of jumping around it.
-    fresh = sorted(
-        (email, email_hash, first[email].name)
-        for email, email_hash in hashes.items()
-        if email_hash not in suppressed
-    )
-    run.report.skip("suppressed", len(first) - len(fresh))
-    inserted = repository.insert_new(session, fresh, _shared_columns(run, now))
-    run.report.imported += len(inserted)
-    added = {row.email for row in inserted}
-    there = [email for email, _, _ in fresh if email not in added]
+    fresh.sort()
+    inserted = repository.insert_new(session, fresh, _VARYING, _shared_columns(run, now))
+    added: set[str] = set()
+    leaving: list[dict[str, str]] = []
+    tags: list[dict[str, Any]] = []
+    confirmations: list[ConfirmationRequest] = []
+    for row in inserted:
+        added.add(row.email)
+        candidate = first[row.email]
+        state = candidate.verdict.state
+        tags.extend({"subscriber_id": row.id, "name": t} for t in candidate.tags)
+        if state.left:
+            report.keep_out(candidate.verdict, candidate.line)
+            leaving.append(run.suppression(candidate, hashes[row.email]))
+            continue
+        report.imported += 1
+        if state == State.PENDING:
+            report.pending += 1
+            report.note("imported", "pending: never confirmed, sent nothing", candidate.line)
+        elif run.require_confirmation:
+            report.pending += 1
+            report.note("imported", "pending: confirmation mailed", candidate.line)
+            confirmations.append(
+                ConfirmationRequest(row.email, row.name, confirmation_token_for(row.id, now))
+            )
+        else:
+            report.note("imported", "active", candidate.line)
+    there = [email for email, *_ in fresh if email not in added]
     existing = repository.existing_by_email(session, there)
     renames: list[dict[str, Any]] = []
+    renamed_lines: list[int] = []
+    left_now: list[dict[str, Any]] = []
+    left_candidates: list[Candidate] = []
     for email in there:
         known = existing.get(email)
+        candidate = first[email]
         if known is None or known.id > run.max_id_before or not run.first_sight(known.id):
             # Added or already met earlier in this run: the file names this person twice. (Or
             # erased in the instant between the insert and the look-up: nothing to do.)
-            run.report.skip("duplicate")
+            report.skip("duplicate", candidate.line)
+            continue
+        tags.extend({"subscriber_id": known.id, "name": t} for t in candidate.tags)
+        if candidate.verdict.state.left:
+            if known.status in repository.LEFT:
+                report.keep_out(candidate.verdict, candidate.line)
+                continue
+            status = _STATUS[candidate.verdict.state]
+            left_at = candidate.left_at or now
+            left_now.append(
+                {
+                    "b_id": known.id,
+                    "b_status": status,
+                    "b_left_at": left_at,
+                    "b_unsubscribed_at": left_at
+                    if status == SubscriberStatus.UNSUBSCRIBED
+                    else None,
+                    "b_now": now,
+                }
+            )
+            left_candidates.append(candidate)
+            leaving.append(run.suppression(candidate, hashes[email]))
         elif known.status in repository.LEFT:
-            run.report.skip("suppressed")
-        elif first[email].name and first[email].name != known.name:
-            renames.append({"b_id": known.id, "b_name": first[email].name, "b_now": now})
+            report.skip("suppressed", candidate.line)
+        elif candidate.name and candidate.name != known.name:
+            renames.append({"b_id": known.id, "b_name": candidate.name, "b_now": now})
+            renamed_lines.append(candidate.line)
         else:
-            run.report.skip("unchanged")
+            report.skip("unchanged", candidate.line)
+    if left_now:
+        repository.mark_left_many(session, left_now)
+        now_left = repository.left_among(session, [change["b_id"] for change in left_now])
+        for change, candidate in zip(left_now, left_candidates, strict=True):
+            if change["b_id"] in now_left:
+                report.marked_left += 1
+                report.keep_out(candidate.verdict, candidate.line)
+            else:
+                # Their consent here is newer than their leaving there: they came back by
+                # themselves, and neither their status nor a suppression changes.
+                report.skip("unchanged", candidate.line)
+                drop = hashes[candidate.email]
+                leaving = [e for e in leaving if e["email_hash"] != drop]
+    repository.suppress_many(session, leaving)
     renamed = repository.rename_many(session, renames)
-    run.report.updated += renamed
-    run.report.skip("suppressed", len(renames) - renamed)
-    if not run.require_confirmation:
-        return []
-    return [
-        ConfirmationRequest(row.email, row.name, confirmation_token_for(row.id, now))
-        for row in inserted
-    ]
+    report.updated += renamed
+    for line in renamed_lines[:renamed]:
+        report.note("updated", "name changed", line)
+    for line in renamed_lines[renamed:]:
+        report.skip("suppressed", line)
+    repository.add_tags(session, tags)
+    return confirmations
 
 
 def _shared_columns(run: _Run, now: datetime) -> dict[str, Any]:
-    vouched = not run.require_confirmation
     return {
-        "status": SubscriberStatus.ACTIVE if vouched else SubscriberStatus.PENDING,
         "source": run.source,
-        # The importer vouches for consent given elsewhere; the record says so.
-        "consent_at": now if vouched else None,
-        "consent_ip": None,
-        "consent_method": "import" if vouched else "",
-        "confirmed_at": now if vouched else None,
-        "confirm_sent_at": None if vouched else now,
-        "unsubscribed_at": None,
-        "paused": False,
         "tracking_opt_out": False,
         "created_at": now,
         "updated_at": now,
     }
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What the upload page shows before importing: the detected format and the mapping."""
+
+    mapping: Mapping
+    headers: list[str]
+    sample: list[list[str]]
+
+
+def preview(path: Path, fmt: str | None = None, overrides: dict[str, str] | None = None) -> Preview:
+    """Read the header (and a few rows) only. Raises ImportRefused like import_csv."""
+    with path.open("rb") as stream:
+        reader = _Reader(stream, ImportReport(), _format(fmt), overrides)
+        sample: list[list[str]] = []
+        for _ in range(5):
+            try:
+                row = next(reader.csv)
+            except (StopIteration, csv.Error):
+                break
+            sample.append([cell[:80] for cell in row])
+        return Preview(reader.mapping, reader.headers(), sample)
+
+
+def _format(key: str | None) -> Format | None:
+    if not key:
+        return None
+    try:
+        return FORMATS[key.strip().lower()]
+    except KeyError:
+        raise ImportRefused(f"unknown format {key!r}; use one of {', '.join(FORMATS)}") from None
 
 
 def import_csv(
@@ -370,22 +742,45 @@ def import_csv(
     require_confirmation: bool = False,
     send_confirmation: Callable[[ConfirmationRequest], object] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    fmt: str | None = None,
+    overrides: dict[str, str] | None = None,
+    dry_run: bool = False,
+    source_name: str | None = None,
 ) -> ImportReport:
     """Import one CSV file. Raises ImportRefused (before writing anything) for a file that has
-    no recognisable email column or is empty; every other problem is a row in the report."""
-    report = ImportReport()
-    with transaction() as session:
-        max_id_before = repository.max_id(session)
-    run = _Run(
-        source=f"import:{path.name}"[:64],
-        require_confirmation=require_confirmation,
-        max_id_before=max_id_before,
-        seen=bytearray(max_id_before // 8 + 1),
-        report=report,
-    )
+    no recognisable email column, is empty, or whose header cannot be read; every other problem
+    is a row in the report. `source_name` is the file's name as the admin knows it (an upload
+    is stored under another)."""
+    report = ImportReport(dry_run=dry_run)
+    chosen = _format(fmt)
+    name = source_name or path.name
     with path.open("rb") as stream:
-        lines = _Lines(stream)
-        candidates = read_candidates(stream, report.invalid, lines)
+        reader = _Reader(stream, report, chosen, overrides)
+        mapping = reader.mapping
+        report.mapping = mapping.to_json()
+        with transaction() as session:
+            max_id_before = repository.max_id(session)
+        tool = "" if mapping.fmt.key == "generic" else f"{mapping.fmt.key}:"
+        run = _Run(
+            source=f"import:{tool}{name}"[:64],
+            label=mapping.fmt.label,
+            require_confirmation=require_confirmation,
+            max_id_before=max_id_before,
+            seen=bytearray(max_id_before // 8 + 1),
+            report=report,
+        )
+        candidates = iter(reader)
+        if dry_run:
+            # One transaction for the whole file, rolled back: the counts are exactly those of
+            # a real import (a duplicate in a later batch is still a duplicate).
+            with transaction() as session:
+                repository.prepare_bulk_write(session)
+                while batch := list(islice(candidates, BATCH_ROWS)):
+                    _write_batch(session, run, batch)
+                    if on_progress:
+                        on_progress(reader.lines.bytes_read)
+                session.rollback()
+            return report
         done = False
         while not done:
             confirmations: list[ConfirmationRequest] = []
@@ -400,7 +795,7 @@ def import_csv(
                     confirmations += _write_batch(session, run, batch)
                     written += len(batch)
                     if on_progress:
-                        on_progress(lines.bytes_read)
+                        on_progress(reader.lines.bytes_read)
             # Mail goes out only once the rows it confirms have committed.
             for request in confirmations:
                 if send_confirmation is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, String, Text
+from sqlalchemy import Boolean, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.orm import Base, UTCDateTime, str_enum, utcnow
@@ -61,3 +61,15 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SubscriberTag(Base):
+    """A tag or group the person had in the tool their list came from (Mailchimp tags, Ghost
+    labels, MailerLite groups…). Kept as names, so they can become the person's topics."""
+
+    __tablename__ = "subscriber_tags"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from newsletter.orm import utcnow
 from newsletter.sending.models import Delivery
 from newsletter.tracking.models import TrackingEvent, Vote
-from subscribers.models import Subscriber, SubscriberStatus, Suppression
+from subscribers.models import Subscriber, SubscriberStatus, SubscriberTag, Suppression
 
 # Statuses that mean "this address left": never mailed, never reactivated by an import.
 LEFT = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
@@ -307,40 +307,61 @@ INSERT_ROWS_PER_STATEMENT = 1000  # x 15 columns stays under SQLite's parameter 
 
 
 def insert_new(
-    session: Session, people: Sequence[tuple[str, str, str]], shared: dict[str, Any]
+    session: Session,
+    people: Sequence[tuple[Any, ...]],
+    varying: Sequence[str],
+    shared: dict[str, Any],
 ) -> list[Row[Any]]:
-    """Insert many subscribers, `(email, email_hash, name)` each, every other column from
-    `shared`; an address that appeared meanwhile is left alone (ON CONFLICT DO NOTHING).
-    Returns (id, email, name) of the rows that went in.
+    """Insert many subscribers, `(email, email_hash, name, *varying)` each (the `varying`
+    columns differ per row: status, consent record…), every other column from `shared`; an
+    address that appeared meanwhile is left alone (ON CONFLICT DO NOTHING). Returns (id,
+    email, name) of the rows that went in.
 
     Multi-row INSERT through the driver: SQLAlchemy's per-value type processing (a datetime
-    formatted for SQLite fifteen times a row) cost more than the database's own work. The
-    shared values go through the columns' own bind processors once, so they are stored exactly
-    as the ORM would store them.
+    formatted for SQLite fifteen times a row) cost more than the database's own work. Values go
+    through the columns' own bind processors, so they are stored exactly as the ORM would store
+    them; the shared ones once, and a run of rows with the same varying values once too.
     """
     if not people:
         return []
     table = Subscriber.__table__
     connection = session.connection()
     dialect = connection.dialect
-    names = ["email", "email_hash", "name", *shared]
+
+    def processor(key: str) -> Any:
+        return table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+
+    names = ["email", "email_hash", "name", *varying, *shared]
     constants = []
     for key, value in shared.items():
-        processor = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
-        constants.append(processor(value) if processor else value)
+        process = processor(key)
+        constants.append(process(value) if process else value)
+    processors = [processor(key) for key in varying]
+    cache: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+    def processed(values: tuple[Any, ...]) -> tuple[Any, ...]:
+        done = cache.get(values)
+        if done is None:
+            done = tuple(p(v) if p else v for p, v in zip(processors, values, strict=True))
+            if len(cache) < 4096:
+                cache[values] = done
+        return done
+
     if dialect.name == "postgresql":
-        # Three arrays and the shared values: a short query however many rows.
+        # One array per column and the shared values: a short query however many rows.
+        arrays = ", ".join(f"%s::{table.c[key].type.compile(dialect=dialect)}[]" for key in varying)
+        labels = ", ".join(f"v{i}" for i in range(len(varying)))
         casts = ", ".join(
             f"CAST(%s AS {table.c[key].type.compile(dialect=dialect)})" for key in shared
         )
         sql = (
-            f"INSERT INTO subscribers ({', '.join(names)}) SELECT e, h, n, {casts} "
-            "FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(e, h, n) "
-            "ON CONFLICT DO NOTHING RETURNING id, email, name"
+            f"INSERT INTO subscribers ({', '.join(names)}) SELECT e, h, n, {labels}, {casts} "
+            f"FROM unnest(%s::text[], %s::text[], %s::text[], {arrays}) "
+            f"AS t(e, h, n, {labels}) ON CONFLICT DO NOTHING RETURNING id, email, name"
         )
-        emails, hashes, person_names = (list(column) for column in zip(*people, strict=True))
-        params = (*constants, emails, hashes, person_names)
-        return list(connection.exec_driver_sql(sql, params).all())
+        rows = [(*person[:3], *processed(tuple(person[3:]))) for person in people]
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        return list(connection.exec_driver_sql(sql, (*constants, *columns)).all())
     row_marks = "(" + ", ".join(["?"] * len(names)) + ")"
     returned: list[Row[Any]] = []
     for start in range(0, len(people), INSERT_ROWS_PER_STATEMENT):
@@ -352,10 +373,92 @@ def insert_new(
         )
         values: list[Any] = []
         for person in chunk:
-            values.extend(person)
+            values.extend(person[:3])
+            values.extend(processed(tuple(person[3:])))
             values.extend(constants)
         returned.extend(connection.exec_driver_sql(sql, tuple(values)).all())
     return returned
+
+
+def mark_left_many(session: Session, changes: list[dict[str, Any]]) -> int:
+    """People an imported export says left: `[{"b_id", "b_status", "b_left_at", "b_now"}]`.
+
+    Only rows still active or pending change, and not someone whose consent here is newer than
+    the time the other tool says they left: they came back by themselves since."""
+    if not changes:
+        return 0
+    c = Subscriber.__table__.c
+    stmt = (
+        update(Subscriber.__table__)  # type: ignore[arg-type]
+        .where(
+            c.id == bindparam("b_id"),
+            or_(
+                c.status == SubscriberStatus.ACTIVE.value,
+                c.status == SubscriberStatus.PENDING.value,
+            ),
+            or_(
+                c.consent_at.is_(None),
+                c.consent_at <= bindparam("b_left_at", type_=c.consent_at.type),
+            ),
+        )
+        .values(
+            status=bindparam("b_status", type_=c.status.type),
+            unsubscribed_at=bindparam("b_unsubscribed_at", type_=c.unsubscribed_at.type),
+            confirm_sent_at=None,
+            updated_at=bindparam("b_now", type_=c.updated_at.type),
+        )
+    )
+    result = session.connection().execute(stmt, changes)
+    return int(result.rowcount)
+
+
+def left_among(session: Session, ids: Sequence[int]) -> set[int]:
+    """Of these subscribers, the ids of those who have left."""
+    if not ids:
+        return set()
+    return set(
+        session.scalars(
+            select(Subscriber.id).where(Subscriber.id.in_(ids), Subscriber.status.in_(LEFT))
+        )
+    )
+
+
+def suppress_many(session: Session, entries: list[dict[str, str]]) -> None:
+    """`[{"email_hash", "reason", "detail"}]` onto the suppression list; a hash already there
+    keeps its first reason."""
+    if not entries:
+        return
+    now = utcnow()
+    stmt = _insert(session, Suppression).values(
+        email_hash=bindparam("email_hash"),
+        reason=bindparam("reason"),
+        detail=bindparam("detail"),
+        created_at=now,
+    )
+    session.execute(
+        stmt.on_conflict_do_nothing(index_elements=["email_hash"]),  # type: ignore[attr-defined]
+        entries,
+    )
+
+
+def add_tags(session: Session, tags: list[dict[str, Any]]) -> None:
+    """`[{"subscriber_id", "name"}]`; a tag the person already has is left as it is."""
+    if not tags:
+        return
+    stmt = _insert(session, SubscriberTag).values(
+        subscriber_id=bindparam("subscriber_id"), name=bindparam("name")
+    )
+    session.execute(stmt.on_conflict_do_nothing(), tags)  # type: ignore[attr-defined]
+
+
+def tags_of(session: Session, subscriber_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(SubscriberTag.name)
+            .where(SubscriberTag.subscriber_id == subscriber_id)
+            .order_by(SubscriberTag.name)
+        )
+    )
 
 
 def rename_many(session: Session, names: list[dict[str, Any]]) -> int:

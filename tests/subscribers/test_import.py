@@ -108,7 +108,10 @@ def test_human_report_names_every_invalid_row(db: Session, tmp_path: Path) -> No
     path.write_bytes(MESSY)
     result = cli("subscribers", "import", str(path))
     assert result.exit_code == 1
-    assert "8 imported, 0 updated, 1 skipped (1 duplicate), 4 invalid" in result.stdout
+    assert (
+        "8 imported, 0 updated, 0 kept out because they left, 1 skipped (1 duplicate), 4 invalid"
+        in result.stdout
+    )
     for line in (5, 6, 13, 17):
         assert f"export.csv:{line}:" in result.stderr
     assert "importing" not in result.stderr  # no progress bar when not on a terminal
@@ -223,7 +226,9 @@ def test_export_list_and_search(db: Session, tmp_path: Path) -> None:
 
     # Re-importing the export changes nothing and revives nobody.
     report = json.loads(cli("subscribers", "import", str(out), "--json").stdout)
-    assert report["imported"] == report["updated"] == 0 and report["skipped"] == 3
+    assert report["imported"] == report["updated"] == 0 and report["skipped"] == 2
+    assert report["format"] == "newsletter"
+    assert report["kept_out_by_reason"] == {'unsubscribed: status "unsubscribed"': 1}
     assert _people(db)["rob@example.com"][0] == '=HYPERLINK("http://evil")'
 
     shown = cli("subscribers", "show", "pat@example.com", "--json")
