@@ -392,5 +392,6 @@ def to_json(subscriber: Subscriber) -> dict[str, Any]:
 def personal_data(session: Session, subscriber: Subscriber) -> dict[str, Any]:
     """Everything the service holds about one person (their own export)."""
     data = to_json(subscriber)
+    data["tags"] = repository.tags_of(session, subscriber.id)
     data.update(repository.activity(session, subscriber.id))
     return data

@@ -1,5 +1,6 @@
-"""Admin pages: the subscriber list (search, filter, keyset pages), add, CSV import and export,
-unsubscribe, erase, the suppression list, and staff users with their roles.
+"""Admin pages: the subscriber list (search, filter, keyset pages), add, CSV export (the import
+is in admin_import.py), unsubscribe, erase, the suppression list, and staff users with their
+roles.
 
 Every route here is admin-only (`require_admin`: an editor gets 403). The subscriber work goes
 through `subscribers.service`, `subscribers.importer` and `subscribers.repository`.
@@ -9,13 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from newsletter.db import transaction
@@ -32,7 +30,6 @@ router = APIRouter(
 )
 
 PAGE_SIZE = 50
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
 
 def _status(raw: str | None) -> Any:
@@ -100,47 +97,6 @@ def add_subscriber(
     except (InvalidAddress, service.SubscriberError) as exc:
         flash(request, str(exc), "error")
     return redirect("/admin/subscribers")
-
-
-@router.get("/subscribers/import", response_class=HTMLResponse)
-def import_form(request: Request) -> Response:
-    return render(request, "web/admin/import.html", {"report": None, "filename": None})
-
-
-@router.post("/subscribers/import", response_class=HTMLResponse)
-def import_upload(
-    request: Request,
-    file: Annotated[UploadFile, File()],
-    require_confirmation: Annotated[bool, Form()] = False,
-) -> Response:
-    from subscribers import importer
-    from subscribers.emails import send_confirmation
-
-    filename = Path(file.filename or "upload.csv").name
-    with tempfile.TemporaryDirectory(prefix="nl-import-") as folder:
-        # The importer reads a file by name (its report counts lines and bytes); the upload is
-        # copied to a private temporary folder under the name the admin chose.
-        path = Path(folder) / (filename if filename.endswith(".csv") else f"{filename}.csv")
-        with path.open("wb") as out:
-            shutil.copyfileobj(file.file, out, length=1024 * 1024)
-        if path.stat().st_size > MAX_UPLOAD_BYTES:
-            raise HTTPException(status_code=413, detail="The file is larger than 200 MB.")
-        try:
-            report = importer.import_csv(
-                path,
-                require_confirmation=require_confirmation,
-                send_confirmation=send_confirmation if require_confirmation else None,
-            )
-        except importer.ImportRefused as exc:
-            return render(
-                request,
-                "web/admin/import.html",
-                {"report": None, "filename": filename, "refused": str(exc)},
-                status_code=400,
-            )
-    return render(
-        request, "web/admin/import.html", {"report": report.to_json(), "filename": filename}
-    )
 
 
 @router.get("/subscribers/export.csv")

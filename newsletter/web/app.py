@@ -60,11 +60,12 @@ def create_app() -> FastAPI:
     errors.install(app)
     app.mount("/static", StaticFiles(directory=TEMPLATES_DIR / "web" / "static"), name="static")
 
-    from newsletter.web import admin, api, archive, editor, login
+    from newsletter.web import admin, admin_import, api, archive, editor, login
 
     app.include_router(login.router)
     app.include_router(editor.router)
     app.include_router(admin.router)
+    app.include_router(admin_import.router)
     app.include_router(archive.router)
     app.include_router(api.router)
     # Each domain contributes its router here.

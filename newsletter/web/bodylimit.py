@@ -20,7 +20,7 @@ _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 def route_limits() -> dict[str, int]:
     """The routes that take more than DEFAULT_LIMIT, with their own limits."""
     from newsletter.tracking.webhook import MAX_BODY_BYTES
-    from newsletter.web.admin import MAX_UPLOAD_BYTES
+    from newsletter.web.admin_import import MAX_UPLOAD_BYTES
 
     return {
         "/webhooks/sendgrid": MAX_BODY_BYTES,
