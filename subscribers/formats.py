@@ -217,7 +217,11 @@ _COMMON: dict[str, tuple[str, ...]] = {
 
 
 def _cols(**overrides: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
-    return {**_COMMON, **overrides}
+    """The tool's own header names first, then the common ones (a re-saved file may rename)."""
+    columns = {**_COMMON, **overrides}
+    for name, aliases in _COMMON.items():
+        columns[name] = tuple(dict.fromkeys((*columns[name], *aliases)))
+    return columns
 
 
 GENERIC = Format(
@@ -242,7 +246,7 @@ GENERIC = Format(
         ),
         unsubscribed_flag=("unsubscribed", "unsubscribed at", "unsubscribe date"),
     ),
-    tag_separator=";",
+    tag_separator="",
 )
 
 OWN = Format(
@@ -676,7 +680,8 @@ def split_tags(cell: str, separator: str) -> list[str]:
     if value.startswith('"'):
         parts = next(csv.reader([value], skipinitialspace=True), [])
     else:
-        parts = value.split(separator)
+        # No separator known (a file of no known tool): `;` if the cell has one, else `,`.
+        parts = value.split(separator or (";" if ";" in value else ","))
     tags: dict[str, None] = {}
     for part in parts:
         tag = " ".join(_CONTROL.sub(" ", part).split())

@@ -64,8 +64,9 @@ def create_app() -> FastAPI:
 
     app.include_router(login.router)
     app.include_router(editor.router)
-    app.include_router(admin.router)
+    # Before admin: /admin/subscribers/import is not a /admin/subscribers/{id}.
     app.include_router(admin_import.router)
+    app.include_router(admin.router)
     app.include_router(archive.router)
     app.include_router(api.router)
     # Each domain contributes its router here.

@@ -63,31 +63,6 @@ def test_keyset_pages_walk_the_whole_list_once(admin: TestClient) -> None:
     assert seen[0] == "reader119@example.com"  # newest first
 
 
-def test_csv_upload_import_shows_its_report(admin: TestClient) -> None:
-    token = csrf_from(admin.get("/admin/subscribers/import").text)
-    body = "email,name\nnew1@example.com,New One\nnot-an-address,Bad\nnew2@example.com,New Two\n"
-    page = admin.post(
-        "/admin/subscribers/import",
-        data={"csrf_token": token},
-        files={"file": ("list.csv", body.encode(), "text/csv")},
-    )
-    assert page.status_code == 200
-    assert 'id="imported">2<' in page.text
-    assert "not-an-address" in page.text  # the refused row, with its line
-    assert "new1@example.com" in admin.get("/admin/subscribers", params={"q": "new1@"}).text
-
-
-def test_a_file_without_an_email_column_is_refused_whole(admin: TestClient) -> None:
-    token = csrf_from(admin.get("/admin/subscribers/import").text)
-    page = admin.post(
-        "/admin/subscribers/import",
-        data={"csrf_token": token},
-        files={"file": ("x.csv", b"foo,bar\n1,2\n", "text/csv")},
-    )
-    assert page.status_code == 400
-    assert "was not imported" in page.text
-
-
 def test_export_is_a_csv_of_the_list_safe_for_spreadsheets(admin: TestClient) -> None:
     _add(admin, "ada@example.com", '=HYPERLINK("http://evil")')
     response = admin.get("/admin/subscribers/export.csv")

@@ -153,7 +153,8 @@ def test_admin_imports_a_csv_and_finds_a_subscriber(
     rows += ["ada.lovelace@example.org,Ada Lovelace", "broken-address,Nobody"]
     csv_file.write_text("\n".join(rows) + "\n", encoding="utf-8")
     page.get_by_label(re.compile("CSV file")).set_input_files(str(csv_file))
-    page.get_by_role("button", name="Import").click()
+    page.get_by_role("button", name="Upload and check the columns").click()
+    page.get_by_role("button", name="Import", exact=True).click()
     page.get_by_role("heading", name="Report for readers.csv").wait_for()
     assert page.locator("#imported").inner_text() == "41"
     assert page.get_by_role("cell", name="broken-address").is_visible()
