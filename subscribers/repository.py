@@ -308,11 +308,11 @@ INSERT_ROWS_PER_STATEMENT = 1000  # x 15 columns stays under SQLite's parameter 
 
 def insert_new(
     session: Session,
-    people: Sequence[tuple[Any, ...]],
+    people: Sequence[tuple[str, str, str, tuple[Any, ...]]],
     varying: Sequence[str],
     shared: dict[str, Any],
 ) -> list[Row[Any]]:
-    """Insert many subscribers, `(email, email_hash, name, *varying)` each (the `varying`
+    """Insert many subscribers, `(email, email_hash, name, (*varying,))` each (the `varying`
     columns differ per row: status, consent record…), every other column from `shared`; an
     address that appeared meanwhile is left alone (ON CONFLICT DO NOTHING). Returns (id,
     email, name) of the rows that went in.
@@ -337,14 +337,14 @@ def insert_new(
         process = processor(key)
         constants.append(process(value) if process else value)
     processors = [processor(key) for key in varying]
-    cache: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    # Most rows of a large import share one varying tuple (the same object): processed once.
+    last: list[tuple[Any, ...]] = [(), ()]
 
     def processed(values: tuple[Any, ...]) -> tuple[Any, ...]:
-        done = cache.get(values)
-        if done is None:
-            done = tuple(p(v) if p else v for p, v in zip(processors, values, strict=True))
-            if len(cache) < 4096:
-                cache[values] = done
+        if values is last[0]:
+            return last[1]
+        done = tuple(p(v) if p else v for p, v in zip(processors, values, strict=True))
+        last[:] = [values, done]
         return done
 
     if dialect.name == "postgresql":
@@ -359,7 +359,7 @@ def insert_new(
             f"FROM unnest(%s::text[], %s::text[], %s::text[], {arrays}) "
             f"AS t(e, h, n, {labels}) ON CONFLICT DO NOTHING RETURNING id, email, name"
         )
-        rows = [(*person[:3], *processed(tuple(person[3:]))) for person in people]
+        rows = [(e, h, n, *processed(v)) for e, h, n, v in people]
         columns = [list(column) for column in zip(*rows, strict=True)]
         return list(connection.exec_driver_sql(sql, (*constants, *columns)).all())
     row_marks = "(" + ", ".join(["?"] * len(names)) + ")"
@@ -372,9 +372,9 @@ def insert_new(
             + " ON CONFLICT DO NOTHING RETURNING id, email, name"
         )
         values: list[Any] = []
-        for person in chunk:
-            values.extend(person[:3])
-            values.extend(processed(tuple(person[3:])))
+        for email, email_hash, name, varied in chunk:
+            values += (email, email_hash, name)
+            values.extend(processed(varied))
             values.extend(constants)
         returned.extend(connection.exec_driver_sql(sql, tuple(values)).all())
     return returned
