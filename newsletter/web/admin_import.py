@@ -142,24 +142,40 @@ def import_upload(
 
 
 @router.post("/subscribers/import/{token}", response_class=HTMLResponse)
-async def import_run(request: Request, token: str) -> Response:
-    """Step two: with the format and mapping the admin chose, look again, check, or import."""
+def import_run(
+    request: Request,
+    token: str,
+    format_: Annotated[str, Form(alias="format", max_length=64)] = "",
+    action: Annotated[str, Form(max_length=16)] = "",
+    require_confirmation: Annotated[str, Form(max_length=8)] = "",
+    map_email: Annotated[str, Form(max_length=2000)] = "",
+    map_name: Annotated[str, Form(max_length=2000)] = "",
+    map_first_name: Annotated[str, Form(max_length=2000)] = "",
+    map_last_name: Annotated[str, Form(max_length=2000)] = "",
+    map_status: Annotated[str, Form(max_length=2000)] = "",
+    map_tags: Annotated[str, Form(max_length=2000)] = "",
+    map_signup_at: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Step two: with the format and mapping the admin chose, look again, check, or import.
+    (A plain function: FastAPI runs it in a worker thread, so a long import does not hold up
+    the server's other requests.)"""
     from subscribers import importer
     from subscribers.emails import send_confirmation
-    from subscribers.formats import MAPPABLE
 
     data, filename = _upload(token)
-    form = await request.form()
-
-    def text(key: str) -> str:
-        value = form.get(key, "")
-        return value if isinstance(value, str) else ""
-
-    fmt = text("format") or None
-    action = text("action")
-    require_confirmation = text("require_confirmation") == "true"
+    chosen = {
+        "email": map_email,
+        "name": map_name,
+        "first_name": map_first_name,
+        "last_name": map_last_name,
+        "status": map_status,
+        "tags": map_tags,
+        "signup_at": map_signup_at,
+    }
+    fmt = format_ or None
+    wants_confirmation = require_confirmation == "true"
     # On "look again" the format decides the columns; otherwise the admin's selects do.
-    overrides = None if action == "detect" else {field: text(f"map_{field}") for field in MAPPABLE}
+    overrides = None if action == "detect" else chosen
     try:
         preview = importer.preview(data, fmt, overrides)
     except importer.ImportRefused as exc:
@@ -168,18 +184,18 @@ async def import_run(request: Request, token: str) -> Response:
             token,
             filename,
             importer.preview(data),
-            require_confirmation=require_confirmation,
+            require_confirmation=wants_confirmation,
             refused=str(exc),
         )
         return render(request, _TEMPLATE, context, status_code=400)
     if action == "detect":
-        context = _form_context(token, filename, preview, require_confirmation=require_confirmation)
+        context = _form_context(token, filename, preview, require_confirmation=wants_confirmation)
         return render(request, _TEMPLATE, context)
     dry_run = action == "check"
     report = importer.import_csv(
         data,
-        require_confirmation=require_confirmation,
-        send_confirmation=send_confirmation if require_confirmation and not dry_run else None,
+        require_confirmation=wants_confirmation,
+        send_confirmation=send_confirmation if wants_confirmation and not dry_run else None,
         fmt=fmt,
         overrides=overrides,
         dry_run=dry_run,
@@ -190,7 +206,7 @@ async def import_run(request: Request, token: str) -> Response:
             token,
             filename,
             preview,
-            require_confirmation=require_confirmation,
+            require_confirmation=wants_confirmation,
             report=report.to_json(),
         )
         return render(request, _TEMPLATE, context)
