@@ -314,10 +314,8 @@ MAILCHIMP = Format(
         }
     ),
     file_states={
-        "clean time": Verdict(State.BOUNCED, "cleaned (the Mailchimp cleaned file: CLEAN_TIME)"),
-        "unsub time": Verdict(
-            State.UNSUBSCRIBED, "unsubscribed (the Mailchimp unsubscribed file: UNSUB_TIME)"
-        ),
+        "clean time": Verdict(State.BOUNCED, "the Mailchimp cleaned file (CLEAN_TIME)"),
+        "unsub time": Verdict(State.UNSUBSCRIBED, "the Mailchimp unsubscribed file (UNSUB_TIME)"),
     },
 )
 

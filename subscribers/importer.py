@@ -188,7 +188,7 @@ class ImportReport:
                     "outcome": outcome,
                     "reason": reason,
                     "count": entry.count,
-                    "lines": entry.lines,
+                    "lines": sorted(entry.lines),
                     "lines_not_listed": entry.count - len(entry.lines),
                 }
                 for (outcome, reason), entry in self.outcomes.items()

@@ -103,6 +103,86 @@ def test_messy_csv_gives_exact_counts_and_line_numbers(
     assert imported.source == "import:export.csv"
 
 
+def test_the_report_gives_every_outcome_its_reason_and_lines(db: Session, tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes(MESSY)
+    report = importer.import_csv(path)
+    assert report.accounted() == 13  # every non-blank data row of MESSY, once
+    assert report.to_json()["outcomes"] == [
+        {
+            "outcome": "invalid",
+            "reason": "An email address must have an @-sign.",
+            "count": 1,
+            "lines": [5],
+            "lines_not_listed": 0,
+        },
+        {
+            "outcome": "invalid",
+            "reason": "missing email address",
+            "count": 1,
+            "lines": [6],
+            "lines_not_listed": 0,
+        },
+        {
+            "outcome": "invalid",
+            "reason": "An email address cannot have two periods in a row.",
+            "count": 1,
+            "lines": [13],
+            "lines_not_listed": 0,
+        },
+        {
+            "outcome": "invalid",
+            "reason": "neither UTF-8 nor Windows-1252 text (save the file as CSV UTF-8)",
+            "count": 1,
+            "lines": [17],
+            "lines_not_listed": 0,
+        },
+        {
+            "outcome": "skipped",
+            "reason": "duplicate",
+            "count": 1,
+            "lines": [7],
+            "lines_not_listed": 0,
+        },
+        {
+            "outcome": "imported",
+            "reason": "active",
+            "count": 8,
+            "lines": [2, 4, 8, 10, 11, 12, 15, 16],
+            "lines_not_listed": 0,
+        },
+    ]
+    again = importer.import_csv(path)
+    assert again.accounted() == 13
+    by_key = {(o["outcome"], o["reason"]): o for o in again.to_json()["outcomes"]}
+    assert by_key[("skipped", "unchanged")]["lines"] == [2, 4, 8, 10, 11, 12, 15, 16]
+    assert by_key[("skipped", "duplicate")]["lines"] == [7]
+
+
+def test_a_long_report_counts_every_row_but_lists_a_bounded_sample(
+    db: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer, "MAX_LINES_LISTED", 3)
+    monkeypatch.setattr(importer, "BATCH_ROWS", 2)
+    path = tmp_path / "many.csv"
+    path.write_text(
+        "email,status\n"
+        + "".join(f"a{i}@example.com,active\n" for i in range(5))
+        + "".join(f"u{i}@example.com,unsubscribed\n" for i in range(4))
+        + "".join(f"bad{i}\n" for i in range(4)),
+        encoding="utf-8",
+    )
+    outcomes = {
+        (o["outcome"], o["reason"]): o for o in importer.import_csv(path).to_json()["outcomes"]
+    }
+    active = outcomes[("imported", "active")]
+    assert (active["count"], active["lines"], active["lines_not_listed"]) == (5, [2, 3, 4], 2)
+    left = outcomes[("kept_out", 'unsubscribed: status "unsubscribed"')]
+    assert (left["count"], left["lines"], left["lines_not_listed"]) == (4, [7, 8, 9], 1)
+    bad = outcomes[("invalid", "An email address must have an @-sign.")]
+    assert (bad["count"], bad["lines"], bad["lines_not_listed"]) == (4, [11, 12, 13], 1)
+
+
 def test_human_report_names_every_invalid_row(db: Session, tmp_path: Path) -> None:
     path = tmp_path / "export.csv"
     path.write_bytes(MESSY)

@@ -153,6 +153,10 @@ def test_the_unsubscribed_file_stops_someone_already_on_the_list_but_not_who_cam
     assert people["blank@mc.example"].status == SubscriberStatus.UNSUBSCRIBED
     assert people["back@mc.example"].status == SubscriberStatus.ACTIVE
     assert report["marked_left"] == 2 and report["kept_out"] == 2
+    reason = "unsubscribed: the Mailchimp unsubscribed file (UNSUB_TIME)"
+    assert report["kept_out_by_reason"] == {reason: 2}
+    [kept] = [o for o in report["outcomes"] if o["outcome"] == "kept_out"]
+    assert (kept["reason"], kept["lines"]) == (reason, [2, 3])
     assert report["skipped_by_reason"]["unchanged"] == 1
     assert repository.suppression_for(db, address_hash("un@mc.example")) is not None
     assert repository.suppression_for(db, address_hash("back@mc.example")) is None
