@@ -191,3 +191,156 @@ def test_export_then_import_gives_back_exactly_the_same_people(db: Session, tmp_
     assert after == before
     # Who had left has left again, and is suppressed again.
     assert repository.suppression_for(db, service.find(db, "left@example.com").email_hash)  # type: ignore[union-attr]
+
+
+def _report(tmp_path: Path, text: str, *args: str, name: str = "f.csv") -> Any:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    _, report, stderr = _import(path, *args)
+    assert report is not None, stderr
+    return report
+
+
+def test_a_status_word_never_overrules_the_file_it_is_in(db: Session, tmp_path: Path) -> None:
+    # Mailchimp's unsubscribed file says who left; a "subscribed" cell beside it changes nothing.
+    report = _report(
+        tmp_path,
+        "Email Address,LEID,EUID,UNSUB_TIME,STATUS\n"
+        "a@example.com,1,x,2024-01-01 00:00:00,subscribed\n"
+        "b@example.com,2,y,2024-01-01 00:00:00,unsubscribed\n"
+        "c@example.com,3,z,2024-01-01 00:00:00,cleaned\n",
+    )
+    assert report["kept_out_by_reason"] == {
+        "unsubscribed: the Mailchimp unsubscribed file (UNSUB_TIME)": 2,
+        'bounced: status "cleaned"': 1,
+    }
+    assert {s.email: s.status.value for s in db.scalars(select(Subscriber))} == {
+        "a@example.com": "unsubscribed",
+        "b@example.com": "unsubscribed",
+        "c@example.com": "bounced",
+    }
+
+
+def test_flags_and_second_status_columns_name_their_column(db: Session, tmp_path: Path) -> None:
+    ghost = _report(
+        tmp_path,
+        "email,subscribed_to_emails,complimentary_plan,deleted_at,labels\n"
+        "a@example.com,false,false,,\n"
+        "b@example.com,true,false,2024-01-01,x;y\n"
+        'c@example.com,TRUE,false,,"x;y,z"\n',
+        name="ghost.csv",
+    )
+    assert ghost["format"] == "ghost"
+    assert ghost["kept_out_by_reason"] == {
+        "unsubscribed: subscribed_to_emails = false": 1,
+        "unsubscribed: deleted_at set": 1,
+    }
+    c = service.find(db, "c@example.com")
+    assert c is not None and repository.tags_of(db, c.id) == ["x;y", "z"]  # Ghost splits on ","
+    substack = _report(
+        tmp_path,
+        "email,active_subscription,plan,email_disabled\nd@example.com,false,other,true\n"
+        "e@example.com,false,other,no\n",
+        name="substack.csv",
+    )
+    assert substack["kept_out_by_reason"] == {"unsubscribed: email_disabled = true": 1}
+    # listmonk: an empty subscriber status, and the list subscription says unsubscribed.
+    listmonk = _report(
+        tmp_path,
+        "uuid,email,name,attributes,status,subscription_status\n"
+        "u1,f@example.com,F,{},,unsubscribed\nu2,g@example.com,G,{},enabled,unconfirmed\n"
+        "u3,h@example.com,H,{},enabled,odd\n",
+        name="listmonk.csv",
+    )
+    assert listmonk["kept_out_by_reason"] == {'unsubscribed: status "unsubscribed"': 1}
+    assert listmonk["pending"] == 1
+    [odd] = listmonk["invalid"]
+    assert odd["reason"] == (
+        "unknown status 'odd' in column 'subscription_status' for listmonk (subscribers "
+        "export): nobody is imported on a guess (choose the right --format, or map another "
+        "status column)"
+    )
+
+
+def test_a_short_row_and_the_tag_limits_exactly(db: Session, tmp_path: Path) -> None:
+    fifty = ",".join(f"t{i}" for i in range(50))
+    report = _report(
+        tmp_path,
+        "email,name,tags,status\n"
+        "short@example.com,Short\n"  # no tags or status cells at all: simply subscribed
+        f'fifty@example.com,F,"{fifty}",active\n'
+        f"long@example.com,L,{'x' * 100},active\n",
+    )
+    assert report["imported"] == 3 and report["invalid"] == []
+    fifty_id = service.find(db, "fifty@example.com").id  # type: ignore[union-attr]
+    assert len(repository.tags_of(db, fifty_id)) == 50
+
+
+def test_a_bare_list_finds_its_address_column(db: Session, tmp_path: Path) -> None:
+    report = _report(tmp_path, "Ann,ann@example.com\nBo,bo@example.com\n")
+    assert report["imported"] == 2 and report["columns"] == {"email": "column 2"}
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_progress_reaches_the_end_of_the_file(db: Session, tmp_path: Path, encoding: str) -> None:
+    from subscribers import importer
+
+    text = "email\r\n" + "".join(f"p{i}@example.com\r\n" for i in range(30))
+    path = tmp_path / "p.csv"
+    path.write_bytes(text.encode(encoding))
+    seen: list[int] = []
+    importer.import_csv(path, on_progress=seen.append)
+    # UTF-16: two bytes a character, after the two of the byte-order mark.
+    assert seen[-1] == path.stat().st_size - (2 if encoding == "utf-16" else 0)
+
+
+def test_utf16_lines_that_are_broken_or_endless_are_refused_alone(
+    db: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from subscribers import importer
+
+    monkeypatch.setattr(importer, "MAX_LINE_BYTES", 200)
+    data = (
+        "\ufeffemail,name\n".encode("utf-16-le")
+        + "a@example.com,A\n".encode("utf-16-le")
+        + "b@example.com,".encode("utf-16-le")
+        + b"\x00\xd8"
+        + "\n".encode("utf-16-le")
+        + ("c@example.com," + "c" * 300 + "\n").encode("utf-16-le")
+        + "d@example.com,D\n".encode("utf-16-le")
+    )
+    path = tmp_path / "u16.csv"
+    path.write_bytes(data)
+    report = importer.import_csv(path)
+    assert [(i.line, i.reason) for i in report.invalid] == [
+        (3, "not valid UTF-16 text (save the file as CSV UTF-8)"),
+        (4, "line longer than 200 bytes"),
+    ]
+    assert set(db.scalars(select(Subscriber.email))) == {"a@example.com", "d@example.com"}
+
+
+def test_preview_reads_only_the_header_and_a_few_rows(db: Session, tmp_path: Path) -> None:
+    from subscribers import importer
+
+    path = tmp_path / "kit.csv"
+    path.write_text(
+        "first_name,email_address,state\n"
+        + "".join(f"{'N' * 100},k{i}@example.com,active\n" for i in range(8)),
+        encoding="utf-8",
+    )
+    shown = importer.preview(path)
+    assert shown.mapping.fmt.key == "kit"
+    assert shown.headers == ["first_name", "email_address", "state"]
+    assert len(shown.sample) == 5
+    assert shown.sample[0] == ["N" * 80, "k0@example.com", "active"]
+    assert importer.preview(path, "generic").mapping.fmt.key == "generic"
+    assert importer.preview(path, None, {"status": ""}).mapping.columns.get("status") is None
+    bare = tmp_path / "bare.csv"
+    bare.write_text("x@example.com\ny@example.com\n", encoding="utf-8")
+    assert importer.preview(bare).headers == []
+    broken = tmp_path / "broken.csv"
+    broken.write_text('email\n"' + "x" * 140_000 + "\nok@example.com\n", encoding="utf-8")
+    assert importer.preview(broken).sample == []
+    with pytest.raises(importer.ImportRefused, match="unknown format 'zzz'"):
+        importer.preview(path, "zzz")
+    assert _count(db) == 0

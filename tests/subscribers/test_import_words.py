@@ -399,3 +399,17 @@ def test_times(cell: str, expected: datetime | None) -> None:
 )
 def test_tags(cell: str, separator: str, expected: list[str]) -> None:
     assert formats.split_tags(cell, separator) == expected
+
+
+def test_unix_times_have_nine_to_eleven_digits() -> None:
+    assert formats.parse_time("10000000000") == datetime(2286, 11, 20, 17, 46, 40, tzinfo=UTC)
+    assert formats.parse_time("100000000000") is None
+
+
+def test_no_email_column_says_how_to_map_one() -> None:
+    with pytest.raises(formats.MappingError) as refused:
+        formats.resolve(["Name", "Phone"])
+    assert str(refused.value) == (
+        "no email column in the header (found 'Name', 'Phone'); name one 'email' or 'email "
+        "address', or map one: --map email=HEADER (on the upload page: the Email select)"
+    )
