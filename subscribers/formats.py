@@ -676,13 +676,9 @@ def split_tags(cell: str, separator: str) -> list[str]:
     if not value:
         return []
     if value.startswith('"'):
-        parts = next(csv.reader([value], skipinitialspace=True), [])
+        parts = next(csv.reader([value], skipinitialspace=True))
     else:
         # No separator known (a file of no known tool): `;` if the cell has one, else `,`.
         parts = value.split(separator or (";" if ";" in value else ","))
-    tags: dict[str, None] = {}
-    for part in parts:
-        tag = " ".join(_CONTROL.sub(" ", part).split())
-        if tag:
-            tags[tag] = None
-    return list(tags)
+    cleaned = (" ".join(_CONTROL.sub(" ", part).split()) for part in parts)
+    return list(dict.fromkeys(tag for tag in cleaned if tag))

@@ -307,16 +307,24 @@ def test_utf16_lines_that_are_broken_or_endless_are_refused_alone(
         + b"\x00\xd8"
         + "\n".encode("utf-16-le")
         + ("c@example.com," + "c" * 300 + "\n").encode("utf-16-le")
-        + "d@example.com,D\n".encode("utf-16-le")
+        # 95 characters: under the limit of 100 (200 bytes), so read as it is.
+        + ("d@example.com," + "d" * 80 + "\n").encode("utf-16-le")
+        + "e@example.com,E".encode("utf-16-le")  # the last line has no line end
     )
     path = tmp_path / "u16.csv"
     path.write_bytes(data)
-    report = importer.import_csv(path)
+    seen: list[int] = []
+    report = importer.import_csv(path, on_progress=seen.append)
     assert [(i.line, i.reason) for i in report.invalid] == [
         (3, "not valid UTF-16 text (save the file as CSV UTF-8)"),
         (4, "line longer than 200 bytes"),
     ]
-    assert set(db.scalars(select(Subscriber.email))) == {"a@example.com", "d@example.com"}
+    assert set(db.scalars(select(Subscriber.email))) == {
+        "a@example.com",
+        "d@example.com",
+        "e@example.com",
+    }
+    assert seen[-1] == len(data) - 2  # all but the byte-order mark
 
 
 def test_preview_reads_only_the_header_and_a_few_rows(db: Session, tmp_path: Path) -> None:
@@ -344,3 +352,23 @@ def test_preview_reads_only_the_header_and_a_few_rows(db: Session, tmp_path: Pat
     with pytest.raises(importer.ImportRefused, match="unknown format 'zzz'"):
         importer.preview(path, "zzz")
     assert _count(db) == 0
+
+
+def test_an_unknown_status_is_quoted_cut_short(db: Session, tmp_path: Path) -> None:
+    word = "w" * 100
+    report = _report(tmp_path, f"email,status\na@example.com,{word}\n")
+    [row] = report["invalid"]
+    assert row["reason"].startswith(f"unknown status '{'w' * 60}' in column 'status' for a CSV")
+
+
+def test_every_row_is_accounted_for_once(db: Session, tmp_path: Path) -> None:
+    from subscribers import importer
+    from tests.subscribers.exports import KIT
+
+    path = tmp_path / KIT.filename
+    path.write_bytes(KIT.content())
+    first = importer.import_csv(path)
+    assert (first.imported, first.kept_out, first.accounted()) == (3, 3, 6)
+    path.write_bytes(KIT.content().replace(b"Al,al@kit", b"Alan,al@kit"))
+    again = importer.import_csv(path)
+    assert (again.updated, again.kept_out, again.skipped, again.accounted()) == (1, 3, 2, 6)
