@@ -658,7 +658,7 @@ def parse_time(cell: str) -> datetime | None:
     if value.isdigit() and 9 <= len(value) <= 11:
         return datetime.fromtimestamp(int(value), UTC)
     try:
-        parsed = datetime.fromisoformat(value.replace(" UTC", "").replace(" Z", "Z"))
+        parsed = datetime.fromisoformat(value.replace(" UTC", ""))
     except ValueError:
         return None
     if parsed.tzinfo is None:

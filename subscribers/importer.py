@@ -144,9 +144,7 @@ class ImportReport:
         if entry is None:
             entry = self.outcomes[key] = Outcome()
         entry.count += len(lines)
-        room = MAX_LINES_LISTED - len(entry.lines)
-        if room > 0:
-            entry.lines.extend(lines[:room])
+        entry.lines.extend(lines[: MAX_LINES_LISTED - len(entry.lines)])
 
     def skip(self, reason: str, line: int) -> None:
         self.skipped += 1
