@@ -57,6 +57,11 @@ def mailable_ids_select() -> Select[int]:
     )
 
 
+def mailable_count(session: Session) -> int:
+    """How many people a send started now would go to."""
+    return session.scalar(select(func.count()).select_from(mailable_ids_select().subquery())) or 0
+
+
 # --- single subscribers ---------------------------------------------------------------------
 
 
