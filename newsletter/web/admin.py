@@ -89,13 +89,14 @@ def _descending(sort: Any, raw: str) -> bool:
 def _cursor(sort: Any, after: str, after_id: int) -> Any:
     from subscribers.repository import Cursor, SortKey
 
+    after = _clean(after, "after", 1000)
     if after_id <= 0:
         return None
     if sort is SortKey.JOINED:
         return Cursor(None, after_id)
     if sort is SortKey.STATUS:
         return Cursor(_status(after), after_id)
-    return Cursor(_clean(after, "after", 1000), after_id)
+    return Cursor(after, after_id)
 
 
 @router.get("/subscribers", response_class=HTMLResponse)
@@ -410,7 +411,7 @@ def suppressions(
         if looked_up:
             try:
                 email_hash, found = service.suppression_of(session, looked_up)
-                lookup = {"address": looked_up, "hash": email_hash, "row": found}
+                lookup = {"address": looked_up, "hash": email_hash, "row": found, "error": None}
             except InvalidAddress as exc:
                 lookup = {"address": looked_up, "error": str(exc)}
         rows = subscribers_repository.suppressions_page(
@@ -430,7 +431,7 @@ def suppressions(
         request,
         "web/admin/suppressions.html",
         context,
-        status_code=400 if lookup and "error" in lookup else 200,
+        status_code=400 if lookup and lookup["error"] else 200,
     )
 
 
