@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy.orm import Session
 
@@ -25,13 +25,19 @@ COLUMNS = [
 ]
 
 
-def csv_rows(session: Session, status: SubscriberStatus | None = None) -> Iterator[list[str]]:
+def csv_rows(
+    session: Session,
+    status: SubscriberStatus | None = None,
+    *,
+    search: str | None = None,
+    ids: Sequence[int] | None = None,
+) -> Iterator[list[str]]:
     """The header, then one row per subscriber, streamed (a million rows never sit in memory).
 
     Every cell that a stranger could have typed goes through spreadsheet_safe: a name such as
     "=HYPERLINK(…)" must not run as a formula in the admin's spreadsheet."""
     yield COLUMNS
-    for subscriber in repository.list_subscribers(session, status=status):
+    for subscriber in repository.list_subscribers(session, status=status, search=search, ids=ids):
         data = service.to_json(subscriber)
         consent = data["consent"]
         yield [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,12 +15,16 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    column,
     delete,
     exists,
     func,
+    literal,
     or_,
     select,
+    table,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -28,6 +33,7 @@ from sqlalchemy.orm import Session
 from newsletter.orm import utcnow
 from newsletter.sending.models import Delivery
 from newsletter.tracking.models import TrackingEvent, Vote
+from subscribers import search as search_index
 from subscribers.models import Subscriber, SubscriberStatus, SubscriberTag, Suppression
 
 # Statuses that mean "this address left": never mailed, never reactivated by an import.
@@ -49,6 +55,11 @@ def mailable_ids_select() -> Select[int]:
         Subscriber.paused.is_(False),
         _not_suppressed(),
     )
+
+
+def mailable_count(session: Session) -> int:
+    """How many people a send started now would go to."""
+    return session.scalar(select(func.count()).select_from(mailable_ids_select().subquery())) or 0
 
 
 # --- single subscribers ---------------------------------------------------------------------
@@ -212,6 +223,73 @@ def activity(session: Session, subscriber_id: int) -> dict[str, list[dict[str, A
     }
 
 
+HISTORY_ROWS = 200  # per kind, newest first: a page, not an export (that is personal_data)
+
+
+def history(session: Session, subscriber_id: int) -> dict[str, list[dict[str, Any]]]:
+    """A person's mail for the admin page, newest first: deliveries with their issue's week,
+    opens and clicks (with the link's label), and votes with the matchup."""
+    from newsletter.issues.models import Issue, IssueLink
+    from newsletter.matchups.models import Matchup, MatchupTool
+
+    deliveries = session.execute(
+        select(Delivery.id, Issue.week, Delivery.issue_id, Delivery.status, Delivery.sent_at)
+        .join(Issue, Issue.id == Delivery.issue_id)
+        .where(Delivery.subscriber_id == subscriber_id)
+        .order_by(Delivery.id.desc())
+        .limit(HISTORY_ROWS)
+    ).all()
+    events = session.execute(
+        select(
+            TrackingEvent.type,
+            Issue.week,
+            TrackingEvent.occurred_at,
+            TrackingEvent.machine,
+            IssueLink.label,
+            IssueLink.url,
+        )
+        .join(Delivery, Delivery.id == TrackingEvent.delivery_id)
+        .join(Issue, Issue.id == Delivery.issue_id)
+        .outerjoin(
+            IssueLink,
+            and_(
+                IssueLink.issue_id == TrackingEvent.issue_id,
+                IssueLink.key == TrackingEvent.link_key,
+            ),
+        )
+        .where(Delivery.subscriber_id == subscriber_id)
+        .order_by(TrackingEvent.occurred_at.desc(), TrackingEvent.id.desc())
+        .limit(HISTORY_ROWS)
+    ).all()
+    votes = session.execute(
+        select(Matchup.title, MatchupTool.name.label("tool"), Vote.voted_at, Vote.machine)
+        .join(Matchup, Matchup.id == Vote.matchup_id)
+        .join(
+            MatchupTool,
+            and_(MatchupTool.matchup_id == Vote.matchup_id, MatchupTool.position == Vote.tool),
+        )
+        .where(Vote.subscriber_id == subscriber_id)
+        .order_by(Vote.voted_at.desc())
+        .limit(HISTORY_ROWS)
+    ).all()
+    return {
+        "deliveries": [dict(row._mapping) for row in deliveries],
+        "events": [dict(row._mapping) for row in events],
+        "votes": [dict(row._mapping) for row in votes],
+    }
+
+
+def rename(session: Session, subscriber_id: int, name: str) -> bool:
+    changed = session.execute(
+        update(Subscriber)
+        .where(Subscriber.id == subscriber_id)
+        .values(name=name, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    session.expire_all()
+    return bool(changed)
+
+
 # --- the list -------------------------------------------------------------------------------
 
 
@@ -221,16 +299,13 @@ def list_subscribers(
     status: SubscriberStatus | None = None,
     search: str | None = None,
     limit: int | None = None,
+    ids: Sequence[int] | None = None,
 ) -> Iterator[Subscriber]:
     """Streams the list in id order (an export of a large list never sits in memory)."""
-    stmt = select(Subscriber).order_by(Subscriber.id)
-    if status is not None:
-        stmt = stmt.where(Subscriber.status == status)
-    if search:
-        pattern = f"%{search.strip().lower()}%"
-        stmt = stmt.where(
-            or_(Subscriber.email.like(pattern), func.lower(Subscriber.name).like(pattern))
-        )
+    stmt, _ = _filtered(session, select(Subscriber), status, _term(search))
+    stmt = stmt.order_by(Subscriber.id)
+    if ids is not None:
+        stmt = stmt.where(Subscriber.id.in_(list(ids)))
     if limit is not None:
         stmt = stmt.limit(limit)
     yield from session.scalars(stmt.execution_options(yield_per=2000))
@@ -480,16 +555,90 @@ def rename_many(session: Session, names: list[dict[str, Any]]) -> int:
     return int(result.rowcount)
 
 
-# Keyset pages for the admin list, written for a list of a million: newest first by primary
-# key, `id < :before` instead of OFFSET (page 20,000 costs what page 1 costs), an email search
-# that is a range on the unique email index (addresses are stored lower-cased), and a name search
-# that scans newest-first and stops at the first page of hits.
-# Above every character an address can contain, so [q, q + END) is "starts with q".
-_END = "\U0010ffff"
+# Keyset pages for the admin list, written for a list of a million: `(key, id) < (:key, :id)`
+# instead of OFFSET (page 20,000 costs what page 1 costs), each sort key backed by an index
+# ending in id, and substring search through the engine's trigram index (subscribers/search.py).
+
+
+class SortKey(enum.StrEnum):
+    # "Date joined" is the id: a row is inserted when the person joins (created_at is set then
+    # and never changed), so id order is join order and needs no index of its own.
+    JOINED = "joined"
+    EMAIL = "email"
+    NAME = "name"
+    STATUS = "status"
+
+
+_SORT_COLUMNS: dict[SortKey, Any] = {
+    SortKey.EMAIL: Subscriber.email,
+    SortKey.NAME: Subscriber.name,
+    SortKey.STATUS: Subscriber.status,
+}
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ends: the sort key's value (None for JOINED) and the id, the tie-break."""
+
+    key: Any
+    id: int
 
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+_fts_present: dict[str, bool] = {}
+
+
+def _fts_ready(session: Session) -> bool:
+    """True if this SQLite database has the trigram table (a SQLite older than 3.34 has not)."""
+    bind = session.get_bind()
+    key = str(bind.engine.url)
+    if key not in _fts_present:
+        found = session.execute(
+            text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"),
+            {"name": search_index.FTS_TABLE},
+        ).first()
+        _fts_present[key] = found is not None
+    return _fts_present[key]
+
+
+def _fts_phrase(term: str) -> str:
+    # One FTS5 string: inside double quotes every character is literal (a doubled quote is one).
+    return '"' + term.replace('"', '""') + '"'
+
+
+_fts = table(search_index.FTS_TABLE, column("rowid"))
+
+
+def _filtered(
+    session: Session, stmt: Select[Any], status: SubscriberStatus | None, term: str
+) -> tuple[Select[Any], Any]:
+    """The list filter on a SELECT over subscribers; returns it and the id column to page by
+    (the FTS table's rowid when the search drives the query, so FTS5 walks it in order)."""
+    if status is not None:
+        stmt = stmt.where(Subscriber.status == status)
+    if not term:
+        return stmt, Subscriber.id
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite" and len(term) >= search_index.MIN_INDEXED_CHARS and _fts_ready(session):
+        stmt = stmt.join(_fts, _fts.c.rowid == Subscriber.id).where(
+            text(f"{search_index.FTS_TABLE} MATCH :phrase").bindparams(phrase=_fts_phrase(term))
+        )
+        return stmt, _fts.c.rowid
+    pattern = f"%{_escape_like(term)}%"
+    # Addresses are stored lower-cased, so LIKE on the lowered term is exact. SQLite's LIKE
+    # ignores ASCII case already; PostgreSQL needs ILIKE for names (pg_trgm's GIN serves both).
+    if dialect == "sqlite":
+        named = Subscriber.name.like(pattern, escape="\\")
+    else:
+        named = Subscriber.name.ilike(pattern, escape="\\")
+    return stmt.where(or_(Subscriber.email.like(pattern, escape="\\"), named)), Subscriber.id
+
+
+def _term(search_text: str | None) -> str:
+    return (search_text or "").strip().lower()
 
 
 def subscribers_page(
@@ -499,28 +648,63 @@ def subscribers_page(
     search: str | None = None,
     before_id: int | None = None,
     limit: int = 50,
+    sort: SortKey = SortKey.JOINED,
+    descending: bool = True,
+    after: Cursor | None = None,
 ) -> list[Subscriber]:
-    stmt = select(Subscriber).order_by(Subscriber.id.desc()).limit(limit)
-    if before_id:
-        stmt = stmt.where(Subscriber.id < before_id)
-    if status is not None:
-        stmt = stmt.where(Subscriber.status == status)
-    term = (search or "").strip().lower()
-    if term:
-        starts = and_(Subscriber.email >= term, Subscriber.email < term + _END)
-        if "@" in term:
-            stmt = stmt.where(starts)
-        else:
-            pattern = f"%{_escape_like(term)}%"
-            # SQLite's LIKE already ignores ASCII case (and its lower() folds only ASCII too), so
-            # a plain LIKE finds the same rows about four times faster on a full scan; other
-            # engines need ILIKE.
-            if session.get_bind().dialect.name == "sqlite":
-                named = Subscriber.name.like(pattern, escape="\\")
-            else:
-                named = Subscriber.name.ilike(pattern, escape="\\")
-            stmt = stmt.where(or_(starts, named))
-    return list(session.scalars(stmt))
+    """One page of the list under a filter and a sort; `after` is the last row of the page
+    before (`before_id` is the same for the default newest-first order)."""
+    if after is None and before_id:
+        after = Cursor(None, before_id)
+    stmt, id_column = _filtered(session, select(Subscriber), status, _term(search))
+    key = _SORT_COLUMNS.get(sort)
+
+    def order(column: Any) -> Any:
+        return column.desc() if descending else column.asc()
+
+    if key is None:
+        stmt = stmt.order_by(order(id_column))
+        if after is not None:
+            stmt = stmt.where(id_column < after.id if descending else id_column > after.id)
+    else:
+        stmt = stmt.order_by(order(key), order(id_column))
+        if after is not None:
+            pair, mark = tuple_(key, id_column), tuple_(literal(after.key, key.type), after.id)
+            stmt = stmt.where(pair < mark if descending else pair > mark)
+    return list(session.scalars(stmt.limit(limit)))
+
+
+def count_matching(
+    session: Session,
+    *,
+    status: SubscriberStatus | None = None,
+    search: str | None = None,
+    ids: Sequence[int] | None = None,
+    cap: int | None = None,
+) -> int:
+    """How many rows the filter matches, counting at most `cap` (a common search term on a
+    million rows would otherwise cost a full count on every page)."""
+    stmt, _ = _filtered(session, select(Subscriber.id), status, _term(search))
+    if ids is not None:
+        stmt = stmt.where(Subscriber.id.in_(list(ids)))
+    if cap is not None:
+        stmt = stmt.limit(cap)
+    return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+
+
+def matching_ids(
+    session: Session,
+    *,
+    status: SubscriberStatus | None = None,
+    search: str | None = None,
+    ids: Sequence[int] | None = None,
+    limit: int,
+) -> list[int]:
+    """Ids under the filter (and among `ids` when a selection is given), oldest first."""
+    stmt, id_column = _filtered(session, select(Subscriber.id), status, _term(search))
+    if ids is not None:
+        stmt = stmt.where(Subscriber.id.in_(list(ids)))
+    return list(session.scalars(stmt.order_by(id_column).limit(limit)))
 
 
 def suppressions_page(

@@ -22,7 +22,7 @@ from newsletter.security.signing import sign, unsign
 from newsletter.sending import repository as sending_repository
 from subscribers import repository
 from subscribers.addresses import address_hash, normalise
-from subscribers.models import Subscriber, SubscriberStatus
+from subscribers.models import Subscriber, SubscriberStatus, Suppression
 
 CONFIRM_PURPOSE = "confirm"
 SUBSCRIBER_PURPOSE = "subscriber"
@@ -355,6 +355,57 @@ def erase(session: Session, subscriber_id: int) -> bool:
     repository.mark_erased(session, subscriber.email_hash, subscriber.email)
     repository.delete_subscriber(session, subscriber.id)
     return True
+
+
+class BulkAction(enum.StrEnum):
+    UNSUBSCRIBE = "unsubscribe"
+    PAUSE = "pause"
+    RESUME = "resume"
+    ERASE = "erase"
+
+
+def apply_bulk(session: Session, action: BulkAction, subscriber_ids: list[int]) -> int:
+    """One action on many subscribers through the same steps as one at a time (suppression,
+    scrubbing), in the caller's transaction: all of them or, on an error, none. Returns how
+    many changed."""
+    changed = 0
+    for subscriber_id in subscriber_ids:
+        if action is BulkAction.UNSUBSCRIBE:
+            changed += unsubscribe(session, subscriber_id, reason="admin")
+        elif action is BulkAction.ERASE:
+            changed += erase(session, subscriber_id)
+        else:
+            set_paused(session, subscriber_id, action is BulkAction.PAUSE)
+            changed += 1
+    return changed
+
+
+NAME_CHARS = 200
+
+
+def rename(session: Session, subscriber_id: int, raw_name: str) -> str:
+    """The admin corrects a name; returns it as stored (one line, trimmed)."""
+    name = clean_name(raw_name)
+    if len(name) > NAME_CHARS:
+        raise SubscriberError(f"the name is {len(name)} characters; at most {NAME_CHARS}")
+    if not repository.rename(session, subscriber_id, name):
+        raise SubscriberError(f"no subscriber {subscriber_id} (erased?)")
+    return name
+
+
+def suppression_of(session: Session, raw_email: str) -> tuple[str, Suppression | None]:
+    """Look an address up on the suppression list (which holds only its keyed hash)."""
+    email_hash = address_hash(normalise(raw_email))
+    return email_hash, repository.suppression_for(session, email_hash)
+
+
+def suppress_by_hand(session: Session, raw_email: str, note: str) -> bool:
+    """An admin adds an address (a role account, someone who asked by phone). False if it was
+    already suppressed (the first reason recorded stays)."""
+    email_hash, existing = suppression_of(session, raw_email)
+    if existing is None:
+        repository.suppress(session, email_hash, "manual", clean_name(note)[:500])
+    return existing is None
 
 
 # --- reading --------------------------------------------------------------------------------

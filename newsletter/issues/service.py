@@ -7,9 +7,10 @@ second scheduler cannot move an issue twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -110,10 +111,19 @@ def build(session: Session, week: str | None = None, *, now: datetime | None = N
     return BuildResult(require(session, issue.id), refreshed=True)
 
 
-def _apply_order(items: list[IssueMatchup], matchups: dict[int, Matchup]) -> None:
+class _Placed(Protocol):
+    """What ordering reads and writes: a saved IssueMatchup, or a draft's unsaved copy."""
+
+    matchup_id: int
+    excluded: bool
+    position_override: int | None
+    position: int
+
+
+def _apply_order(items: Sequence[_Placed], matchups: dict[int, Matchup]) -> None:
     """Most decisive first; an editor's pinned positions win; excluded ones go last."""
 
-    def decisive(item: IssueMatchup) -> tuple[int, datetime, int]:
+    def decisive(item: _Placed) -> tuple[int, datetime, int]:
         matchup = matchups[item.matchup_id]
         return (-verdicts.panel_gap(matchup), matchup.published_at, matchup.id)
 
@@ -245,6 +255,105 @@ def edit_matchup(
     return reopened
 
 
+def move_matchup(session: Session, issue_id: int, slug: str, step: int) -> bool:
+    """Move a matchup one place up (step -1) or down (+1) among the included ones. The editor
+    has chosen an order by hand, so every included matchup is pinned where it now stands.
+    Returns True if an approval was withdrawn."""
+    issue = require(session, issue_id)
+    matchups = repository.matchups_of(session, issue)
+    included = [i for i in issue.items if not i.excluded]
+    index = next((n for n, i in enumerate(included) if matchups[i.matchup_id].slug == slug), None)
+    if index is None:
+        raise IssueError(f"matchup {slug!r} is not among the included matchups of issue {issue_id}")
+    target = index + step
+    if step not in (-1, 1) or not 0 <= target < len(included):
+        return False
+    reopened = _editable(session, issue)
+    issue = require(session, issue_id)
+    order = [i for i in issue.items if not i.excluded]
+    order[index], order[target] = order[target], order[index]
+    for position, item in enumerate(order, start=1):
+        item.position_override = position
+    session.flush()
+    _reorder(session, issue)
+    return reopened
+
+
+@dataclass
+class MatchupDraft:
+    summary: str | None = None  # None: as saved; "": back to the computed text
+    position: int | None = None  # None: as saved; 0: unpinned
+    excluded: bool | None = None
+
+
+@dataclass
+class Draft:
+    """The editor's form as typed and not saved: what the live preview renders."""
+
+    subject: str | None = None
+    preheader: str | None = None
+    intro: str | None = None
+    matchups: dict[str, MatchupDraft] = field(default_factory=dict)
+
+
+@dataclass
+class _DraftItem:
+    matchup_id: int
+    excluded: bool
+    position_override: int | None
+    position: int
+    summary_override: str | None
+
+
+def draft_preview(session: Session, issue_id: int, draft: Draft) -> tuple[str, str]:
+    """(html, text) of the issue as it would read with the draft's edits, rendered without
+    writing anything: no override saved, no link recorded, nothing frozen. Untracked, so the
+    preview's links go where a reader's finally land."""
+    issue = require(session, issue_id)
+    matchups = repository.matchups_of(session, issue)
+    by_slug = {matchups[i.matchup_id].slug: i for i in issue.items}
+    unknown = sorted(set(draft.matchups) - set(by_slug))
+    if unknown:
+        raise IssueError(f"matchup {unknown[0]!r} is not in issue {issue_id}")
+    items = []
+    for slug, item in by_slug.items():
+        edit = draft.matchups.get(slug, MatchupDraft())
+        summary = item.summary_override
+        if edit.summary is not None:
+            summary = _override(edit.summary, single_line=False, limit=0)
+        position = item.position_override
+        if edit.position is not None:
+            position = edit.position or None
+        excluded = item.excluded if edit.excluded is None else edit.excluded
+        items.append(_DraftItem(item.matchup_id, excluded, position, item.position, summary))
+    _apply_order(items, matchups)
+    items.sort(key=lambda i: i.position)
+    values = {
+        "subject": _override(draft.subject, single_line=True, limit=verdicts.SUBJECT_CHARS + 60),
+        "preheader": _override(
+            draft.preheader, single_line=True, limit=verdicts.PREHEADER_CHARS + 60
+        ),
+        "intro": _override(draft.intro, single_line=False, limit=0),
+    }
+    shown = _content(
+        session,
+        issue.week,
+        items,
+        matchups,
+        subject=values["subject"] if draft.subject is not None else issue.subject_override,
+        preheader=values["preheader"] if draft.preheader is not None else issue.preheader_override,
+        intro=values["intro"] if draft.intro is not None else issue.intro_override,
+    )
+    settings = get_settings()
+    rendered, _ = render_issue(
+        shown,
+        base_url=settings.newsletter_base_url,
+        site_url=settings.newsletter_site_url,
+        tracked=False,
+    )
+    return fill(rendered.html, SAMPLE_TOKEN), fill(rendered.text, SAMPLE_TOKEN)
+
+
 # --- content and rendering -----------------------------------------------------------------
 
 
@@ -255,11 +364,38 @@ def _community(session: Session, matchup: Matchup) -> CommunityVote | None:
     return CommunityVote(pct, 100 - pct, votes)
 
 
+class _Listed(Protocol):
+    matchup_id: int
+    excluded: bool
+    summary_override: str | None
+
+
 def content(session: Session, issue: Issue) -> IssueContent:
-    matchups = repository.matchups_of(session, issue)
-    included = [i for i in issue.items if not i.excluded]
+    return _content(
+        session,
+        issue.week,
+        issue.items,
+        repository.matchups_of(session, issue),
+        subject=issue.subject_override,
+        preheader=issue.preheader_override,
+        intro=issue.intro_override,
+    )
+
+
+def _content(
+    session: Session,
+    week: str,
+    items: Sequence[_Listed],
+    matchups: dict[int, Matchup],
+    *,
+    subject: str | None,
+    preheader: str | None,
+    intro: str | None,
+) -> IssueContent:
+    """The issue's words from its matchups in order, the editor's overrides winning."""
+    included = [i for i in items if not i.excluded]
     used_quotes: set[str] = set()
-    verdict_list: list[tuple[IssueMatchup, Verdict]] = []
+    verdict_list: list[tuple[_Listed, Verdict]] = []
     for item in included:
         matchup = matchups[item.matchup_id]
         found = verdicts.verdict(matchup, _community(session, matchup), used_quotes)
@@ -272,10 +408,10 @@ def content(session: Session, issue: Issue) -> IssueContent:
     more = [v for _, v in verdict_list[cap:]]
     all_verdicts = [v for _, v in verdict_list]
     return IssueContent(
-        week=issue.week,
-        subject=issue.subject_override or verdicts.subject_line(all_verdicts),
-        preheader=issue.preheader_override or verdicts.preheader_line(all_verdicts),
-        intro=issue.intro_override or verdicts.intro_text(all_verdicts),
+        week=week,
+        subject=subject or verdicts.subject_line(all_verdicts),
+        preheader=preheader or verdicts.preheader_line(all_verdicts),
+        intro=intro or verdicts.intro_text(all_verdicts),
         storylines=verdicts.storylines(all_verdicts),
         featured=featured,
         more=more,
@@ -393,6 +529,18 @@ def schedule(session: Session, issue_id: int, at: datetime) -> Issue:
         scheduled_at=at.astimezone(UTC),
     ):
         raise IssueError(f"issue {issue_id} changed state meanwhile; it was not scheduled")
+    return require(session, issue_id)
+
+
+def unschedule(session: Session, issue_id: int) -> Issue:
+    """scheduled -> approved: no send time, the approval and the frozen content stay."""
+    issue = require(session, issue_id)
+    if issue.status is not IssueStatus.SCHEDULED:
+        raise IssueError(f"issue {issue_id} is {issue.status.value}, not scheduled")
+    if not repository.transition(
+        session, issue_id, (IssueStatus.SCHEDULED,), IssueStatus.APPROVED, scheduled_at=None
+    ):
+        raise IssueError(f"issue {issue_id} changed state meanwhile; it was not unscheduled")
     return require(session, issue_id)
 
 

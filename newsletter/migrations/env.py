@@ -7,6 +7,7 @@ from alembic import context
 import newsletter.models  # noqa: F401  (registers every table on the metadata)
 from newsletter.db import get_engine
 from newsletter.orm import Base
+from subscribers.search import include_object
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
@@ -20,6 +21,7 @@ def _run(conn: object) -> None:
         target_metadata=Base.metadata,
         render_as_batch=True,
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

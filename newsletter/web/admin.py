@@ -12,8 +12,9 @@ import csv
 import io
 from collections.abc import Iterator
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from newsletter.db import transaction
@@ -43,41 +44,230 @@ def _status(raw: str | None) -> Any:
         raise HTTPException(status_code=400, detail=f"Unknown status {raw!r}.") from None
 
 
+# Counting every match of a common search term on a million rows costs more than the page:
+# beyond this the page says "more than 10,000".
+COUNT_CAP = 10_000
+# A bulk action runs in the request, in one transaction; past this the admin narrows the filter
+# (or repeats: a filter such as "status: active" shrinks as each run unsubscribes).
+BULK_LIMIT = 10_000
+MAX_START = 10**9
+
+
+def _clean(value: str, field: str, limit: int) -> str:
+    """A text input as the database can store it, or a 400 that names the field."""
+    if len(value) > limit:
+        raise HTTPException(status_code=400, detail=f"{field} is longer than {limit} characters.")
+    if "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise HTTPException(
+            status_code=400, detail=f"{field} contains a NUL or an unpaired surrogate character."
+        )
+    return value
+
+
+def _sort(raw: str) -> Any:
+    from subscribers.repository import SortKey
+
+    try:
+        return SortKey(raw or "joined")
+    except ValueError:
+        choices = ", ".join(k.value for k in SortKey)
+        raise HTTPException(
+            status_code=400, detail=f"Unknown sort {raw!r} (one of {choices})."
+        ) from None
+
+
+def _descending(sort: Any, raw: str) -> bool:
+    if raw not in ("", "asc", "desc"):
+        raise HTTPException(status_code=400, detail=f"Unknown order {raw!r} (asc or desc).")
+    # Newest first by default; names, addresses and statuses A to Z.
+    return raw == "desc" if raw else sort.value == "joined"
+
+
+def _cursor(sort: Any, after: str, after_id: int) -> Any:
+    from subscribers.repository import Cursor, SortKey
+
+    after = _clean(after, "after", 1000)
+    if after_id <= 0:
+        return None
+    if sort is SortKey.JOINED:
+        return Cursor(None, after_id)
+    if sort is SortKey.STATUS:
+        return Cursor(_status(after), after_id)
+    return Cursor(after, after_id)
+
+
 @router.get("/subscribers", response_class=HTMLResponse)
 def subscribers_list(
     request: Request,
     q: str = "",
     status: str = "",
-    before: int = 0,
+    sort: str = "",
+    order: str = "",
+    after: str = "",
+    after_id: Annotated[int, Query(ge=0)] = 0,
+    before: Annotated[int, Query(ge=0)] = 0,
+    start: Annotated[int, Query(ge=0, le=MAX_START)] = 0,
 ) -> Response:
     from subscribers import repository
     from subscribers.models import SubscriberStatus
 
-    wanted = _status(status)
-    query = q.strip()[:200]
+    wanted = _status(_clean(status, "status", 32))
+    query = _clean(q, "The search", 200).strip()
+    key = _sort(sort)
+    descending = _descending(key, order)
+    cursor = _cursor(key, after, after_id or before)
+    if cursor is None:
+        start = 0
     with transaction() as session:
-        rows = list(
-            subscribers_repository.subscribers_page(
-                session, status=wanted, search=query or None, before_id=before, limit=PAGE_SIZE + 1
-            )
+        rows = repository.subscribers_page(
+            session,
+            status=wanted,
+            search=query or None,
+            sort=key,
+            descending=descending,
+            after=cursor,
+            limit=PAGE_SIZE + 1,
         )
-        # Counting a million rows costs more than the page itself: only the plain first page
-        # (where an admin looks at the list as a whole) shows the totals.
-        overview = not (query or wanted or before)
-        counts = repository.status_counts(session) if overview else None
+        # Without a search the status counts (one GROUP BY on the status index) are exact;
+        # a search counts its matches up to COUNT_CAP.
+        counts = repository.status_counts(session)
+        if query:
+            total = repository.count_matching(
+                session, status=wanted, search=query, cap=COUNT_CAP + 1
+            )
+        else:
+            total = counts.get(wanted.value, 0) if wanted else sum(counts.values())
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
+    last = rows[-1] if more and rows else None
+    filters = {"q": query, "status": status, "sort": key.value, "order": order}
+    next_page = None
+    if last is not None:
+        value = "" if key.value == "joined" else str(getattr(last, key.value))
+        next_page = {**filters, "after": value, "after_id": last.id, "start": start + len(rows)}
     context = {
         "rows": rows,
         "q": query,
         "status": status,
         "statuses": [s.value for s in SubscriberStatus],
         "counts": counts,
-        "total": sum(counts.values()) if counts is not None else None,
-        "next_before": rows[-1].id if more and rows else None,
-        "paged": before > 0,
+        "total": total,
+        "capped": bool(query) and total > COUNT_CAP,
+        "first": start + 1 if rows else 0,
+        "last_shown": start + len(rows),
+        "sort": key.value,
+        "descending": descending,
+        "filters": filters,
+        "next_page": next_page,
+        "paged": cursor is not None,
+        "bulk_limit": BULK_LIMIT,
     }
     return render(request, "web/admin/subscribers.html", context)
+
+
+def _selection(raw: list[str] | None) -> list[int] | None:
+    if not raw:
+        return None
+    ids = []
+    for value in raw[: BULK_LIMIT + 1]:
+        if not value.isascii() or not value.isdigit() or len(value) > 18:
+            raise HTTPException(status_code=400, detail=f"{value[:40]!r} is not a subscriber id.")
+        ids.append(int(value))
+    if len(raw) > BULK_LIMIT:
+        raise HTTPException(
+            status_code=400, detail=f"At most {BULK_LIMIT:,} subscribers can be ticked at once."
+        )
+    return sorted(set(ids))
+
+
+@router.post("/subscribers/bulk", response_class=HTMLResponse)
+def bulk(
+    request: Request,
+    action: Annotated[str, Form(max_length=32)],
+    scope: Annotated[str, Form(max_length=16)] = "selected",
+    q: Annotated[str, Form()] = "",
+    status: Annotated[str, Form(max_length=32)] = "",
+    id: Annotated[list[str] | None, Form()] = None,
+    confirmed: Annotated[int | None, Form(ge=0, le=BULK_LIMIT)] = None,
+) -> Response:
+    """Two steps: the first POST shows how many subscribers the action would touch and asks;
+    the second (with `confirmed`, the count the admin saw) runs it, in one transaction."""
+    from subscribers import repository, service
+
+    try:
+        what = None if action == "export" else service.BulkAction(action)
+    except ValueError:
+        raise HTTPException(status_code=400, detail=f"Unknown bulk action {action!r}.") from None
+    if scope not in ("selected", "filter"):
+        raise HTTPException(status_code=400, detail="scope must be selected or filter.")
+    query = _clean(q, "The search", 200).strip()
+    wanted = _status(_clean(status, "status", 32))
+    chosen = _selection(id) if scope == "selected" else None
+    if scope == "selected" and chosen is None:
+        flash(request, "Tick at least one subscriber, or choose “everyone matching”.", "error")
+        return redirect("/admin/subscribers")
+    filters: dict[str, Any] = {"search": query or None, "status": wanted, "ids": chosen}
+    # An export only reads, so it has no size limit and streams whatever matches when it runs.
+    limit = None if what is None else BULK_LIMIT + 1
+    with transaction() as session:
+        ids = repository.matching_ids(session, limit=limit or 10, **filters)
+        count = (
+            repository.count_matching(session, status=wanted, search=query or None, ids=chosen)
+            if what is None
+            else len(ids)
+        )
+        too_many = what is not None and count > BULK_LIMIT
+        changed = confirmed is not None and what is not None and count != confirmed
+        if confirmed is None or too_many or changed:
+            sample = [s.email for s in repository.list_subscribers(session, ids=ids[:10])]
+            context = {
+                "action": action,
+                "scope": scope,
+                "q": query,
+                "status": status,
+                "ids": chosen or [],
+                "count": count,
+                "too_many": too_many,
+                "bulk_limit": BULK_LIMIT,
+                "sample": sample,
+                "changed_from": confirmed if changed else None,
+            }
+            return render(
+                request,
+                "web/admin/bulk_confirm.html",
+                context,
+                status_code=409 if changed else 200,
+            )
+        if what is None:
+            return _csv_download("subscribers-selection.csv", **filters)
+        done = service.apply_bulk(session, what, ids)
+    past = {"unsubscribe": "unsubscribed", "pause": "paused", "resume": "resumed"}
+    flash(request, f"{done:,} of {len(ids):,} subscribers {past.get(action, 'erased')}.")
+    return redirect("/admin/subscribers")
+
+
+def _csv_download(
+    name: str, *, status: Any = None, search: str | None = None, ids: list[int] | None = None
+) -> StreamingResponse:
+    def rows() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        with transaction() as session:
+            for count, row in enumerate(
+                list_export.csv_rows(session, status, search=search, ids=ids)
+            ):
+                writer.writerow(row)
+                if count % 1000 == 999:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+        yield buffer.getvalue()
+
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @router.post("/subscribers")
@@ -101,26 +291,8 @@ def add_subscriber(
 
 @router.get("/subscribers/export.csv")
 def export(status: str = "") -> StreamingResponse:
-    wanted = _status(status)
-
-    def rows() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        with transaction() as session:
-            for count, row in enumerate(list_export.csv_rows(session, wanted)):
-                writer.writerow(row)
-                if count % 1000 == 999:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-        yield buffer.getvalue()
-
-    name = f"subscribers-{status or 'all'}.csv"
-    return StreamingResponse(
-        rows(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    wanted = _status(_clean(status, "status", 32))
+    return _csv_download(f"subscribers-{status or 'all'}.csv", status=wanted)
 
 
 @router.get("/subscribers/{subscriber_id}", response_class=HTMLResponse)
@@ -132,7 +304,32 @@ def subscriber_page(request: Request, subscriber_id: int) -> Response:
         if subscriber is None:
             raise HTTPException(status_code=404, detail="No such subscriber (erased?).")
         data = service.to_json(subscriber)
-    return render(request, "web/admin/subscriber.html", {"s": data})
+        history = repository.history(session, subscriber_id)
+        suppressed = repository.suppression_for(session, subscriber.email_hash)
+    context = {
+        "s": data,
+        "history": history,
+        "suppressed": suppressed,
+        "name_chars": service.NAME_CHARS,
+        "history_rows": repository.HISTORY_ROWS,
+    }
+    return render(request, "web/admin/subscriber.html", context)
+
+
+@router.post("/subscribers/{subscriber_id}/name")
+def rename(
+    request: Request, subscriber_id: int, name: Annotated[str, Form(max_length=1000)] = ""
+) -> Response:
+    from subscribers import service
+
+    cleaned = _clean(name, "The name", 1000)
+    try:
+        with transaction() as session:
+            stored = service.rename(session, subscriber_id, cleaned)
+        flash(request, f"Name saved: {stored}." if stored else "Name cleared.")
+    except service.SubscriberError as exc:
+        flash(request, str(exc), "error")
+    return redirect(f"/admin/subscribers/{subscriber_id}")
 
 
 @router.post("/subscribers/{subscriber_id}/unsubscribe")
@@ -158,8 +355,21 @@ def erase(request: Request, subscriber_id: int) -> Response:
 
 
 @router.get("/suppressions", response_class=HTMLResponse)
-def suppressions(request: Request, before: int = 0) -> Response:
+def suppressions(
+    request: Request, before: Annotated[int, Query(ge=0)] = 0, address: str = ""
+) -> Response:
+    from subscribers import service
+    from subscribers.addresses import InvalidAddress
+
+    looked_up = _clean(address, "The address", 320).strip()
+    lookup: dict[str, Any] | None = None
     with transaction() as session:
+        if looked_up:
+            try:
+                email_hash, found = service.suppression_of(session, looked_up)
+                lookup = {"address": looked_up, "hash": email_hash, "row": found, "error": None}
+            except InvalidAddress as exc:
+                lookup = {"address": looked_up, "error": str(exc)}
         rows = subscribers_repository.suppressions_page(
             session, before_id=before, limit=PAGE_SIZE + 1
         )
@@ -171,8 +381,39 @@ def suppressions(request: Request, before: int = 0) -> Response:
         "total": total,
         "next_before": rows[-1].id if more and rows else None,
         "paged": before > 0,
+        "lookup": lookup,
     }
-    return render(request, "web/admin/suppressions.html", context)
+    return render(
+        request,
+        "web/admin/suppressions.html",
+        context,
+        status_code=400 if lookup and lookup["error"] else 200,
+    )
+
+
+@router.post("/suppressions")
+def add_suppression(
+    request: Request,
+    address: Annotated[str, Form(max_length=320)],
+    note: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    from subscribers import service
+    from subscribers.addresses import InvalidAddress
+
+    raw = _clean(address, "The address", 320).strip()
+    try:
+        with transaction() as session:
+            added = service.suppress_by_hand(session, raw, _clean(note, "note", 500))
+        flash(
+            request,
+            f"{raw} is now suppressed: it is never mailed, and no import brings it back."
+            if added
+            else f"{raw} was already suppressed; its first reason stays.",
+        )
+    except InvalidAddress as exc:
+        flash(request, str(exc), "error")
+        return redirect("/admin/suppressions")
+    return redirect(f"/admin/suppressions?address={quote(raw)}")
 
 
 # --- staff users -------------------------------------------------------------------------------

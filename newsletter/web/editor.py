@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from sqlalchemy.orm import Session
 
 from newsletter.db import transaction
@@ -55,8 +56,11 @@ def _progress(session: Session, issue_id: int) -> dict[str, int]:
     return counts
 
 
-def _act(request: Request, issue_id: int, action: Callable[[Session], str]) -> Response:
-    """Run one state change in its own transaction and come back to the issue page."""
+def _act(
+    request: Request, issue_id: int, action: Callable[[Session], str], anchor: str = "actions-h"
+) -> Response:
+    """Run one state change in its own transaction and come back to the issue page, scrolled
+    to the section the editor was working in."""
     try:
         with transaction() as session:
             _issue_or_404(session, issue_id)
@@ -64,7 +68,7 @@ def _act(request: Request, issue_id: int, action: Callable[[Session], str]) -> R
         flash(request, message)
     except (issues.IssueError, SendError) as exc:
         flash(request, str(exc), "error")
-    return redirect(f"/admin/issues/{issue_id}")
+    return redirect(f"/admin/issues/{issue_id}#{quote(anchor)}")
 
 
 @router.get("", include_in_schema=False)
@@ -128,7 +132,7 @@ def issue_page(request: Request, issue_id: int, staff: Staff) -> Response:
     with transaction() as session:
         issue = _issue_or_404(session, issue_id)
         content = issues.content(session, issue)
-        _, text = issues.preview(session, issue_id)
+        _, text = _saved_preview(session, issue)
         progress = (
             _progress(session, issue_id) if issue.status in (*LIVE, IssueStatus.SENT) else None
         )
@@ -152,12 +156,19 @@ def issue_page(request: Request, issue_id: int, staff: Staff) -> Response:
     return render(request, "web/editor/issue.html", context)
 
 
+def _saved_preview(session: Session, issue: Issue) -> tuple[str, str]:
+    # A draft is rendered as it stands without recording its links (a page view must not
+    # write); a frozen issue shows what will be sent.
+    if issue.status is IssueStatus.DRAFT:
+        return issues.draft_preview(session, issue.id, issues.Draft())
+    return issues.preview(session, issue.id)
+
+
 @router.get("/issues/{issue_id}/preview.html")
 def preview_html(issue_id: int) -> Response:
     """The email exactly as a subscriber's client gets it, for the preview frames."""
     with transaction() as session:
-        _issue_or_404(session, issue_id)
-        html, _ = issues.preview(session, issue_id)
+        html, _ = _saved_preview(session, _issue_or_404(session, issue_id))
     return HTMLResponse(
         html, headers={"Content-Security-Policy": EMAIL_PREVIEW_CSP, "Cache-Control": "no-store"}
     )
@@ -171,16 +182,13 @@ def progress_json(issue_id: int) -> JSONResponse:
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
-@router.post("/issues/{issue_id}/edit")
-def edit(
-    request: Request,
-    issue_id: int,
+def _draft_form(
     subject: Annotated[str, Form(max_length=500)] = "",
     preheader: Annotated[str, Form(max_length=500)] = "",
     intro: Annotated[str, Form(max_length=5000)] = "",
-    original_subject: Annotated[str, Form()] = "",
-    original_preheader: Annotated[str, Form()] = "",
-    original_intro: Annotated[str, Form()] = "",
+    original_subject: Annotated[str, Form(max_length=500)] = "",
+    original_preheader: Annotated[str, Form(max_length=500)] = "",
+    original_intro: Annotated[str, Form(max_length=5000)] = "",
     slug: Annotated[list[str] | None, Form()] = None,
     summary: Annotated[list[str] | None, Form()] = None,
     original_summary: Annotated[list[str] | None, Form()] = None,
@@ -188,67 +196,158 @@ def edit(
     original_position: Annotated[list[str] | None, Form()] = None,
     excluded: Annotated[list[str] | None, Form()] = None,
     was_excluded: Annotated[list[str] | None, Form()] = None,
-) -> Response:
+) -> issues.Draft:
+    """The edit form as a draft: only what the editor changed (a field whose text differs
+    from the one the page showed); untouched text stays computed. The live preview and the
+    save read the form the same way."""
     slugs = slug or []
     summaries, originals = summary or [], original_summary or []
-    positions, original_positions = position or [], original_position or []
+    # Positions are optional: the page reorders with buttons, older forms and scripts type them.
+    positions = position or [""] * len(slugs)
+    original_positions = original_position or [""] * len(slugs)
     if not (
         len(slugs) == len(summaries) == len(originals) == len(positions) == len(original_positions)
     ):
         raise HTTPException(
             status_code=400, detail="The matchup fields of this form do not line up."
         )
+    texts = [subject, preheader, intro, *slugs, *summaries, *(excluded or [])]
+    if any(_unstorable(value) for value in texts) or len(slugs) > 200:
+        raise HTTPException(
+            status_code=400,
+            detail="The form has a NUL or an unpaired surrogate character, or too many matchups.",
+        )
+    if any(len(value) > 20_000 for value in summaries):
+        raise HTTPException(status_code=400, detail="A summary is longer than 20,000 characters.")
     leave_out, left_out = set(excluded or []), set(was_excluded or [])
+    draft = issues.Draft()
+    for name, value, before in (
+        ("subject", subject, original_subject),
+        ("preheader", preheader, original_preheader),
+        ("intro", intro, original_intro),
+    ):
+        if value.strip() != before.strip():
+            setattr(draft, name, value.strip())
+    for index, matchup_slug in enumerate(slugs):
+        edit = issues.MatchupDraft()
+        if summaries[index].strip() != originals[index].strip():
+            edit.summary = summaries[index]
+        if positions[index].strip() != original_positions[index].strip():
+            edit.position = _position(positions[index], matchup_slug)
+        if (matchup_slug in leave_out) != (matchup_slug in left_out):
+            edit.excluded = matchup_slug in leave_out
+        if edit != issues.MatchupDraft():
+            draft.matchups[matchup_slug] = edit
+    return draft
+
+
+def _unstorable(value: str) -> bool:
+    return "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+
+
+DraftForm = Annotated[issues.Draft, Depends(_draft_form)]
+
+
+def _save(session: Session, issue_id: int, draft: issues.Draft) -> tuple[int, bool]:
+    """Store the draft's changes; (how many things changed, whether approval was withdrawn)."""
+    edits, reopened = 0, False
+    fields = {
+        name: value
+        for name in ("subject", "preheader", "intro")
+        if (value := getattr(draft, name)) is not None
+    }
+    if fields:
+        edits += 1
+        reopened |= issues.edit_issue(session, issue_id, **fields)
+    for matchup_slug, edit in draft.matchups.items():
+        edits += 1
+        reopened |= issues.edit_matchup(
+            session,
+            issue_id,
+            matchup_slug,
+            summary=edit.summary,
+            position=edit.position,
+            excluded=edit.excluded,
+        )
+    return edits, reopened
+
+
+@router.post("/issues/{issue_id}/edit")
+def edit(
+    request: Request,
+    issue_id: int,
+    draft: DraftForm,
+    move: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    """Save the form. `move` ("SLUG up", "SLUG down" or "auto") is the reorder button that
+    submitted it: the edits are saved first, so nothing typed is lost by moving."""
+    target, _, direction = move.rpartition(" ")
+    if move and move != "auto" and direction not in ("up", "down"):
+        raise HTTPException(status_code=400, detail="move must be 'SLUG up', 'SLUG down' or auto.")
 
     def change(session: Session) -> str:
-        reopened = False
-        edits = 0
-        # Only what the editor changed becomes an override; untouched text stays computed.
-        fields = {
-            name: value.strip()
-            for name, value, before in (
-                ("subject", subject, original_subject),
-                ("preheader", preheader, original_preheader),
-                ("intro", intro, original_intro),
-            )
-            if value.strip() != before.strip()
-        }
-        if fields:
-            edits += 1
-            reopened |= issues.edit_issue(session, issue_id, **fields)
-        for index, matchup_slug in enumerate(slugs):
-            changes: dict[str, Any] = {}
-            if summaries[index].strip() != originals[index].strip():
-                changes["summary"] = summaries[index]
-            if positions[index].strip() != original_positions[index].strip():
-                changes["position"] = _position(positions[index], matchup_slug)
-            if (matchup_slug in leave_out) != (matchup_slug in left_out):
-                changes["excluded"] = matchup_slug in leave_out
-            if changes:
-                edits += 1
-                reopened |= issues.edit_matchup(session, issue_id, matchup_slug, **changes)
-        if not edits:
+        edits, reopened = _save(session, issue_id, draft)
+        moved = ""
+        if move == "auto":
+            issue = _issue_or_404(session, issue_id)
+            for item in _items(session, issue):
+                if item["pinned"]:
+                    reopened |= issues.edit_matchup(session, issue_id, item["slug"], position=0)
+            moved = " Back to the automatic order (most decisive first)."
+        elif move:
+            step = -1 if direction == "up" else 1
+            reopened |= issues.move_matchup(session, issue_id, target, step)
+            moved = f" Moved {direction}."
+        if not edits and not moved:
             return "Nothing changed."
         if reopened:
             return (
                 "Saved. The approval was withdrawn because the content changed: approve it again."
+                + moved
             )
-        return "Saved; the preview below shows the new version."
+        return "Saved; the preview below shows the new version." + moved
 
-    return _act(request, issue_id, change)
+    anchor = f"matchup-{target}" if move and move != "auto" else "edit-h"
+    return _act(request, issue_id, change, anchor)
+
+
+def _draft_render(issue_id: int, draft: issues.Draft) -> tuple[str, str]:
+    with transaction() as session:
+        _issue_or_404(session, issue_id)
+        try:
+            return issues.draft_preview(session, issue_id, draft)
+        except issues.IssueError as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from None
+
+
+@router.post("/issues/{issue_id}/preview.html")
+def draft_preview_html(issue_id: int, draft: DraftForm) -> Response:
+    """The email as the form stands, unsaved: the edit form posts here into the preview frames
+    (as they type, or with the "Preview" button without script). Same sandbox as the GET."""
+    html, _ = _draft_render(issue_id, draft)
+    return HTMLResponse(
+        html, headers={"Content-Security-Policy": EMAIL_PREVIEW_CSP, "Cache-Control": "no-store"}
+    )
+
+
+@router.post("/issues/{issue_id}/preview.txt")
+def draft_preview_text(issue_id: int, draft: DraftForm) -> Response:
+    _, text = _draft_render(issue_id, draft)
+    return PlainTextResponse(text, headers={"Cache-Control": "no-store"})
 
 
 def _position(raw: str, slug: str) -> int:
     if not raw.strip():
         return 0
-    try:
-        value = int(raw)
-    except ValueError:
-        raise issues.IssueError(
-            f"position for {slug} must be a whole number, got {raw!r}"
-        ) from None
+    if not raw.strip().isascii() or not raw.strip().isdigit() or len(raw.strip()) > 6:
+        raise HTTPException(
+            status_code=400, detail=f"position for {slug} must be a whole number, got {raw[:40]!r}"
+        )
+    value = int(raw)
     if value < 1:
-        raise issues.IssueError(f"position for {slug} must be 1 or more, got {value}")
+        raise HTTPException(
+            status_code=400, detail=f"position for {slug} must be 1 or more, got {value}"
+        )
     return value
 
 
@@ -287,6 +386,66 @@ def schedule(request: Request, issue_id: int, at: Annotated[str, Form()]) -> Res
             when = when.replace(tzinfo=zone)
         issue = issues.schedule(session, issue_id, when)
         return f"Issue {issue.week} scheduled for {when:%a %d %b %Y %H:%M} ({zone.key})."
+
+    return _act(request, issue_id, action)
+
+
+@router.post("/issues/{issue_id}/send", response_class=HTMLResponse)
+def send_now(
+    request: Request,
+    issue_id: int,
+    confirmed: Annotated[int | None, Form(ge=0, le=10**12)] = None,
+) -> Response:
+    """Two steps: the first POST says how many people would get the issue and asks; the
+    second (with the count the editor saw) starts the send. The scheduler's workers deliver it
+    (`python scheduler.py`); the page then shows the progress."""
+    from newsletter.sending import service as sending
+    from subscribers.repository import mailable_count
+
+    with transaction() as session:
+        issue = _issue_or_404(session, issue_id)
+        audience = mailable_count(session)
+        if issue.status in (IssueStatus.APPROVED, IssueStatus.SCHEDULED) and (
+            confirmed is None or confirmed != audience
+        ):
+            context = {
+                "issue": issue,
+                "audience": audience,
+                "changed_from": confirmed,
+                "subject": issue.rendered_subject,
+            }
+            return render(
+                request,
+                "web/editor/send_confirm.html",
+                context,
+                status_code=200 if confirmed is None else 409,
+            )
+
+    def action(session: Session) -> str:
+        issue = _issue_or_404(session, issue_id)
+        if issue.status not in (IssueStatus.APPROVED, IssueStatus.SCHEDULED):
+            raise issues.IssueError(
+                f"Issue {issue.week} is {issue.status.value}: only an approved or scheduled "
+                "issue can be sent."
+            )
+        if not sending.start_send(session, issue_id):
+            raise issues.IssueError(f"Issue {issue.week} changed state meanwhile; not sent.")
+        return (
+            f"Sending issue {issue.week} to {audience:,} subscribers: the scheduler's workers "
+            "deliver it; progress below."
+        )
+
+    return _act(request, issue_id, action)
+
+
+@router.post("/issues/{issue_id}/unschedule")
+def unschedule(request: Request, issue_id: int) -> Response:
+    def action(session: Session) -> str:
+        issue = issues.unschedule(session, issue_id)
+        return (
+            f"Issue {issue.week} unscheduled: it is back to approved, content unchanged. "
+            "Schedule it again or send it now."
+        )
 
     return _act(request, issue_id, action)
 
