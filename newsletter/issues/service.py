@@ -29,7 +29,8 @@ from newsletter.matchups.models import Matchup
 from newsletter.orm import utcnow
 from newsletter.personalize import fill
 from newsletter.settings import get_settings
-from newsletter.tracking.service import community_split
+from newsletter.tracking.panel import ReadersVsPanel
+from newsletter.tracking.service import community_split, last_week_readers
 
 # What a preview fills the placeholder with: no delivery has this token, so its links are inert.
 SAMPLE_TOKEN = "preview"  # noqa: S105 - a placeholder value, not a secret
@@ -258,27 +259,49 @@ def _community(session: Session, matchup: Matchup) -> CommunityVote | None:
 def content(session: Session, issue: Issue) -> IssueContent:
     matchups = repository.matchups_of(session, issue)
     included = [i for i in issue.items if not i.excluded]
-    used_quotes: set[str] = set()
-    verdict_list: list[tuple[IssueMatchup, Verdict]] = []
-    for item in included:
-        matchup = matchups[item.matchup_id]
-        found = verdicts.verdict(matchup, _community(session, matchup), used_quotes)
-        verdict_list.append((item, found))
+    all_verdicts = verdicts.week_verdicts(
+        [
+            (matchups[item.matchup_id], _community(session, matchups[item.matchup_id]))
+            for item in included
+        ]
+    )
+    return assemble(
+        issue.week,
+        all_verdicts,
+        summaries=[item.summary_override for item in included],
+        readers=last_week_readers(session, issue.week),
+        subject=issue.subject_override,
+        preheader=issue.preheader_override,
+        intro=issue.intro_override,
+    )
+
+
+def assemble(
+    week: str,
+    all_verdicts: list[Verdict],
+    *,
+    summaries: list[str | None] | None = None,
+    readers: ReadersVsPanel | None = None,
+    subject: str | None = None,
+    preheader: str | None = None,
+    intro: str | None = None,
+) -> IssueContent:
+    """An issue's content from its verdicts (in order) and the editor's words, where given."""
     cap = get_settings().newsletter_max_matchups
+    edited = summaries or [None] * len(all_verdicts)
     featured = [
-        FeaturedMatchup(v, item.summary_override or v.sentences, item.summary_override is not None)
-        for item, v in verdict_list[:cap]
+        FeaturedMatchup(v, summary or v.sentences, summary is not None)
+        for v, summary in zip(all_verdicts[:cap], edited, strict=False)
     ]
-    more = [v for _, v in verdict_list[cap:]]
-    all_verdicts = [v for _, v in verdict_list]
     return IssueContent(
-        week=issue.week,
-        subject=issue.subject_override or verdicts.subject_line(all_verdicts),
-        preheader=issue.preheader_override or verdicts.preheader_line(all_verdicts),
-        intro=issue.intro_override or verdicts.intro_text(all_verdicts),
+        week=week,
+        subject=subject or verdicts.subject_line(all_verdicts),
+        preheader=preheader or verdicts.preheader_line(all_verdicts),
+        intro=intro or verdicts.intro_text(all_verdicts),
         storylines=verdicts.storylines(all_verdicts),
         featured=featured,
-        more=more,
+        more=all_verdicts[cap:],
+        readers=readers,
     )
 
 

@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from newsletter.issues import verdicts
 from newsletter.issues.render import FeaturedMatchup, IssueContent
-from newsletter.matchups.models import Matchup, MatchupReview, MatchupTool
+from newsletter.issues.service import assemble
+from newsletter.matchups.models import Lens, Matchup, MatchupReview, MatchupTool
 from newsletter.matchups.page_parser import decode_page, parse_page
-from newsletter.matchups.schemas import MatchupData
+from newsletter.matchups.schemas import MatchupData, ReviewData, ToolData
 from newsletter.matchups.service import import_matchup
 from tests.conftest import REPO, SEEDS
 
@@ -50,6 +51,44 @@ def transient(data: MatchupData, matchup_id: int) -> Matchup:
     return matchup
 
 
+_LENSES = (Lens.BUILDER, Lens.SKEPTIC, Lens.FUTURIST, Lens.MONEY)
+
+
+def generated(
+    a: str,
+    b: str,
+    panel: tuple[int, int],
+    *,
+    entry: tuple[str, str] = ("Free", "Free"),
+    community: tuple[int | None, int | None] = (None, None),
+    quote: str = "",
+) -> MatchupData:
+    """A matchup made up for a test: the figures it needs and quotes of its own."""
+    tools = tuple(
+        ToolData(
+            name=name,
+            category="Writing assistants",
+            tagline=f"{name} does the work",
+            panel_ship_pct=pct,
+            community_pct=vote,
+            entry=price,
+            description=f"{name} is a tool made up for a test.",
+        )
+        for name, pct, price, vote in zip((a, b), panel, entry, community, strict=True)
+    )
+    reviews = tuple(
+        ReviewData(
+            reviewer=i + 1,
+            lens=lens,
+            tool=tool,
+            quote=quote or f"{lens.value.title()} on {tools[tool].name}: it holds up. Mostly.",
+        )
+        for i, lens in enumerate(_LENSES)
+        for tool in (0, 1)
+    )
+    return MatchupData(title=f"{a} vs {b}", tools=(tools[0], tools[1]), reviews=reviews)
+
+
 def ten_matchups() -> list[MatchupData]:
     """Ten distinct matchups built from the seed pages (long real quotes: a worst case)."""
     seeds = seed_pages() + example_pages()
@@ -60,18 +99,14 @@ def ten_matchups() -> list[MatchupData]:
 
 
 def content_for(datas: list[MatchupData], cap: int = 10) -> IssueContent:
-    used: set[str] = set()
     # The issue's own order: most decisive panel first (stable for ties).
     ordered = sorted(
         datas, key=lambda d: -abs(d.tools[0].panel_ship_pct - d.tools[1].panel_ship_pct)
     )
-    found = [verdicts.verdict(transient(d, i + 1), used_quotes=used) for i, d in enumerate(ordered)]
-    return IssueContent(
-        week="2026-W10",
-        subject=verdicts.subject_line(found),
-        preheader=verdicts.preheader_line(found),
-        intro=verdicts.intro_text(found),
-        storylines=verdicts.storylines(found),
+    found = verdicts.week_verdicts([(transient(d, i + 1), None) for i, d in enumerate(ordered)])
+    content = assemble("2026-W10", found)
+    return dataclasses.replace(
+        content,
         featured=[FeaturedMatchup(v, v.sentences, False) for v in found[:cap]],
         more=found[cap:],
     )
