@@ -355,7 +355,7 @@ def _outcome(v: Verdict, side: int) -> str:
 
 def _context(v: Verdict, week: Sequence[Verdict]) -> str:
     notes = []
-    for side, tool in enumerate(v.tools):
+    for tool in v.tools:
         others = [
             _outcome(o, o_side)
             for o in week
