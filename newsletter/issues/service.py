@@ -378,6 +378,12 @@ def public_html(session: Session, week: str) -> str | None:
     return fill(rendered.html, SAMPLE_TOKEN)
 
 
+def latest_published_week(session: Session) -> str | None:
+    """The week of the latest issue readers received (its web version is public)."""
+    latest = repository.published_before(session, "9999-W99")
+    return latest.week if latest is not None else None
+
+
 # --- the state machine ---------------------------------------------------------------------
 
 

@@ -53,10 +53,13 @@ class Tally:
 
     @property
     def gap(self) -> int:
-        """Points between the panel's share for the first tool and readers' share for it."""
-        a, b = self.panel
-        panel_share = 50 if a + b == 0 else round(100 * a / (a + b))
-        return abs(panel_share - self.readers_pct(0))
+        """How much less readers backed the panel's pick than the panel did, in points of each
+        side's share (negative: readers were surer than the panel); 0 for a level panel."""
+        pick = self.panel_pick
+        if pick is None:
+            return 0
+        panel_share = round(100 * self.panel[pick] / (self.panel[0] + self.panel[1]))
+        return panel_share - self.readers_pct(pick)
 
 
 @dataclass(frozen=True)
@@ -74,14 +77,21 @@ class ReadersVsPanel:
 
     @property
     def widest(self) -> Tally | None:
-        """A disagreement before an agreement, then the larger gap, then more votes."""
+        """The matchup where readers were furthest from the panel's pick (more votes first on
+        a draw)."""
         if not self.compared:
             return None
-        return max(self.compared, key=lambda t: (not t.agrees, t.gap, t.total))
+        return max(self.compared, key=lambda t: (t.gap, t.total))
 
     @property
     def summary(self) -> str:
         return readers_summary(self)
+
+    @property
+    def headline(self) -> str | None:
+        """The short form, for a list of issues."""
+        n = len(self.compared)
+        return f"Readers sided with the panel on {self.agreed} of {n}" if n else None
 
     @property
     def lines(self) -> tuple[str, ...]:
