@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import datetime
+from email.message import EmailMessage
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -116,3 +118,33 @@ def add_matchups(session: Session, datas: list[MatchupData], at: datetime) -> li
     found = [import_matchup(session, d, at)[0] for d in datas]
     session.commit()
     return found
+
+
+def send_week(session: Session, week: str, now: datetime) -> int:
+    """Build, approve and send one week's issue as an editor does (the CLI, the outbox)."""
+    from newsletter.issues import service as issues
+    from tests.subscribers.helpers import cli
+
+    issue = issues.build_issue(session, week, now=now)
+    session.commit()
+    for command in (("issue", "approve", str(issue.id)), ("issue", "send", str(issue.id))):
+        result = cli(*command)
+        assert result.exit_code == 0, result.output
+    return issue.id
+
+
+def text_of(message: EmailMessage) -> str:
+    return str(message.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+
+
+def html_of(message: EmailMessage) -> str:
+    return str(message.get_body(("html",)).get_content())  # type: ignore[union-attr]
+
+
+def vote_links(message: EmailMessage) -> dict[str, str]:
+    """Tool name -> the vote URL, as the reader finds them in the text part of their copy."""
+    return dict(re.findall(r"Vote \"I'd ship (.+?)\": (\S+)", text_of(message)))
+
+
+def path_of(url: str) -> str:
+    return re.sub(r"^https?://[^/]+", "", url)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,34 +19,12 @@ from newsletter.issues.weeks import week_bounds, week_of
 from newsletter.tracking.panel import ReadersVsPanel as Block
 from newsletter.tracking.panel import ReaderVote, Tally, reader_record, readers_summary
 from newsletter.web.app import create_app
-from tests.issues.helpers import add_matchups, generated
+from tests.issues.helpers import add_matchups, generated, path_of, send_week, text_of, vote_links
 from tests.subscribers.helpers import cli, outbox
 from tests.tracking.conftest import BROWSER
 
 SCANNER = "Mozilla/5.0 (compatible; Barracuda Sentinel URL scanner)"
 ZONE = ZoneInfo("Europe/Paris")
-
-
-def _send(db: Session, week: str, now: datetime) -> int:
-    issue = issues.build_issue(db, week, now=now)
-    db.commit()
-    for command in (("issue", "approve", str(issue.id)), ("issue", "send", str(issue.id))):
-        result = cli(*command)
-        assert result.exit_code == 0, result.output
-    return issue.id
-
-
-def _vote_links(message: EmailMessage) -> dict[str, str]:
-    """Tool name -> the vote URL, as the reader finds them in the text part of their copy."""
-    return dict(re.findall(r"Vote \"I'd ship (.+?)\": (\S+)", _text(message)))
-
-
-def _text(message: EmailMessage) -> str:
-    return str(message.get_body(("plain",)).get_content())  # type: ignore[union-attr]
-
-
-def _path(url: str) -> str:
-    return re.sub(r"^https?://[^/]+", "", url)
 
 
 @pytest.fixture
@@ -77,8 +54,8 @@ def test_this_weeks_issue_opens_with_how_readers_voted_against_the_panel(
     )
     for i in range(4):
         assert cli("subscribers", "add", f"reader{i}@example.com").exit_code == 0
-    _send(db, last_week, now)
-    copies = {str(m["To"]): _vote_links(m) for m in outbox()}
+    send_week(db, last_week, now)
+    copies = {str(m["To"]): vote_links(m) for m in outbox()}
     assert len(copies) == 4
 
     web = TestClient(create_app())
@@ -89,15 +66,15 @@ def test_this_weeks_issue_opens_with_how_readers_voted_against_the_panel(
     }
     for reader, picks in people.items():
         for name in picks:
-            page = web.get(_path(copies[reader][name]), headers={"User-Agent": BROWSER})
+            page = web.get(path_of(copies[reader][name]), headers={"User-Agent": BROWSER})
             assert page.status_code == 200 and "your vote is in" in page.text
     # A scanner opening reader3's links votes for everything: none of it may count.
     for url in copies["reader3@example.com"].values():
-        page = web.get(_path(url), headers={"User-Agent": SCANNER})
+        page = web.get(path_of(url), headers={"User-Agent": SCANNER})
         assert "Confirm your vote" in page.text
 
     # The vote page shows the reader their own record against the panel.
-    again = web.get(_path(copies["reader0@example.com"]["Beta"]), headers={"User-Agent": BROWSER})
+    again = web.get(path_of(copies["reader0@example.com"]["Beta"]), headers={"User-Agent": BROWSER})
     assert "You against the panel" in again.text
     assert "You have sided with the panel on 1 of 2 matchups (50%) over 1 issue." in again.text
     assert re.search(rf"<th scope=\"row\">{last_week}</th>\s*<td>3</td>\s*<td>1</td>", again.text)
@@ -109,11 +86,11 @@ def test_this_weeks_issue_opens_with_how_readers_voted_against_the_panel(
         "panel picked Alpha (100% to 25%) and 67% of you would ship Beta."
     )
     add_matchups(db, [generated("Iota", "Kappa", (75, 50))], now - timedelta(minutes=1))
-    this_id = _send(db, this_week, now)
+    this_id = send_week(db, this_week, now)
     [text] = [
-        _text(m) for m in outbox() if m["To"] == "reader1@example.com" and this_week in _text(m)
+        text_of(m) for m in outbox() if m["To"] == "reader1@example.com" and this_week in text_of(m)
     ]
-    [mine] = [m for m in outbox() if _text(m) == text]
+    [mine] = [m for m in outbox() if text_of(m) == text]
     html = mine.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert f"READERS AGAINST THE PANEL\n{expected}" in text
     assert "Eta vs Theta: the panel was level at 50%; 100% of you picked Eta (1 vote)." in text
@@ -137,7 +114,7 @@ def test_no_block_when_nobody_voted(db: Session) -> None:
     last_start, _ = week_bounds(last_week, ZONE)
     add_matchups(db, [generated("Alpha", "Beta", (100, 25))], last_start + timedelta(hours=2))
     assert cli("subscribers", "add", "quiet@example.com").exit_code == 0
-    _send(db, last_week, now)
+    send_week(db, last_week, now)
     add_matchups(db, [generated("Iota", "Kappa", (75, 50))], now - timedelta(minutes=1))
     issue = issues.build_issue(db, week_of(now, ZONE), now=now)
     assert issues.content(db, issue).readers is None
