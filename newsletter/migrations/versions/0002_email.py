@@ -1,7 +1,7 @@
 """subscribers.welcome_sent_at: the welcome mail after confirming, sent once and recorded
 
 Revision ID: 0002_email
-Revises: 0001
+Revises: 0002_import
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import newsletter.orm
 
 revision: str = "0002_email"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002_import"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
