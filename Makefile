@@ -6,7 +6,7 @@ NEWSLETTER_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/tes
 export NEWSLETTER_TEST_POSTGRES_URL
 DEMO_DIR ?= demo-data
 
-.PHONY: venv demo test lint typecheck pytest bench schema chromium clean check-all check-all-quick
+.PHONY: venv demo test lint typecheck pytest bench schema chromium spamassassin clean check-all check-all-quick
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ demo: venv
 		../$(BIN)/newsletter demo
 
 ## Lint, type-check and the full suite (SQLite and PostgreSQL, real Chromium).
-test: venv chromium lint typecheck pytest
+test: venv chromium spamassassin lint typecheck pytest
 
 lint: venv
 	$(BIN)/ruff check .
@@ -42,6 +42,12 @@ chromium:
 	@command -v chromium >/dev/null || { \
 		echo "installing Debian's chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; }
+
+## SpamAssassin, run offline on a sent issue by the tests (only installed when missing).
+spamassassin:
+	@command -v spamassassin >/dev/null || { \
+		echo "installing Debian's spamassassin for the email tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq spamassassin; }
 
 bench: venv
 	$(BIN)/python -m bench

@@ -393,6 +393,7 @@ def run(args: argparse.Namespace, url: str, workdir: Path, began: float) -> int:
     env.update(
         NEWSLETTER_TRANSPORT="sendgrid",
         SENDGRID_API_KEY=API_KEY,
+        NEWSLETTER_POSTAL_ADDRESS="1 Bench Street, 75001 Paris",
         SENDGRID_API_HOST=server.url,
         SENDGRID_TIMEOUT_SECONDS=str(CLIENT_TIMEOUT),
         NEWSLETTER_SEND_CONCURRENCY="2",

@@ -43,6 +43,7 @@ def _env(db_path: Path, host: str) -> dict[str, str]:
         DATABASE_URL=f"sqlite:///{db_path}",
         NEWSLETTER_TRANSPORT="sendgrid",
         SENDGRID_API_KEY=API_KEY,
+        NEWSLETTER_POSTAL_ADDRESS="1 Bench Street, 75001 Paris",
         SENDGRID_API_HOST=host,
         NEWSLETTER_SECRET_KEY="bench-secret-key-0123456789",
         NEWSLETTER_BASE_URL="https://nl.example",

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     newsletter_from_name: str = "Weekly AI Tool Verdicts"
     newsletter_list_id: str = "weekly-verdicts.aitoolverdicts.example"
     newsletter_base_url: str = "http://localhost:8000"
+    # The sender's postal address in every footer (CAN-SPAM): required by the sendgrid transport;
+    # the outbox (demo, development) prints a placeholder without it. A newline starts a line.
+    newsletter_postal_address: str = Field(default="", max_length=500)
+    # The logo at the top of every email: empty for the bundled one, `none` for no logo, a PNG,
+    # JPEG or GIF file the app serves at /brand/logo, or an https:// URL used as it is.
+    newsletter_logo: str = Field(default="", max_length=2000)
+    newsletter_logo_alt: str = Field(default="", max_length=200)
     newsletter_site_url: str = "https://aitoolverdicts.example"
     newsletter_secret_key: str = DEV_SECRET
     # Keys the one-way hashes of suppressed and erased addresses; defaults to the secret key.

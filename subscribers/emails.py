@@ -1,12 +1,33 @@
-"""The confirmation mail (double opt-in), sent through the configured transport."""
+"""The mails a subscriber gets outside the weekly issue, sent through the configured transport:
+the confirmation (double opt-in) and the welcome after confirming."""
 
 from __future__ import annotations
 
-from newsletter.sending.message import OutgoingMessage, SendResult
+import logging
+
+from newsletter.rendering.mjml import compile_mjml
+from newsletter.sender import sender
+from newsletter.sending.message import (
+    OutgoingMessage,
+    SendResult,
+    list_id_header,
+    unsubscribe_headers,
+)
 from newsletter.sending.transport import get_transport
 from newsletter.settings import get_settings
 from newsletter.templating import web_environment
-from subscribers.service import CONFIRM_TTL_SECONDS, ConfirmationRequest
+from subscribers.service import CONFIRM_TTL_SECONDS, ConfirmationRequest, WelcomeRequest
+
+log = logging.getLogger(__name__)
+DAYS = {
+    "mon": "Monday",
+    "tue": "Tuesday",
+    "wed": "Wednesday",
+    "thu": "Thursday",
+    "fri": "Friday",
+    "sat": "Saturday",
+    "sun": "Sunday",
+}
 
 
 def confirm_url(token: str) -> str:
@@ -35,3 +56,45 @@ def confirmation_message(request: ConfirmationRequest) -> OutgoingMessage:
 
 def send_confirmation(request: ConfirmationRequest) -> SendResult:
     return get_transport().send_one(confirmation_message(request))
+
+
+def welcome_message(request: WelcomeRequest) -> OutgoingMessage:
+    """What to expect, the latest issue, the preferences. No name in the greeting: the name
+    was typed by whoever filled in the form, and the mail must not repeat a stranger's words."""
+    settings = get_settings()
+    base = settings.newsletter_base_url.rstrip("/")
+    context = {
+        "list_name": settings.newsletter_from_name,
+        "sender": sender(settings),
+        "base_url": base,
+        "day": DAYS[settings.newsletter_schedule_day],
+        "latest": f"{base}/issues/{request.latest_week}" if request.latest_week else None,
+        "archive": f"{base}/issues",
+        "preferences": f"{base}/p/{request.token}",
+        "unsubscribe": f"{base}/u/{request.token}",
+    }
+    env = web_environment()
+    return OutgoingMessage(
+        to_email=request.email,
+        subject=f"Welcome to {settings.newsletter_from_name}: here is what to expect",
+        text=env.get_template("email/welcome.txt").render(context),
+        html=compile_mjml(env.get_template("email/welcome.mjml.j2").render(context)),
+        headers={
+            "List-Id": list_id_header(settings.newsletter_from_name, settings.newsletter_list_id),
+            **unsubscribe_headers(base, request.token),
+        },
+        categories=("welcome",),
+        custom_args={"subscriber_id": str(request.subscriber_id)},
+    )
+
+
+def send_welcome(request: WelcomeRequest) -> SendResult:
+    """Never raises: a welcome that cannot go out must not undo the confirmation."""
+    try:
+        result = get_transport().send_one(welcome_message(request))
+    except Exception as exc:  # a transport that cannot be built (settings) or a bug in one
+        log.exception("welcome mail to subscriber %s not sent", request.subscriber_id)
+        return SendResult(ok=False, error=str(exc))
+    if not result.ok:
+        log.error("welcome mail to subscriber %s refused: %s", request.subscriber_id, result.error)
+    return result

@@ -50,6 +50,9 @@ class Subscriber(Base):
     # A confirmation link names the request it answers: sending a new one (or unsubscribing)
     # makes older links worthless.
     confirm_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # When the welcome mail went out after confirming (claimed before sending, cleared again
+    # if the transport refused it): a second confirmation never sends a second welcome.
+    welcome_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     tracking_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)

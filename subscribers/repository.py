@@ -117,6 +117,32 @@ def confirm(session: Session, subscriber_id: int, confirm_sent_at: datetime, **v
     return changed
 
 
+def claim_welcome(session: Session, subscriber_id: int, now: datetime) -> bool:
+    """True for the one caller that may send this active subscriber's welcome mail."""
+    stmt = (
+        update(Subscriber)
+        .where(
+            Subscriber.id == subscriber_id,
+            Subscriber.status == SubscriberStatus.ACTIVE,
+            Subscriber.welcome_sent_at.is_(None),
+        )
+        .values(welcome_sent_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    claimed: bool = session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+    return claimed
+
+
+def release_welcome(session: Session, subscriber_id: int, claimed_at: datetime) -> None:
+    """The transport refused the welcome mail: the record must not say it was sent."""
+    session.execute(
+        update(Subscriber)
+        .where(Subscriber.id == subscriber_id, Subscriber.welcome_sent_at == claimed_at)
+        .values(welcome_sent_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def set_flags(session: Session, subscriber_id: int, **values: bool) -> None:
     session.execute(
         update(Subscriber)

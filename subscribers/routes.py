@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from newsletter.db import transaction
+from newsletter.issues.service import latest_published_week
 from newsletter.personalize import read_delivery_token
 from newsletter.tracking import service as tracking_service
 from newsletter.web.pages import flash, redirect, render
@@ -136,6 +137,11 @@ def confirm(request: Request, token: str) -> HTMLResponse:
             "email": subscriber.email,
             "prefs": f"/p/{service.subscriber_token(subscriber.id)}",
         }
+        welcome = service.claim_welcome(session, subscriber, latest_published_week(session))
+    if welcome is not None and not emails.send_welcome(welcome).ok:
+        # The confirmation stands; the record says no welcome went out.
+        with transaction() as session:
+            service.welcome_not_sent(session, welcome)
     return render(request, T + "confirmed.html", context)
 
 

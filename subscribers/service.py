@@ -56,6 +56,17 @@ class ConfirmationRequest:
     token: str
 
 
+@dataclass(frozen=True)
+class WelcomeRequest:
+    """A welcome mail to send once the confirmation has committed (claimed: sent only once)."""
+
+    subscriber_id: int
+    email: str
+    token: str  # a subscriber token: the mail's preferences and unsubscribe links
+    claimed_at: datetime
+    latest_week: str | None  # the latest issue readers received, for its web version
+
+
 # --- tokens ---------------------------------------------------------------------------------
 
 
@@ -249,6 +260,22 @@ def confirm(
     return ConfirmState.DONE, _reload(session, subscriber.id)
 
 
+def claim_welcome(
+    session: Session, subscriber: Subscriber, latest_week: str | None
+) -> WelcomeRequest | None:
+    """The welcome mail for a subscriber who just confirmed, unless one was already sent."""
+    now = utcnow()
+    if not repository.claim_welcome(session, subscriber.id, now):
+        return None
+    return WelcomeRequest(
+        subscriber.id, subscriber.email, subscriber_token(subscriber.id), now, latest_week
+    )
+
+
+def welcome_not_sent(session: Session, request: WelcomeRequest) -> None:
+    repository.release_welcome(session, request.subscriber_id, request.claimed_at)
+
+
 def resubscribe(session: Session, subscriber_id: int, *, ip: str | None) -> bool:
     """From the person's own preferences page: their new consent, so it lifts suppression."""
     subscriber = repository.get(session, subscriber_id)
@@ -434,6 +461,9 @@ def to_json(subscriber: Subscriber) -> dict[str, Any]:
         "confirmed_at": subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else None,
         "unsubscribed_at": (
             subscriber.unsubscribed_at.isoformat() if subscriber.unsubscribed_at else None
+        ),
+        "welcome_sent_at": (
+            subscriber.welcome_sent_at.isoformat() if subscriber.welcome_sent_at else None
         ),
         "created_at": subscriber.created_at.isoformat(),
         "updated_at": subscriber.updated_at.isoformat(),

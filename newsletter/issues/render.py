@@ -17,7 +17,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from newsletter.issues.verdicts import Verdict
 from newsletter.personalize import TOKEN_PLACEHOLDER
 from newsletter.rendering.mjml import compile_mjml
+from newsletter.sender import Sender, sender
 from newsletter.templating import TEMPLATES_DIR
+from newsletter.tracking.panel import ReadersVsPanel
 
 HTML_TEMPLATE = "email/issue.mjml.j2"
 TEXT_TEMPLATE = "email/issue.txt.j2"
@@ -47,6 +49,9 @@ class IssueContent:
     storylines: list[str]
     featured: list[FeaturedMatchup]
     more: list[Verdict]
+    # What readers voted on the previous issue beside the panel's picks (None: no votes).
+    readers: ReadersVsPanel | None = None
+    sender: Sender = field(default_factory=sender)
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,11 @@ def _text_environment() -> Environment:
 
 
 def render_mjml(content: IssueContent, book: LinkBook) -> str:
-    return _html_environment().get_template(HTML_TEMPLATE).render(issue=content, links=book)
+    return (
+        _html_environment()
+        .get_template(HTML_TEMPLATE)
+        .render(issue=content, links=book, sender=content.sender)
+    )
 
 
 def render_issue(
@@ -132,7 +141,11 @@ def render_issue(
 ) -> tuple[RenderedIssue, list[OutboundLink]]:
     book = LinkBook(base_url.rstrip("/"), site_url.rstrip("/"), tracked)
     html = compile_mjml(render_mjml(content, book), inline_css=False)
-    text = _text_environment().get_template(TEXT_TEMPLATE).render(issue=content, links=book)
+    text = (
+        _text_environment()
+        .get_template(TEXT_TEMPLATE)
+        .render(issue=content, links=book, sender=content.sender)
+    )
     rendered = RenderedIssue(
         subject=content.subject, preheader=content.preheader, html=html, text=_tidy(text)
     )

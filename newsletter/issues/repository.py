@@ -151,3 +151,17 @@ def record_links(session: Session, issue_id: int, links: Iterable[IssueLink]) ->
         else:
             current.url, current.label, current.matchup_id = link.url, link.label, link.matchup_id
     session.flush()
+
+
+def published_before(session: Session, week: str) -> Issue | None:
+    """The latest issue of an earlier week that readers received (sending, paused or sent)."""
+    stmt = (
+        select(Issue)
+        .where(
+            Issue.week < week,
+            Issue.status.in_((IssueStatus.SENDING, IssueStatus.PAUSED, IssueStatus.SENT)),
+        )
+        .order_by(Issue.week.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).one_or_none()

@@ -30,7 +30,8 @@ from newsletter.matchups.models import Matchup
 from newsletter.orm import utcnow
 from newsletter.personalize import fill
 from newsletter.settings import get_settings
-from newsletter.tracking.service import community_split
+from newsletter.tracking.panel import ReadersVsPanel
+from newsletter.tracking.service import community_split, last_week_readers
 
 # What a preview fills the placeholder with: no delivery has this token, so its links are inert.
 SAMPLE_TOKEN = "preview"  # noqa: S105 - a placeholder value, not a secret
@@ -394,19 +395,40 @@ def _content(
 ) -> IssueContent:
     """The issue's words from its matchups in order, the editor's overrides winning."""
     included = [i for i in items if not i.excluded]
-    used_quotes: set[str] = set()
-    verdict_list: list[tuple[_Listed, Verdict]] = []
-    for item in included:
-        matchup = matchups[item.matchup_id]
-        found = verdicts.verdict(matchup, _community(session, matchup), used_quotes)
-        verdict_list.append((item, found))
+    all_verdicts = verdicts.week_verdicts(
+        [
+            (matchups[item.matchup_id], _community(session, matchups[item.matchup_id]))
+            for item in included
+        ]
+    )
+    return assemble(
+        week,
+        all_verdicts,
+        summaries=[item.summary_override for item in included],
+        readers=last_week_readers(session, week),
+        subject=subject,
+        preheader=preheader,
+        intro=intro,
+    )
+
+
+def assemble(
+    week: str,
+    all_verdicts: list[Verdict],
+    *,
+    summaries: list[str | None] | None = None,
+    readers: ReadersVsPanel | None = None,
+    subject: str | None = None,
+    preheader: str | None = None,
+    intro: str | None = None,
+) -> IssueContent:
+    """An issue's content from its verdicts (in order) and the editor's words, where given."""
     cap = get_settings().newsletter_max_matchups
+    edited = summaries or [None] * len(all_verdicts)
     featured = [
-        FeaturedMatchup(v, item.summary_override or v.sentences, item.summary_override is not None)
-        for item, v in verdict_list[:cap]
+        FeaturedMatchup(v, summary or v.sentences, summary is not None)
+        for v, summary in zip(all_verdicts[:cap], edited, strict=False)
     ]
-    more = [v for _, v in verdict_list[cap:]]
-    all_verdicts = [v for _, v in verdict_list]
     return IssueContent(
         week=week,
         subject=subject or verdicts.subject_line(all_verdicts),
@@ -414,7 +436,8 @@ def _content(
         intro=intro or verdicts.intro_text(all_verdicts),
         storylines=verdicts.storylines(all_verdicts),
         featured=featured,
-        more=more,
+        more=all_verdicts[cap:],
+        readers=readers,
     )
 
 
@@ -489,6 +512,12 @@ def public_html(session: Session, week: str) -> str | None:
         return None
     rendered = frozen_content(session, issue.id, tracked=False)
     return fill(rendered.html, SAMPLE_TOKEN)
+
+
+def latest_published_week(session: Session) -> str | None:
+    """The week of the latest issue readers received (its web version is public)."""
+    latest = repository.published_before(session, "9999-W99")
+    return latest.week if latest is not None else None
 
 
 # --- the state machine ---------------------------------------------------------------------

@@ -1,21 +1,30 @@
 """The words of an issue: a verdict summary per matchup, the week's storyline, subject, intro.
 
 Everything here is computed from the matchup's own figures and quotes, in plain sentences a
-reader takes in at a glance. Nothing here escapes or formats HTML: templates do that.
+reader takes in at a glance. The writing follows the shape of the result (a landslide, a clear
+win, a close call, a split panel, a tie), says so when a paid tool beats a free one or the
+community disagrees with the panel, and notes a tool's other matchups of the week. Two
+matchups of the same shape in one issue are worded differently. Nothing here escapes or formats
+HTML: templates do that.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from newsletter.matchups.models import Lens, Matchup, MatchupReview, MatchupTool
 
-PULL_QUOTE_CHARS = 150
+# A quote longer than this shows its whole sentences that fit; a first sentence longer than
+# this is shown whole: a quote is never cut mid-sentence.
+PULL_QUOTE_CHARS = 200
 SUBJECT_CHARS = 90
 PREHEADER_CHARS = 140
+LANDSLIDE_GAP = 50
+CLEAR_GAP = 25
 
 LENS_LABELS = {
     Lens.BUILDER: "Builder",
@@ -25,8 +34,24 @@ LENS_LABELS = {
     Lens.OTHER: "Another voice",
 }
 
-_SENTENCE_END = re.compile(r"[.!?…](?=[\s”’\"')]|$)")
+_SENTENCE_END = re.compile(r"[.!?…][”’\"')]*(?=\s|$)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+class Shape(enum.StrEnum):
+    """How the panel's ship figures compare: what the headline says first."""
+
+    LANDSLIDE = "landslide"  # a gap of 50 points or more
+    CLEAR = "clear"  # 25 to 49 points
+    NARROW = "narrow"  # under 25 points
+    SPLIT = "split"  # the same figure, the reviewers divided on both tools
+    TIE = "tie"  # the same figure, every reviewer (or none) shipping both
+
+
+class PriceTier(enum.IntEnum):
+    FREE = 0  # free, open source
+    FREEMIUM = 1  # a free tier
+    PAID = 2  # paid, a price, a free trial, usage-based, API only…
 
 
 @dataclass(frozen=True)
@@ -52,16 +77,36 @@ class Verdict:
     slug: str
     title: str
     tools: tuple[MatchupTool, MatchupTool]
-    winner: int | None  # 0 or 1, None for a split panel
+    winner: int | None  # 0 or 1, None when both tools have the same panel figure
     panel_gap: int
+    shape: Shape
     headline: str
     pricing: str
     community: str
     quotes: tuple[PullQuote, ...]
+    paid_over_free: bool = False
+    crowd_disagrees: bool = False  # the community's pick is not the panel's
+    context: str = ""  # the tool's other matchups this week, set by `week_verdicts`
 
     @property
     def sentences(self) -> str:
-        return " ".join((self.headline, self.pricing, self.community))
+        return " ".join(s for s in (self.headline, self.pricing, self.community, self.context) if s)
+
+    @property
+    def anchor(self) -> str:
+        """The id of this matchup's section: the overview at the top jumps to it."""
+        return f"m-{self.slug}"
+
+    @property
+    def bar(self) -> tuple[int, int]:
+        """Each tool's share of the split bar, in percent (they add up to 100)."""
+        a, b = (t.panel_ship_pct for t in self.tools)
+        if a + b == 0:
+            return 50, 50
+        first = round(100 * a / (a + b))
+        if a != b and first == 50:  # 51% to 50% must still show who is ahead
+            first = 51 if a > b else 49
+        return first, 100 - first
 
 
 def panel_gap(matchup: Matchup) -> int:
@@ -69,17 +114,78 @@ def panel_gap(matchup: Matchup) -> int:
     return abs(a.panel_ship_pct - b.panel_ship_pct)
 
 
-def panel_headline(matchup: Matchup) -> tuple[int | None, str]:
+def shape_of(first_pct: int, second_pct: int) -> Shape:
+    gap = abs(first_pct - second_pct)
+    if gap >= LANDSLIDE_GAP:
+        return Shape.LANDSLIDE
+    if gap >= CLEAR_GAP:
+        return Shape.CLEAR
+    if gap > 0:
+        return Shape.NARROW
+    return Shape.TIE if first_pct >= 75 or first_pct <= 25 else Shape.SPLIT
+
+
+def _points(n: int) -> str:
+    return f"{n} point{'' if n == 1 else 's'}"
+
+
+# Two wordings per shape: the n-th matchup of a shape in an issue takes wording n (mod 2), so
+# a week of landslides does not read like a form letter.
+_WIN_HEADLINES = {
+    Shape.LANDSLIDE: (
+        "A landslide: {w} takes {W}% of the panel's ship votes, {l} {only}.",
+        "{w} routs {l}, {W}% to {L}% on the panel.",
+    ),
+    Shape.CLEAR: (
+        "{w} beats {l} clearly, {W}% to {L}% on the panel.",
+        "The panel prefers {w} to {l}, {W}% to {L}%.",
+    ),
+    Shape.NARROW: (
+        "A close call: {w} edges {l} by {g}, {W}% to {L}%.",
+        "{w} just beats {l}: {W}% to {L}% on the panel, {g} apart.",
+    ),
+}
+
+
+def panel_headline(matchup: Matchup, variant: int = 0) -> tuple[int | None, Shape, str]:
     a, b = matchup.tools
-    if a.panel_ship_pct == b.panel_ship_pct:
-        return None, f"Split panel: both tools get {a.panel_ship_pct}% ship votes."
+    shape = shape_of(a.panel_ship_pct, b.panel_ship_pct)
+    if shape is Shape.SPLIT:
+        pct = a.panel_ship_pct
+        options = (
+            f"Split panel: {a.name} and {b.name} both get {pct}% ship votes.",
+            f"The panel can't separate {a.name} and {b.name}: {pct}% ship votes each.",
+        )
+        return None, shape, options[variant % 2]
+    if shape is Shape.TIE:
+        pct = a.panel_ship_pct
+        if pct >= 75:
+            line = f"A tie at the top: {a.name} and {b.name} both get {pct}% ship votes."
+        elif pct == 0:
+            line = f"A tie at the bottom: no reviewer would ship {a.name} or {b.name}."
+        else:
+            line = f"A tie at the bottom: {a.name} and {b.name} both get only {pct}% ship votes."
+        return None, shape, line
     winner, loser = (a, b) if a.panel_ship_pct > b.panel_ship_pct else (b, a)
-    gap = winner.panel_ship_pct - loser.panel_ship_pct
-    return (
-        winner.position,
-        f"{winner.name} takes the panel {winner.panel_ship_pct}% to {loser.panel_ship_pct}%, "
-        f"a {gap}-point lead over {loser.name}.",
+    template = _WIN_HEADLINES[shape][variant % 2]
+    line = template.format(
+        w=winner.name,
+        l=loser.name,
+        W=winner.panel_ship_pct,
+        L=loser.panel_ship_pct,
+        g=_points(winner.panel_ship_pct - loser.panel_ship_pct),
+        only=f"only {loser.panel_ship_pct}%" if loser.panel_ship_pct else "none",
     )
+    return winner.position, shape, line
+
+
+def price_tier(entry: str) -> PriceTier:
+    word = " ".join(entry.lower().replace("-", " ").split())
+    if word in {"free", "open source", "oss", "free and open source", "$0"}:
+        return PriceTier.FREE
+    if "freemium" in word or "free tier" in word:
+        return PriceTier.FREEMIUM
+    return PriceTier.PAID
 
 
 def _entry_word(entry: str) -> str:
@@ -87,11 +193,27 @@ def _entry_word(entry: str) -> str:
     return entry.lower() if entry[1:] == entry[1:].lower() else entry
 
 
-def pricing_line(matchup: Matchup) -> str:
+def pricing_line(matchup: Matchup, winner: int | None = None) -> tuple[bool, str]:
+    """(a paid tool beats a free or freemium one, the sentence about entry prices)."""
     a, b = matchup.tools
     if a.entry.strip().lower() == b.entry.strip().lower():
-        return f"Entry price: {_entry_word(a.entry)} for both."
-    return f"Entry price: {_entry_word(a.entry)} for {a.name}, {_entry_word(b.entry)} for {b.name}."
+        return False, f"Entry price: {_entry_word(a.entry)} for both."
+    if winner is not None:
+        w, lo = matchup.tools[winner], matchup.tools[1 - winner]
+        w_tier, lo_tier = price_tier(w.entry), price_tier(lo.entry)
+        if w_tier is PriceTier.PAID and lo_tier is not PriceTier.PAID:
+            return True, (
+                f"Worth paying for: the panel picks {w.name} ({_entry_word(w.entry)}) "
+                f"over {lo.name}, which is {_entry_word(lo.entry)}."
+            )
+        if w_tier is PriceTier.FREE and lo_tier is not PriceTier.FREE:
+            return False, (
+                f"And the winner costs nothing: {w.name} is {_entry_word(w.entry)}, "
+                f"{lo.name} {_entry_word(lo.entry)}."
+            )
+    return False, (
+        f"Entry price: {_entry_word(a.entry)} for {a.name}, {_entry_word(b.entry)} for {b.name}."
+    )
 
 
 def page_community(matchup: Matchup) -> CommunityVote:
@@ -99,38 +221,48 @@ def page_community(matchup: Matchup) -> CommunityVote:
     return CommunityVote(a.community_pct, b.community_pct)
 
 
-def community_line(matchup: Matchup, vote: CommunityVote) -> str:
+def community_line(
+    matchup: Matchup, vote: CommunityVote, winner: int | None = None
+) -> tuple[bool, str]:
+    """(the community's pick is not the panel's, the sentence about the community vote)."""
     a, b = matchup.tools
     first, second = vote.pct_tool0, vote.pct_tool1
     if first is None and second is None:
-        return "Community vote: no votes yet."
+        return False, "Community vote: no votes yet."
     readers = bool(vote.votes)
     who = "Newsletter readers" if readers else "The community"
     gives, backs, is_ = ("give", "back", "are") if readers else ("gives", "backs", "is")
+    # "62% back Quillmate": a share of people takes the plural whoever is counting.
     tail = f" ({vote.votes} vote{'s' if vote.votes != 1 else ''})" if vote.votes else ""
     if first is None or second is None:
         tool, pct = (b, second) if first is None else (a, first)
-        return f"{who} {gives} {tool.name} {pct}%{tail}."
+        return False, f"{who} {gives} {tool.name} {pct}%{tail}."
     if first == second:
-        return f"{who} {is_} split {first}% to {second}%{tail}."
+        return False, f"{who} {is_} split {first}% to {second}%{tail}."
     leader, lead, trail = (a, first, second) if first > second else (b, second, first)
-    return f"{who} {backs} {leader.name}, {lead}% to {trail}%{tail}."
+    if winner is None:
+        return False, f"{who} {backs} {leader.name}, {lead}% to {trail}%{tail}."
+    if leader.position == winner:
+        agree = "agree" if readers else "agrees"
+        return False, f"{who} {agree}: {lead}% back {leader.name}{tail}."
+    disagree = "disagree" if readers else "disagrees"
+    return True, (
+        f"{who} {disagree} with the panel: {lead}% back {leader.name}, "
+        f"{trail}% {matchup.tools[winner].name}{tail}."
+    )
 
 
 def cut(text: str, limit: int = PULL_QUOTE_CHARS) -> str:
-    """At most `limit` characters, ending at a sentence end, else at a word end with "…"."""
+    """The whole text when it fits; else the whole sentences that fit in `limit` characters;
+    else the first sentence, however long. Never a cut mid-sentence."""
     text = " ".join(text.split())
     if len(text) <= limit:
         return text
-    window = text[: limit + 1]
-    ends = [m.end() for m in _SENTENCE_END.finditer(window) if m.end() <= limit]
-    # A sentence that keeps at least half the room reads better than a longer fragment.
-    if ends and ends[-1] >= limit // 2:
-        return window[: ends[-1]].strip()
-    room = text[:limit]
-    space = room.rfind(" ")
-    head = room[:space] if space > 0 else room
-    return head.rstrip(" ,;:—–-(\"“'‘") + "…"
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    fitting = [end for end in ends if end <= limit]
+    if fitting:
+        return text[: fitting[-1]].strip()
+    return text[: ends[0]].strip() if ends else text
 
 
 def pull_quotes(
@@ -170,10 +302,16 @@ def pull_quotes(
 
 
 def verdict(
-    matchup: Matchup, community: CommunityVote | None = None, used_quotes: set[str] | None = None
+    matchup: Matchup,
+    community: CommunityVote | None = None,
+    used_quotes: set[str] | None = None,
+    *,
+    variant: int = 0,
 ) -> Verdict:
-    winner, headline = panel_headline(matchup)
+    winner, shape, headline = panel_headline(matchup, variant)
     vote = community if community is not None else page_community(matchup)
+    paid_over_free, pricing = pricing_line(matchup, winner)
+    crowd_disagrees, community_text = community_line(matchup, vote, winner)
     a, b = matchup.tools
     return Verdict(
         matchup_id=matchup.id,
@@ -182,11 +320,56 @@ def verdict(
         tools=(a, b),
         winner=winner,
         panel_gap=panel_gap(matchup),
+        shape=shape,
         headline=headline,
-        pricing=pricing_line(matchup),
-        community=community_line(matchup, vote),
+        pricing=pricing,
+        community=community_text,
         quotes=pull_quotes(matchup, winner, used_quotes),
+        paid_over_free=paid_over_free,
+        crowd_disagrees=crowd_disagrees,
     )
+
+
+def week_verdicts(
+    matchups: Sequence[tuple[Matchup, CommunityVote | None]],
+) -> list[Verdict]:
+    """The verdicts of one issue, in its order: quotes not repeated across matchups, wordings
+    varied per shape, and each tool's other matchups of the week noted."""
+    used: set[str] = set()
+    per_shape: dict[Shape, int] = defaultdict(int)
+    found = []
+    for matchup, community in matchups:
+        a, b = matchup.tools
+        shape = shape_of(a.panel_ship_pct, b.panel_ship_pct)
+        found.append(verdict(matchup, community, used, variant=per_shape[shape]))
+        per_shape[shape] += 1
+    return [replace(v, context=_context(v, found)) for v in found]
+
+
+def _outcome(v: Verdict, side: int) -> str:
+    other = v.tools[1 - side].name
+    if v.winner is None:
+        return f"tied with {other}"
+    return f"beat {other}" if v.winner == side else f"lost to {other}"
+
+
+def _context(v: Verdict, week: Sequence[Verdict]) -> str:
+    notes = []
+    for tool in v.tools:
+        others = [
+            _outcome(o, o_side)
+            for o in week
+            if o is not v
+            for o_side, o_tool in enumerate(o.tools)
+            if _same_tool(o_tool.name, tool.name)
+        ]
+        if others:
+            notes.append(f"{tool.name} also {_join(others)} this week.")
+    return " ".join(notes)
+
+
+def _same_tool(a: str, b: str) -> bool:
+    return a.casefold() == b.casefold()
 
 
 # --- the week as a whole -------------------------------------------------------------------
@@ -196,45 +379,97 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def storylines(verdicts: Sequence[Verdict]) -> list[str]:
-    """A lead line for each tool that appears in several of the week's matchups."""
-    appearances: dict[str, list[tuple[Verdict, int]]] = defaultdict(list)
+@dataclass(frozen=True)
+class Record:
+    """One tool's results over the week's matchups it appears in."""
+
+    name: str
+    wins: tuple[Verdict, ...]
+    losses: tuple[Verdict, ...]
+    ties: tuple[Verdict, ...]
+    side: dict[int, int]  # matchup id -> the tool's side in it
+
+    @property
+    def played(self) -> int:
+        return len(self.wins) + len(self.losses) + len(self.ties)
+
+
+def records(verdicts: Sequence[Verdict]) -> list[Record]:
+    """Tools in two or more of the week's matchups, most appearances first."""
+    seen: dict[str, list[tuple[Verdict, int]]] = defaultdict(list)
+    names: dict[str, str] = {}
     for v in verdicts:
         for side, tool in enumerate(v.tools):
-            appearances[tool.name].append((v, side))
-    lines = []
-    ranked = sorted(appearances.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-    for name, seen in ranked:
-        if len(seen) < 2:
+            key = tool.name.casefold()
+            names.setdefault(key, tool.name)
+            seen[key].append((v, side))
+    found = []
+    for key, games in seen.items():
+        if len(games) < 2:
             continue
-        wins, losses, ties = [], [], []
-        for v, side in seen:
-            me, other = v.tools[side], v.tools[1 - side]
-            score = f"{other.name} ({me.panel_ship_pct}% to {other.panel_ship_pct}%)"
-            if v.winner is None:
-                ties.append(f"{other.name} (both {me.panel_ship_pct}%)")
-            elif v.winner == side:
-                wins.append(score)
-            else:
-                losses.append(score)
-        parts = []
-        if wins:
-            parts.append(f"beats {_join(wins)}")
-        if losses:
-            parts.append(f"loses to {_join(losses)}")
-        if ties:
-            parts.append(f"ties with {_join(ties)}")
-        if not wins and not ties:
-            record = f"comes up short in all {len(seen)}" if len(seen) > 2 else "loses both"
-        elif not losses and not ties:
-            record = f"wins all {len(seen)}" if len(seen) > 2 else "wins both"
-        else:
-            record = f"goes {len(wins)}–{len(losses)}" + (f" with {len(ties)} tied" if ties else "")
-        lines.append(
-            f"{name} faces {_plural(len(seen), 'challenger')} this week and {record}: "
-            f"it {_join(parts, final=', and ' if len(parts) > 2 else ' and ')}."
+        found.append(
+            Record(
+                name=names[key],
+                wins=tuple(v for v, s in games if v.winner == s),
+                losses=tuple(v for v, s in games if v.winner is not None and v.winner != s),
+                ties=tuple(v for v, s in games if v.winner is None),
+                side={v.matchup_id: s for v, s in games},
+            )
         )
-    return lines[:2]
+    return sorted(found, key=lambda r: (-r.played, -len(r.wins), r.name.casefold()))
+
+
+def _tally(record: Record) -> str:
+    """1 win, 1 loss, 1 tie"""
+    parts = []
+    if record.wins:
+        parts.append(_plural(len(record.wins), "win"))
+    if record.losses:
+        parts.append(f"{len(record.losses)} loss{'' if len(record.losses) == 1 else 'es'}")
+    if record.ties:
+        parts.append(_plural(len(record.ties), "tie"))
+    return ", ".join(parts)
+
+
+def storyline(record: Record) -> str:
+    n = record.played
+
+    def score(v: Verdict) -> str:
+        me = v.tools[record.side[v.matchup_id]]
+        other = v.tools[1 - record.side[v.matchup_id]]
+        if v.winner is None:
+            return f"{other.name} (both {me.panel_ship_pct}%)"
+        return f"{other.name} ({me.panel_ship_pct}% to {other.panel_ship_pct}%)"
+
+    every = "both" if n == 2 else f"all {n}"
+    if len(record.wins) == n:
+        summary = f"wins {every}"
+    elif len(record.losses) == n:
+        summary = "loses both" if n == 2 else f"comes up short in all {n}"
+    elif len(record.ties) == n:
+        summary = f"ties {every}"
+    else:
+        summary = f"goes {len(record.wins)}–{len(record.losses)}" + (
+            f" with {len(record.ties)} tied" if record.ties else ""
+        )
+    parts = []
+    if record.wins:
+        parts.append(f"beats {_join([score(v) for v in record.wins])}")
+    if record.losses:
+        parts.append(f"loses to {_join([score(v) for v in record.losses])}")
+    if record.ties:
+        parts.append(f"ties with {_join([score(v) for v in record.ties])}")
+    final = ", and " if len(parts) > 2 else " and "
+    return (
+        f"{record.name} faces {_plural(n, 'challenger')} this week and {summary}: "
+        f"it {_join(parts, final=final)}."
+    )
+
+
+def storylines(verdicts: Sequence[Verdict]) -> list[str]:
+    """A line for each tool in several of the week's matchups (the email shows them in one
+    block, however many there are)."""
+    return [storyline(r) for r in records(verdicts)[:3]]
 
 
 def _join(items: Sequence[str], final: str = " and ") -> str:
@@ -253,56 +488,94 @@ def header_safe(text: str, limit: int) -> str:
     return (room[:space] if space > 0 else room).rstrip(" ,;:—–-") + "…"
 
 
-def subject_line(verdicts: Sequence[Verdict]) -> str:
+@dataclass(frozen=True)
+class Lead:
+    """The week's top story, told three ways: the subject, the preheader's first words and the
+    email's opening sentence all say the same thing."""
+
+    subject: str
+    sentence: str
+    verdict: Verdict | None  # the matchup it is about (None for a tool's record)
+
+
+def lead(verdicts: Sequence[Verdict]) -> Lead:
+    """A tool in several matchups first, then a landslide, then a paid tool beating a free one,
+    then the most decisive verdict; a week of ties leads with its first split."""
     if not verdicts:
-        return "No new matchups this week"
-    repeated = _most_repeated_tool(verdicts)
-    if repeated is not None:
-        name, count = repeated
-        text = f"{name} vs {count} challengers: this week's panel verdicts"
-    else:
-        top = verdicts[0]
-        if top.winner is None:
-            text = f"{top.title}: a split panel"
-        else:
-            w, lo = top.tools[top.winner], top.tools[1 - top.winner]
-            text = f"{w.name} beats {lo.name} {w.panel_ship_pct}% to {lo.panel_ship_pct}%"
-        if len(verdicts) > 1:
-            text += f", plus {_plural(len(verdicts) - 1, 'more verdict')}"
+        return Lead(
+            "No new matchups this week",
+            "No new matchups were published this week.",
+            None,
+        )
+    tools = records(verdicts)
+    if tools:
+        top = tools[0]
+        return Lead(
+            f"{top.name} vs {_plural(top.played, 'challenger')}: {_tally(top)}",
+            f"{top.name} faced {_plural(top.played, 'challenger')} this week: {_tally(top)}.",
+            None,
+        )
+    decisive = max(verdicts, key=lambda v: v.panel_gap)
+    paid = next((v for v in verdicts if v.paid_over_free), None)
+    chosen = decisive
+    if decisive.shape is not Shape.LANDSLIDE and paid is not None:
+        chosen = paid
+    if chosen.winner is None:
+        return Lead(
+            f"{chosen.title}: the panel can't separate them",
+            f"No clear call this week: {chosen.headline[0].lower()}{chosen.headline[1:]}",
+            chosen,
+        )
+    w, lo = chosen.tools[chosen.winner], chosen.tools[1 - chosen.winner]
+    score = f"{w.panel_ship_pct}% to {lo.panel_ship_pct}%"
+    if chosen.shape is Shape.LANDSLIDE:
+        return Lead(
+            f"{w.name} routs {lo.name}, {score}",
+            f"The week's biggest verdict: {w.name} routs {lo.name}, {score} on the panel.",
+            chosen,
+        )
+    if chosen.paid_over_free:
+        return Lead(
+            f"Worth paying for: {w.name} beats {lo.name} {score}",
+            f"Worth paying for: the panel picks the paid {w.name} over {lo.name}, {score}.",
+            chosen,
+        )
+    return Lead(
+        f"{w.name} beats {lo.name} {score}",
+        f"The clearest call this week: {w.name} beats {lo.name}, {score} on the panel.",
+        chosen,
+    )
+
+
+def subject_line(verdicts: Sequence[Verdict]) -> str:
+    top = lead(verdicts)
+    text = top.subject
+    if len(verdicts) > 1:
+        more = f", plus {_plural(len(verdicts) - 1, 'more verdict')}"
+        if len(text + more) <= SUBJECT_CHARS:
+            text += more
     return header_safe(text, SUBJECT_CHARS)
 
 
 def preheader_line(verdicts: Sequence[Verdict]) -> str:
     if not verdicts:
         return "The panel is between verdicts; see you next week."
-    text = f"{_plural(len(verdicts), 'matchup')}, the reviewer split and your vote: " + "; ".join(
-        v.title for v in verdicts
-    )
+    top = lead(verdicts)
+    others = [v.title for v in verdicts if v is not top.verdict][:4]
+    text = top.sentence
+    if others:
+        text += " Also judged: " + "; ".join(others) + "."
     return header_safe(text, PREHEADER_CHARS)
 
 
 def intro_text(verdicts: Sequence[Verdict]) -> str:
+    top = lead(verdicts)
     if not verdicts:
-        return "No new matchups were published this week. The panel is back next week."
-    decisive = max(verdicts, key=lambda v: v.panel_gap)
-    first = f"This week the panel judged {_plural(len(verdicts), 'matchup')}."
-    if decisive.winner is None:
-        second = "Every one of them split the panel down the middle."
-    else:
-        w, lo = decisive.tools[decisive.winner], decisive.tools[1 - decisive.winner]
-        second = (
-            f"The clearest call: {w.name} over {lo.name}, "
-            f"{w.panel_ship_pct}% to {lo.panel_ship_pct}%."
-        )
-    return f"{first} {second} Read the split, then cast your own vote: one tap per matchup."
-
-
-def _most_repeated_tool(verdicts: Sequence[Verdict]) -> tuple[str, int] | None:
-    counts: dict[str, int] = defaultdict(int)
-    for v in verdicts:
-        for tool in v.tools:
-            counts[tool.name] += 1
-    if not counts:
-        return None
-    name, count = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
-    return (name, count) if count >= 2 else None
+        return f"{top.sentence} The panel is back next week."
+    count = f"The panel judged {_plural(len(verdicts), 'matchup')}"
+    split = sum(1 for v in verdicts if v.winner is None)
+    if split == len(verdicts) and len(verdicts) > 1:
+        count += ", and every one of them ended level"
+    elif split:
+        count += f"; {split} ended level"
+    return f"{top.sentence} {count}. Read the split, then cast your own vote: one tap per matchup."

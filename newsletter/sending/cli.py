@@ -23,6 +23,7 @@ from newsletter.issues.models import IssueStatus
 from newsletter.numbers import ascii_int
 from newsletter.sending import repository, service
 from newsletter.sending.models import DeliveryStatus
+from newsletter.sending.transport import get_transport
 from newsletter.sending.worker import run_until_done
 
 IssueId = typer.Argument(..., help="The issue's id (see `newsletter issue list`).")
@@ -154,9 +155,19 @@ def _finish(issue_id: int, started: float, as_json: bool, completed: bool) -> No
         raise typer.Exit(1)
 
 
+def _require_transport() -> None:
+    """A send that could not leave (say, sendgrid without NEWSLETTER_POSTAL_ADDRESS) is refused
+    before anything is queued, naming the setting to fix."""
+    try:
+        get_transport()
+    except ValueError as exc:
+        fail(str(exc))
+
+
 @app.command()
 def send(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
     """Send an approved issue now; returns when every delivery has an end state."""
+    _require_transport()
     started = time.monotonic()
     with transaction() as session:
         status = repository.issue_status(session, issue_id)
@@ -186,6 +197,7 @@ def resume(
     as_json: bool = JsonOption,
 ) -> None:
     """Resume a paused send (and, by default, send the rest from this process)."""
+    _require_transport()
     started = time.monotonic()
     try:
         with transaction() as session:

@@ -19,6 +19,7 @@ from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
 from newsletter.personalize import TOKEN_PLACEHOLDER
+from newsletter.sender import require_postal_address
 from newsletter.sending.message import (
     BatchOutcome,
     BatchResult,
@@ -249,6 +250,7 @@ class SendGridTransport:
         self.settings = settings or get_settings()
         if not self.settings.sendgrid_api_key:
             raise ValueError("NEWSLETTER_TRANSPORT=sendgrid needs SENDGRID_API_KEY")
+        require_postal_address(self.settings)
         self.client = SendGridAPIClient(
             api_key=self.settings.sendgrid_api_key, host=self.settings.sendgrid_api_host
         )

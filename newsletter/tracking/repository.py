@@ -314,3 +314,51 @@ def latest_sent_issue_id(session: Session) -> int | None:
         .limit(1)
     )
     return session.scalars(stmt).first()
+
+
+# --- readers against the panel ----------------------------------------------------------------
+
+
+def panel_and_votes(
+    session: Session, issue_id: int
+) -> list[tuple[int, str, tuple[str, str], tuple[int, int], tuple[int, int]]]:
+    """Per matchup of an issue, in its order: (id, slug, tool names, panel ship %, people's
+    votes per tool)."""
+    matchups = issue_matchups(session, issue_id)
+    if not matchups:
+        return []
+    ids = [m for m, _, _ in matchups]
+    panel: dict[int, list[int]] = {m: [0, 0] for m in ids}
+    stmt = select(MatchupTool.matchup_id, MatchupTool.position, MatchupTool.panel_ship_pct).where(
+        MatchupTool.matchup_id.in_(ids)
+    )
+    for matchup_id, position, pct in session.execute(stmt):
+        panel[matchup_id][position] = pct
+    votes = human_vote_counts(session, ids)
+    return [
+        (
+            m,
+            slug,
+            (names[0], names[1]),
+            (panel[m][0], panel[m][1]),
+            (votes[m][0], votes[m][1]),
+        )
+        for m, slug, names in matchups
+    ]
+
+
+def reader_votes(session: Session, subscriber_id: int) -> list[tuple[str, int, int, int]]:
+    """A subscriber's own (people's, not machines') votes: (issue week, tool voted, panel ship %
+    of tool 0, of tool 1), oldest issue first."""
+    first = MatchupTool.__table__.alias("first_tool")
+    second = MatchupTool.__table__.alias("second_tool")
+    stmt = (
+        select(Issue.week, Vote.tool, first.c.panel_ship_pct, second.c.panel_ship_pct)
+        .join(Delivery, Delivery.id == Vote.delivery_id)
+        .join(Issue, Issue.id == Delivery.issue_id)
+        .join(first, and_(first.c.matchup_id == Vote.matchup_id, first.c.position == 0))
+        .join(second, and_(second.c.matchup_id == Vote.matchup_id, second.c.position == 1))
+        .where(Vote.subscriber_id == subscriber_id, Vote.machine.is_(False))
+        .order_by(Issue.week, Vote.matchup_id)
+    )
+    return [(week, tool, a, b) for week, tool, a, b in session.execute(stmt)]

@@ -100,6 +100,8 @@ def _vote_page(result: VoteResult, action: str) -> str:
             split=None if pct0 is None else [pct0, 100 - pct0],
             votes=result.votes,
             confirm_action=action,
+            panel=[tool.panel_ship_pct for tool in result.matchup.tools],
+            record=result.record,
         )
     )
 

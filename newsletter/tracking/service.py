@@ -28,6 +28,13 @@ from newsletter.tracking import repository
 from newsletter.tracking.events import NormalisedEvent, SendGridEvents
 from newsletter.tracking.machines import is_machine_hit
 from newsletter.tracking.models import EventType
+from newsletter.tracking.panel import (
+    ReaderRecord,
+    ReadersVsPanel,
+    ReaderVote,
+    Tally,
+    reader_record,
+)
 from newsletter.tracking.repository import DeliveryInfo
 from subscribers import service as subscribers_service
 
@@ -191,6 +198,7 @@ class VoteResult:
     tool: int | None = None
     pct_tool0: int | None = None
     votes: int = 0
+    record: ReaderRecord | None = None  # the reader's own agreement with the panel over time
 
 
 def record_vote(
@@ -242,8 +250,10 @@ def record_vote(
             user_agent=_clip(user_agent),
         )
     pct, votes = community_split(session, matchup.id)
-    outcome = VoteOutcome.NEEDS_CONFIRMATION if machine else VoteOutcome.COUNTED
-    return VoteResult(outcome, matchup, tool, pct, votes)
+    if machine:
+        return VoteResult(VoteOutcome.NEEDS_CONFIRMATION, matchup, tool, pct, votes)
+    record = reader_agreement(session, info.subscriber_id)
+    return VoteResult(VoteOutcome.COUNTED, matchup, tool, pct, votes, record)
 
 
 def community_split(session: Session, matchup_id: int) -> tuple[int | None, int]:
@@ -256,6 +266,35 @@ def community_split(session: Session, matchup_id: int) -> tuple[int | None, int]
     if total == 0:
         return None, 0
     return round(100 * tool0 / total), total
+
+
+def readers_vs_panel(session: Session, issue_id: int, week: str) -> ReadersVsPanel | None:
+    """People's votes on one issue beside the panel's picks; None when nobody voted."""
+    tallies = tuple(
+        Tally(matchup_id, slug, names, panel, votes)
+        for matchup_id, slug, names, panel, votes in repository.panel_and_votes(session, issue_id)
+        if votes[0] + votes[1]
+    )
+    return ReadersVsPanel(week, tallies) if tallies else None
+
+
+def last_week_readers(session: Session, week: str) -> ReadersVsPanel | None:
+    """The block an issue opens with: the votes on the latest issue readers received before
+    `week`."""
+    previous = issues_repository.published_before(session, week)
+    return readers_vs_panel(session, previous.id, previous.week) if previous else None
+
+
+def reader_agreement(session: Session, subscriber_id: int | None) -> ReaderRecord | None:
+    """One reader's own votes against the panel, issue by issue (None: no subscriber left,
+    e.g. erased, or no vote yet)."""
+    if subscriber_id is None:
+        return None
+    votes = [
+        ReaderVote(week, tool, (a, b))
+        for week, tool, a, b in repository.reader_votes(session, subscriber_id)
+    ]
+    return reader_record(votes) if votes else None
 
 
 def record_unsubscribe(

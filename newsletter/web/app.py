@@ -60,7 +60,7 @@ def create_app() -> FastAPI:
     errors.install(app)
     app.mount("/static", StaticFiles(directory=TEMPLATES_DIR / "web" / "static"), name="static")
 
-    from newsletter.web import admin, admin_import, api, archive, editor, login
+    from newsletter.web import admin, admin_import, api, archive, brand, editor, login
 
     app.include_router(login.router)
     app.include_router(editor.router)
@@ -69,6 +69,7 @@ def create_app() -> FastAPI:
     app.include_router(admin.router)
     app.include_router(archive.router)
     app.include_router(api.router)
+    app.include_router(brand.router)
     # Each domain contributes its router here.
     from newsletter.tracking.routes import router as tracking_router
 

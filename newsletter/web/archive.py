@@ -20,6 +20,7 @@ from newsletter.issues import service as issues
 from newsletter.issues.models import Issue, IssueStatus
 from newsletter.orm import utcnow
 from newsletter.settings import get_settings
+from newsletter.tracking.service import readers_vs_panel
 from newsletter.web.headers import EMAIL_PREVIEW_CSP
 from newsletter.web.pages import render
 
@@ -46,6 +47,7 @@ def archive(request: Request) -> Response:
                 "subject": i.rendered_subject or i.week,
                 "preheader": i.rendered_preheader or "",
                 "date": _when(i),
+                "readers": readers_vs_panel(session, i.id, i.week),
             }
             for i in _published(session)
         ]

@@ -14,6 +14,7 @@ from newsletter.testing.sendgrid_server import SendGridServer
 from subscribers.models import SubscriberStatus
 
 API_KEY = "SG.loopback-test-key"
+POSTAL_ADDRESS = "Weekly AI Tool Verdicts, 1 Test Street, 75001 Paris, France"
 TRACKED_HTML = (
     '<html><body><p>Verdicts</p><a href="https://nl.example/c/__NL_TOKEN__/m1">read</a>'
     '<a href="https://nl.example/u/__NL_TOKEN__">unsubscribe</a>'
@@ -32,6 +33,7 @@ def sendgrid(monkeypatch: pytest.MonkeyPatch) -> Iterator[SendGridServer]:
     with SendGridServer(api_key=API_KEY, keep_payloads=True) as server:
         monkeypatch.setenv("NEWSLETTER_TRANSPORT", "sendgrid")
         monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
+        monkeypatch.setenv("NEWSLETTER_POSTAL_ADDRESS", POSTAL_ADDRESS)
         monkeypatch.setenv("SENDGRID_API_HOST", server.url)
         monkeypatch.setenv("SENDGRID_TIMEOUT_SECONDS", "2")
         monkeypatch.setenv("NEWSLETTER_BASE_URL", "https://nl.example")

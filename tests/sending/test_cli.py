@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from newsletter.cli import app
+from newsletter.db import transaction
+from newsletter.issues.models import IssueStatus
+from newsletter.sending import repository
+from newsletter.settings import reset_settings
 from newsletter.testing.sendgrid_server import SendGridServer
 from tests.sending.conftest import add_subscribers, make_issue
 
@@ -73,3 +78,24 @@ def test_refused_inputs_exit_non_zero_with_a_clear_error(
     assert result.exit_code != 0 and "not sending" in result.output
     result = runner.invoke(app, ["issue", "send-test", str(draft), "--to", "not-an-address"])
     assert result.exit_code != 0 and "not an email address" in result.output
+
+
+def test_sendgrid_refuses_to_send_without_a_postal_address(
+    db: Session, sendgrid: SendGridServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NEWSLETTER_POSTAL_ADDRESS")
+    reset_settings()
+    add_subscribers(db, 3)
+    issue_id = make_issue(db)
+    for command in (
+        ["issue", "send", str(issue_id)],
+        ["issue", "send-test", str(issue_id), "--to", "me@example.com"],
+    ):
+        result = runner.invoke(app, command)
+        assert result.exit_code != 0, result.output
+        assert "NEWSLETTER_POSTAL_ADDRESS" in result.output
+        assert "Traceback" not in result.output
+    assert sendgrid.requests == 0
+    with transaction() as session:  # nothing was queued: the issue waits, still approved
+        assert repository.issue_status(session, issue_id) is IssueStatus.APPROVED
+        assert repository.status_counts(session, issue_id)["recipients"] == 0

@@ -36,6 +36,7 @@ def worker_env(
         DATABASE_URL=db_url,
         NEWSLETTER_TRANSPORT="sendgrid",
         SENDGRID_API_KEY=API_KEY,
+        NEWSLETTER_POSTAL_ADDRESS="1 Test Street, 75001 Paris",
         SENDGRID_API_HOST=server.url,
         SENDGRID_TIMEOUT_SECONDS="5",
         NEWSLETTER_BATCH_SIZE=str(batch_size),
