@@ -167,9 +167,3 @@ def settle(session: Session, run_id: int, *, now: datetime, detail: str) -> bool
 
 
 # A read-only question about issues (the issues repository owns their writes).
-
-
-def sending_issue_ids(session: Session) -> list[int]:
-    """Issues mid-send: a restarted scheduler resumes their remaining batches."""
-    stmt = select(Issue.id).where(Issue.status == IssueStatus.SENDING).order_by(Issue.id)
-    return list(session.scalars(stmt))

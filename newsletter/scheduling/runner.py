@@ -336,16 +336,24 @@ class Scheduler:
     def _run_sends(self, report: TickReport) -> None:
         # Every issue mid-send, including ones a dead scheduler or the CLI left behind: the
         # worker claims batches one at a time, so several schedulers share the work safely.
+        # Sent issues with re-queued uncertain deliveries (an editor's "send again") too.
         with transaction() as session:
-            ids = repository.sending_issue_ids(session)
-        for issue_id in ids:
+            work = sending.issues_with_work(session)
+        for issue_id, resolving in work:
             if self.stop.is_set():
                 log.info("send: stop requested, issue %d left for the next start", issue_id)
                 return
             if issue_id not in report.started_sends:
                 report.resumed_sends.append(issue_id)
             log.info("send: working on issue %d as %s", issue_id, self.worker_id)
-            worker.run_until_done(issue_id, worker_id=self.worker_id, stop=self.stop)
+            try:
+                worker.run_until_done(
+                    issue_id, worker_id=self.worker_id, stop=self.stop, resolving=resolving
+                )
+            except Exception:
+                # One issue's failure must not keep the other issues' batches waiting.
+                log.exception("send: issue %d failed; will retry on the next tick", issue_id)
+                continue
             log.info("send: issue %d: no more batches for this worker", issue_id)
 
 

@@ -728,9 +728,22 @@ def requeue_uncertain(
     return count
 
 
-def sending_issue_ids(session: Session) -> list[int]:
-    return list(
-        session.scalars(
-            select(Issue.id).where(Issue.status == IssueStatus.SENDING).order_by(Issue.id)
-        )
+def issues_with_work(session: Session) -> list[tuple[int, bool]]:
+    """(issue id, resolving) of every issue a worker should send now: those sending, and sent
+    ones with re-queued deliveries waiting in pending batches (resolving=True)."""
+    pending = (
+        select(SendBatch.id)
+        .where(SendBatch.issue_id == Issue.id, SendBatch.status == BatchStatus.PENDING)
+        .exists()
     )
+    rows = session.execute(
+        select(Issue.id, Issue.status)
+        .where(
+            or_(
+                Issue.status == IssueStatus.SENDING,
+                (Issue.status == IssueStatus.SENT) & pending,
+            )
+        )
+        .order_by(Issue.id)
+    )
+    return [(issue_id, IssueStatus(status) is IssueStatus.SENT) for issue_id, status in rows]
