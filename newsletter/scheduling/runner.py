@@ -10,6 +10,7 @@ of them performs each piece of it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import uuid
@@ -262,7 +263,11 @@ class Scheduler:
         for run_id, week, issue_id in runs:
             if self.stop.is_set() or issue_id is None:
                 return
-            self._planned_send(run_id, week, issue_id, now, report)
+            # Each planned send on its own: one that fails must not hold up the others.
+            self._step(
+                f"planned send {week}",
+                functools.partial(self._planned_send, run_id, week, issue_id, now, report),
+            )
 
     def _planned_send(
         self, run_id: int, week: str, issue_id: int, now: datetime, report: TickReport
@@ -325,8 +330,14 @@ class Scheduler:
         for issue_id, week in due:
             if self.stop.is_set():
                 return
-            with transaction() as session:
-                started = sending.start_send(session, issue_id, now=now)
+            try:
+                with transaction() as session:
+                    started = sending.start_send(session, issue_id, now=now)
+            except Exception:
+                log.exception(
+                    "send %s: issue %d could not start; next tick retries", week, issue_id
+                )
+                continue
             if started:
                 log.info("send %s: scheduled issue %d is due, started sending", week, issue_id)
                 report.started_sends.append(issue_id)

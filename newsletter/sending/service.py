@@ -234,15 +234,14 @@ def send_notice(
 ) -> list[SendResult]:
     """Emails to editors (approval reminders, send reports): one message per address."""
     transport = transport or get_transport()
-    return [
-        transport.send_one(
-            OutgoingMessage(
-                to_email=address,
-                subject=subject,
-                text=text,
-                html=html,
-                categories=("editor-notice",),
-            )
+    results = []
+    for address in to:
+        message = OutgoingMessage(
+            to_email=address, subject=subject, text=text, html=html, categories=("editor-notice",)
         )
-        for address in to
-    ]
+        try:
+            results.append(transport.send_one(message))
+        except Exception as exc:
+            # One editor's address that breaks the transport must not keep the others uninformed.
+            results.append(SendResult(ok=False, error=f"{type(exc).__name__}: {exc}"))
+    return results
