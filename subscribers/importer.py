@@ -340,7 +340,7 @@ def _write_batch(session: Session, run: _Run, batch: list[Candidate]) -> list[Co
     if not run.require_confirmation:
         return []
     return [
-        ConfirmationRequest(row.email, row.name, confirmation_token_for(row.id, now))
+        ConfirmationRequest(row.email, row.name, confirmation_token_for(row.public_id, now))
         for row in inserted
     ]
 

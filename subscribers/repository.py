@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from newsletter.orm import utcnow
 from newsletter.sending.models import Delivery
 from newsletter.tracking.models import TrackingEvent, Vote
-from subscribers.models import Subscriber, SubscriberStatus, Suppression
+from subscribers.models import Subscriber, SubscriberStatus, Suppression, new_public_id
 
 # Statuses that mean "this address left": never mailed, never reactivated by an import.
 LEFT = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
@@ -56,6 +56,12 @@ def mailable_ids_select() -> Select[int]:
 
 def get(session: Session, subscriber_id: int) -> Subscriber | None:
     return session.get(Subscriber, subscriber_id, populate_existing=True)
+
+
+def get_by_public_id(session: Session, public_id: str) -> Subscriber | None:
+    return session.scalars(
+        select(Subscriber).where(Subscriber.public_id == public_id)
+    ).one_or_none()
 
 
 def get_by_email(session: Session, email: str) -> Subscriber | None:
@@ -303,7 +309,7 @@ def suppressed_among(session: Session, hashes: Sequence[str]) -> set[str]:
     return {row[0] for row in rows}
 
 
-INSERT_ROWS_PER_STATEMENT = 1000  # x 15 columns stays under SQLite's parameter limit
+INSERT_ROWS_PER_STATEMENT = 1000  # x 16 columns stays under SQLite's parameter limit
 
 
 def insert_new(
@@ -311,7 +317,7 @@ def insert_new(
 ) -> list[Row[Any]]:
     """Insert many subscribers, `(email, email_hash, name)` each, every other column from
     `shared`; an address that appeared meanwhile is left alone (ON CONFLICT DO NOTHING).
-    Returns (id, email, name) of the rows that went in.
+    Returns (id, email, name, public_id) of the rows that went in.
 
     Multi-row INSERT through the driver: SQLAlchemy's per-value type processing (a datetime
     formatted for SQLite fifteen times a row) cost more than the database's own work. The
@@ -323,7 +329,7 @@ def insert_new(
     table = Subscriber.__table__
     connection = session.connection()
     dialect = connection.dialect
-    names = ["email", "email_hash", "name", *shared]
+    names = ["email", "email_hash", "name", "public_id", *shared]
     constants = []
     for key, value in shared.items():
         processor = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
@@ -334,12 +340,13 @@ def insert_new(
             f"CAST(%s AS {table.c[key].type.compile(dialect=dialect)})" for key in shared
         )
         sql = (
-            f"INSERT INTO subscribers ({', '.join(names)}) SELECT e, h, n, {casts} "
-            "FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(e, h, n) "
-            "ON CONFLICT DO NOTHING RETURNING id, email, name"
+            f"INSERT INTO subscribers ({', '.join(names)}) SELECT e, h, n, p, {casts} "
+            "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(e, h, n, p) "
+            "ON CONFLICT DO NOTHING RETURNING id, email, name, public_id"
         )
         emails, hashes, person_names = (list(column) for column in zip(*people, strict=True))
-        params = (*constants, emails, hashes, person_names)
+        public_ids = [new_public_id() for _ in people]
+        params = (*constants, emails, hashes, person_names, public_ids)
         return list(connection.exec_driver_sql(sql, params).all())
     row_marks = "(" + ", ".join(["?"] * len(names)) + ")"
     returned: list[Row[Any]] = []
@@ -348,11 +355,12 @@ def insert_new(
         sql = (
             f"INSERT INTO subscribers ({', '.join(names)}) VALUES "
             + ", ".join([row_marks] * len(chunk))
-            + " ON CONFLICT DO NOTHING RETURNING id, email, name"
+            + " ON CONFLICT DO NOTHING RETURNING id, email, name, public_id"
         )
         values: list[Any] = []
         for person in chunk:
             values.extend(person)
+            values.append(new_public_id())
             values.extend(constants)
         returned.extend(connection.exec_driver_sql(sql, tuple(values)).all())
     return returned

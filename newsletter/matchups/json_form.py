@@ -58,8 +58,10 @@ class MatchupIn(BaseModel):
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("published_at needs a time zone offset, e.g. 2026-11-16T09:00:00Z")
+        if value is None:
+            return None
         try:
-            return value.astimezone(UTC) if value else None
+            return value.astimezone(UTC)
         except (OverflowError, ValueError):
             # Year 1 or 9999 with an offset falls outside what a datetime can hold in UTC.
             raise ValueError(f"published_at {value.isoformat()} is out of range") from None

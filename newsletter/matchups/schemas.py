@@ -40,9 +40,16 @@ class MatchupData:
 
     @property
     def slug(self) -> str:
+        """The slug a new matchup of this pair is given when no other pair holds it."""
         from newsletter.matchups.slug import matchup_slug
 
         return matchup_slug(self.tools[0].name, self.tools[1].name)
+
+    @property
+    def pair_key(self) -> str:
+        from newsletter.matchups.slug import pair_key
+
+        return pair_key(self.tools[0].name, self.tools[1].name)
 
     def content_hash(self) -> str:
         body = {

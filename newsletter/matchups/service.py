@@ -21,6 +21,7 @@ from newsletter.matchups.json_form import parse_json
 from newsletter.matchups.models import Matchup
 from newsletter.matchups.page_parser import decode_page, parse_page
 from newsletter.matchups.schemas import MatchupData, PageError
+from newsletter.matchups.slug import distinct_slug
 from newsletter.orm import utcnow
 
 PAGE_SUFFIXES = {".txt", ".json"}
@@ -99,8 +100,8 @@ def not_stored(path: Path, exc: Exception) -> RefusedFile:
 
 
 def find(session: Session, data: MatchupData) -> Matchup | None:
-    """The stored matchup `data` is a new version of, if any."""
-    return repository.get_by_slug(session, data.slug)
+    """The stored matchup `data` is a new version of (the same two tool names), if any."""
+    return repository.get_by_pair_key(session, data.pair_key)
 
 
 def import_matchup(
@@ -111,7 +112,10 @@ def import_matchup(
     existing = find(session, data)
     when = published_at or data.published_at
     if existing is None:
-        return repository.add(session, data, when or utcnow()), Outcome.CREATED
+        slug = data.slug
+        if repository.slug_taken(session, slug):
+            slug = distinct_slug(slug, data.pair_key)
+        return repository.add(session, data, when or utcnow(), slug), Outcome.CREATED
     when = when or existing.published_at
     if existing.content_hash == data.content_hash() and existing.published_at == when:
         return existing, Outcome.UNCHANGED

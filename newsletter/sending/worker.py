@@ -244,7 +244,7 @@ def _deliver(
 ) -> None:
     tracking = send.settings.newsletter_tracking
     groups: dict[bool, list[Recipient]] = {True: [], False: []}
-    tokens = delivery_tokens(r.delivery_id for r in recipients)
+    tokens = delivery_tokens((r.delivery_id, r.public_id) for r in recipients)
     for r, token in zip(recipients, tokens, strict=True):
         groups[tracking and not r.tracking_opt_out].append(
             # A tuple runs no validation: the name becomes a To: header, so it is made one line.
