@@ -26,8 +26,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from newsletter.orm import utcnow
-from newsletter.sending.models import Delivery
+from newsletter.sending.models import Delivery, SendBatch
 from newsletter.tracking.models import TrackingEvent, Vote
+from subscribers.addresses import scrub
 from subscribers.models import Subscriber, SubscriberStatus, Suppression, new_public_id
 
 # Statuses that mean "this address left": never mailed, never reactivated by an import.
@@ -152,40 +153,79 @@ def suppression_for(session: Session, email_hash: str) -> Suppression | None:
     ).one_or_none()
 
 
+def erased_among(session: Session, hashes: set[str]) -> set[str]:
+    if not hashes:
+        return set()
+    return set(
+        session.scalars(
+            select(Suppression.email_hash).where(
+                Suppression.email_hash.in_(sorted(hashes)), Suppression.reason == "erased"
+            )
+        )
+    )
+
+
 def lift_suppression(session: Session, email_hash: str) -> None:
     session.execute(delete(Suppression).where(Suppression.email_hash == email_hash))
 
 
-def mark_erased(session: Session, email_hash: str, scrub: str) -> None:
-    """The hash stays, marked erased; a bounce message naming the address does not."""
+def mark_erased(session: Session, email_hash: str, scrub_email: str) -> None:
+    """The hash stays, marked erased; a bounce message naming the address (any case) does not."""
     suppress(session, email_hash, "erased")
+    detail = session.scalar(select(Suppression.detail).where(Suppression.email_hash == email_hash))
     session.execute(
         update(Suppression)
         .where(Suppression.email_hash == email_hash)
-        .values(reason="erased", detail=func.replace(Suppression.detail, scrub, "[erased]"))
+        .values(reason="erased", detail=scrub(detail or "", scrub_email))
     )
 
 
-def scrub_activity(session: Session, subscriber_id: int, email: str) -> None:
-    """Remove what names the person from their deliveries' records before the row goes.
+def scrub_activity(session: Session, subscriber_id: int, email: str, email_hash: str) -> None:
+    """Remove what names the person from every record before the row goes.
 
     Events keep their type, time, issue and link (the counts), but not the provider's raw
-    payload (SendGrid's carries the address), the user agent, or an error naming the address.
-    The tracking and sending tables have no erasure hook of their own yet, so it lives here.
+    payload (SendGrid's carries the address), the user agent, or a detail naming the address;
+    that holds for events about mail outside the ledger too (confirmations, test copies),
+    found by the address hash they were stored with. Errors of their deliveries and batches
+    lose the address in any letter case. The tracking and sending tables have no erasure hook
+    of their own yet, so it lives here.
     """
     deliveries = select(Delivery.id).where(Delivery.subscriber_id == subscriber_id)
-    session.execute(
-        update(TrackingEvent)
-        .where(TrackingEvent.delivery_id.in_(deliveries))
-        .values(raw=None, user_agent=None, detail=func.replace(TrackingEvent.detail, email, ""))
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        update(Delivery)
-        .where(Delivery.subscriber_id == subscriber_id, Delivery.error.is_not(None))
-        .values(error=func.replace(Delivery.error, email, "[erased]"))
-        .execution_options(synchronize_session=False)
-    )
+    events = session.execute(
+        select(TrackingEvent.id, TrackingEvent.detail).where(
+            or_(
+                TrackingEvent.delivery_id.in_(deliveries),
+                TrackingEvent.email_hash == email_hash,
+            )
+        )
+    ).all()
+    for event_id, detail in events:
+        session.execute(
+            update(TrackingEvent)
+            .where(TrackingEvent.id == event_id)
+            .values(
+                raw=None,
+                user_agent=None,
+                email_hash=None,
+                detail=scrub(detail, email) if detail else detail,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    for table, ids in (
+        (Delivery, deliveries),
+        (SendBatch, select(Delivery.batch_id).where(Delivery.subscriber_id == subscriber_id)),
+    ):
+        for row_id, error in session.execute(
+            select(table.id, table.error).where(table.id.in_(ids), table.error.is_not(None))
+        ):
+            cleaned = scrub(error or "", email)
+            if cleaned != error:
+                session.execute(
+                    update(table)
+                    .where(table.id == row_id)
+                    .values(error=cleaned)
+                    .execution_options(synchronize_session=False)
+                )
 
 
 def activity(session: Session, subscriber_id: int) -> dict[str, list[dict[str, Any]]]:

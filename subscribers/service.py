@@ -22,7 +22,7 @@ from newsletter.personalize import LEGACY_MAX_DELIVERY_ID, read_delivery_token
 from newsletter.security.signing import sign, unsign
 from newsletter.sending import repository as sending_repository
 from subscribers import repository
-from subscribers.addresses import address_hash, normalise
+from subscribers.addresses import InvalidAddress, address_hash, normalise
 from subscribers.models import Subscriber, SubscriberStatus
 
 # Every link names the subscriber's public id (random, never given again), so it can only ever
@@ -379,10 +379,25 @@ def erase(session: Session, subscriber_id: int) -> bool:
     subscriber = repository.get(session, subscriber_id)
     if subscriber is None:
         return False
-    repository.scrub_activity(session, subscriber.id, subscriber.email)
+    repository.scrub_activity(session, subscriber.id, subscriber.email, subscriber.email_hash)
     repository.mark_erased(session, subscriber.email_hash, subscriber.email)
     repository.delete_subscriber(session, subscriber.id)
     return True
+
+
+def hash_of(raw_email: object) -> str | None:
+    """The suppression hash of an address from outside (a provider's event), None if it is not
+    one."""
+    if not isinstance(raw_email, str) or len(raw_email) > 320:
+        return None
+    try:
+        return address_hash(normalise(raw_email))
+    except InvalidAddress:
+        return None
+
+
+def erased_among(session: Session, hashes: set[str]) -> set[str]:
+    return repository.erased_among(session, hashes)
 
 
 # --- reading --------------------------------------------------------------------------------

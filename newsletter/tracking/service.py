@@ -338,6 +338,15 @@ def ingest_sendgrid(
     rows: list[dict[str, Any]] = []
     kept: dict[str, tuple[NormalisedEvent, DeliveryInfo | None]] = {}
     unmatched = 0
+    # Mail outside the ledger (confirmations, test copies) is found by its address hash when
+    # the person is erased; an erased person's events are kept as counts only, never again
+    # with the address that came with them.
+    hashes = {
+        event.provider_event_id: subscribers_service.hash_of(event.raw.get("email"))
+        for event in events
+        if event.delivery_id is None or event.delivery_id not in deliveries
+    }
+    erased = subscribers_service.erased_among(session, {h for h in hashes.values() if h})
     for event in events:
         if event.provider_event_id in kept:
             continue
@@ -347,7 +356,13 @@ def ingest_sendgrid(
         elif event.type in _READER_ACTIVITY and not _tracking_allowed(info):
             continue
         kept[event.provider_event_id] = (event, info)
-        rows.append(_event_row(event, info, received_at))
+        email_hash = hashes.get(event.provider_event_id)
+        row = _event_row(event, info, received_at)
+        if (info is not None and info.subscriber_id is None) or email_hash in erased:
+            row.update(raw=None, user_agent=None, detail=None)
+        elif info is None:
+            row["email_hash"] = email_hash
+        rows.append(row)
     inserted = repository.insert_new_provider_events(session, rows)
     for event_id in inserted:
         event, info = kept[event_id]
@@ -375,6 +390,7 @@ def _event_row(
         "user_agent": event.user_agent,
         "detail": event.detail,
         "raw": event.raw,
+        "email_hash": None,
     }
 
 
