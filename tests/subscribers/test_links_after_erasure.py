@@ -30,3 +30,34 @@ def test_an_erased_persons_links_never_open_the_next_person(db: Session) -> None
         assert web.post(path).status_code == 404, path
     listed = cli("subscribers", "list", "--json")
     assert '"status": "active"' in listed.output and "second@example.com" in listed.output
+
+
+def test_links_signed_before_public_ids_work_only_for_rows_that_existed_then(
+    db: Session,
+) -> None:
+    from newsletter.instance import set_value
+    from newsletter.personalize import LEGACY_DELIVERY_PURPOSE, LEGACY_MAX_DELIVERY_ID
+    from newsletter.security.signing import sign
+    from subscribers import service
+    from tests.subscribers.factories import active_subscriber, delivery_for
+
+    old_id = active_subscriber(db, "old@example.com")
+    old_delivery = delivery_for(db, old_id).id
+    new_id = active_subscriber(db, "new@example.com")
+    new_delivery = delivery_for(db, new_id, week="2026-W11").id
+    set_value(db, LEGACY_MAX_DELIVERY_ID, str(old_delivery))
+    set_value(db, service.LEGACY_MAX_SUBSCRIBER_ID, str(old_id))
+    db.commit()
+
+    web = client()
+    for purpose, value, email in (
+        (LEGACY_DELIVERY_PURPOSE, old_delivery, "old@example.com"),
+        (service.LEGACY_SUBSCRIBER_PURPOSE, old_id, "old@example.com"),
+    ):
+        assert email in web.get(f"/p/{sign(purpose, str(value))}").text
+    for purpose, value in (
+        (LEGACY_DELIVERY_PURPOSE, new_delivery),
+        (service.LEGACY_SUBSCRIBER_PURPOSE, new_id),
+    ):
+        answer = web.get(f"/p/{sign(purpose, str(value))}")
+        assert answer.status_code == 404 and "new@example.com" not in answer.text
