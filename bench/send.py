@@ -173,7 +173,13 @@ def child_baseline(issue_id: int, sample: int) -> None:
         assert service.start_send(session, issue_id)
         content = frozen_content(session, issue_id, tracked=True)
         rows = session.execute(
-            select(Delivery.id, Delivery.batch_id, Subscriber.email, Subscriber.name)
+            select(
+                Delivery.id,
+                Delivery.batch_id,
+                Subscriber.email,
+                Subscriber.name,
+                Subscriber.public_id,
+            )
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
             .where(Delivery.issue_id == issue_id)
             .order_by(Delivery.id)
@@ -181,9 +187,9 @@ def child_baseline(issue_id: int, sample: int) -> None:
         ).all()
     transport = SendGridTransport(settings)
     began = time.perf_counter()
-    for delivery_id, batch_id, email, name in rows:
+    for delivery_id, batch_id, email, name, public_id in rows:
         assert batch_id is not None
-        recipient = Recipient(delivery_id, email, name, delivery_token(delivery_id))
+        recipient = Recipient(delivery_id, email, name, delivery_token(delivery_id, public_id))
         result = transport.send_one(
             personal_message(content, recipient, issue_id, ("bench",), settings)
         )

@@ -32,10 +32,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from bench.webhook import SECRET, seed, serve
+from bench.webhook import SECRET, seed_issue, serve
 from newsletter.db import dispose_engines, transaction
-from newsletter.personalize import DELIVERY_PURPOSE
-from newsletter.security.signing import sign
 from newsletter.tracking.models import TrackingEvent
 
 AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"
@@ -175,9 +173,9 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp,
         database(args.postgres, Path(tmp)) as url,
     ):
-        deliveries = seed(url, args.deliveries, sent_at=datetime.now(UTC) - timedelta(days=1))
+        sent = seed_issue(url, args.deliveries, sent_at=datetime.now(UTC) - timedelta(days=1))
         # The token newsletter.personalize.delivery_token makes, under the server's key.
-        tokens = [sign(DELIVERY_PURPOSE, str(d), secret=SECRET) for d in deliveries]
+        tokens = [sent.token(i, secret=SECRET) for i in range(len(sent.deliveries))]
         paths = [
             request_bytes(
                 f"/o/{tokens[i % len(tokens)]}.gif"

@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 
 from newsletter.db import dispose_engines, transaction
 from newsletter.migrate import upgrade
-from newsletter.testing.arrange import add_sent_issue
+from newsletter.testing.arrange import SentIssue, add_sent_issue
 from newsletter.tracking.models import TrackingEvent
 from newsletter.tracking.webhook import (
     SIGNATURE_HEADER,
@@ -51,11 +51,15 @@ def free_port() -> int:
 
 def seed(database_url: str, deliveries: int, *, sent_at: datetime) -> list[int]:
     """One sent issue with two matchups and links, and `deliveries` recipients."""
+    return seed_issue(database_url, deliveries, sent_at=sent_at).deliveries
+
+
+def seed_issue(database_url: str, deliveries: int, *, sent_at: datetime) -> SentIssue:
     upgrade(database_url)
     with transaction(database_url) as session:
-        delivery_ids = add_sent_issue(session, readers=deliveries, sent_at=sent_at).deliveries
+        sent = add_sent_issue(session, readers=deliveries, sent_at=sent_at)
     dispose_engines()
-    return delivery_ids
+    return sent
 
 
 @contextmanager

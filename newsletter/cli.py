@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from newsletter.accounts.cli import app as users_app
-from newsletter.cli_support import JsonOption, print_json
+from newsletter.cli_support import JsonOption, print_json, require_suppression_key
 from newsletter.issues.cli import app as issue_app
 from newsletter.matchups.cli import app as matchups_app
 from newsletter.sending import cli as _sending_cli  # noqa: F401  (adds send commands to `issue`)
@@ -27,6 +27,27 @@ app.add_typer(users_app, name="users")
 app.command("serve")(serve)
 
 
+@app.callback()
+def _every_command(context: typer.Context) -> None:
+    # Every command that reads or writes the list hashes addresses with the suppression key.
+    if context.invoked_subcommand not in ("init", "demo"):
+        from newsletter.db import is_sqlite
+        from newsletter.settings import get_settings
+
+        url = get_settings().database_url
+        if not is_sqlite(url) or _sqlite_file_exists(url):
+            require_suppression_key()
+
+
+def _sqlite_file_exists(url: str) -> bool:
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    return bool(database) and database != ":memory:" and Path(str(database)).exists()
+
+
 @app.command()
 def init(as_json: bool = JsonOption) -> None:
     """Create the database, or migrate it to the latest schema (DATABASE_URL)."""
@@ -34,6 +55,7 @@ def init(as_json: bool = JsonOption) -> None:
     from newsletter.settings import get_settings
 
     before, after = upgrade()
+    require_suppression_key()
     url = get_settings().database_url
     if as_json:
         print_json({"database": url, "from": before, "to": after})

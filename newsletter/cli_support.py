@@ -25,5 +25,22 @@ def warn(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def require_suppression_key() -> None:
+    """Stop with the reason if the suppression key is not the one the database was made with;
+    a database that does not exist yet, or is not migrated, is `newsletter init`'s business."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from newsletter.db import transaction
+    from subscribers.keys import SuppressionKeyChanged, check_suppression_key
+
+    try:
+        with transaction() as session:
+            check_suppression_key(session)
+    except SuppressionKeyChanged as exc:
+        fail(str(exc), code=2)
+    except SQLAlchemyError:
+        return
+
+
 def is_terminal() -> bool:
     return sys.stderr.isatty()

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import re
 from functools import lru_cache
+from urllib.parse import quote
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
@@ -79,3 +80,11 @@ def address_hash(email: str) -> str:
     settings = get_settings()
     secret = settings.newsletter_suppression_key or settings.newsletter_secret_key
     return hmac.digest(_key(secret), email.encode(), "sha256").hex()
+
+
+def scrub(text: str, email: str, replacement: str = "[erased]") -> str:
+    """`text` without the address in any letter case, nor its percent-encoded form (a click
+    URL): what erasure leaves of a bounce reason or an error message."""
+    forms = {email, quote(email, safe=""), quote(email)}
+    pattern = "|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
+    return re.sub(pattern, replacement, text, flags=re.IGNORECASE)

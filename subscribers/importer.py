@@ -647,7 +647,7 @@ def _write_batch(session: Session, run: _Run, batch: list[Candidate]) -> list[Co
             report.pending += 1
             report.note("imported", "pending: confirmation mailed", candidate.line)
             confirmations.append(
-                ConfirmationRequest(row.email, row.name, confirmation_token_for(row.id, now))
+                ConfirmationRequest(row.email, row.name, confirmation_token_for(row.public_id, now))
             )
         else:
             active_lines.append(candidate.line)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import datetime
 
 from sqlalchemy import Boolean, ForeignKey, Index, String, Text
@@ -19,17 +20,26 @@ class SubscriberStatus(enum.StrEnum):
     COMPLAINED = "complained"
 
 
+def new_public_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
 class Subscriber(Base):
     __tablename__ = "subscribers"
     # The admin list sorts by name or status and pages by (key, id); the (status, id) index also
     # serves the audience query ("status = active"). The substring-search indexes are engine
-    # specific and live outside the models (subscribers/search.py).
+    # specific and live outside the models (subscribers/search.py). Ids are never given again
+    # (SQLite reuses the highest one otherwise): see 0002_integrity.
     __table_args__ = (
         Index("ix_subscribers_status_id", "status", "id"),
         Index("ix_subscribers_name_id", "name", "id"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # Random, never reused: every link made for this person is signed with it, so a link can
+    # only ever open this person's data, whatever happens to ids (newsletter/personalize.py).
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     # Normalised (trimmed, lower-cased): uniqueness is case-insensitive by construction.
     email: Mapped[str] = mapped_column(String(320), unique=True)
     # The same keyed hash the suppression list holds (subscribers/addresses.py), so "not

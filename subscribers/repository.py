@@ -31,10 +31,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from newsletter.orm import utcnow
-from newsletter.sending.models import Delivery
+from newsletter.sending.models import Delivery, SendBatch
 from newsletter.tracking.models import TrackingEvent, Vote
 from subscribers import search as search_index
-from subscribers.models import Subscriber, SubscriberStatus, SubscriberTag, Suppression
+from subscribers.addresses import scrub
+from subscribers.models import (
+    Subscriber,
+    SubscriberStatus,
+    SubscriberTag,
+    Suppression,
+    new_public_id,
+)
 
 # Statuses that mean "this address left": never mailed, never reactivated by an import.
 LEFT = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
@@ -67,6 +74,12 @@ def mailable_count(session: Session) -> int:
 
 def get(session: Session, subscriber_id: int) -> Subscriber | None:
     return session.get(Subscriber, subscriber_id, populate_existing=True)
+
+
+def get_by_public_id(session: Session, public_id: str) -> Subscriber | None:
+    return session.scalars(
+        select(Subscriber).where(Subscriber.public_id == public_id)
+    ).one_or_none()
 
 
 def get_by_email(session: Session, email: str) -> Subscriber | None:
@@ -183,40 +196,79 @@ def suppression_for(session: Session, email_hash: str) -> Suppression | None:
     ).one_or_none()
 
 
+def erased_among(session: Session, hashes: set[str]) -> set[str]:
+    if not hashes:
+        return set()
+    return set(
+        session.scalars(
+            select(Suppression.email_hash).where(
+                Suppression.email_hash.in_(sorted(hashes)), Suppression.reason == "erased"
+            )
+        )
+    )
+
+
 def lift_suppression(session: Session, email_hash: str) -> None:
     session.execute(delete(Suppression).where(Suppression.email_hash == email_hash))
 
 
-def mark_erased(session: Session, email_hash: str, scrub: str) -> None:
-    """The hash stays, marked erased; a bounce message naming the address does not."""
+def mark_erased(session: Session, email_hash: str, scrub_email: str) -> None:
+    """The hash stays, marked erased; a bounce message naming the address (any case) does not."""
     suppress(session, email_hash, "erased")
+    detail = session.scalar(select(Suppression.detail).where(Suppression.email_hash == email_hash))
     session.execute(
         update(Suppression)
         .where(Suppression.email_hash == email_hash)
-        .values(reason="erased", detail=func.replace(Suppression.detail, scrub, "[erased]"))
+        .values(reason="erased", detail=scrub(detail or "", scrub_email))
     )
 
 
-def scrub_activity(session: Session, subscriber_id: int, email: str) -> None:
-    """Remove what names the person from their deliveries' records before the row goes.
+def scrub_activity(session: Session, subscriber_id: int, email: str, email_hash: str) -> None:
+    """Remove what names the person from every record before the row goes.
 
     Events keep their type, time, issue and link (the counts), but not the provider's raw
-    payload (SendGrid's carries the address), the user agent, or an error naming the address.
-    The tracking and sending tables have no erasure hook of their own yet, so it lives here.
+    payload (SendGrid's carries the address), the user agent, or a detail naming the address;
+    that holds for events about mail outside the ledger too (confirmations, test copies),
+    found by the address hash they were stored with. Errors of their deliveries and batches
+    lose the address in any letter case. The tracking and sending tables have no erasure hook
+    of their own yet, so it lives here.
     """
     deliveries = select(Delivery.id).where(Delivery.subscriber_id == subscriber_id)
-    session.execute(
-        update(TrackingEvent)
-        .where(TrackingEvent.delivery_id.in_(deliveries))
-        .values(raw=None, user_agent=None, detail=func.replace(TrackingEvent.detail, email, ""))
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        update(Delivery)
-        .where(Delivery.subscriber_id == subscriber_id, Delivery.error.is_not(None))
-        .values(error=func.replace(Delivery.error, email, "[erased]"))
-        .execution_options(synchronize_session=False)
-    )
+    events = session.execute(
+        select(TrackingEvent.id, TrackingEvent.detail).where(
+            or_(
+                TrackingEvent.delivery_id.in_(deliveries),
+                TrackingEvent.email_hash == email_hash,
+            )
+        )
+    ).all()
+    for event_id, detail in events:
+        session.execute(
+            update(TrackingEvent)
+            .where(TrackingEvent.id == event_id)
+            .values(
+                raw=None,
+                user_agent=None,
+                email_hash=None,
+                detail=scrub(detail, email) if detail else detail,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    for model, ids in (
+        (Delivery, deliveries),
+        (SendBatch, select(Delivery.batch_id).where(Delivery.subscriber_id == subscriber_id)),
+    ):
+        for row_id, error in session.execute(
+            select(model.id, model.error).where(model.id.in_(ids), model.error.is_not(None))
+        ):
+            cleaned = scrub(error or "", email)
+            if cleaned != error:
+                session.execute(
+                    update(model)
+                    .where(model.id == row_id)
+                    .values(error=cleaned)
+                    .execution_options(synchronize_session=False)
+                )
 
 
 def activity(session: Session, subscriber_id: int) -> dict[str, list[dict[str, Any]]]:
@@ -404,7 +456,7 @@ def suppressed_among(session: Session, hashes: Sequence[str]) -> set[str]:
     return {row[0] for row in rows}
 
 
-INSERT_ROWS_PER_STATEMENT = 1000  # x 15 columns stays under SQLite's parameter limit
+INSERT_ROWS_PER_STATEMENT = 1000  # x 16 columns stays under SQLite's parameter limit
 
 
 def insert_new(
@@ -414,9 +466,9 @@ def insert_new(
     shared: dict[str, Any],
 ) -> list[Row[Any]]:
     """Insert many subscribers, `(email, email_hash, name, (*varying,))` each (the `varying`
-    columns differ per row: status, consent record…), every other column from `shared`; an
-    address that appeared meanwhile is left alone (ON CONFLICT DO NOTHING). Returns (id,
-    email, name) of the rows that went in.
+    columns differ per row: status, consent record…), every other column from `shared`, and a
+    new public id each; an address that appeared meanwhile is left alone (ON CONFLICT DO
+    NOTHING). Returns (id, email, name, public_id) of the rows that went in.
 
     Multi-row INSERT through the driver: SQLAlchemy's per-value type processing (a datetime
     formatted for SQLite fifteen times a row) cost more than the database's own work. Values go
@@ -432,7 +484,7 @@ def insert_new(
     def processor(key: str) -> Any:
         return table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
 
-    names = ["email", "email_hash", "name", *varying, *shared]
+    names = ["email", "email_hash", "name", "public_id", *varying, *shared]
     constants = []
     for key, value in shared.items():
         process = processor(key)
@@ -456,11 +508,11 @@ def insert_new(
             f"CAST(%s AS {table.c[key].type.compile(dialect=dialect)})" for key in shared
         )
         sql = (
-            f"INSERT INTO subscribers ({', '.join(names)}) SELECT e, h, n, {labels}, {casts} "
-            f"FROM unnest(%s::text[], %s::text[], %s::text[], {arrays}) "
-            f"AS t(e, h, n, {labels}) ON CONFLICT DO NOTHING RETURNING id, email, name"
+            f"INSERT INTO subscribers ({', '.join(names)}) SELECT e, h, n, p, {labels}, {casts} "
+            f"FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], {arrays}) "
+            f"AS t(e, h, n, p, {labels}) ON CONFLICT DO NOTHING RETURNING id, email, name, public_id"
         )
-        rows = [(e, h, n, *processed(v)) for e, h, n, v in people]
+        rows = [(e, h, n, new_public_id(), *processed(v)) for e, h, n, v in people]
         columns = [list(column) for column in zip(*rows, strict=True)]
         return list(connection.exec_driver_sql(sql, (*constants, *columns)).all())
     row_marks = "(" + ", ".join(["?"] * len(names)) + ")"
@@ -470,11 +522,11 @@ def insert_new(
         sql = (
             f"INSERT INTO subscribers ({', '.join(names)}) VALUES "
             + ", ".join([row_marks] * len(chunk))
-            + " ON CONFLICT DO NOTHING RETURNING id, email, name"
+            + " ON CONFLICT DO NOTHING RETURNING id, email, name, public_id"
         )
         values: list[Any] = []
         for email, email_hash, name, varied in chunk:
-            values += (email, email_hash, name)
+            values += (email, email_hash, name, new_public_id())
             values.extend(processed(varied))
             values.extend(constants)
         returned.extend(connection.exec_driver_sql(sql, tuple(values)).all())

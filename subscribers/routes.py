@@ -135,7 +135,7 @@ def confirm(request: Request, token: str) -> HTMLResponse:
             return _link_invalid(request, "confirmation")
         context = {
             "email": subscriber.email,
-            "prefs": f"/p/{service.subscriber_token(subscriber.id)}",
+            "prefs": f"/p/{service.subscriber_token(subscriber.public_id)}",
         }
         welcome = service.claim_welcome(session, subscriber, latest_published_week(session))
     if welcome is not None and not emails.send_welcome(welcome).ok:
@@ -166,10 +166,10 @@ def unsubscribe(request: Request, token: str) -> HTMLResponse:
         subscriber = service.resolve_token(session, token)
         if subscriber is None:
             return _link_invalid(request, "unsubscribe")
-        delivery_id = read_delivery_token(token)
-        if service.unsubscribe(session, subscriber.id) and delivery_id is not None:
+        link = read_delivery_token(token)
+        if service.unsubscribe(session, subscriber.id) and link is not None:
             # The editors see which issue lost a reader.
-            tracking_service.record_unsubscribe(session, delivery_id)
+            tracking_service.record_unsubscribe(session, link.delivery_id)
         context = {"email": subscriber.email, "prefs": f"/p/{token}"}
     return render(request, T + "unsubscribed.html", context)
 

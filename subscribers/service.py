@@ -15,17 +15,24 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from newsletter.instance import legacy_max_id
 from newsletter.numbers import ascii_int
 from newsletter.orm import utcnow
-from newsletter.personalize import read_delivery_token
+from newsletter.personalize import LEGACY_MAX_DELIVERY_ID, read_delivery_token
 from newsletter.security.signing import sign, unsign
 from newsletter.sending import repository as sending_repository
 from subscribers import repository
-from subscribers.addresses import address_hash, normalise
+from subscribers.addresses import InvalidAddress, address_hash, normalise
 from subscribers.models import Subscriber, SubscriberStatus, Suppression
 
-CONFIRM_PURPOSE = "confirm"
-SUBSCRIBER_PURPOSE = "subscriber"
+# Every link names the subscriber's public id (random, never given again), so it can only ever
+# open that person's data. The purposes before public ids ("confirm", "subscriber") named bare
+# ids; they are honoured only for subscribers who existed then (LEGACY_MAX_SUBSCRIBER_ID).
+CONFIRM_PURPOSE = "confirm-v2"
+SUBSCRIBER_PURPOSE = "subscriber-v2"
+LEGACY_CONFIRM_PURPOSE = "confirm"
+LEGACY_SUBSCRIBER_PURPOSE = "subscriber"
+LEGACY_MAX_SUBSCRIBER_ID = "legacy_links_max_subscriber_id"
 # Long enough for someone who reads mail weekly; short enough that an old mail is not a key.
 CONFIRM_TTL_SECONDS = 7 * 24 * 3600
 SUBSCRIBER_TOKEN_TTL_SECONDS = 90 * 24 * 3600
@@ -72,42 +79,65 @@ class WelcomeRequest:
 
 def confirmation_token(subscriber: Subscriber) -> str:
     assert subscriber.confirm_sent_at is not None
-    return confirmation_token_for(subscriber.id, subscriber.confirm_sent_at)
+    return confirmation_token_for(subscriber.public_id, subscriber.confirm_sent_at)
 
 
-def confirmation_token_for(subscriber_id: int, confirm_sent_at: datetime) -> str:
+def confirmation_token_for(public_id: str, confirm_sent_at: datetime) -> str:
     """Names the request it answers, so a newer request or an unsubscribe voids it."""
-    value = f"{subscriber_id}:{confirm_sent_at.isoformat()}"
+    value = f"{public_id}:{confirm_sent_at.isoformat()}"
     return sign(CONFIRM_PURPOSE, value, expires_in=CONFIRM_TTL_SECONDS)
 
 
-def subscriber_token(subscriber_id: int) -> str:
+def subscriber_token(public_id: str) -> str:
     """A link credential for one subscriber outside any issue (e.g. after confirming)."""
-    return sign(SUBSCRIBER_PURPOSE, str(subscriber_id), expires_in=SUBSCRIBER_TOKEN_TTL_SECONDS)
+    return sign(SUBSCRIBER_PURPOSE, public_id, expires_in=SUBSCRIBER_TOKEN_TTL_SECONDS)
 
 
 def resolve_token(session: Session, token: str) -> Subscriber | None:
     """The subscriber an unsubscribe/preferences link is for: a delivery token from an issue,
-    or a subscriber token. None for a bad, expired or erased one."""
-    delivery_id = read_delivery_token(token)
-    if delivery_id is not None:
-        delivery = sending_repository.get_delivery(session, delivery_id)
-        subscriber_id = delivery.subscriber_id if delivery is not None else None
-    else:
-        value = unsign(SUBSCRIBER_PURPOSE, token)
-        subscriber_id = ascii_int(value) if value is not None else None
-    return repository.get(session, subscriber_id) if subscriber_id is not None else None
+    or a subscriber token. None for a bad, expired or erased one, and for one made for someone
+    else than the delivery's or id's holder now."""
+    link = read_delivery_token(token)
+    if link is not None:
+        delivery = sending_repository.get_delivery(session, link.delivery_id)
+        if delivery is None or delivery.subscriber_id is None:
+            return None
+        subscriber = repository.get(session, delivery.subscriber_id)
+        legacy_max = 0 if link.public_id else legacy_max_id(session, LEGACY_MAX_DELIVERY_ID)
+        if subscriber is None or not link.holds_for(subscriber.public_id, legacy_max):
+            return None
+        return subscriber
+    public_id = unsign(SUBSCRIBER_PURPOSE, token)
+    if public_id is not None:
+        return repository.get_by_public_id(session, public_id)
+    value = unsign(LEGACY_SUBSCRIBER_PURPOSE, token)
+    subscriber_id = ascii_int(value) if value is not None else None
+    return _legacy_subscriber(session, subscriber_id)
 
 
-def _read_confirmation(token: str) -> tuple[int, datetime] | None:
+def _legacy_subscriber(session: Session, subscriber_id: int | None) -> Subscriber | None:
+    """The subscriber a link signed before public ids names, if it existed then."""
+    if subscriber_id is None or subscriber_id > legacy_max_id(session, LEGACY_MAX_SUBSCRIBER_ID):
+        return None
+    return repository.get(session, subscriber_id)
+
+
+def _read_confirmation(session: Session, token: str) -> tuple[Subscriber | None, datetime] | None:
+    """(whom a confirmation link is for, the request it answers), or None for a bad link."""
     value = unsign(CONFIRM_PURPOSE, token)
+    legacy = value is None
+    if legacy:
+        value = unsign(LEGACY_CONFIRM_PURPOSE, token)
     if value is None:
         return None
-    raw_id, _, raw_when = value.partition(":")
+    who, _, raw_when = value.partition(":")
     try:
-        return int(raw_id), datetime.fromisoformat(raw_when)
+        when = datetime.fromisoformat(raw_when)
     except ValueError:
         return None
+    if legacy:
+        return _legacy_subscriber(session, ascii_int(who)), when
+    return repository.get_by_public_id(session, who), when
 
 
 # --- joining --------------------------------------------------------------------------------
@@ -222,12 +252,10 @@ class ConfirmState(enum.StrEnum):
 
 
 def confirmation_state(session: Session, token: str) -> tuple[ConfirmState, Subscriber | None]:
-    parsed = _read_confirmation(token)
-    if parsed is None:
+    parsed = _read_confirmation(session, token)
+    if parsed is None or parsed[0] is None:
         return ConfirmState.INVALID, None
-    subscriber = repository.get(session, parsed[0])
-    if subscriber is None:
-        return ConfirmState.INVALID, None
+    subscriber = parsed[0]
     if subscriber.status == SubscriberStatus.ACTIVE:
         return ConfirmState.DONE, subscriber
     if subscriber.confirm_sent_at != parsed[1]:
@@ -268,7 +296,7 @@ def claim_welcome(
     if not repository.claim_welcome(session, subscriber.id, now):
         return None
     return WelcomeRequest(
-        subscriber.id, subscriber.email, subscriber_token(subscriber.id), now, latest_week
+        subscriber.id, subscriber.email, subscriber_token(subscriber.public_id), now, latest_week
     )
 
 
@@ -378,7 +406,7 @@ def erase(session: Session, subscriber_id: int) -> bool:
     subscriber = repository.get(session, subscriber_id)
     if subscriber is None:
         return False
-    repository.scrub_activity(session, subscriber.id, subscriber.email)
+    repository.scrub_activity(session, subscriber.id, subscriber.email, subscriber.email_hash)
     repository.mark_erased(session, subscriber.email_hash, subscriber.email)
     repository.delete_subscriber(session, subscriber.id)
     return True
@@ -433,6 +461,21 @@ def suppress_by_hand(session: Session, raw_email: str, note: str) -> bool:
     if existing is None:
         repository.suppress(session, email_hash, "manual", clean_name(note)[:500])
     return existing is None
+
+
+def hash_of(raw_email: object) -> str | None:
+    """The suppression hash of an address from outside (a provider's event), None if it is not
+    one."""
+    if not isinstance(raw_email, str) or len(raw_email) > 320:
+        return None
+    try:
+        return address_hash(normalise(raw_email))
+    except InvalidAddress:
+        return None
+
+
+def erased_among(session: Session, hashes: set[str]) -> set[str]:
+    return repository.erased_among(session, hashes)
 
 
 # --- reading --------------------------------------------------------------------------------

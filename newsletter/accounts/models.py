@@ -18,6 +18,8 @@ class Role(enum.StrEnum):
 
 class User(Base):
     __tablename__ = "users"
+    # A session names its user's id: a removed user's id must never name a new user.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Normalised (trimmed, lower-cased) so a login is case-insensitive by construction.

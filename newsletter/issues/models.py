@@ -23,6 +23,8 @@ class IssueStatus(enum.StrEnum):
 
 class Issue(Base):
     __tablename__ = "issues"
+    # Ids are in staff URLs and deliveries: never given again (0002_integrity).
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # ISO week, e.g. "2026-W47": one issue per week is a database guarantee.

@@ -46,8 +46,16 @@ def import_(
             )
             continue
         # One transaction per file: a failure rolls back only this file.
-        with transaction() as session:
-            outcomes = [service.import_matchup(session, data, when) for data in parsed.matchups]
+        try:
+            with transaction() as session:
+                outcomes = [service.import_matchup(session, data, when) for data in parsed.matchups]
+        except Exception as exc:
+            refused = service.not_stored(parsed.path, exc)
+            warn(f"refused {refused.message()}")
+            report["refused"].append(
+                {"file": str(refused.path), "line": None, "reason": refused.error.reason}
+            )
+            continue
         for matchup, outcome in outcomes:
             report["imported"].append(
                 {"file": str(parsed.path), "slug": matchup.slug, "outcome": outcome.value}

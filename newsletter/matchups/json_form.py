@@ -13,7 +13,13 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from newsletter.matchups.models import Lens
-from newsletter.matchups.schemas import MatchupData, PageError, ReviewData, ToolData
+from newsletter.matchups.schemas import (
+    MatchupData,
+    PageError,
+    ReviewData,
+    ToolData,
+    check_storable,
+)
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 Pct = Annotated[int, Field(ge=0, le=100)]
@@ -32,7 +38,8 @@ class ToolIn(BaseModel):
 
 class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    reviewer: Annotated[int, Field(ge=1)]
+    # A panel is a handful of people; the bound keeps the number inside an INTEGER column.
+    reviewer: Annotated[int, Field(ge=1, le=1000)]
     lens: Lens
     tool: Annotated[int, Field(ge=0, le=1)]
     quote: NonEmpty
@@ -51,7 +58,13 @@ class MatchupIn(BaseModel):
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("published_at needs a time zone offset, e.g. 2026-11-16T09:00:00Z")
-        return value.astimezone(UTC) if value else None
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            # Year 1 or 9999 with an offset falls outside what a datetime can hold in UTC.
+            raise ValueError(f"published_at {value.isoformat()} is out of range") from None
 
     @field_validator("reviews")
     @classmethod
@@ -72,6 +85,11 @@ def parse_json(text: str, source_name: str = "") -> list[MatchupData]:
         document: Any = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PageError(f"invalid JSON: {exc.msg}", exc.lineno) from None
+    except RecursionError:
+        raise PageError("invalid JSON: nested too deeply") from None
+    except ValueError as exc:
+        # Python refuses integers of more than 4,300 digits (a denial-of-service guard).
+        raise PageError(f"invalid JSON: {exc}") from None
     items = document if isinstance(document, list) else [document]
     result = []
     for index, item in enumerate(items):
@@ -85,12 +103,13 @@ def parse_json(text: str, source_name: str = "") -> list[MatchupData]:
                 f"{prefix}{'.' if prefix and where else ''}{where}: {first['msg']}"
             ) from None
         tools = tuple(ToolData(**t.model_dump()) for t in parsed.tools)
+        prefix = f"[{index}]." if isinstance(document, list) else ""
         title = parsed.title or f"{tools[0].name} vs {tools[1].name}"
         reviews = tuple(
             ReviewData(r.reviewer, r.lens, r.tool, r.quote)
             for r in sorted(parsed.reviews, key=lambda r: (r.reviewer, r.tool))
         )
-        result.append(
-            MatchupData(title, (tools[0], tools[1]), reviews, parsed.published_at, source_name)
-        )
+        data = MatchupData(title, (tools[0], tools[1]), reviews, parsed.published_at, source_name)
+        check_storable(data, prefix)
+        result.append(data)
     return result

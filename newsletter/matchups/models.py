@@ -23,6 +23,9 @@ class Matchup(Base):
     __tablename__ = "matchups"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The identity: a digest of the two exact tool names (matchups/slug.py). The slug is only
+    # the matchup's name in URLs; two different pairs can reduce to the same words.
+    pair_key: Mapped[str] = mapped_column(String(64), unique=True)
     slug: Mapped[str] = mapped_column(String(200), unique=True)
     title: Mapped[str] = mapped_column(Text)
     published_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from newsletter.matchups.models import Lens
-from newsletter.matchups.schemas import MatchupData, PageError, ReviewData, ToolData
+from newsletter.matchups.schemas import MatchupData, PageError, ReviewData, ToolData, unstorable
 
 HEADER = "AI tool comparison"
 SCORECARD = "Reviewer scorecard"
@@ -37,6 +37,10 @@ def decode_page(raw: bytes) -> str:
 
 def parse_page(text: str, source_name: str = "") -> MatchupData:
     lines = [line.strip() for line in text.split("\n")]
+    for number, line in enumerate(lines, start=1):
+        problem = unstorable(line)
+        if problem:
+            raise PageError(problem, number)
     # Trailing blank lines are not content; blank lines inside the page are refused below.
     while lines and not lines[-1]:
         lines.pop()

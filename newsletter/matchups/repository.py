@@ -21,14 +21,24 @@ def get_by_slug(session: Session, slug: str) -> Matchup | None:
     return session.scalars(stmt).one_or_none()
 
 
+def get_by_pair_key(session: Session, key: str) -> Matchup | None:
+    stmt = select(Matchup).where(Matchup.pair_key == key).options(*_with_children())
+    return session.scalars(stmt).one_or_none()
+
+
+def slug_taken(session: Session, slug: str) -> bool:
+    return session.scalar(select(Matchup.id).where(Matchup.slug == slug)) is not None
+
+
 def list_all(session: Session) -> list[Matchup]:
     stmt = select(Matchup).order_by(Matchup.published_at, Matchup.id).options(*_with_children())
     return list(session.scalars(stmt))
 
 
-def add(session: Session, data: MatchupData, published_at: datetime) -> Matchup:
+def add(session: Session, data: MatchupData, published_at: datetime, slug: str) -> Matchup:
     matchup = Matchup(
-        slug=data.slug,
+        pair_key=data.pair_key,
+        slug=slug,
         title=data.title,
         published_at=published_at,
         source_name=data.source_name,

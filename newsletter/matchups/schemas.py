@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -39,9 +40,16 @@ class MatchupData:
 
     @property
     def slug(self) -> str:
+        """The slug a new matchup of this pair is given when no other pair holds it."""
         from newsletter.matchups.slug import matchup_slug
 
         return matchup_slug(self.tools[0].name, self.tools[1].name)
+
+    @property
+    def pair_key(self) -> str:
+        from newsletter.matchups.slug import pair_key
+
+        return pair_key(self.tools[0].name, self.tools[1].name)
 
     def content_hash(self) -> str:
         body = {
@@ -50,6 +58,36 @@ class MatchupData:
             "reviews": [asdict(r) for r in self.reviews],
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+# Characters no page means and one engine cannot store: PostgreSQL refuses NUL in text and a
+# lone surrogate cannot be encoded at all. Tabs and line ends are text.
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def unstorable(text: str) -> str | None:
+    """A description of the first character a matchup's text may not hold, or None."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    what = "a NUL character" if char == "\x00" else f"the control character U+{ord(char):04X}"
+    if "\ud800" <= char <= "\udfff":
+        what = f"a lone surrogate U+{ord(char):04X}"
+    return f"{what} at column {found.start() + 1}"
+
+
+def check_storable(data: MatchupData, where: str = "") -> None:
+    """Refuse a parsed matchup with text that cannot be stored, naming the field."""
+    fields: list[tuple[str, str]] = [("title", data.title)]
+    for index, tool in enumerate(data.tools):
+        for name in ("name", "category", "tagline", "entry", "description"):
+            fields.append((f"tools.{index}.{name}", getattr(tool, name)))
+    fields += [(f"reviews.{i}.quote", r.quote) for i, r in enumerate(data.reviews)]
+    for name, text in fields:
+        problem = unstorable(text)
+        if problem:
+            raise PageError(f"{where}{name}: {problem}")
 
 
 class PageError(ValueError):

@@ -7,6 +7,7 @@ the good ones of the same run down with it.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,9 +21,14 @@ from newsletter.matchups.json_form import parse_json
 from newsletter.matchups.models import Matchup
 from newsletter.matchups.page_parser import decode_page, parse_page
 from newsletter.matchups.schemas import MatchupData, PageError
+from newsletter.matchups.slug import distinct_slug
 from newsletter.orm import utcnow
 
 PAGE_SUFFIXES = {".txt", ".json"}
+# A week's pages are a few kilobytes each; a file far larger is not one (and is not read whole).
+MAX_FILE_BYTES = 8 * 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 class Outcome(enum.StrEnum):
@@ -61,7 +67,15 @@ def expand_paths(paths: list[Path]) -> Iterator[Path | RefusedFile]:
 
 
 def read_file(path: Path) -> ParsedFile | RefusedFile:
+    """The file's matchups, or why it is refused: this never raises, so one file that breaks
+    the parser in a way nobody foresaw is refused alone and the others still go in."""
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return RefusedFile(
+                path,
+                PageError(f"{size:,} bytes is too large for a page (limit {MAX_FILE_BYTES:,})"),
+            )
         raw = path.read_bytes()
         text = decode_page(raw)
         if path.suffix.lower() == ".json" or text.lstrip().startswith(("{", "[")):
@@ -71,6 +85,23 @@ def read_file(path: Path) -> ParsedFile | RefusedFile:
         return RefusedFile(path, exc)
     except OSError as exc:
         return RefusedFile(path, PageError(f"cannot read: {exc.strerror}"))
+    except Exception as exc:
+        log.exception("matchup file %s: the parser failed", path)
+        return RefusedFile(path, PageError(f"could not be parsed ({type(exc).__name__}: {exc})"))
+
+
+def not_stored(path: Path, exc: Exception) -> RefusedFile:
+    """A file the database refused (a value it cannot hold, a constraint): refused alone, with
+    the database's own first line as the reason rather than a traceback."""
+    log.warning("matchup file %s: not stored", path, exc_info=exc)
+    cause = getattr(exc, "orig", None) or exc
+    first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    return RefusedFile(path, PageError(f"could not be stored: {first_line[:300]}"))
+
+
+def find(session: Session, data: MatchupData) -> Matchup | None:
+    """The stored matchup `data` is a new version of (the same two tool names), if any."""
+    return repository.get_by_pair_key(session, data.pair_key)
 
 
 def import_matchup(
@@ -78,10 +109,13 @@ def import_matchup(
 ) -> tuple[Matchup, Outcome]:
     """Insert or update by slug. `published_at` (or the data's own) wins over the stored one;
     otherwise a new matchup counts as published when first imported."""
-    existing = repository.get_by_slug(session, data.slug)
+    existing = find(session, data)
     when = published_at or data.published_at
     if existing is None:
-        return repository.add(session, data, when or utcnow()), Outcome.CREATED
+        slug = data.slug
+        if repository.slug_taken(session, slug):
+            slug = distinct_slug(slug, data.pair_key)
+        return repository.add(session, data, when or utcnow(), slug), Outcome.CREATED
     when = when or existing.published_at
     if existing.content_hash == data.content_hash() and existing.published_at == when:
         return existing, Outcome.UNCHANGED

@@ -93,6 +93,15 @@ def main(argv: list[str] | None = None) -> int:
             "the database at DATABASE_URL is not initialised or not migrated: run `newsletter init`"
         )
         return 2
+    from newsletter.db import transaction
+    from subscribers.keys import SuppressionKeyChanged, check_suppression_key
+
+    try:
+        with transaction() as session:
+            check_suppression_key(session)
+    except SuppressionKeyChanged as exc:
+        log.error("%s", exc)
+        return 2
 
     if args.once:
         from dataclasses import asdict

@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 
 from newsletter.db import transaction
-from newsletter.matchups import repository as matchups_repository
 from newsletter.matchups import service as matchups
 
 log = logging.getLogger("newsletter.scheduler")
@@ -79,31 +78,44 @@ def import_inbox(inbox: Path, *, now: datetime) -> InboxReport:
     report = InboxReport()
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     for path in _waiting_files(inbox):
-        parsed = matchups.read_file(path)
-        if isinstance(parsed, matchups.RefusedFile):
-            reason = parsed.message().replace(str(path), path.name, 1)
-            _file_away(path, inbox / REJECTED, stamp, reason)
-            report.rejected[path.name] = reason
-            log.warning("inbox: rejected %s: %s", path.name, reason)
-            continue
         try:
-            with transaction() as session:
-                slugs = []
-                for data in parsed.matchups:
-                    # A page that carries no date counts as published when it reached the inbox,
-                    # so this week's issue picks it; a re-sent page keeps its first date.
-                    known = matchups_repository.get_by_slug(session, data.slug) is not None
-                    when = data.published_at or (None if known else now)
-                    matchup, outcome = matchups.import_matchup(session, data, when)
-                    slugs.append(f"{matchup.slug} ({outcome.value})")
-        except Exception as exc:
-            reason = f"{path.name}: could not be stored: {exc}"
-            _file_away(path, inbox / REJECTED, stamp, reason)
-            report.rejected[path.name] = reason
-            log.exception("inbox: rejected %s: database refused it", path.name)
-            continue
-        _file_away(path, inbox / DONE, stamp)
-        report.imported.append(path.name)
-        report.matchups.extend(slugs)
-        log.info("inbox: imported %s: %s", path.name, ", ".join(slugs))
+            _import_one(inbox, path, stamp, now, report)
+        except OSError as exc:
+            # The folder itself failed (permissions, a full disk): the file stays where it is,
+            # for the next run, and the other files still go in.
+            report.rejected[path.name] = f"{path.name}: could not be filed: {exc}"
+            log.error("inbox: %s could not be filed: %s", path.name, exc)
     return report
+
+
+def _import_one(inbox: Path, path: Path, stamp: str, now: datetime, report: InboxReport) -> None:
+    """Import one file in its own transaction and file it in done/ or rejected/."""
+    parsed = matchups.read_file(path)
+    if isinstance(parsed, matchups.RefusedFile):
+        _reject(inbox, parsed, stamp, report)
+        return
+    try:
+        with transaction() as session:
+            slugs = []
+            for data in parsed.matchups:
+                # A page that carries no date counts as published when it reached the inbox,
+                # so this week's issue picks it; a re-sent page keeps its first date.
+                known = matchups.find(session, data) is not None
+                when = data.published_at or (None if known else now)
+                matchup, outcome = matchups.import_matchup(session, data, when)
+                slugs.append(f"{matchup.slug} ({outcome.value})")
+    except Exception as exc:
+        _reject(inbox, matchups.not_stored(path, exc), stamp, report)
+        return
+    _file_away(path, inbox / DONE, stamp)
+    report.imported.append(path.name)
+    report.matchups.extend(slugs)
+    log.info("inbox: imported %s: %s", path.name, ", ".join(slugs))
+
+
+def _reject(inbox: Path, refused: matchups.RefusedFile, stamp: str, report: InboxReport) -> None:
+    path = refused.path
+    reason = refused.message().replace(str(path), path.name, 1)
+    _file_away(path, inbox / REJECTED, stamp, reason)
+    report.rejected[path.name] = reason
+    log.warning("inbox: rejected %s: %s", path.name, reason)

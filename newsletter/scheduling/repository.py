@@ -12,7 +12,6 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from newsletter.issues.models import Issue, IssueStatus
 from newsletter.scheduling.models import RunStatus, SchedulerRun
 
 
@@ -164,12 +163,3 @@ def settle(session: Session, run_id: int, *, now: datetime, detail: str) -> bool
         .execution_options(synchronize_session=False)
     )
     return bool(session.execute(stmt).rowcount == 1)  # type: ignore[attr-defined]
-
-
-# A read-only question about issues (the issues repository owns their writes).
-
-
-def sending_issue_ids(session: Session) -> list[int]:
-    """Issues mid-send: a restarted scheduler resumes their remaining batches."""
-    stmt = select(Issue.id).where(Issue.status == IssueStatus.SENDING).order_by(Issue.id)
-    return list(session.scalars(stmt))

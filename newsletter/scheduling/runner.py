@@ -10,6 +10,7 @@ of them performs each piece of it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import uuid
@@ -262,7 +263,11 @@ class Scheduler:
         for run_id, week, issue_id in runs:
             if self.stop.is_set() or issue_id is None:
                 return
-            self._planned_send(run_id, week, issue_id, now, report)
+            # Each planned send on its own: one that fails must not hold up the others.
+            self._step(
+                f"planned send {week}",
+                functools.partial(self._planned_send, run_id, week, issue_id, now, report),
+            )
 
     def _planned_send(
         self, run_id: int, week: str, issue_id: int, now: datetime, report: TickReport
@@ -325,8 +330,14 @@ class Scheduler:
         for issue_id, week in due:
             if self.stop.is_set():
                 return
-            with transaction() as session:
-                started = sending.start_send(session, issue_id, now=now)
+            try:
+                with transaction() as session:
+                    started = sending.start_send(session, issue_id, now=now)
+            except Exception:
+                log.exception(
+                    "send %s: issue %d could not start; next tick retries", week, issue_id
+                )
+                continue
             if started:
                 log.info("send %s: scheduled issue %d is due, started sending", week, issue_id)
                 report.started_sends.append(issue_id)
@@ -336,16 +347,24 @@ class Scheduler:
     def _run_sends(self, report: TickReport) -> None:
         # Every issue mid-send, including ones a dead scheduler or the CLI left behind: the
         # worker claims batches one at a time, so several schedulers share the work safely.
+        # Sent issues with re-queued uncertain deliveries (an editor's "send again") too.
         with transaction() as session:
-            ids = repository.sending_issue_ids(session)
-        for issue_id in ids:
+            work = sending.issues_with_work(session)
+        for issue_id, resolving in work:
             if self.stop.is_set():
                 log.info("send: stop requested, issue %d left for the next start", issue_id)
                 return
             if issue_id not in report.started_sends:
                 report.resumed_sends.append(issue_id)
             log.info("send: working on issue %d as %s", issue_id, self.worker_id)
-            worker.run_until_done(issue_id, worker_id=self.worker_id, stop=self.stop)
+            try:
+                worker.run_until_done(
+                    issue_id, worker_id=self.worker_id, stop=self.stop, resolving=resolving
+                )
+            except Exception:
+                # One issue's failure must not keep the other issues' batches waiting.
+                log.exception("send: issue %d failed; will retry on the next tick", issue_id)
+                continue
             log.info("send: issue %d: no more batches for this worker", issue_id)
 
 

@@ -382,13 +382,14 @@ def worker(
         while not stop.is_set():
             with transaction() as session:
                 if issue is not None:
-                    ids = [issue] if repository.issue_status(session, issue) else []
+                    status = repository.issue_status(session, issue)
+                    work = [(issue, status is IssueStatus.SENT)] if status else []
                 else:
-                    ids = repository.sending_issue_ids(session)
-            if issue is not None and not ids:
+                    work = service.issues_with_work(session)
+            if issue is not None and not work:
                 fail(f"issue {issue} does not exist")
-            for issue_id in ids:
-                run_until_done(issue_id, worker_id=worker_id, stop=stop)
+            for issue_id, resolving in work:
+                run_until_done(issue_id, worker_id=worker_id, stop=stop, resolving=resolving)
             if not wait:
                 break
             stop.wait(2.0)

@@ -54,7 +54,8 @@ class SendBatch(Base):
 
 class Delivery(Base):
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("issue_id", "subscriber_id"),)
+    # Ids are in link tokens and SendGrid's custom args: never given again (0002_integrity).
+    __table_args__ = (UniqueConstraint("issue_id", "subscriber_id"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), index=True)

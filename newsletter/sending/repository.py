@@ -284,6 +284,7 @@ class BatchRecipient(NamedTuple):
     email: str
     name: str
     tracking_opt_out: bool
+    public_id: str
 
 
 # The statements a worker runs for every batch are built once, with bound parameters, and run
@@ -409,7 +410,7 @@ _PUT_IN_FLIGHT = (
 
 
 @functools.lru_cache(maxsize=1)
-def _recipients_statement() -> Select[int, str, str | None, bool]:
+def _recipients_statement() -> Select[int, str, str | None, bool, str]:
     subscribers = cast(Table, Subscriber.__table__)
     return (
         select(
@@ -417,6 +418,7 @@ def _recipients_statement() -> Select[int, str, str | None, bool]:
             subscribers.c.email,
             subscribers.c.name,
             subscribers.c.tracking_opt_out,
+            subscribers.c.public_id,
         )
         .join(subscribers, subscribers.c.id == _DELIVERIES.c.subscriber_id)
         .where(
@@ -433,8 +435,8 @@ def put_in_flight(session: Session, batch_id: int, now: datetime) -> list[BatchR
     connection.execute(_PUT_IN_FLIGHT, {"b_batch_id": batch_id, "b_now": now})
     rows = connection.execute(_recipients_statement(), {"b_batch_id": batch_id})
     return [
-        BatchRecipient(delivery_id, email, name or "", bool(opt_out))
-        for delivery_id, email, name, opt_out in rows
+        BatchRecipient(delivery_id, email, name or "", bool(opt_out), public_id)
+        for delivery_id, email, name, opt_out, public_id in rows
     ]
 
 
@@ -728,9 +730,22 @@ def requeue_uncertain(
     return count
 
 
-def sending_issue_ids(session: Session) -> list[int]:
-    return list(
-        session.scalars(
-            select(Issue.id).where(Issue.status == IssueStatus.SENDING).order_by(Issue.id)
-        )
+def issues_with_work(session: Session) -> list[tuple[int, bool]]:
+    """(issue id, resolving) of every issue a worker should send now: those sending, and sent
+    ones with re-queued deliveries waiting in pending batches (resolving=True)."""
+    pending = (
+        select(SendBatch.id)
+        .where(SendBatch.issue_id == Issue.id, SendBatch.status == BatchStatus.PENDING)
+        .exists()
     )
+    rows = session.execute(
+        select(Issue.id, Issue.status)
+        .where(
+            or_(
+                Issue.status == IssueStatus.SENDING,
+                (Issue.status == IssueStatus.SENT) & pending,
+            )
+        )
+        .order_by(Issue.id)
+    )
+    return [(issue_id, IssueStatus(status) is IssueStatus.SENT) for issue_id, status in rows]

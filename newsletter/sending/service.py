@@ -135,11 +135,26 @@ def resolve_requeue(
     now: datetime | None = None,
 ) -> int:
     """Queue the uncertain deliveries (only them, or only `delivery_ids` of them) in fresh
-    batches; a worker then sends them."""
-    _require_status(session, issue_id)
+    batches; a worker then sends them (the scheduler's tick, `issue worker`, or the resolving
+    command itself; a paused send's once it is resumed).
+
+    A cancelled issue sends nothing more, so its uncertain deliveries are refused here rather
+    than queued where no worker would ever take them.
+    """
+    status = _require_status(session, issue_id)
+    if status is IssueStatus.CANCELLED:
+        raise SendError(
+            f"issue {issue_id} is cancelled: nothing more of it is sent, so its uncertain "
+            "deliveries cannot be sent again; mark sent the ones SendGrid's activity feed shows"
+        )
     return repository.requeue_uncertain(
         session, issue_id, get_settings().newsletter_batch_size, now or utcnow(), delivery_ids
     )
+
+
+def issues_with_work(session: Session) -> list[tuple[int, bool]]:
+    """(issue id, resolving) for every issue with batches a worker should send now."""
+    return repository.issues_with_work(session)
 
 
 def worker_is_gone(worker_id: str | None) -> bool:
@@ -219,15 +234,14 @@ def send_notice(
 ) -> list[SendResult]:
     """Emails to editors (approval reminders, send reports): one message per address."""
     transport = transport or get_transport()
-    return [
-        transport.send_one(
-            OutgoingMessage(
-                to_email=address,
-                subject=subject,
-                text=text,
-                html=html,
-                categories=("editor-notice",),
-            )
+    results = []
+    for address in to:
+        message = OutgoingMessage(
+            to_email=address, subject=subject, text=text, html=html, categories=("editor-notice",)
         )
-        for address in to
-    ]
+        try:
+            results.append(transport.send_one(message))
+        except Exception as exc:
+            # One editor's address that breaks the transport must not keep the others uninformed.
+            results.append(SendResult(ok=False, error=f"{type(exc).__name__}: {exc}"))
+    return results

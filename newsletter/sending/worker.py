@@ -54,6 +54,12 @@ class RateLimiter:
         if start > now:
             stop.wait(start - now)
 
+    def give_back(self, emails: int) -> None:
+        """Return what a wait paid for but did not send (a short or missing batch)."""
+        if emails > 0:
+            with self._lock:
+                self._free_at -= emails / self.per_second
+
 
 @dataclass(frozen=True)
 class _Done:
@@ -179,7 +185,15 @@ def run_until_done(
 
 def _loop(send: _Send, worker_id: str) -> None:
     transport = send.transport_for_thread()
+    batch_size = send.settings.newsletter_batch_size
     while not send.stop.is_set():
+        if send.limiter is not None:
+            # The limiter's wait comes before the claim: a batch claimed and then held while
+            # waiting would be flagged uncertain by a crash although none of it ever left.
+            send.limiter.wait(batch_size, send.stop)
+            if send.stop.is_set():
+                send.limiter.give_back(batch_size)
+                return
         now = utcnow()
         recipients: list[BatchRecipient] = []
         with send.ledger() as session:
@@ -191,6 +205,8 @@ def _loop(send: _Send, worker_id: str) -> None:
                 # each batch, in the transaction that puts the batch in flight.
                 repository.skip_unmailable(session, claim.batch_id, SKIPPED_REASON, now)
                 recipients = repository.put_in_flight(session, claim.batch_id, now)
+        if send.limiter is not None:
+            send.limiter.give_back(batch_size - len(recipients))
         if claim is None:
             if not _wait_for_work(send):
                 return
@@ -228,7 +244,7 @@ def _deliver(
 ) -> None:
     tracking = send.settings.newsletter_tracking
     groups: dict[bool, list[Recipient]] = {True: [], False: []}
-    tokens = delivery_tokens(r.delivery_id for r in recipients)
+    tokens = delivery_tokens((r.delivery_id, r.public_id) for r in recipients)
     for r, token in zip(recipients, tokens, strict=True):
         groups[tracking and not r.tracking_opt_out].append(
             # A tuple runs no validation: the name becomes a To: header, so it is made one line.
@@ -241,7 +257,14 @@ def _deliver(
             if group:
                 whole = len(group) == len(recipients)
                 verdict = _send(
-                    send, transport, worker_id, claim, send.contents[tracked], group, whole
+                    send,
+                    transport,
+                    worker_id,
+                    claim,
+                    send.contents[tracked],
+                    group,
+                    whole,
+                    paid=True,
                 )
                 if not isinstance(verdict, _Done):
                     break
@@ -299,9 +322,15 @@ def _send(
     content: IssueContent,
     recipients: Sequence[Recipient],
     whole: bool,
+    *,
+    paid: bool = False,
 ) -> _Verdict:
-    """One request for `recipients`; a 400 or 413 is narrowed down by splitting."""
-    if send.limiter is not None:
+    """One request for `recipients`; a 400 or 413 is narrowed down by splitting.
+
+    `paid`: the limiter was already waited for these recipients, before the batch was claimed;
+    the requests that narrow a refused one down wait here, as they go.
+    """
+    if send.limiter is not None and not paid:
         send.limiter.wait(len(recipients), send.stop)
     result = transport.send_batch(
         content, recipients, issue_id=send.issue_id, categories=send.categories

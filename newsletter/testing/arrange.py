@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 
 from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus
 from newsletter.matchups.models import Matchup, MatchupTool
-from newsletter.personalize import delivery_token
+from newsletter.matchups.slug import pair_key
+from newsletter.personalize import DELIVERY_PURPOSE, delivery_token
+from newsletter.security.signing import sign
 from newsletter.sending.models import Delivery, DeliveryStatus
 from subscribers.addresses import address_hash
 from subscribers.models import Subscriber, SubscriberStatus
@@ -102,14 +104,20 @@ class SentIssue:
     slugs: list[str]
     subscribers: list[int]
     deliveries: list[int]
+    public_ids: list[str]
 
-    def token(self, index: int) -> str:
+    def token(self, index: int, *, secret: str | None = None) -> str:
         """The signed token of the index-th reader's delivery, as their links carry it."""
-        return delivery_token(self.deliveries[index])
+        value = f"{self.deliveries[index]}.{self.public_ids[index]}"
+        if secret is not None:
+            return sign(DELIVERY_PURPOSE, value, secret=secret)
+        return delivery_token(self.deliveries[index], self.public_ids[index])
 
 
 def make_matchup(slug: str, a: str, b: str, *, published_at: datetime) -> Matchup:
-    matchup = Matchup(slug=slug, title=f"{a} vs {b}", published_at=published_at)
+    matchup = Matchup(
+        slug=slug, pair_key=pair_key(a, b), title=f"{a} vs {b}", published_at=published_at
+    )
     matchup.tools = [
         MatchupTool(
             position=i,
@@ -175,7 +183,8 @@ def add_sent_issue(session: Session, *, readers: int, sent_at: datetime) -> Sent
                 for email in emails
             ],
         )
-    subscriber_ids = list(session.scalars(select(Subscriber.id).order_by(Subscriber.id)))
+    people = session.execute(select(Subscriber.id, Subscriber.public_id).order_by(Subscriber.id))
+    subscriber_ids, public_ids = (list(column) for column in zip(*people, strict=True))
     for start in range(0, len(subscriber_ids), CHUNK):
         session.execute(
             insert(Delivery),
@@ -200,4 +209,5 @@ def add_sent_issue(session: Session, *, readers: int, sent_at: datetime) -> Sent
         slugs=[m.slug for m in matchups],
         subscribers=subscriber_ids,
         deliveries=delivery_ids,
+        public_ids=public_ids,
     )

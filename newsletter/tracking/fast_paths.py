@@ -70,10 +70,10 @@ def _client_ip(scope: Scope) -> str | None:
 
 
 async def _pixel(token: str, scope: Scope, receive: Receive, send: Send) -> None:
-    delivery_id = read_delivery_token(token)
-    found = delivery_id is not None and await hits.run(
+    link = read_delivery_token(token)
+    found = link is not None and await hits.run(
         service.open_hit,
-        delivery_id,
+        link,
         user_agent=_user_agent(scope),
         client_ip=_client_ip(scope),
     )
@@ -86,13 +86,13 @@ async def _pixel(token: str, scope: Scope, receive: Receive, send: Send) -> None
 
 
 async def _click(token: str, link_key: str, scope: Scope, receive: Receive, send: Send) -> None:
-    delivery_id = read_delivery_token(token)
-    if delivery_id is None:
+    link = read_delivery_token(token)
+    if link is None:
         await not_found("This link is not valid.")(scope, receive, send)
         return
     url = await hits.run(
         service.click_hit,
-        delivery_id,
+        link,
         link_key,
         user_agent=_user_agent(scope),
         client_ip=_client_ip(scope),

@@ -67,6 +67,9 @@ class TrackingEvent(Base):
     user_agent: Mapped[str | None] = mapped_column(Text, nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The keyed address hash (subscribers/addresses.py) of a provider event that matched no
+    # delivery (a confirmation or test mail): how erasing the person finds it.
+    email_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
 
 class Vote(Base):

@@ -31,6 +31,8 @@ class DeliveryInfo:
     subscriber_id: int | None
     sent_at: datetime | None
     tracking_opt_out: bool
+    # The subscriber's public id (None once erased): what a delivery token must name.
+    public_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +112,13 @@ def delivery_infos(session: Session, delivery_ids: Iterable[int]) -> dict[int, D
             Delivery.subscriber_id,
             Delivery.sent_at,
             func.coalesce(Subscriber.tracking_opt_out, False),
+            Subscriber.public_id,
         )
         .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(Delivery.id.in_(ids))
     )
     return {
-        row[0]: DeliveryInfo(row[0], row[1], row[2], row[3], bool(row[4]))
+        row[0]: DeliveryInfo(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
         for row in session.execute(stmt)
     }
 
@@ -132,6 +135,7 @@ _HIT_TARGET = (
         func.coalesce(Subscriber.tracking_opt_out, False),
         IssueLink.url,
         IssueLink.matchup_id,
+        Subscriber.public_id,
     )
     .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
     .outerjoin(
@@ -153,7 +157,7 @@ def hit_target(
     )
     if row is None:
         return None
-    info = DeliveryInfo(row[0], row[1], row[2], row[3], bool(row[4]))
+    info = DeliveryInfo(row[0], row[1], row[2], row[3], bool(row[4]), row[7])
     return HitTarget(info, row[5], row[6])
 
 

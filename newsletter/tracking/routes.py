@@ -66,14 +66,14 @@ def confirm_vote(token: str, slug: str, tool: str, request: Request) -> Response
 
 
 def _vote(token: str, slug: str, tool: str, request: Request, *, confirmed: bool) -> Response:
-    delivery_id = read_delivery_token(token)
-    if delivery_id is None or tool not in ("0", "1"):
+    link = read_delivery_token(token)
+    if link is None or tool not in ("0", "1"):
         return not_found("This vote link is not valid.")
     user_agent, client_ip = _client(request)
     with transaction() as session:
         result = service.record_vote(
             session,
-            delivery_id,
+            link,
             slug,
             int(tool),
             user_agent=user_agent,

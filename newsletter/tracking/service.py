@@ -18,10 +18,12 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
+from newsletter.instance import legacy_max_id
 from newsletter.issues import repository as issues_repository
 from newsletter.issues.models import Issue, IssueLink
 from newsletter.matchups import repository as matchups_repository
 from newsletter.matchups.models import Matchup
+from newsletter.personalize import LEGACY_MAX_DELIVERY_ID, DeliveryLink
 from newsletter.sending import repository as sending_repository
 from newsletter.settings import get_settings
 from newsletter.tracking import repository
@@ -51,8 +53,23 @@ def _tracking_allowed(info: DeliveryInfo) -> bool:
     return get_settings().newsletter_tracking and not info.tracking_opt_out
 
 
-def _delivery(session: Session, delivery_id: int) -> DeliveryInfo | None:
-    return repository.delivery_infos(session, [delivery_id]).get(delivery_id)
+def _delivery(session: Session, delivery: int | DeliveryLink) -> DeliveryInfo | None:
+    info = repository.delivery_infos(session, [_id(delivery)]).get(_id(delivery))
+    return info if info is not None and _holds(session, delivery, info) else None
+
+
+def _id(delivery: int | DeliveryLink) -> int:
+    return delivery.delivery_id if isinstance(delivery, DeliveryLink) else delivery
+
+
+def _holds(db: Session | Connection, delivery: int | DeliveryLink, info: DeliveryInfo) -> bool:
+    """A link from outside acts only on the delivery of the person it was made for; a plain id
+    comes from our own code (the CLI, tests, the demo) and is taken as it is."""
+    if not isinstance(delivery, DeliveryLink):
+        return True
+    if delivery.public_id is None:
+        return delivery.holds_for(info.public_id, legacy_max_id(db, LEGACY_MAX_DELIVERY_ID))
+    return delivery.holds_for(info.public_id, 0)
 
 
 def _machine(
@@ -79,7 +96,7 @@ HitEvent = dict[str, Any]
 
 def open_hit(
     db: Session | Connection,
-    delivery_id: int,
+    delivery: int | DeliveryLink,
     *,
     user_agent: str | None,
     client_ip: str | None,
@@ -87,8 +104,8 @@ def open_hit(
 ) -> tuple[bool, HitEvent | None]:
     """A pixel fetch: (False if the delivery does not exist, the caller answers 404; the event
     to record, None when the reader is not tracked)."""
-    target = repository.hit_target(db, delivery_id)
-    if target is None:
+    target = repository.hit_target(db, _id(delivery))
+    if target is None or not _holds(db, delivery, target.delivery):
         return False, None
     info = target.delivery
     if not _tracking_allowed(info):
@@ -105,13 +122,13 @@ def open_hit(
         "machine": _machine(info, user_agent, client_ip, at),
         "occurred_at": at,
         "received_at": at,
-        "user_agent": _clip(user_agent),
+        "user_agent": _agent(info, user_agent),
     }
 
 
 def click_hit(
     db: Session | Connection,
-    delivery_id: int,
+    delivery: int | DeliveryLink,
     link_key: str,
     *,
     user_agent: str | None,
@@ -121,8 +138,10 @@ def click_hit(
     """A click: (the URL to redirect to, or None when the delivery is unknown or its issue has
     no such link: the redirect only ever goes to links the issue really contains; the event to
     record, None when there is nothing to record)."""
-    target = repository.hit_target(db, delivery_id, link_key)
+    target = repository.hit_target(db, _id(delivery), link_key)
     if target is None or target.link_url is None or not _is_web_url(target.link_url):
+        return None, None
+    if not _holds(db, delivery, target.delivery):
         return None, None
     info = target.delivery
     if not _tracking_allowed(info):
@@ -139,7 +158,7 @@ def click_hit(
         "machine": _machine(info, user_agent, client_ip, at),
         "occurred_at": at,
         "received_at": at,
-        "user_agent": _clip(user_agent),
+        "user_agent": _agent(info, user_agent),
     }
 
 
@@ -203,7 +222,7 @@ class VoteResult:
 
 def record_vote(
     session: Session,
-    delivery_id: int,
+    delivery: int | DeliveryLink,
     slug: str,
     tool: int,
     *,
@@ -217,7 +236,7 @@ def record_vote(
     `confirmed` is a button press (a POST): link scanners follow links but do not submit forms,
     so a confirmed vote is a person's whatever the user agent says.
     """
-    info = _delivery(session, delivery_id)
+    info = _delivery(session, delivery)
     if info is None or tool not in (0, 1):
         return VoteResult(VoteOutcome.NOT_FOUND)
     matchup = matchups_repository.get_by_slug(session, slug)
@@ -247,7 +266,7 @@ def record_vote(
             machine=machine,
             occurred_at=at,
             received_at=at,
-            user_agent=_clip(user_agent),
+            user_agent=_agent(info, user_agent),
         )
     pct, votes = community_split(session, matchup.id)
     if machine:
@@ -326,6 +345,11 @@ def _clip(user_agent: str | None) -> str | None:
     return user_agent[:512] if user_agent else None
 
 
+def _agent(info: DeliveryInfo, user_agent: str | None) -> str | None:
+    # An erased person's old mail still counts, anonymously: what their device says is not kept.
+    return _clip(user_agent) if info.subscriber_id is not None else None
+
+
 # --- SendGrid's Event Webhook -----------------------------------------------------------------
 
 
@@ -353,6 +377,15 @@ def ingest_sendgrid(
     rows: list[dict[str, Any]] = []
     kept: dict[str, tuple[NormalisedEvent, DeliveryInfo | None]] = {}
     unmatched = 0
+    # Mail outside the ledger (confirmations, test copies) is found by its address hash when
+    # the person is erased; an erased person's events are kept as counts only, never again
+    # with the address that came with them.
+    hashes = {
+        event.provider_event_id: subscribers_service.hash_of(event.raw.get("email"))
+        for event in events
+        if event.delivery_id is None or event.delivery_id not in deliveries
+    }
+    erased = subscribers_service.erased_among(session, {h for h in hashes.values() if h})
     for event in events:
         if event.provider_event_id in kept:
             continue
@@ -362,7 +395,13 @@ def ingest_sendgrid(
         elif event.type in _READER_ACTIVITY and not _tracking_allowed(info):
             continue
         kept[event.provider_event_id] = (event, info)
-        rows.append(_event_row(event, info, received_at))
+        email_hash = hashes.get(event.provider_event_id)
+        row = _event_row(event, info, received_at)
+        if (info is not None and info.subscriber_id is None) or email_hash in erased:
+            row.update(raw=None, user_agent=None, detail=None)
+        elif info is None:
+            row["email_hash"] = email_hash
+        rows.append(row)
     inserted = repository.insert_new_provider_events(session, rows)
     for event_id in inserted:
         event, info = kept[event_id]
@@ -390,6 +429,7 @@ def _event_row(
         "user_agent": event.user_agent,
         "detail": event.detail,
         "raw": event.raw,
+        "email_hash": None,
     }
 
 

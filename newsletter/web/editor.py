@@ -519,7 +519,11 @@ def resolve_uncertain(
             count = sending.resolve_mark_sent(session, issue_id, delivery_ids=chosen)
             return f"{count} uncertain deliveries marked sent."
         count = sending.resolve_requeue(session, issue_id, delivery_ids=chosen)
-        return f"{count} uncertain deliveries queued again; a worker sends them."
+        if _issue_or_404(session, issue_id).status is IssueStatus.PAUSED:
+            return f"{count} uncertain deliveries queued again; they go out when the send resumes."
+        return (
+            f"{count} uncertain deliveries queued again; the scheduler sends them at its next tick."
+        )
 
     return _act(request, issue_id, action)
 

@@ -126,7 +126,7 @@ def test_hostile_subscriber_names_are_escaped_on_admin_and_preferences_pages(
 
     with transaction() as session:
         subscriber, _ = service.add_by_admin(session, "eve@example.com", f"Eve {HOSTILE}")
-        token = service.subscriber_token(subscriber.id)
+        token = service.subscriber_token(subscriber.public_id)
     listing = admin.get("/admin/subscribers", params={"q": "eve"})
     assert_inert(listing.text, "the subscriber list")
     assert_inert(admin.get(f"/admin/subscribers/{subscriber.id}").text, "the subscriber page")

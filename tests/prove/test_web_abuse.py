@@ -234,7 +234,7 @@ def test_forged_altered_and_misused_tokens_change_nothing_anywhere(
                 [
                     sign("confirm", str(world.deliveries[0])),  # another purpose's token
                     sign("subscriber", "987654"),  # genuine, for nobody on the list
-                    delivery_token(987654),  # a genuine signature, no such delivery
+                    delivery_token(987654, "nobody"),  # a genuine signature, no such delivery
                     good.partition(".")[0] + "." + world.token(1).rpartition(".")[2],
                 ]
             ),

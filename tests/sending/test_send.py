@@ -55,7 +55,9 @@ def test_an_issue_goes_out_in_requests_of_1000_each_address_once(
     by_delivery = {d.id: d for d in rows}
     for recipient in sendgrid.recipients():
         assert recipient.token is not None
-        delivery_id = read_delivery_token(recipient.token)
+        link = read_delivery_token(recipient.token)
+        assert link is not None and link.public_id is not None
+        delivery_id = link.delivery_id
         assert str(delivery_id) == recipient.delivery_id
         assert by_delivery[delivery_id].status == DeliveryStatus.SENT  # type: ignore[index]
         assert recipient.headers["List-Unsubscribe"] == f"<https://nl.example/u/{recipient.token}>"

@@ -8,7 +8,12 @@ import hmac
 
 import pytest
 
-from newsletter.personalize import delivery_token, delivery_tokens, read_delivery_token
+from newsletter.personalize import (
+    DeliveryLink,
+    delivery_token,
+    delivery_tokens,
+    read_delivery_token,
+)
 from newsletter.security.signing import _b64, sign, sign_many, unsign
 
 SECRET = "a-known-secret-for-the-test"
@@ -39,7 +44,8 @@ def test_one_by_one_and_batched_tokens_equal_the_reference(secret: str) -> None:
 
 def test_batched_delivery_tokens_read_back_to_their_deliveries() -> None:
     ids = list(range(1, 3000, 37))
-    tokens = delivery_tokens(ids)
-    assert tokens == [delivery_token(i) for i in ids]
-    assert [read_delivery_token(t) for t in tokens] == ids
+    links = [(i, f"pub{i}") for i in ids]
+    tokens = delivery_tokens(links)
+    assert tokens == [delivery_token(i, p) for i, p in links]
+    assert [read_delivery_token(t) for t in tokens] == [DeliveryLink(i, p) for i, p in links]
     assert read_delivery_token(tokens[0][:-1] + ("A" if tokens[0][-1] != "A" else "B")) is None

@@ -35,7 +35,11 @@ def _person_with_history(db: Session) -> int:
     delivery = delivery_for(db, subscriber_id)
     delivery.error = f"first try: 421 for <{EMAIL}>"
     matchup = Matchup(
-        slug="a-vs-b", title="A vs B", published_at=delivery.created_at, source_name="x"
+        pair_key="a-b",
+        slug="a-vs-b",
+        title="A vs B",
+        published_at=delivery.created_at,
+        source_name="x",
     )
     db.add(matchup)
     db.flush()
@@ -99,7 +103,8 @@ def test_erase_from_the_preferences_page(db: Session) -> None:
     delivery_id = db.scalar(select(Delivery.id))
     from newsletter.personalize import delivery_token
 
-    token = delivery_token(delivery_id)  # type: ignore[arg-type]
+    public_id = db.scalar(select(Subscriber.public_id).where(Subscriber.id == subscriber_id))
+    token = delivery_token(delivery_id, public_id)  # type: ignore[arg-type]
     web = client()
     page = web.get(f"/p/{token}/erase")
     assert page.status_code == 200 and f'action="/p/{token}/erase"' in page.text

@@ -42,7 +42,7 @@ def forgeries(world: World) -> list[str]:
         f"{payload}.{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}",  # altered signature
         f"{other}.{signature}",  # another delivery's id under this signature
         sign("confirm", str(world.deliveries[0])),  # a real token made for another purpose
-        delivery_token(987654),  # genuine signature, no such delivery
+        delivery_token(987654, "nobody"),  # genuine signature, no such delivery
     ]
 
 

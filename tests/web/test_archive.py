@@ -70,7 +70,7 @@ def test_head_on_a_tracking_url_records_nothing(anon: TestClient, draft_issue: i
     from newsletter.personalize import delivery_token
     from newsletter.tracking.models import TrackingEvent, Vote
 
-    token = delivery_token(1)
+    token = delivery_token(1, "nobody")
     for path in (f"/o/{token}.gif", f"/c/{token}/l0", f"/v/{token}/any/0"):
         assert anon.head(path).status_code in (404, 405), path
     with transaction() as session:

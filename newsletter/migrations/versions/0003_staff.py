@@ -5,7 +5,7 @@ list by name or status pages with (key, id) keysets, so each gets a composite in
 (status, id) index replaces the status index (the audience query still uses its prefix).
 
 Revision ID: 0003_staff
-Revises: 0002_import
+Revises: 0002_integrity
 """
 
 import warnings
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.exc import DBAPIError
 
 revision: str = "0003_staff"
-down_revision: str | None = "0002_import"
+down_revision: str | None = "0002_integrity"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

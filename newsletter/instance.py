@@ -1,0 +1,38 @@
+"""Facts about this installation kept in its database (`instance_state`): one value per name.
+
+What lives here must travel with the data, not with a process's environment: the fingerprint
+of the key the suppression list is hashed with (subscribers/keys.py), and the highest ids whose
+links were signed before links named a public id (newsletter/personalize.py).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from newsletter.orm import Base
+
+
+class InstanceState(Base):
+    __tablename__ = "instance_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+def get_value(db: Session | Connection, name: str) -> str | None:
+    value: str | None = db.execute(
+        select(InstanceState.value).where(InstanceState.name == name)
+    ).scalar_one_or_none()
+    return value
+
+
+def legacy_max_id(db: Session | Connection, name: str) -> int:
+    """The highest id of a table whose links were signed the old way (0: none were)."""
+    value = get_value(db, name)
+    return int(value) if value is not None and value.isdigit() else 0
+
+
+def set_value(session: Session, name: str, value: str) -> None:
+    session.merge(InstanceState(name=name, value=value))
+    session.flush()
