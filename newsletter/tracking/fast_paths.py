@@ -16,10 +16,9 @@ checkers and uptime monitors send them) but records nothing: no person reads mai
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
-
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
