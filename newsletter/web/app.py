@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from newsletter import __version__
+from newsletter.security.keys import require_signing_key
 from newsletter.settings import get_settings
 from newsletter.templating import TEMPLATES_DIR
 from newsletter.tracking.fast_paths import TrackingHitsMiddleware
@@ -32,6 +33,7 @@ def _session_secret(secret: str) -> str:
 
 def create_app() -> FastAPI:
     settings = get_settings()
+    secret = require_signing_key(settings)  # refuses the published key on a public base URL
     app = FastAPI(
         title="Weekly AI Tool Verdicts",
         version=__version__,
@@ -45,7 +47,7 @@ def create_app() -> FastAPI:
     app.state.subscribe_limiter = sign_up_limiter()
     app.add_middleware(
         SessionMiddleware,
-        secret_key=_session_secret(settings.newsletter_secret_key),
+        secret_key=_session_secret(secret),
         session_cookie=SESSION_COOKIE,
         max_age=SESSION_MAX_AGE,
         same_site="lax",
