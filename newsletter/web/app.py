@@ -19,6 +19,7 @@ from newsletter.web.bodylimit import BodyLimitMiddleware
 from newsletter.web.head import HeadAsGetMiddleware
 from newsletter.web.headers import SecurityHeadersMiddleware
 from newsletter.web.ratelimit import LoginLimiter
+from newsletter.web.textinput import TextInputMiddleware
 from subscribers.routes import router as subscribers_router
 from subscribers.routes import sign_up_limiter
 
@@ -54,6 +55,8 @@ def create_app() -> FastAPI:
         https_only=settings.newsletter_base_url.startswith("https://"),
     )
     app.add_middleware(HeadAsGetMiddleware)  # HEAD on pages, never on tracking URLs (head.py)
+    # NUL and lone surrogates refused at the door, inside the body limit (textinput.py).
+    app.add_middleware(TextInputMiddleware)
     app.add_middleware(BodyLimitMiddleware)  # 413 for oversized bodies (bodylimit.py)
     # The open pixel and click redirect, answered ahead of routing and without a session:
     # the hottest URLs the app serves (newsletter/tracking/fast_paths.py).
