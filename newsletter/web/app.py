@@ -14,7 +14,7 @@ from newsletter.security.keys import require_signing_key
 from newsletter.settings import get_settings
 from newsletter.templating import TEMPLATES_DIR
 from newsletter.tracking.fast_paths import TrackingHitsMiddleware
-from newsletter.web import errors
+from newsletter.web import accesslog, errors
 from newsletter.web.bodylimit import BodyLimitMiddleware
 from newsletter.web.head import HeadAsGetMiddleware
 from newsletter.web.headers import SecurityHeadersMiddleware
@@ -63,6 +63,7 @@ def create_app() -> FastAPI:
     app.add_middleware(TrackingHitsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     errors.install(app)
+    accesslog.install()  # no link tokens in uvicorn's access log
     app.mount("/static", StaticFiles(directory=TEMPLATES_DIR / "web" / "static"), name="static")
 
     from newsletter.web import admin, api, archive, editor, login
