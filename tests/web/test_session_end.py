@@ -3,19 +3,16 @@ user: a copy of the session cookie, replayed over real HTTP, no longer opens a s
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from newsletter.accounts import repository
 from newsletter.accounts.models import Role
 from newsletter.accounts.service import create_user, remove_user, set_password, set_role
 from newsletter.db import transaction
+from tests.live_server import serving
 from tests.web.conftest import ADMIN, EDITOR, PASSWORD, csrf_from
 
 
@@ -23,21 +20,8 @@ from tests.web.conftest import ADMIN, EDITOR, PASSWORD, csrf_from
 def server(db_url: str, staff: None) -> Iterator[str]:
     from newsletter.web.app import create_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app()) as base:
+        yield base
 
 
 def signed_in(base: str, email: str) -> httpx.Client:
