@@ -19,6 +19,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _refuse_the_published_key() -> None:
+    # Most commands sign something (mail links, confirmations, tokens); refusing before any
+    # of them starts means no send is left half-done by a key refused mid-batch.
+    from newsletter.cli_support import fail
+    from newsletter.security.keys import InsecureSecretKey, require_signing_key
+
+    try:
+        require_signing_key()
+    except InsecureSecretKey as exc:
+        fail(str(exc), code=2)
+
+
 app.add_typer(matchups_app, name="matchups")
 app.add_typer(issue_app, name="issue")
 app.add_typer(subscribers_app, name="subscribers")

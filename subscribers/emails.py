@@ -35,10 +35,12 @@ def confirm_url(token: str) -> str:
 
 
 def confirmation_message(request: ConfirmationRequest) -> OutgoingMessage:
+    """The mail that asks for consent, with no name in it: whoever filled the form chose the
+    name, not the owner of the address, and a name like "Win a prize at https://…" in the
+    greeting or the To: line would make our mail carry a stranger's message to anyone."""
     settings = get_settings()
     env = web_environment()
     context = {
-        "name": request.name,
         "url": confirm_url(request.token),
         "list_name": settings.newsletter_from_name,
         "days": CONFIRM_TTL_SECONDS // 86400,
@@ -46,7 +48,6 @@ def confirmation_message(request: ConfirmationRequest) -> OutgoingMessage:
     # A plain, well-formed HTML part is enough for one button; MJML is for the issue.
     return OutgoingMessage(
         to_email=request.email,
-        to_name=request.name,
         subject=f"Confirm your subscription to {settings.newsletter_from_name}",
         text=env.get_template("email/confirm.txt").render(context),
         html=env.get_template("email/confirm.html").render(context),

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from newsletter.db import transaction
 from newsletter.issues.service import latest_published_week
@@ -39,6 +39,12 @@ def _ip(request: Request) -> str | None:
 # counting; create_app keeps one per app, beside the login limiter.
 def sign_up_limiter() -> LoginLimiter:
     return LoginLimiter(window=3600, per_address=30, per_account=5)
+
+
+# No address is longer (RFC 5321 allows 254 octets); a longer one is refused before it is
+# counted, echoed or kept anywhere.
+MAX_ADDRESS_LENGTH = 320
+MAX_NAME_LENGTH = 200
 
 
 def _over_limit(request: Request, email: str) -> int:
@@ -69,6 +75,11 @@ def subscribe(
     email: Annotated[str, Form()] = "",
     name: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
+    name = name[:MAX_NAME_LENGTH]
+    if len(email) > MAX_ADDRESS_LENGTH:
+        error = f"That address is longer than {MAX_ADDRESS_LENGTH} characters: no address is."
+        context = {"email": "", "name": name, "error": error}
+        return render(request, T + "subscribe.html", context, status_code=400)
     if wait := _over_limit(request, email):
         error = "Too many sign-up attempts from here. Please try again later."
         context = {"email": email, "name": name, "error": error}
@@ -77,7 +88,7 @@ def subscribe(
         return response
     try:
         with transaction() as session:
-            confirmation = service.request_confirmation(session, email, name[:200], source="web")
+            confirmation = service.request_confirmation(session, email, name, source="web")
     except InvalidAddress as exc:
         context = {"email": email, "name": name, "error": f"{email or 'That'}: {exc}"}
         return render(request, T + "subscribe.html", context, status_code=400)
@@ -90,7 +101,7 @@ def subscribe(
 
 
 class SubscribeRequest(BaseModel):
-    email: str
+    email: str = Field(max_length=MAX_ADDRESS_LENGTH)
     name: str = ""
 
 
@@ -106,7 +117,7 @@ def subscribe_api(request: Request, body: SubscribeRequest) -> JSONResponse:
     try:
         with transaction() as session:
             confirmation = service.request_confirmation(
-                session, body.email, body.name[:200], source="api"
+                session, body.email, body.name[:MAX_NAME_LENGTH], source="api"
             )
     except InvalidAddress as exc:
         return JSONResponse({"error": f"invalid email {body.email!r}: {exc}"}, status_code=422)

@@ -224,11 +224,16 @@ def request_confirmation(
     """Double opt-in, step one: a pending row and a confirmation to mail.
 
     Someone who is already active gets nothing (the answer to the form is the same, so it does
-    not tell a stranger who is on the list). Someone who left, or was erased, may come back
-    this way: the mail goes to the address itself, so confirming is their own consent.
+    not tell a stranger who is on the list). Someone who unsubscribed, or was erased, may come
+    back this way: the mail goes to the address itself, so confirming is their own consent.
+    An address that bounced or complained gets nothing either, and nothing is written: mail
+    to a dead mailbox or to someone who called ours spam hurts every reader's delivery, and
+    anyone may type any address into the form.
     """
     email = normalise(raw_email)
     existing = repository.get_by_email(session, email)
+    if _never_mail(session, email, existing):
+        return None
     now = utcnow()
     if existing is None:
         subscriber = _new(email, name, SubscriberStatus.PENDING, source)
@@ -243,6 +248,16 @@ def request_confirmation(
             subscriber.name = clean_name(name)
         session.flush()
     return ConfirmationRequest(subscriber.email, subscriber.name, confirmation_token(subscriber))
+
+
+_UNMAILABLE = frozenset({SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value})
+
+
+def _never_mail(session: Session, email: str, existing: Subscriber | None) -> bool:
+    if existing is not None and existing.status.value in _UNMAILABLE:
+        return True
+    suppression = repository.suppression_for(session, address_hash(email))
+    return suppression is not None and suppression.reason in _UNMAILABLE
 
 
 class ConfirmState(enum.StrEnum):

@@ -6,13 +6,14 @@ Services never commit: the CLI command or the web request owns the transaction.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.orm import Session
 
 from newsletter.accounts import repository
-from newsletter.accounts.models import Role, User
+from newsletter.accounts.models import Role, User, new_session_key
 from newsletter.accounts.passwords import hash_password, needs_rehash, verify_password
 
 API_TOKEN_PREFIX = "nlt_"  # noqa: S105 - a recognisable prefix lets secret scanners spot leaks
@@ -63,19 +64,32 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     return user
 
 
+def end_sessions(session: Session, user: User) -> None:
+    """Sign the user out everywhere: every session cookie issued so far stops working."""
+    user.session_key = new_session_key()
+    session.flush()
+
+
+def session_is_current(user: User, key: object) -> bool:
+    return isinstance(key, str) and hmac.compare_digest(key.encode(), user.session_key.encode())
+
+
 def set_password(session: Session, user: User, password: str) -> None:
+    """A new password, and every session signed in with the old one ends."""
     try:
         user.password_hash = hash_password(password)
     except ValueError as exc:
         raise AccountError(str(exc)) from exc
-    session.flush()
+    end_sessions(session, user)
 
 
 def set_role(session: Session, user: User, role: Role) -> None:
+    """A new role; the user's sessions end, so no page opened under the old role stays live."""
     if user.role is Role.ADMIN and role is not Role.ADMIN and repository.count_admins(session) <= 1:
         raise AccountError("the last admin cannot be demoted: make another admin first")
-    user.role = role
-    session.flush()
+    if user.role is not role:
+        user.role = role
+        end_sessions(session, user)
 
 
 def remove_user(session: Session, user: User) -> None:

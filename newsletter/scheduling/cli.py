@@ -78,8 +78,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from newsletter.migrate import current_revision, head_revision
     from newsletter.scheduling.slots import ScheduleError
+    from newsletter.security.keys import InsecureSecretKey, require_signing_key
 
     settings = get_settings()
+    try:
+        require_signing_key(settings)
+    except InsecureSecretKey as exc:
+        log.error("%s", exc)
+        return 2
     try:
         from newsletter.scheduling.runner import Scheduler
 

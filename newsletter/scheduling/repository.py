@@ -78,15 +78,23 @@ def reclaim_run(
     stale_before: datetime,
     retry_before: datetime,
     max_attempts: int,
+    dead_holder: str | None = None,
 ) -> SchedulerRun | None:
     """Take over a run whose scheduler died mid-way, or retry a failed one, at most once each
-    time: the WHERE on the state it was read in makes a second taker update nothing."""
+    time: the WHERE on the state it was read in makes a second taker update nothing.
+
+    A run still held by `dead_holder` (a scheduler known to have died) is taken at once rather
+    than after `stale_before`."""
+    running = SchedulerRun.status == RunStatus.RUNNING
+    abandoned = SchedulerRun.started_at < stale_before
+    if dead_holder is not None:
+        abandoned = abandoned | (SchedulerRun.claimed_by == dead_holder)
     stmt = (
         update(SchedulerRun)
         .where(SchedulerRun.run_key == run_key)
         .where(SchedulerRun.attempts < max_attempts)
         .where(
-            ((SchedulerRun.status == RunStatus.RUNNING) & (SchedulerRun.started_at < stale_before))
+            (running & abandoned)
             | (
                 (SchedulerRun.status == RunStatus.FAILED)
                 & (SchedulerRun.finished_at < retry_before)

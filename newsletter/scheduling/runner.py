@@ -132,6 +132,9 @@ class Scheduler:
             run = repository.get_run(session, key)
             if run is not None:
                 holder, state = run.claimed_by, run.status
+                # A holder that was a process on this machine and is gone is known dead: no
+                # need to wait out STALE_RUN_AFTER (the batch sweep asks the same question).
+                dead = state is RunStatus.RUNNING and holder and sending.worker_is_gone(holder)
                 run = repository.reclaim_run(
                     session,
                     run_key=key,
@@ -140,6 +143,7 @@ class Scheduler:
                     stale_before=now - STALE_RUN_AFTER,
                     retry_before=now - RETRY_FAILED_AFTER,
                     max_attempts=MAX_ATTEMPTS,
+                    dead_holder=holder if dead else None,
                 )
                 if run is None:
                     if state is RunStatus.RUNNING:

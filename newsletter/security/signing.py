@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from newsletter.settings import get_settings
+from newsletter.security.keys import require_signing_key
 
 
 def _b64(data: bytes) -> str:
@@ -51,7 +51,7 @@ def sign(
     purpose: str, value: str, *, expires_in: int | None = None, secret: str | None = None
 ) -> str:
     """Sign `value` for `purpose`; with `expires_in` (seconds) the token stops working then."""
-    secret = secret or get_settings().newsletter_secret_key
+    secret = secret or require_signing_key()
     payload = _b64(value.encode())
     if expires_in is not None:
         payload = f"{payload}~{int(time.time()) + expires_in:x}"
@@ -60,7 +60,7 @@ def sign(
 
 def sign_many(purpose: str, values: Iterable[str], *, secret: str | None = None) -> list[str]:
     """`sign(purpose, v)` for each value (no expiry), with the per-call lookups done once."""
-    keyed = _keyed(secret or get_settings().newsletter_secret_key)
+    keyed = _keyed(secret or require_signing_key())
     encode = base64.urlsafe_b64encode
     prefix = f"{purpose}:".encode()
     tokens = []
@@ -76,7 +76,7 @@ def unsign(
     purpose: str, token: str, *, secret: str | None = None, now: float | None = None
 ) -> str | None:
     """The signed value, or None for a forged, altered, expired or malformed token."""
-    secret = secret or get_settings().newsletter_secret_key
+    secret = secret or require_signing_key()
     # Tokens we make are ASCII; hmac.compare_digest raises TypeError on other str, and a
     # link's path is whatever a stranger typed.
     if len(token) > 2048 or not token.isascii():

@@ -6,7 +6,8 @@ import os
 import uuid
 from collections.abc import Sequence
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid
+from email.policy import SMTPUTF8
+from email.utils import formataddr, formatdate, make_msgid, quote
 from pathlib import Path
 
 from newsletter.personalize import fill
@@ -25,10 +26,18 @@ from newsletter.settings import Settings, get_settings
 
 def build_mime(message: OutgoingMessage, settings: Settings) -> EmailMessage:
     """multipart/alternative: text first, HTML last (the part a client prefers comes last)."""
-    mime = EmailMessage()
+    # An address with non-ASCII before the @ (which the list accepts) can only be written as
+    # an SMTPUTF8 message (RFC 6532); formataddr refused it, a 500 on the sign-up form.
+    international = not message.to_email.isascii()
+    mime = EmailMessage(policy=SMTPUTF8) if international else EmailMessage()
     # EmailMessage refuses CR/LF in header values, so a hostile subject or name cannot inject.
     mime["From"] = formataddr((settings.newsletter_from_name, settings.newsletter_from_email))
-    mime["To"] = formataddr((message.to_name, message.to_email))
+    if international:
+        # Python's Address refuses such a local part; the UTF-8 policy writes the header as is.
+        name = f'"{quote(message.to_name)}" ' if message.to_name else ""
+        mime["To"] = f"{name}<{message.to_email}>"
+    else:
+        mime["To"] = formataddr((message.to_name, message.to_email))
     mime["Subject"] = message.subject
     mime["Date"] = formatdate(localtime=False)
     domain = settings.newsletter_from_email.rpartition("@")[2] or "localhost"

@@ -9,12 +9,15 @@ headers middleware (every answer still carries them) and outside the session mid
 
 What a hit promises is unchanged: a forged or altered token is a plain 404 and records nothing;
 the redirect goes only to a link the delivery's issue contains; machines are flagged and
-tracking opt-outs respected by the service.
+tracking opt-outs respected by the service. A HEAD is answered as the GET would be (link
+checkers and uptime monitors send them) but records nothing: no person reads mail with HEAD.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -22,6 +25,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from newsletter.personalize import read_delivery_token
 from newsletter.tracking import hits, service
 from newsletter.tracking.routes import NO_CACHE, PIXEL_GIF, not_found
+from newsletter.tracking.service import HitEvent
+
+D = TypeVar("D")
 
 # The same shapes as the router's `/o/{token}.gif` and `/c/{token}/{link_key}` would match.
 _PIXEL = re.compile(r"/o/([^/]+)\.gif")
@@ -69,10 +75,25 @@ def _client_ip(scope: Scope) -> str | None:
     return str(client[0]) if client else None
 
 
+def _uncounted(
+    decide: Callable[..., tuple[D, HitEvent | None]],
+) -> Callable[..., tuple[D, HitEvent | None]]:
+    """The same answer as `decide`, with no event to record."""
+
+    def answer_only(*args: Any, **kwargs: Any) -> tuple[D, HitEvent | None]:
+        return decide(*args, **kwargs)[0], None
+
+    return answer_only
+
+
+def _counting(scope: Scope, decide: Callable[..., tuple[D, HitEvent | None]]) -> Any:
+    return decide if scope["method"] == "GET" else _uncounted(decide)
+
+
 async def _pixel(token: str, scope: Scope, receive: Receive, send: Send) -> None:
     link = read_delivery_token(token)
     found = link is not None and await hits.run(
-        service.open_hit,
+        _counting(scope, service.open_hit),
         link,
         user_agent=_user_agent(scope),
         client_ip=_client_ip(scope),
@@ -82,7 +103,8 @@ async def _pixel(token: str, scope: Scope, receive: Receive, send: Send) -> None
         return
     # Fresh messages each time: outer middleware adds its headers to the list it is given.
     await send({"type": "http.response.start", "status": 200, "headers": list(_PIXEL_HEADERS)})
-    await send({"type": "http.response.body", "body": PIXEL_GIF})
+    body = PIXEL_GIF if scope["method"] == "GET" else b""
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _click(token: str, link_key: str, scope: Scope, receive: Receive, send: Send) -> None:
@@ -91,7 +113,7 @@ async def _click(token: str, link_key: str, scope: Scope, receive: Receive, send
         await not_found("This link is not valid.")(scope, receive, send)
         return
     url = await hits.run(
-        service.click_hit,
+        _counting(scope, service.click_hit),
         link,
         link_key,
         user_agent=_user_agent(scope),

@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import math
+import re
 import time
 from functools import lru_cache
 from typing import Any
@@ -24,6 +25,8 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
     load_der_public_key,
 )
+
+from newsletter.numbers import ascii_int
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -68,10 +71,11 @@ def verify(
     """Raise SignatureError unless SendGrid signed exactly this body at about this time."""
     if not signature or not timestamp:
         raise SignatureError(f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER} header")
-    try:
-        signed_at = int(timestamp)
-    except ValueError:
-        raise SignatureError(f"{TIMESTAMP_HEADER} is not a Unix time: {timestamp[:40]!r}") from None
+    # ASCII digits of a sane length: int() reads "٣" and 5,000-digit numbers, and a number past
+    # a float's range made the age check below raise (a 500 that SendGrid retries for a day).
+    signed_at = ascii_int(timestamp, max_digits=12)
+    if signed_at is None:
+        raise SignatureError(f"{TIMESTAMP_HEADER} is not a Unix time: {timestamp[:40]!r}")
     current = time.time() if now is None else now
     if abs(current - signed_at) > max_age_seconds:
         raise SignatureError(
@@ -101,27 +105,36 @@ def parse_events(body: bytes) -> list[dict[str, Any]]:
         payload = json.loads(body, parse_float=_finite, parse_constant=_finite)
     except (ValueError, UnicodeDecodeError) as exc:
         raise PayloadError(f"body is not JSON: {exc}") from None
+    except RecursionError:
+        # SendGrid's events are two levels deep; thousands of nested brackets are not events.
+        raise PayloadError("body is nested too deeply to be SendGrid events") from None
     if not isinstance(payload, list):
         raise PayloadError("body is not a JSON array of events")
     for index, item in enumerate(payload):
         if not isinstance(item, dict):
             raise PayloadError(f"event {index} is not a JSON object")
-    # PostgreSQL text and JSON cannot hold NUL, and SendGrid retries a batch answered 5xx:
-    # one user agent or URL carrying \u0000 would otherwise block its whole batch for good.
-    # JSON escapes every NUL, so the walk is needed only when the escape is in the body.
-    if b"\\u0000" in body:
-        cleaned: list[dict[str, Any]] = _without_nul(payload)
+    # No database stores NUL (PostgreSQL) or a lone surrogate (neither engine can encode it),
+    # and SendGrid retries a batch answered 5xx: one user agent or URL carrying \u0000 or
+    # \ud800 would otherwise block its whole batch for good. JSON spells both only as escapes,
+    # so the walk is needed only when such an escape is in the body.
+    if b"\\u0000" in body or _SURROGATE_ESCAPE.search(body):
+        cleaned: list[dict[str, Any]] = _storable(payload)
         return cleaned
     return payload
 
 
-def _without_nul(value: Any) -> Any:
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value: Any) -> Any:
+    """NUL dropped and lone surrogates made U+FFFD, in every key and string."""
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return _UNSTORABLE.sub(lambda m: "" if m[0] == "\x00" else "\ufffd", value)
     if isinstance(value, list):
-        return [_without_nul(v) for v in value]
+        return [_storable(v) for v in value]
     if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+        return {_storable(k): _storable(v) for k, v in value.items()}
     return value
 
 

@@ -10,14 +10,16 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from newsletter import __version__
+from newsletter.security.keys import require_signing_key
 from newsletter.settings import get_settings
 from newsletter.templating import TEMPLATES_DIR
 from newsletter.tracking.fast_paths import TrackingHitsMiddleware
-from newsletter.web import errors
+from newsletter.web import accesslog, errors
 from newsletter.web.bodylimit import BodyLimitMiddleware
 from newsletter.web.head import HeadAsGetMiddleware
 from newsletter.web.headers import SecurityHeadersMiddleware
 from newsletter.web.ratelimit import LoginLimiter
+from newsletter.web.textinput import TextInputMiddleware
 from subscribers.routes import router as subscribers_router
 from subscribers.routes import sign_up_limiter
 
@@ -32,6 +34,7 @@ def _session_secret(secret: str) -> str:
 
 def create_app() -> FastAPI:
     settings = get_settings()
+    secret = require_signing_key(settings)  # refuses the published key on a public base URL
     app = FastAPI(
         title="Weekly AI Tool Verdicts",
         version=__version__,
@@ -45,19 +48,22 @@ def create_app() -> FastAPI:
     app.state.subscribe_limiter = sign_up_limiter()
     app.add_middleware(
         SessionMiddleware,
-        secret_key=_session_secret(settings.newsletter_secret_key),
+        secret_key=_session_secret(secret),
         session_cookie=SESSION_COOKIE,
         max_age=SESSION_MAX_AGE,
         same_site="lax",
         https_only=settings.newsletter_base_url.startswith("https://"),
     )
     app.add_middleware(HeadAsGetMiddleware)  # HEAD on pages, never on tracking URLs (head.py)
+    # NUL and lone surrogates refused at the door, inside the body limit (textinput.py).
+    app.add_middleware(TextInputMiddleware)
     app.add_middleware(BodyLimitMiddleware)  # 413 for oversized bodies (bodylimit.py)
     # The open pixel and click redirect, answered ahead of routing and without a session:
     # the hottest URLs the app serves (newsletter/tracking/fast_paths.py).
     app.add_middleware(TrackingHitsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     errors.install(app)
+    accesslog.install()  # no link tokens in uvicorn's access log
     app.mount("/static", StaticFiles(directory=TEMPLATES_DIR / "web" / "static"), name="static")
 
     from newsletter.web import admin, admin_import, api, archive, brand, editor, login

@@ -2,7 +2,9 @@
 
 Every staff page depends on `require_staff` (no session: back to the login page) and every
 admin-only page on `require_admin` (an editor gets 403). The user is re-read from the database
-on each request, so a deleted account or a changed role takes effect at once.
+on each request, and the session must carry the user's current session key: logging out,
+changing the password or the role, or removing the account ends every session of that user,
+copied cookies included (the signed cookie alone is no longer enough).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from newsletter.accounts.models import Role, User
 from newsletter.db import transaction
 
 SESSION_USER = "uid"
+# The user's session key (users.session_key) at sign-in: logout, a password or role change or
+# removing the account replaces it, which ends this session and every copy of its cookie.
+SESSION_KEY = "skey"
 
 
 @dataclass(frozen=True)
@@ -52,15 +57,17 @@ def current_staff(request: Request) -> StaffUser | None:
         cached: StaffUser | None = request.state.staff
         return cached
     from newsletter.accounts.repository import get
+    from newsletter.accounts.service import session_is_current
 
     staff: StaffUser | None = None
     uid = request.session.get(SESSION_USER)
     if isinstance(uid, int):
         with transaction() as session:
             user = get(session, uid)
-            staff = StaffUser.of(user) if user is not None else None
+            if user is not None and session_is_current(user, request.session.get(SESSION_KEY)):
+                staff = StaffUser.of(user)
         if staff is None:
-            request.session.pop(SESSION_USER, None)
+            request.session.clear()
     request.state.staff = staff
     return staff
 

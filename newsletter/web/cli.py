@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 import typer
 
 from newsletter.cli_support import fail
-
-
-def is_loopback(host: str) -> bool:
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(
@@ -32,9 +21,14 @@ def serve(
     """Run the web app: editor, admin, public pages, tracking and webhooks."""
     import uvicorn
 
+    from newsletter.security.keys import InsecureSecretKey, is_loopback, require_signing_key
     from newsletter.settings import DEV_SECRET, get_settings
 
     settings = get_settings()
+    try:
+        require_signing_key(settings)
+    except InsecureSecretKey as exc:
+        fail(str(exc))
     if settings.newsletter_secret_key == DEV_SECRET and not is_loopback(host):
         # Anyone who knows the published default key could forge sessions and signed links.
         fail(

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from newsletter.db import transaction
 from newsletter.web import csrf
-from newsletter.web.auth import SESSION_USER, current_staff
+from newsletter.web.auth import SESSION_KEY, SESSION_USER, current_staff
 from newsletter.web.pages import flash, redirect, render
 from newsletter.web.ratelimit import LoginLimiter
 
@@ -63,7 +63,7 @@ def login(
         )
     with transaction() as session:
         user = authenticate(session, email, password)
-        uid = user.id if user is not None else None
+        uid, key = (user.id, user.session_key) if user is not None else (None, None)
     if uid is None:
         limits.record_failure(_client(request), email)
         error = "That email and password do not match an account."
@@ -72,12 +72,24 @@ def login(
     # A fresh session at login: nothing a visitor had before carries over into staff rights.
     request.session.clear()
     request.session[SESSION_USER] = uid
+    request.session[SESSION_KEY] = key
     csrf.rotate(request)
     return redirect(_safe_next(next))
 
 
 @router.post("/logout", dependencies=[Depends(csrf.require_csrf)])
 def logout(request: Request) -> RedirectResponse:
+    """Signs the user out everywhere: a copy of this cookie (another browser, a stolen one)
+    must not outlive the logout the person asked for."""
+    from newsletter.accounts import repository
+    from newsletter.accounts.service import end_sessions
+
+    staff = current_staff(request)
+    if staff is not None:
+        with transaction() as session:
+            user = repository.get(session, staff.id)
+            if user is not None:
+                end_sessions(session, user)
     request.session.clear()
     flash(request, "You are signed out.")
     return redirect("/login")
