@@ -17,6 +17,17 @@ from newsletter.sending.models import MAX_DELIVERY_ID
 TOKEN_PLACEHOLDER = "__NL_TOKEN__"  # noqa: S105 - a placeholder, not a secret
 DELIVERY_PURPOSE = "delivery"
 
+# What the placeholder becomes in an editor's preview and in a test send. No delivery has these
+# tokens, so nothing is recorded; the vote, unsubscribe and preferences pages answer them with a
+# page that says what the link does in a subscriber's copy, so the tester's links all work.
+PREVIEW_TOKEN = "preview"  # noqa: S105 - a placeholder value, not a secret
+TEST_TOKEN = "test-send"  # noqa: S105 - a placeholder value, not a secret
+SAMPLE_TOKENS = frozenset({PREVIEW_TOKEN, TEST_TOKEN})
+
+
+def is_sample_token(token: str) -> bool:
+    return token in SAMPLE_TOKENS
+
 
 def delivery_token(delivery_id: int) -> str:
     return sign(DELIVERY_PURPOSE, str(delivery_id))

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from newsletter.db import transaction
 from newsletter.issues import repository as issues_repository
@@ -29,6 +30,9 @@ from newsletter.scheduling.weekly import WeeklyReport, run_weekly_job
 from newsletter.sending import service as sending
 from newsletter.sending import worker
 from newsletter.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger("newsletter.scheduler")
 
@@ -306,13 +310,23 @@ class Scheduler:
                 try:
                     issues.approve(session, issue_id, by=AUTO_APPROVER, now=now)
                 except issues.IssueError as exc:
+                    if _still_draft(session, issue_id):
+                        # Refused on its merits (no matchups): nothing goes out, and why is said.
+                        self._announce(
+                            issue_id,
+                            "refused",
+                            "send %s: issue %d not sent: %s",
+                            week,
+                            issue_id,
+                            exc,
+                        )
+                        return
                     # Another scheduler or an editor moved it first; the send claim decides.
                     log.info("send %s: issue %d not auto-approved: %s", week, issue_id, exc)
                 else:
                     log.info("send %s: issue %d approved by the auto policy", week, issue_id)
         # Approved (now or earlier): the conditional transition decides who sends.
-        with transaction() as session:
-            started = sending.start_send(session, issue_id, now=now)
+        started = _start(issue_id, week, now)
         if started:
             log.info("send %s: started sending issue %d", week, issue_id)
             report.started_sends.append(issue_id)
@@ -325,8 +339,7 @@ class Scheduler:
         for issue_id, week in due:
             if self.stop.is_set():
                 return
-            with transaction() as session:
-                started = sending.start_send(session, issue_id, now=now)
+            started = _start(issue_id, week, now)
             if started:
                 log.info("send %s: scheduled issue %d is due, started sending", week, issue_id)
                 report.started_sends.append(issue_id)
@@ -356,3 +369,19 @@ def _human(delta: timedelta) -> str:
     if hours >= 48:
         return f"{hours // 24}d {hours % 24}h"
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds % 60:02d}s"
+
+
+def _still_draft(session: Session, issue_id: int) -> bool:
+    issue = issues_repository.get(session, issue_id)
+    return issue is not None and issue.status is IssueStatus.DRAFT
+
+
+def _start(issue_id: int, week: str, now: datetime) -> bool:
+    """start_send in its own transaction; a refusal (an empty issue) is logged, not raised,
+    so one bad issue does not stop the tick's other work."""
+    try:
+        with transaction() as session:
+            return sending.start_send(session, issue_id, now=now)
+    except sending.SendError as exc:
+        log.warning("send %s: issue %d not sent: %s", week, issue_id, exc)
+        return False
