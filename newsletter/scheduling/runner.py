@@ -326,7 +326,8 @@ class Scheduler:
                 else:
                     log.info("send %s: issue %d approved by the auto policy", week, issue_id)
         # Approved (now or earlier): the conditional transition decides who sends.
-        started = _start(issue_id, week, now)
+        with transaction() as session:
+            started = sending.start_send(session, issue_id, now=now)
         if started:
             log.info("send %s: started sending issue %d", week, issue_id)
             report.started_sends.append(issue_id)
@@ -339,7 +340,8 @@ class Scheduler:
         for issue_id, week in due:
             if self.stop.is_set():
                 return
-            started = _start(issue_id, week, now)
+            with transaction() as session:
+                started = sending.start_send(session, issue_id, now=now)
             if started:
                 log.info("send %s: scheduled issue %d is due, started sending", week, issue_id)
                 report.started_sends.append(issue_id)
@@ -375,13 +377,3 @@ def _still_draft(session: Session, issue_id: int) -> bool:
     issue = issues_repository.get(session, issue_id)
     return issue is not None and issue.status is IssueStatus.DRAFT
 
-
-def _start(issue_id: int, week: str, now: datetime) -> bool:
-    """start_send in its own transaction; a refusal (an empty issue) is logged, not raised,
-    so one bad issue does not stop the tick's other work."""
-    try:
-        with transaction() as session:
-            return sending.start_send(session, issue_id, now=now)
-    except sending.SendError as exc:
-        log.warning("send %s: issue %d not sent: %s", week, issue_id, exc)
-        return False

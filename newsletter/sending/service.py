@@ -49,7 +49,6 @@ def start_send(session: Session, issue_id: int, *, now: datetime | None = None) 
     delivery planned, or nothing changed.
     """
     now = now or utcnow()
-    _require_matchups(session, issue_id)
     if not repository.transition_issue(
         session,
         issue_id,
@@ -65,16 +64,6 @@ def start_send(session: Session, issue_id: int, *, now: datetime | None = None) 
     # An empty audience is a finished send.
     repository.mark_issue_sent(session, issue_id, now)
     return True
-
-
-def _require_matchups(session: Session, issue_id: int) -> None:
-    """An issue with nothing in it is never mailed, whichever door asks (approval refuses it
-    too; this holds for issues approved before that check, or arranged by hand)."""
-    from newsletter.issues.service import require
-
-    issue = require(session, issue_id)
-    if not any(not item.excluded for item in issue.items):
-        raise SendError(f"issue {issue_id} ({issue.week}) has no matchups to send")
 
 
 def pause(session: Session, issue_id: int, *, now: datetime | None = None) -> None:

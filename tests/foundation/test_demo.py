@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from newsletter.accounts.repository import list_all
 from newsletter.cli import app
 from newsletter.db import transaction
-from newsletter.issues import repository as issues_repository
 from newsletter.demo import READERS
+from newsletter.issues import repository as issues_repository
 from newsletter.settings import reset_settings
 
 
