@@ -376,4 +376,3 @@ def _human(delta: timedelta) -> str:
 def _still_draft(session: Session, issue_id: int) -> bool:
     issue = issues_repository.get(session, issue_id)
     return issue is not None and issue.status is IssueStatus.DRAFT
-

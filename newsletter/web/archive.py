@@ -104,10 +104,18 @@ def feed() -> Response:
 
 
 @router.get(paths.WEB_VERSION_PATTERN, response_class=HTMLResponse)
-def web_version(week: str) -> Response:
+def web_version(request: Request, week: str) -> Response:
     with transaction() as session:
         issue = issues_repository.get_by_week(session, week)
         html = issues.public_html(session, week) if issue and issue.status in PUBLISHED else None
+        coming = issue is not None and issue.status in issues.EDITABLE
+    if html is None and coming:
+        # The "view in browser" link of a preview or a test copy: the address is the one the
+        # issue will have, so it answers, saying when, instead of a 404 the tester can't place.
+        context = {"week": week, "rows": []}
+        return render(
+            request, "web/archive/coming.html", context, headers={"Cache-Control": "no-store"}
+        )
     if html is None:
         raise HTTPException(status_code=404, detail=f"There is no published issue for {week}.")
     # The email as sent, as its own responsive page: inline styles allowed, no script at all.
