@@ -129,7 +129,15 @@ def test_editor_edits_previews_sends_a_test_and_approves(
             path=str(artifacts / "web" / f"editor-preview-{frame}.png")
         )
 
-    page.get_by_role("button", name=f"Send a test to {EDITOR}").click()
+    # The desktop frame is 600 px inside (an email's width), so the tool cards sit side by side.
+    inner = desktop.locator("body").evaluate("() => window.innerWidth")
+    assert inner == 600
+    cards = desktop.locator(".nl-tool")
+    first, second = cards.nth(0).bounding_box(), cards.nth(1).bounding_box()
+    assert first and second and abs(first["y"] - second["y"]) < 2 and second["x"] > first["x"]
+
+    assert page.get_by_label("Send a test to").input_value() == EDITOR
+    page.get_by_role("button", name="Send test").click()
     page.get_by_text(f"Test sent to {EDITOR}.").wait_for()
     mails = _outbox(isolated_env / "outbox")
     assert len(mails) == 1 and mails[0]["To"] == EDITOR

@@ -239,3 +239,104 @@ def test_home_is_the_public_front_page(anon: TestClient, draft_issue: int) -> No
     for link in links:
         if link.startswith("/"):
             assert anon.get(link).status_code == 200, link
+
+
+def test_one_send_time_rule_everywhere_and_past_times_refused(
+    editor: TestClient, draft_issue: int, staff: None
+) -> None:
+    """A time without a zone is in NEWSLETTER_TIMEZONE (Europe/Paris) in the CLI, the web app
+    and the API alike; a time in the past is refused with the reason; times shown name it."""
+    from newsletter.cli import app
+    from newsletter.issues import repository
+    from newsletter.issues.service import approve
+    from tests.web.conftest import ADMIN, csrf_from
+
+    with transaction() as session:
+        approve(session, draft_issue, by=EDITOR)
+
+    def scheduled_utc() -> str:
+        with transaction() as session:
+            issue = repository.get(session, draft_issue)
+            assert issue is not None and issue.scheduled_at is not None
+            return issue.scheduled_at.isoformat()
+
+    runner = CliRunner()
+    cli = runner.invoke(app, ["issue", "schedule", str(draft_issue), "--at", "2030-01-07T09:00"])
+    assert cli.exit_code == 0, cli.output
+    assert "Mon 07 Jan 2030 09:00 CET (Europe/Paris)" in cli.output
+    assert scheduled_utc() == "2030-01-07T08:00:00+00:00"
+    past = runner.invoke(app, ["issue", "schedule", str(draft_issue), "--at", "2020-01-06T09:00"])
+    assert past.exit_code != 0 and "is in the past" in past.output
+    gap = runner.invoke(app, ["issue", "schedule", str(draft_issue), "--at", "2030-03-31T02:30"])
+    assert gap.exit_code != 0 and "does not exist in Europe/Paris" in gap.output
+    junk = runner.invoke(app, ["issue", "schedule", str(draft_issue), "--at", "tomorrow\x00"])
+    assert junk.exit_code != 0 and "not a date and time" in junk.output
+
+    token = csrf_from(editor.get(paths.editor_issue(draft_issue)).text)
+    web = editor.post(
+        f"/admin/issues/{draft_issue}/schedule",
+        data={"csrf_token": token, "at": "2030-07-01T09:00"},
+    )
+    assert "Mon 01 Jul 2030 09:00 CEST (Europe/Paris)" in web.text
+    assert scheduled_utc() == "2030-07-01T07:00:00+00:00"
+    refused = editor.post(
+        f"/admin/issues/{draft_issue}/schedule",
+        data={"csrf_token": token, "at": "2020-07-01T09:00"},
+    )
+    assert "is in the past" in refused.text
+    assert scheduled_utc() == "2030-07-01T07:00:00+00:00"  # unchanged
+
+    api_token = json.loads(runner.invoke(app, ["users", "token", ADMIN, "--json"]).stdout)["token"]
+    auth = {"Authorization": f"Bearer {api_token}"}
+    api = editor.post(
+        f"/api/v1/issues/{draft_issue}/schedule", json={"at": "2030-01-07T10:00"}, headers=auth
+    )
+    assert api.status_code == 200, api.text
+    assert scheduled_utc() == "2030-01-07T09:00:00+00:00"
+    api_past = editor.post(
+        f"/api/v1/issues/{draft_issue}/schedule", json={"at": "2020-01-07T10:00"}, headers=auth
+    )
+    assert api_past.status_code == 409 and "is in the past" in api_past.json()["detail"]
+
+
+def test_an_issue_with_no_matchups_is_refused_at_every_door(
+    editor: TestClient, draft_issue: int, staff: None
+) -> None:
+    from newsletter.cli import app
+    from newsletter.issues.service import edit_matchup, to_json
+    from tests.web.conftest import ADMIN, csrf_from
+
+    with transaction() as session:
+        from newsletter.issues import repository
+
+        issue = repository.get(session, draft_issue)
+        assert issue is not None
+        for slug in to_json(session, issue)["matchups"]:
+            edit_matchup(session, draft_issue, slug, excluded=True)
+    runner = CliRunner()
+    cli = runner.invoke(app, ["issue", "approve", str(draft_issue)])
+    assert cli.exit_code != 0 and "has no matchups to send" in cli.output
+    token = csrf_from(editor.get(paths.editor_issue(draft_issue)).text)
+    web = editor.post(f"/admin/issues/{draft_issue}/approve", data={"csrf_token": token})
+    assert "has no matchups to send" in web.text
+    api_token = json.loads(runner.invoke(app, ["users", "token", ADMIN, "--json"]).stdout)["token"]
+    api = editor.post(
+        f"/api/v1/issues/{draft_issue}/approve", headers={"Authorization": f"Bearer {api_token}"}
+    )
+    assert api.status_code == 409 and "has no matchups to send" in api.json()["detail"]
+    send = runner.invoke(app, ["issue", "send", str(draft_issue)])
+    assert send.exit_code != 0
+
+
+def test_a_new_staff_user_is_an_editor_unless_asked(db_url: str) -> None:
+    from newsletter.accounts.repository import list_all
+    from newsletter.cli import app
+
+    made = CliRunner().invoke(
+        app, ["users", "add", "new@example.com", "--password-stdin"], input="a long password 1\n"
+    )
+    assert made.exit_code == 0, made.output
+    with transaction() as session:
+        assert [(u.email, u.role.value) for u in list_all(session)] == [
+            ("new@example.com", "editor")
+        ]
