@@ -7,9 +7,6 @@ screenshot in tests/artifacts/web/.
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
@@ -17,41 +14,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from newsletter.db import transaction
 from tests.web.conftest import ADMIN, EDITOR, PASSWORD
+from tests.web.world import free_port, live_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def server(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from newsletter.settings import reset_settings
-    from newsletter.web.app import create_app
 
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv("NEWSLETTER_BASE_URL", base)
+    port = free_port()
+    monkeypatch.setenv("NEWSLETTER_BASE_URL", f"http://127.0.0.1:{port}")
     reset_settings()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield base
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live_server(port) as base:
+        yield base
 
 
 @pytest.fixture

@@ -13,9 +13,6 @@ destructive links cannot destroy the crawl.
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +20,9 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-import uvicorn
 
 from newsletter.settings import get_settings, reset_settings
-from tests.web.world import hrefs, links_in, mails
+from tests.web.world import free_port, hrefs, links_in, live_server, mails
 
 pytestmark = pytest.mark.browser
 
@@ -34,20 +30,13 @@ MAX_PAGES = 150  # per crawl: far above what the world has, so a loop fails inst
 SKIP = ("/logout", "/static/")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def demo_world(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, browser: Any
 ) -> Iterator[dict[str, Any]]:
     from newsletter.demo import run_demo
-    from newsletter.web.app import create_app
 
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'newsletter.db'}")
     monkeypatch.setenv("NEWSLETTER_INBOX_DIR", str(tmp_path / "inbox"))
@@ -55,18 +44,8 @@ def demo_world(
     monkeypatch.setenv("NEWSLETTER_BASE_URL", base)
     reset_settings()
     result = run_demo()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield {"base": base, "demo": result, "outbox": tmp_path / "outbox"}
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live_server(port):
+        yield {"base": base, "demo": result, "outbox": tmp_path / "outbox"}
 
 
 class Walker:

@@ -5,6 +5,11 @@ the .eml files the way a mail client would see them."""
 from __future__ import annotations
 
 import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from html.parser import HTMLParser
@@ -85,3 +90,32 @@ def links_in(message: EmailMessage) -> list[str]:
 def recipient(message: EmailMessage) -> str:
     """The To: address alone (the header also carries the subscriber's name)."""
     return str(message["To"].addresses[0].addr_spec)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def live_server(port: int) -> Iterator[str]:
+    """The app under uvicorn on a loopback port, in a thread: the browser goes through HTTP."""
+    import uvicorn
+
+    from newsletter.web.app import create_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
