@@ -19,21 +19,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-@app.callback()
-def _refuse_the_published_key() -> None:
-    # Most commands sign something (mail links, confirmations, tokens); refusing before any
-    # of them starts means no send is left half-done by a key refused mid-batch.
-    from newsletter.cli_support import fail
-    from newsletter.security.keys import InsecureSecretKey, require_signing_key
-
-    try:
-        require_signing_key()
-    except InsecureSecretKey as exc:
-        fail(str(exc), code=2)
-
-
 app.add_typer(matchups_app, name="matchups")
 app.add_typer(issue_app, name="issue")
 app.add_typer(subscribers_app, name="subscribers")
@@ -44,6 +29,15 @@ app.command("serve")(serve)
 
 @app.callback()
 def _every_command(context: typer.Context) -> None:
+    # Most commands sign something (mail links, confirmations, tokens); refusing the published
+    # key before any of them starts means no send is left half-done by a key refused mid-batch.
+    from newsletter.cli_support import fail
+    from newsletter.security.keys import InsecureSecretKey, require_signing_key
+
+    try:
+        require_signing_key()
+    except InsecureSecretKey as exc:
+        fail(str(exc), code=2)
     # Every command that reads or writes the list hashes addresses with the suppression key.
     if context.invoked_subcommand not in ("init", "demo"):
         from newsletter.db import is_sqlite

@@ -17,7 +17,7 @@ def test_the_access_log_of_a_real_server_keeps_no_token(db_url: str) -> None:
     from newsletter.web.app import create_app
     from subscribers.service import subscriber_token
 
-    token = subscriber_token(12345)
+    token = subscriber_token("kq3T0x9pL2mN8vR4sW6yZa")
     paths = [
         f"/p/{token}",
         f"/p/{token}/export.json",

@@ -358,7 +358,10 @@ def test_an_erased_subscriber_has_no_page_and_no_history_anywhere(
 ) -> None:
     victim = people["reader2@example.net"]
     page = admin.get(f"/admin/subscribers/{victim}")
-    admin.post(f"/admin/subscribers/{victim}/erase", data={"csrf_token": csrf_from(page.text)})
+    admin.post(
+        f"/admin/subscribers/{victim}/erase",
+        data={"csrf_token": csrf_from(page.text), "confirmed": "yes"},
+    )
     assert admin.get(f"/admin/subscribers/{victim}").status_code == 404
     assert "reader2@example.net" not in admin.get("/admin/subscribers?q=reader2").text
     assert "Turing" not in admin.get("/admin/subscribers?q=turing").text

@@ -77,7 +77,13 @@ def links_in(message: EmailMessage) -> list[str]:
     urls: list[str] = []
     html = body(message, "html")
     if html is not None:
-        urls += hrefs(html)
+        for href in hrefs(html):
+            if href.startswith("#"):
+                # A jump within the mail (the overview to its section): its target must exist.
+                target = href[1:]
+                assert re.search(rf'\bid="{re.escape(target)}"', html), f"no #{target} in the mail"
+                continue
+            urls.append(href)
     text = body(message, "plain")
     if text is not None:
         urls += URL_IN_TEXT.findall(text)
