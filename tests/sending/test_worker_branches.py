@@ -389,7 +389,8 @@ def test_a_400_naming_a_position_outside_the_request_is_not_trusted(
     db: Session, sendgrid: SendGridServer
 ) -> None:
     issue_id = started(db, 2)
-    sendgrid.fail_next(400, body={"errors": [{"message": "?", "field": "personalizations.7.to"}]})
+    # Positions count from 0: in a request of two, 2 is already outside.
+    sendgrid.fail_next(400, body={"errors": [{"message": "?", "field": "personalizations.2.to"}]})
     send(issue_id)
     assert [len(r.recipients) for r in sendgrid.accepted] == [1, 1]
     assert {s for s, _ in states(db, issue_id).values()} == {DeliveryStatus.SENT}
@@ -498,3 +499,80 @@ def test_a_worker_waits_for_a_retry_that_is_due_soon_then_sends(
     assert time.monotonic() - began >= 0.3
     assert len(sendgrid.accepted) == 1
     assert {s for s, _ in states(db, issue_id).values()} == {DeliveryStatus.SENT}
+
+
+# --- who holds a batch, and for how long --------------------------------------------------------
+
+
+def test_a_single_thread_claims_as_the_worker_and_threads_by_their_number(
+    db: Session, sendgrid: SendGridServer
+) -> None:
+    issue_id = started(db, 2)
+    run_until_done(issue_id, worker_id="host:1")
+    assert [b.claimed_by for b in batches(db, issue_id)] == ["host:1"]
+
+    issue_id = make_issue(db, week="2026-W48")  # the next week's, to the same two readers
+    with transaction() as session:
+        assert service.start_send(session, issue_id)
+    run_until_done(issue_id, worker_id="host:2", concurrency=2)
+    assert {b.claimed_by for b in batches(db, issue_id)} <= {"host:2:0", "host:2:1"}
+    assert {s for s, _ in states(db, issue_id).values()} == {DeliveryStatus.SENT}
+
+
+def test_each_request_of_a_split_batch_renews_the_workers_hold_on_it(
+    db: Session, sendgrid: SendGridServer
+) -> None:
+    issue_id = started(db, 2)
+    sendgrid.fail_next(413)
+    second: list[datetime] = []
+    transport = Scripted(None, None, lambda _: second.append(datetime.now(UTC)))
+    send(issue_id, transport=transport)
+    [batch] = batches(db, issue_id)
+    # Settling each half touched the batch: its hold dates from after the last request began.
+    assert batch.claimed_at is not None and batch.claimed_at >= second[0]
+
+
+def test_a_batch_left_by_a_worker_elsewhere_is_swept_while_this_one_waits(
+    db: Session, sendgrid: SendGridServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_SEND_STUCK_SECONDS", "0.5")
+    reset_settings()
+    issue_id = started(db, 2)
+    with transaction() as session:
+        claim = repository.claim_batch(session, issue_id, "elsewhere:1", datetime.now(UTC))
+        assert claim is not None
+        repository.put_in_flight(session, claim.batch_id, datetime.now(UTC))
+    stop = threading.Event()
+    timer = threading.Timer(5, stop.set)  # a worker that never sweeps would wait for ever
+    timer.start()
+    try:
+        send(issue_id, stop=stop)
+    finally:
+        timer.cancel()
+    assert not stop.is_set()
+    assert {s for s, _ in states(db, issue_id).values()} == {DeliveryStatus.UNCERTAIN}
+    assert issue_status(db, issue_id) is IssueStatus.SENT and sendgrid.requests == 0
+
+
+def test_a_429_on_the_first_of_two_requests_holds_back_the_second(
+    db: Session, sendgrid: SendGridServer
+) -> None:
+    issue_id = started(db, 4, opt_out_every=2)
+    sendgrid.fail_next(429, headers={"Retry-After": "30"})
+    batch, _, _ = released_retry(db, issue_id)
+    assert sendgrid.requests == 1 and batch.error == "SendGrid 429: injected 429"
+    assert {s for s, _ in states(db, issue_id).values()} == {DeliveryStatus.QUEUED}
+
+
+def test_a_400_naming_someone_fails_them_and_resends_the_rest_in_one_request(
+    db: Session, sendgrid: SendGridServer
+) -> None:
+    issue_id = started(db, 3)
+    sendgrid.reject_addresses({"reader0@mail.example.com": "Invalid mailbox."})
+    send(issue_id)
+    assert sendgrid.statuses[400] == 1
+    assert [len(r.recipients) for r in sendgrid.accepted] == [2]
+    assert states(db, issue_id)["reader0@mail.example.com"] == (
+        DeliveryStatus.FAILED,
+        "SendGrid 400: Invalid mailbox.",
+    )
