@@ -110,8 +110,11 @@ def _changed_line(diff: str) -> str:
 
 
 def _function(mutant: str) -> str:
-    # newsletter.sending.worker.x__send__mutmut_12 -> _send; xǁSendGridTransportǁpost... too.
-    return mutant.rsplit(".", 1)[-1].rsplit("__mutmut_", 1)[0].removeprefix("x_")
+    # newsletter.sending.worker.x__send__mutmut_12 -> _send; a method is xǁClassǁname.
+    mangled = mutant.rsplit(".", 1)[-1].rsplit("__mutmut_", 1)[0]
+    if mangled.startswith("xǁ"):
+        return mangled.removeprefix("xǁ").replace("ǁ", ".")
+    return mangled.removeprefix("x_")
 
 
 @dataclass

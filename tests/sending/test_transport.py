@@ -142,6 +142,31 @@ def test_a_single_message_that_sendgrid_refuses_says_why(sendgrid: SendGridServe
     )
 
 
+def test_the_api_key_comes_from_the_settings_not_the_environment(
+    sendgrid: SendGridServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = get_settings()  # as read from a .env file: nothing in the environment
+    monkeypatch.delenv("SENDGRID_API_KEY")
+    result = SendGridTransport(settings).send_batch(CONTENT, one(), issue_id=7)
+    assert result.outcome is BatchOutcome.ACCEPTED
+
+
+def test_an_exception_without_words_is_named_by_its_type(
+    sendgrid: SendGridServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from python_http_client.client import Client
+
+    def silent_timeout(*_: Any, **__: Any) -> None:
+        raise TimeoutError()
+
+    monkeypatch.setattr(Client, "_make_request", silent_timeout)
+    result = SendGridTransport().send_batch(CONTENT, one(), issue_id=7)
+    assert (result.outcome, result.error) == (
+        BatchOutcome.UNKNOWN,
+        "no answer from SendGrid after the request: TimeoutError",
+    )
+
+
 def test_the_transport_needs_an_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
     reset_settings()
@@ -165,15 +190,16 @@ def test_an_accepted_request_carries_sendgrids_message_id() -> None:
             None,
         )
     assert result_from_status(202, None, None).message_id is None
+    assert result_from_status(202, b"", {}).message_id is None
 
 
 def test_a_400_names_each_recipient_sendgrid_objects_to_by_position() -> None:
     body = errors(
+        "not an object",
         {"message": "Invalid mailbox.", "field": "personalizations.12.to.0.email"},
         {"message": "On a blocklist.", "field": "personalizations.3"},
         {"message": "Bad subject", "field": "subject"},
         {"field": "personalizationsX.4"},
-        "not an object",
     )
     result = result_from_status(400, body, {})
     assert result.outcome is BatchOutcome.REJECTED

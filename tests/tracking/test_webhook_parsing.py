@@ -112,9 +112,11 @@ def test_without_now_the_clock_is_read() -> None:
         )
 
 
-def test_a_signature_that_is_not_base64_is_named() -> None:
+@pytest.mark.parametrize("signature", ["not base64!", "c2ln!", "c2ln\n"])
+def test_a_signature_that_is_not_strict_base64_is_named(signature: str) -> None:
+    # Lenient decoding would drop the stray characters and check what is left.
     with pytest.raises(SignatureError) as refused:
-        check(signature="not base64!", timestamp=str(NOW))
+        check(signature=signature, timestamp=str(NOW))
     assert str(refused.value) == f"{SIGNATURE_HEADER} is not base64"
 
 
@@ -172,6 +174,10 @@ def test_a_json_array_of_objects_is_returned_as_it_is() -> None:
         (b'[{"n": NaN}]', "body is not JSON: number NaN is not a finite JSON number"),
         (b'[{"n": -Infinity}]', "body is not JSON: number -Infinity is not a finite JSON"),
         (b'[{"n": 1e999}]', "body is not JSON: number 1e999 is not a finite JSON number"),
+        (
+            b'[{"n": ' + b"1" * 50 + b"e999}]",
+            f"body is not JSON: number {'1' * 40} is not a finite JSON number",
+        ),
     ],
 )
 def test_a_body_that_is_not_an_event_array_is_a_payload_error(body: bytes, message: str) -> None:
