@@ -55,6 +55,12 @@ TARGETS: dict[str, Target] = {
         ("newsletter/sending/worker.py",),
         ("tests/sending",),
         ignore=("tests/sending/test_crash.py", "tests/sending/test_interrupt.py"),
+        # Four threads through mutmut's trampolines lose a batch of this test even with no
+        # mutant applied (its clean run fails); the threaded paths have their own tests.
+        extra=(
+            "--deselect=tests/sending/test_send.py::"
+            "test_an_issue_goes_out_in_requests_of_1000_each_address_once[sqlite]",
+        ),
     ),
     "sending/sendgrid_transport": Target(
         ("newsletter/sending/sendgrid_transport.py",),
