@@ -18,6 +18,7 @@ venv: $(BIN)/.installed
 
 ## The whole weekly job on the embedded default (SQLite + outbox) in ./$(DEMO_DIR).
 demo: venv
+	@if [ -e $(DEMO_DIR) ]; then echo "make demo: re-creating ./$(DEMO_DIR) from scratch: its database, with the staff accounts made by the last demo, is replaced; new accounts and passwords are printed below."; fi
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
 	cd $(DEMO_DIR) && env -u SENDGRID_API_KEY -u NEWSLETTER_TRANSPORT \
 		DATABASE_URL=sqlite:///newsletter.db NEWSLETTER_OUTBOX_DIR=outbox NEWSLETTER_INBOX_DIR=inbox \

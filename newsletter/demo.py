@@ -10,12 +10,16 @@ tracking service the web endpoints call), and the numbers. Run it in an empty fo
 from __future__ import annotations
 
 import random
+import secrets
 import shutil
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import typer
 
+from newsletter.accounts.models import Role
+from newsletter.accounts.service import create_user
 from newsletter.db import transaction
 from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
@@ -60,16 +64,38 @@ def step(number: int, text: str) -> None:
     typer.secho(f"{number}. {text}", bold=True)
 
 
-def run_demo() -> None:
+# Last week's issue is sent from the first pages; the rest arrive this week, so the demo ends
+# with a draft to edit, preview and approve in the web app.
+SENT_PAGES = 5
+DEMO_STAFF = (("admin@example.com", Role.ADMIN), ("editor@example.com", Role.EDITOR))
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    sent_issue_id: int
+    draft_issue_id: int
+    passwords: dict[str, str]  # staff email -> the one-time password printed for it
+
+
+def run_demo() -> DemoResult:
     settings = get_settings()
     upgrade()
+    with transaction() as session:
+        if issues_repository.list_all(session):
+            typer.secho(
+                f"error: {settings.database_url} already has issues; run the demo in an empty "
+                "folder (`make demo` re-creates ./demo-data)",
+                err=True,
+            )
+            raise typer.Exit(1)
     step(1, f"database ready ({settings.database_url})")
 
+    pages = sorted(EXAMPLES.glob("*.txt"))
     inbox = settings.newsletter_inbox_dir
     inbox.mkdir(parents=True, exist_ok=True)
-    for page in sorted(EXAMPLES.glob("*.txt")):
+    for page in pages[:SENT_PAGES]:
         shutil.copy(page, inbox / page.name)
-    step(2, f"{len(list(EXAMPLES.glob('*.txt')))} example matchup pages dropped in {inbox}/")
+    step(2, f"{SENT_PAGES} example matchup pages dropped in {inbox}/ (last week's)")
 
     with transaction() as session:
         for index, name in enumerate(READERS, start=1):
@@ -79,8 +105,8 @@ def run_demo() -> None:
     step(3, f"{len(READERS)} subscribers on the list (consent recorded as the demo's import)")
 
     now = utcnow()
-    report = run_weekly_job(now=now)
-    step(4, f"weekly job: {report.summary()}")
+    report = run_weekly_job(now=now - timedelta(days=7))
+    step(4, f"last week's job: {report.summary()}")
     if report.issue_id is None:
         raise typer.Exit(1)
     issue_id = report.issue_id
@@ -118,7 +144,34 @@ def run_demo() -> None:
     for matchup in stats["matchups"]:
         votes = ", ".join(f"{v['name']} {v['votes']}" for v in matchup["votes"])
         typer.echo(f"   {matchup['slug']}: {matchup['clicks_unique']} clicks; votes {votes}")
-    typer.echo("\nNext: `newsletter serve` and open http://localhost:8000 (see the README).")
+
+    for page in pages[SENT_PAGES:]:
+        shutil.copy(page, inbox / page.name)
+    this_week = run_weekly_job(now=now)
+    step(9, f"this week's job: {this_week.summary()}")
+    if this_week.issue_id is None:
+        raise typer.Exit(1)
+
+    passwords = _staff_accounts()
+    step(10, "staff accounts (one-time passwords, printed once; change them after signing in):")
+    for email, password in passwords.items():
+        typer.echo(f"   {email}  {password}")
+    base = settings.newsletter_base_url.rstrip("/")
+    typer.echo(
+        f"\nNext: `newsletter serve`, open {base}/ (the public home) and sign in at "
+        f"{base}/login\nas editor@example.com: this week's draft (issue {this_week.issue_id}) "
+        f"waits at {base}/admin/issues/{this_week.issue_id}."
+    )
+    return DemoResult(issue_id, this_week.issue_id, passwords)
+
+
+def _staff_accounts() -> dict[str, str]:
+    """An admin and an editor, each with a fresh random password (the demo's folder is new)."""
+    passwords = {email: secrets.token_urlsafe(12) for email, _ in DEMO_STAFF}
+    with transaction() as session:
+        for email, role in DEMO_STAFF:
+            create_user(session, email, passwords[email], role)
+    return passwords
 
 
 def _simulate_readers(issue_id: int) -> None:

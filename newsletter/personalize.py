@@ -28,6 +28,17 @@ LEGACY_DELIVERY_PURPOSE = "delivery"
 # instance_state: the highest delivery id whose links were signed with LEGACY_DELIVERY_PURPOSE.
 LEGACY_MAX_DELIVERY_ID = "legacy_links_max_delivery_id"
 
+# What the placeholder becomes in an editor's preview and in a test send. No delivery has these
+# tokens, so nothing is recorded; the vote, unsubscribe and preferences pages answer them with a
+# page that says what the link does in a subscriber's copy, so the tester's links all work.
+PREVIEW_TOKEN = "preview"  # noqa: S105 - a placeholder value, not a secret
+TEST_TOKEN = "test-send"  # noqa: S105 - a placeholder value, not a secret
+SAMPLE_TOKENS = frozenset({PREVIEW_TOKEN, TEST_TOKEN})
+
+
+def is_sample_token(token: str) -> bool:
+    return token in SAMPLE_TOKENS
+
 
 @dataclass(frozen=True, slots=True)
 class DeliveryLink:

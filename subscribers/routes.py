@@ -16,9 +16,9 @@ from pydantic import BaseModel, Field
 
 from newsletter.db import transaction
 from newsletter.issues.service import latest_published_week
-from newsletter.personalize import read_delivery_token
+from newsletter.personalize import is_sample_token, read_delivery_token
 from newsletter.tracking import service as tracking_service
-from newsletter.web.pages import flash, redirect, render
+from newsletter.web.pages import flash, redirect, render, sample_link_page
 from newsletter.web.ratelimit import LoginLimiter
 from subscribers import emails, service
 from subscribers.addresses import InvalidAddress
@@ -161,6 +161,8 @@ def confirm(request: Request, token: str) -> HTMLResponse:
 
 @router.get("/u/{token}", response_class=HTMLResponse)
 def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
+    if is_sample_token(token):
+        return sample_link_page(request, token, "unsubscribe")
     with transaction() as session:
         subscriber = service.resolve_token(session, token)
         if subscriber is None:
@@ -173,6 +175,8 @@ def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
 def unsubscribe(request: Request, token: str) -> HTMLResponse:
     """RFC 8058: a POST with body `List-Unsubscribe=One-Click` unsubscribes at once, with no
     further page or login; the button on the GET page posts the same body."""
+    if is_sample_token(token):
+        return sample_link_page(request, token, "unsubscribe")
     with transaction() as session:
         subscriber = service.resolve_token(session, token)
         if subscriber is None:
@@ -190,6 +194,8 @@ def unsubscribe(request: Request, token: str) -> HTMLResponse:
 
 @router.get("/p/{token}", response_class=HTMLResponse)
 def preferences(request: Request, token: str) -> HTMLResponse:
+    if is_sample_token(token):
+        return sample_link_page(request, token, "preferences")
     with transaction() as session:
         subscriber = service.resolve_token(session, token)
         if subscriber is None:
@@ -204,6 +210,8 @@ def preferences(request: Request, token: str) -> HTMLResponse:
 
 
 def _act(request: Request, token: str, action: str) -> Response:
+    if is_sample_token(token):
+        return sample_link_page(request, token, "preferences")
     with transaction() as session:
         subscriber = service.resolve_token(session, token)
         if subscriber is None:
@@ -254,6 +262,8 @@ def tracking_on(request: Request, token: str) -> Response:
 
 @router.get("/p/{token}/export.json", response_model=None)
 def export_my_data(request: Request, token: str) -> Response:
+    if is_sample_token(token):
+        return sample_link_page(request, token, "preferences")
     with transaction() as session:
         subscriber = service.resolve_token(session, token)
         if subscriber is None:
@@ -270,6 +280,8 @@ def export_my_data(request: Request, token: str) -> Response:
 
 @router.get("/p/{token}/erase", response_class=HTMLResponse)
 def erase_page(request: Request, token: str) -> HTMLResponse:
+    if is_sample_token(token):
+        return sample_link_page(request, token, "preferences")
     with transaction() as session:
         subscriber = service.resolve_token(session, token)
         if subscriber is None:
@@ -280,6 +292,8 @@ def erase_page(request: Request, token: str) -> HTMLResponse:
 
 @router.post("/p/{token}/erase", response_class=HTMLResponse)
 def erase(request: Request, token: str) -> HTMLResponse:
+    if is_sample_token(token):
+        return sample_link_page(request, token, "preferences")
     with transaction() as session:
         subscriber = service.resolve_token(session, token)
         if subscriber is None:

@@ -32,7 +32,9 @@ def _read_password(from_stdin: bool) -> str:
 @app.command("add")
 def add(
     email: str = typer.Argument(..., help="The person's email address (their login)."),
-    role: str = typer.Option(..., "--role", help="admin or editor."),
+    role: str = typer.Option(
+        "editor", "--role", help="editor (the default: issues only) or admin (also the list)."
+    ),
     password_stdin: bool = typer.Option(
         False,
         "--password-stdin",
@@ -116,7 +118,9 @@ def list_users(as_json: bool = JsonOption) -> None:
 @app.command("role")
 def set_role(
     email: str = typer.Argument(...),
-    role: str = typer.Option(..., "--role", help="admin or editor."),
+    role: str = typer.Option(
+        "editor", "--role", help="editor (the default: issues only) or admin (also the list)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Change a staff account's role."""

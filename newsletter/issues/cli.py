@@ -6,7 +6,6 @@ group by newsletter/sending/cli.py.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -223,29 +222,26 @@ def approve(
         typer.echo(f"issue {issue_id} approved: {data['subject']}")
 
 
-def _parse_at(value: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"--at: not an ISO 8601 date/time: {value!r}")
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
-
-
 @app.command("schedule")
 def schedule_(
     issue_id: int = IssueId,
-    at: str = typer.Option(..., "--at", help="Send time, ISO 8601 (no offset = UTC)."),
+    at: str = typer.Option(
+        ...,
+        "--at",
+        help="Send time, ISO 8601; without an offset it is in NEWSLETTER_TIMEZONE.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Schedule an approved issue; the scheduler sends it when the time comes."""
-    when = _parse_at(at)
     try:
+        when = service.parse_send_time(at)
         with transaction() as session:
             issue = service.schedule(session, issue_id, when)
             data = service.to_json(session, issue)
+            shown = service.local_time(when)
     except IssueError as exc:
         fail(str(exc))
     if as_json:
         print_json(data)
     else:
-        typer.echo(f"issue {issue_id} scheduled for {data['scheduled_at']}")
+        typer.echo(f"issue {issue_id} scheduled for {shown}")

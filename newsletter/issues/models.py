@@ -48,6 +48,8 @@ class Issue(Base):
     # subscribers who opted out of tracking (vote and unsubscribe links stay).
     rendered_untracked_html: Mapped[str | None] = mapped_column(Text, nullable=True)
     rendered_untracked_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The public web version ("view in browser", the archive): nobody's links, a subscribe link.
+    rendered_public_html: Mapped[str | None] = mapped_column(Text, nullable=True)
     rendered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)

@@ -20,6 +20,7 @@ from newsletter.rendering.mjml import compile_mjml
 from newsletter.sender import Sender, sender
 from newsletter.templating import TEMPLATES_DIR
 from newsletter.tracking.panel import ReadersVsPanel
+from newsletter.web import paths
 
 HTML_TEMPLATE = "email/issue.mjml.j2"
 TEXT_TEMPLATE = "email/issue.txt.j2"
@@ -69,6 +70,10 @@ class LinkBook:
     base_url: str
     site_url: str
     tracked: bool
+    # The public web version: nobody's links (no unsubscribe, preferences or pixel), votes go
+    # to the public vote page, and the footer invites the reader to subscribe.
+    public: bool = False
+    week: str = ""
     links: dict[str, OutboundLink] = field(default_factory=dict)
 
     def out(self, url: str, label: str, matchup_id: int | None = None) -> str:
@@ -89,9 +94,17 @@ class LinkBook:
         return self.out(f"{self.site_url}/", "Weekly AI Tool Verdicts")
 
     def browser(self, week: str) -> str:
-        return self.out(f"{self.base_url}/issues/{week}", "View in browser")
+        return self.out(self.base_url + paths.web_version(week), "View in browser")
+
+    def subscribe(self) -> str:
+        return self.base_url + paths.SUBSCRIBE
+
+    def archive(self) -> str:
+        return self.base_url + paths.ARCHIVE
 
     def vote(self, verdict: Verdict, tool: int) -> str:
+        if self.public:
+            return self.base_url + paths.public_vote(self.week, verdict.slug) + f"#tool-{tool}"
         return f"{self.base_url}/v/{TOKEN_PLACEHOLDER}/{verdict.slug}/{tool}"
 
     def unsubscribe(self) -> str:
@@ -137,9 +150,13 @@ def render_mjml(content: IssueContent, book: LinkBook) -> str:
 
 
 def render_issue(
-    content: IssueContent, *, base_url: str, site_url: str, tracked: bool
+    content: IssueContent, *, base_url: str, site_url: str, tracked: bool, public: bool = False
 ) -> tuple[RenderedIssue, list[OutboundLink]]:
-    book = LinkBook(base_url.rstrip("/"), site_url.rstrip("/"), tracked)
+    """`public` renders the web version (untracked, nobody's links); otherwise a subscriber's
+    copy, tracked or not."""
+    book = LinkBook(
+        base_url.rstrip("/"), site_url.rstrip("/"), tracked and not public, public, content.week
+    )
     html = compile_mjml(render_mjml(content, book), inline_css=False)
     text = (
         _text_environment()

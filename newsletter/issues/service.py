@@ -28,13 +28,10 @@ from newsletter.issues.verdicts import CommunityVote, Verdict
 from newsletter.issues.weeks import week_bounds, week_of
 from newsletter.matchups.models import Matchup
 from newsletter.orm import utcnow
-from newsletter.personalize import fill
+from newsletter.personalize import PREVIEW_TOKEN, fill
 from newsletter.settings import get_settings
 from newsletter.tracking.panel import ReadersVsPanel
 from newsletter.tracking.service import community_split, last_week_readers
-
-# What a preview fills the placeholder with: no delivery has this token, so its links are inert.
-SAMPLE_TOKEN = "preview"  # noqa: S105 - a placeholder value, not a secret
 
 EDITABLE = (IssueStatus.DRAFT, IssueStatus.APPROVED, IssueStatus.SCHEDULED)
 CANCELLABLE = (IssueStatus.DRAFT, IssueStatus.APPROVED, IssueStatus.SCHEDULED, IssueStatus.PAUSED)
@@ -179,6 +176,7 @@ def _unfrozen() -> dict[str, Any]:
         "rendered_text": None,
         "rendered_untracked_html": None,
         "rendered_untracked_text": None,
+        "rendered_public_html": None,
         "rendered_at": None,
         "approved_at": None,
         "approved_by": None,
@@ -352,7 +350,7 @@ def draft_preview(session: Session, issue_id: int, draft: Draft) -> tuple[str, s
         site_url=settings.newsletter_site_url,
         tracked=False,
     )
-    return fill(rendered.html, SAMPLE_TOKEN), fill(rendered.text, SAMPLE_TOKEN)
+    return fill(rendered.html, PREVIEW_TOKEN), fill(rendered.text, PREVIEW_TOKEN)
 
 
 # --- content and rendering -----------------------------------------------------------------
@@ -441,13 +439,16 @@ def assemble(
     )
 
 
-def _render(session: Session, issue: Issue, *, tracked: bool) -> RenderedIssue:
+def _render(
+    session: Session, issue: Issue, *, tracked: bool, public: bool = False
+) -> RenderedIssue:
     settings = get_settings()
     rendered, links = render_issue(
         content(session, issue),
         base_url=settings.newsletter_base_url,
         site_url=settings.newsletter_site_url,
         tracked=tracked,
+        public=public,
     )
     repository.record_links(session, issue.id, [_link_row(link) for link in links])
     return rendered
@@ -467,6 +468,7 @@ def _frozen_values(session: Session, issue: Issue, now: datetime) -> dict[str, A
         "rendered_text": tracked.text,
         "rendered_untracked_html": untracked.html,
         "rendered_untracked_text": untracked.text,
+        "rendered_public_html": _render(session, issue, tracked=False, public=True).html,
         "rendered_at": now,
     }
 
@@ -498,20 +500,29 @@ def frozen_content(session: Session, issue_id: int, *, tracked: bool) -> Rendere
 
 
 def preview(session: Session, issue_id: int) -> tuple[str, str]:
-    """(html, text) as a sample subscriber gets it, with the placeholder filled."""
-    tracked = get_settings().newsletter_tracking
-    rendered = frozen_content(session, issue_id, tracked=tracked)
-    return fill(rendered.html, SAMPLE_TOKEN), fill(rendered.text, SAMPLE_TOKEN)
+    """(html, text) as a subscriber gets it, with the placeholder filled by the preview token.
+
+    The untracked copy: it reads the same, and its links open their targets (or, for the
+    per-reader ones, a page saying what they do) rather than the click redirect, which only
+    knows real deliveries."""
+    rendered = frozen_content(session, issue_id, tracked=False)
+    return fill(rendered.html, PREVIEW_TOKEN), fill(rendered.text, PREVIEW_TOKEN)
 
 
 def public_html(session: Session, week: str) -> str | None:
-    """The "view in browser" page: the untracked render of an approved or sent issue, with the
-    placeholder filled by a token no delivery has (so the page carries no one's identity)."""
+    """The "view in browser" page of an approved or sent issue: the public render, frozen with
+    the subscribers' copies. It carries nobody's links (a reader who was forwarded it must not
+    unsubscribe the sender), its vote buttons lead to the public vote page, and its footer
+    offers a subscription instead of "you get this because you subscribed"."""
     issue = repository.get_by_week(session, week)
     if issue is None or issue.status in (IssueStatus.DRAFT, IssueStatus.CANCELLED):
         return None
-    rendered = frozen_content(session, issue.id, tracked=False)
-    return fill(rendered.html, SAMPLE_TOKEN)
+    frozen_content(session, issue.id, tracked=False)
+    if issue.rendered_public_html is None:
+        # Frozen before the public render existed (revision 0002): render it once now.
+        issue.rendered_public_html = _render(session, issue, tracked=False, public=True).html
+        session.flush()
+    return issue.rendered_public_html
 
 
 def latest_published_week(session: Session) -> str | None:
@@ -544,9 +555,49 @@ def approve(session: Session, issue_id: int, *, by: str, now: datetime | None = 
     return require(session, issue_id)
 
 
-def schedule(session: Session, issue_id: int, at: datetime) -> Issue:
-    if at.tzinfo is None:
-        raise IssueError("the send time needs a time zone (e.g. 2026-03-02T09:00+01:00)")
+def local_time(moment: datetime) -> str:
+    """A moment as people read it here: in NEWSLETTER_TIMEZONE, with the zone named."""
+    zone = _zone()
+    return f"{moment.astimezone(zone):%a %d %b %Y %H:%M %Z} ({zone.key})"
+
+
+def parse_send_time(value: str) -> datetime:
+    """An ISO 8601 send time from a person (CLI, form, API); without an offset it is a wall
+    time in NEWSLETTER_TIMEZONE, the one rule every door follows."""
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise IssueError(
+            f"{value[:60]!r} is not a date and time (ISO 8601, e.g. 2026-03-02T09:00)"
+        ) from None
+    return _in_zone(when)
+
+
+def _in_zone(when: datetime) -> datetime:
+    if when.tzinfo is not None:
+        return when
+    zone = _zone()
+    local = when.replace(tzinfo=zone)
+    # A wall time the clocks skip (spring forward) comes back different from a round trip.
+    if local.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != when:
+        raise IssueError(
+            f"{when:%Y-%m-%d %H:%M} does not exist in {zone.key} (the clocks skip it); "
+            "choose another time"
+        )
+    return local
+
+
+def schedule(
+    session: Session, issue_id: int, at: datetime, *, now: datetime | None = None
+) -> Issue:
+    """Send an approved issue at `at` (a time without a zone is in NEWSLETTER_TIMEZONE)."""
+    at = _in_zone(at)
+    now = now or utcnow()
+    if at <= now:
+        raise IssueError(
+            f"{local_time(at)} is in the past (it is now {local_time(now)}): "
+            "choose a later time, or send it now"
+        )
     issue = require(session, issue_id)
     if issue.status not in (IssueStatus.APPROVED, IssueStatus.SCHEDULED):
         raise IssueError(f"issue {issue_id} is {issue.status.value}; approve it before scheduling")

@@ -7,13 +7,14 @@ import logging
 
 from newsletter.sending.service import send_notice
 from newsletter.settings import get_settings
+from newsletter.web import paths
 
 log = logging.getLogger("newsletter.scheduler")
 
 
 def preview_url(issue_id: int) -> str:
-    base = get_settings().newsletter_base_url.rstrip("/")
-    return f"{base}/editor/issues/{issue_id}"
+    """The editor's page for the issue, from the module that also declares its route."""
+    return paths.absolute(paths.editor_issue(issue_id))
 
 
 def notify_editors(subject: str, text: str) -> list[str]:

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from newsletter.db import transaction
 from newsletter.issues import repository as issues_repository
@@ -30,6 +31,9 @@ from newsletter.scheduling.weekly import WeeklyReport, run_weekly_job
 from newsletter.sending import service as sending
 from newsletter.sending import worker
 from newsletter.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger("newsletter.scheduler")
 
@@ -315,6 +319,17 @@ class Scheduler:
                 try:
                     issues.approve(session, issue_id, by=AUTO_APPROVER, now=now)
                 except issues.IssueError as exc:
+                    if _still_draft(session, issue_id):
+                        # Refused on its merits (no matchups): nothing goes out, and why is said.
+                        self._announce(
+                            issue_id,
+                            "refused",
+                            "send %s: issue %d not sent: %s",
+                            week,
+                            issue_id,
+                            exc,
+                        )
+                        return
                     # Another scheduler or an editor moved it first; the send claim decides.
                     log.info("send %s: issue %d not auto-approved: %s", week, issue_id, exc)
                 else:
@@ -379,3 +394,8 @@ def _human(delta: timedelta) -> str:
     if hours >= 48:
         return f"{hours // 24}d {hours % 24}h"
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds % 60:02d}s"
+
+
+def _still_draft(session: Session, issue_id: int) -> bool:
+    issue = issues_repository.get(session, issue_id)
+    return issue is not None and issue.status is IssueStatus.DRAFT

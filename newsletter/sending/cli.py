@@ -311,29 +311,39 @@ def _chosen_deliveries(ids: list[int] | None, path: Path | None) -> list[int] | 
 @app.command("send-test")
 def send_test(
     issue_id: int = IssueId,
-    to: str = typer.Option(..., "--to", help="Where the test copy goes."),
+    to: list[str] = typer.Option(
+        ...,
+        "--to",
+        help="Where a test copy goes; repeat --to or separate addresses with commas.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Send one test copy (untracked, outside the delivery ledger)."""
-    from email_validator import EmailNotValidError, validate_email
-
+    """Send test copies (untracked, outside the delivery ledger). Their vote, unsubscribe and
+    preferences links open pages that say what they do, and record nothing."""
     try:
-        address = validate_email(to, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        fail(f"--to {to!r} is not an email address: {exc}")
-    try:
+        addresses = service.test_addresses(to)
         with transaction() as session:
-            result = service.send_test(session, issue_id, address)
+            results = service.send_test(session, issue_id, addresses)
     except ValueError as exc:
         fail(str(exc))
+    rows = [
+        {"to": address, "ok": r.ok, "message_id": r.message_id, "error": r.error}
+        for address, r in results
+    ]
+    ok = all(row["ok"] for row in rows)
     if as_json:
-        print_json(
-            {"to": address, "ok": result.ok, "message_id": result.message_id, "error": result.error}
-        )
-    elif result.ok:
-        typer.echo(f"test copy of issue {issue_id} sent to {address} ({result.message_id})")
-    if not result.ok:
-        fail(f"the test copy was not sent: {result.error}")
+        # One address: the row's own keys too, as before several were possible.
+        single = rows[0] if len(rows) == 1 else {}
+        print_json({**single, "issue_id": issue_id, "ok": ok, "results": rows})
+    else:
+        for row in rows:
+            if row["ok"]:
+                typer.echo(
+                    f"test copy of issue {issue_id} sent to {row['to']} ({row['message_id']})"
+                )
+    if not ok:
+        refused = "; ".join(f"{row['to']}: {row['error']}" for row in rows if not row["ok"])
+        fail(f"the test copy was not sent to {refused}")
 
 
 @app.command()

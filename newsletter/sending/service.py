@@ -16,14 +16,17 @@ from sqlalchemy.orm import Session
 from newsletter.issues.models import IssueStatus
 from newsletter.issues.service import frozen_content
 from newsletter.orm import utcnow
-from newsletter.personalize import TOKEN_PLACEHOLDER, fill
+from newsletter.personalize import TEST_TOKEN, TOKEN_PLACEHOLDER, fill
 from newsletter.sending import repository
-from newsletter.sending.message import OutgoingMessage, SendResult, list_id_header
+from newsletter.sending.message import (
+    OutgoingMessage,
+    SendResult,
+    list_id_header,
+    unsubscribe_headers,
+)
 from newsletter.sending.transport import Transport, get_transport
 from newsletter.settings import get_settings
 
-# What a test copy's links carry: no delivery has this token, so its links are inert.
-TEST_TOKEN = "test-send"  # noqa: S105 - a placeholder value, not a secret
 CANCELLED_REASON = "send cancelled by an operator before this delivery was handed off"
 
 
@@ -208,25 +211,68 @@ def sweep_stuck(
     return flagged
 
 
+MAX_TEST_ADDRESSES = 10  # a test goes to a few reviewers; more is a mailing, with a ledger
+
+
+def test_addresses(given: Sequence[str]) -> list[str]:
+    """The addresses of a test send: each value may hold several, separated by commas,
+    semicolons or spaces; each is validated and normalised, duplicates dropped."""
+    from subscribers.addresses import InvalidAddress, normalise
+
+    addresses: list[str] = []
+    for value in given:
+        for part in value.replace(";", ",").replace(" ", ",").split(","):
+            if not part.strip():
+                continue
+            try:
+                address = normalise(part)
+            except InvalidAddress as exc:
+                raise SendError(f"{part.strip()[:80]!r} is not an email address: {exc}") from None
+            if address not in addresses:
+                addresses.append(address)
+    if not addresses:
+        raise SendError("give at least one address for the test copy")
+    if len(addresses) > MAX_TEST_ADDRESSES:
+        raise SendError(
+            f"{len(addresses)} addresses: a test goes to at most {MAX_TEST_ADDRESSES} "
+            "(add the others as subscribers to reach more people)"
+        )
+    return addresses
+
+
 def send_test(
-    session: Session, issue_id: int, to: str, *, transport: Transport | None = None
-) -> SendResult:
-    """One copy to `to`, outside the ledger: untracked, with inert per-recipient links."""
+    session: Session,
+    issue_id: int,
+    to: Sequence[str],
+    *,
+    transport: Transport | None = None,
+) -> list[tuple[str, SendResult]]:
+    """One copy to each address, outside the ledger and untracked. Its per-reader links carry
+    the test token: they all open, record nothing, and say what they do for a subscriber, so
+    the tester can follow every link (the List-Unsubscribe header too) without skewing numbers.
+    """
     settings = get_settings()
+    _require_status(session, issue_id)
     rendered = frozen_content(session, issue_id, tracked=False)
-    message = OutgoingMessage(
-        to_email=to,
-        subject=f"[Test] {fill(rendered.subject, TEST_TOKEN)}",
-        text=fill(rendered.text, TEST_TOKEN),
-        html=fill(rendered.html, TEST_TOKEN),
-        headers={
-            "List-Id": list_id_header(settings.newsletter_from_name, settings.newsletter_list_id)
-        },
-        categories=("test-send",),
-        custom_args={"issue_id": str(issue_id), "test_send": "1"},
-    )
-    assert TOKEN_PLACEHOLDER not in message.html
-    return (transport or get_transport(settings)).send_one(message)
+    headers = {
+        "List-Id": list_id_header(settings.newsletter_from_name, settings.newsletter_list_id),
+        **unsubscribe_headers(settings.newsletter_base_url, TEST_TOKEN),
+    }
+    transport = transport or get_transport(settings)
+    results = []
+    for address in to:
+        message = OutgoingMessage(
+            to_email=address,
+            subject=f"[Test] {fill(rendered.subject, TEST_TOKEN)}",
+            text=fill(rendered.text, TEST_TOKEN),
+            html=fill(rendered.html, TEST_TOKEN),
+            headers=headers,
+            categories=("test-send",),
+            custom_args={"issue_id": str(issue_id), "test_send": "1"},
+        )
+        assert TOKEN_PLACEHOLDER not in message.html
+        results.append((address, transport.send_one(message)))
+    return results
 
 
 def send_notice(

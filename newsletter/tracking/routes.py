@@ -23,7 +23,7 @@ from fastapi.responses import (
 
 from newsletter.db import transaction
 from newsletter.numbers import ascii_int
-from newsletter.personalize import read_delivery_token
+from newsletter.personalize import is_sample_token, read_delivery_token
 from newsletter.settings import get_settings
 from newsletter.templating import web_environment
 from newsletter.tracking import service, webhook
@@ -66,6 +66,10 @@ def confirm_vote(token: str, slug: str, tool: str, request: Request) -> Response
 
 
 def _vote(token: str, slug: str, tool: str, request: Request, *, confirmed: bool) -> Response:
+    if is_sample_token(token):
+        from newsletter.web.pages import sample_link_page
+
+        return sample_link_page(request, token, "vote")
     link = read_delivery_token(token)
     if link is None or tool not in ("0", "1"):
         return not_found("This vote link is not valid.")

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from newsletter.db import transaction
 from newsletter.web import csrf
 from newsletter.web.auth import Admin, require_admin
-from newsletter.web.pages import flash, redirect, render
+from newsletter.web.pages import CONFIRMED, confirm_page, flash, redirect, render
 from subscribers import export as list_export
 from subscribers import repository as subscribers_repository
 
@@ -342,9 +342,39 @@ def unsubscribe(request: Request, subscriber_id: int) -> Response:
     return redirect(f"/admin/subscribers/{subscriber_id}")
 
 
+@router.get("/subscribers/{subscriber_id}/erase", response_class=HTMLResponse)
+def erase_page(request: Request, subscriber_id: int) -> Response:
+    from subscribers import repository
+
+    with transaction() as session:
+        subscriber = repository.get(session, subscriber_id)
+        if subscriber is None:
+            raise HTTPException(status_code=404, detail="No such subscriber (already erased?).")
+        email = subscriber.email
+    return confirm_page(
+        request,
+        title=f"Erase {email}?",
+        question="This removes the person for good; it cannot be undone.",
+        consequences=[
+            "Their name, address, consent record and activity are deleted.",
+            "Their address stays on the suppression list as a one-way hash, so no import or "
+            "sign-up brings it back by mistake.",
+            "Their votes stay in the totals, anonymously.",
+        ],
+        action=f"/admin/subscribers/{subscriber_id}/erase",
+        button="Yes, erase all personal data",
+        back=f"/admin/subscribers/{subscriber_id}",
+    )
+
+
 @router.post("/subscribers/{subscriber_id}/erase")
-def erase(request: Request, subscriber_id: int) -> Response:
+def erase(
+    request: Request, subscriber_id: int, confirmed: Annotated[str, Form(max_length=10)] = ""
+) -> Response:
     from subscribers import service
+
+    if confirmed != CONFIRMED:
+        return redirect(f"/admin/subscribers/{subscriber_id}/erase")
 
     with transaction() as session:
         erased = service.erase(session, subscriber_id)
@@ -436,8 +466,9 @@ def users(request: Request) -> Response:
 def add_user(
     request: Request,
     email: Annotated[str, Form(max_length=320)],
-    role: Annotated[str, Form()],
     password: Annotated[str, Form(max_length=1024)],
+    # The least privilege unless an admin asks for more.
+    role: Annotated[str, Form(max_length=20)] = "editor",
 ) -> Response:
     from newsletter.accounts.service import AccountError, create_user, parse_role
 
@@ -469,11 +500,38 @@ def change_role(
     return redirect("/admin/users")
 
 
+@router.get("/users/{user_id}/delete", response_class=HTMLResponse)
+def delete_user_page(request: Request, user_id: int, me: Admin) -> Response:
+    from newsletter.accounts.repository import get
+
+    with transaction() as session:
+        user = get(session, user_id)
+        if user is None:
+            raise HTTPException(status_code=404, detail="No such user.")
+        email, role = user.email, user.role.value
+    if user_id == me.id:
+        flash(request, "You cannot remove your own account while signed in with it.", "error")
+        return redirect("/admin/users")
+    return confirm_page(
+        request,
+        title=f"Remove {email}?",
+        question=f"{email} ({role}) will no longer be able to sign in.",
+        consequences=["Their API token stops working.", "You can add them again later."],
+        action=f"/admin/users/{user_id}/delete",
+        button=f"Yes, remove {email}",
+        back="/admin/users",
+    )
+
+
 @router.post("/users/{user_id}/delete")
-def delete_user(request: Request, user_id: int, me: Admin) -> Response:
+def delete_user(
+    request: Request, user_id: int, me: Admin, confirmed: Annotated[str, Form(max_length=10)] = ""
+) -> Response:
     from newsletter.accounts.repository import get
     from newsletter.accounts.service import AccountError, remove_user
 
+    if confirmed != CONFIRMED:
+        return redirect(f"/admin/users/{user_id}/delete")
     if user_id == me.id:
         flash(request, "You cannot remove your own account while signed in with it.", "error")
         return redirect("/admin/users")

@@ -39,7 +39,9 @@ class IssueSummary(BaseModel):
 
 
 class ScheduleRequest(BaseModel):
-    at: datetime = Field(description="When to send, with a time zone (ISO 8601).")
+    at: datetime = Field(
+        description="When to send (ISO 8601); without an offset, in NEWSLETTER_TIMEZONE."
+    )
 
 
 class SubscriberOut(BaseModel):

@@ -8,7 +8,6 @@ race) comes back to the issue page as a notice that says why.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -24,10 +23,10 @@ from newsletter.issues import verdicts
 from newsletter.issues.models import Issue, IssueStatus
 from newsletter.sending.service import SendError
 from newsletter.settings import get_settings
-from newsletter.web import charts, csrf
+from newsletter.web import charts, csrf, paths
 from newsletter.web.auth import Staff, require_staff
 from newsletter.web.headers import EMAIL_PREVIEW_CSP
-from newsletter.web.pages import flash, redirect, render
+from newsletter.web.pages import CONFIRMED, confirm_page, flash, redirect, render
 
 router = APIRouter(
     prefix="/admin",
@@ -126,7 +125,7 @@ def _items(session: Session, issue: Issue) -> list[dict[str, Any]]:
     return rows
 
 
-@router.get("/issues/{issue_id}", response_class=HTMLResponse)
+@router.get(paths.EDITOR_ISSUE_PATTERN.removeprefix("/admin"), response_class=HTMLResponse)
 def issue_page(request: Request, issue_id: int, staff: Staff) -> Response:
     settings = get_settings()
     with transaction() as session:
@@ -352,14 +351,18 @@ def _position(raw: str, slug: str) -> int:
 
 
 @router.post("/issues/{issue_id}/test")
-def send_test(request: Request, issue_id: int, staff: Staff) -> Response:
-    from newsletter.sending.service import send_test as send_one_test
+def send_test(
+    request: Request, issue_id: int, staff: Staff, to: Annotated[str, Form(max_length=2000)] = ""
+) -> Response:
+    from newsletter.sending import service as sending
 
     def action(session: Session) -> str:
-        result = send_one_test(session, issue_id, staff.email)
-        if not result.ok:
-            raise issues.IssueError(f"The test to {staff.email} was not sent: {result.error}")
-        return f"Test sent to {staff.email}."
+        addresses = sending.test_addresses([to or staff.email])
+        results = sending.send_test(session, issue_id, addresses)
+        refused = [f"{address}: {r.error}" for address, r in results if not r.ok]
+        if refused:
+            raise issues.IssueError("The test was not sent to " + "; ".join(refused))
+        return f"Test sent to {', '.join(addresses)}."
 
     return _act(request, issue_id, action)
 
@@ -374,18 +377,11 @@ def approve(request: Request, issue_id: int, staff: Staff) -> Response:
 
 
 @router.post("/issues/{issue_id}/schedule")
-def schedule(request: Request, issue_id: int, at: Annotated[str, Form()]) -> Response:
-    zone = ZoneInfo(get_settings().newsletter_timezone)
-
+def schedule(request: Request, issue_id: int, at: Annotated[str, Form(max_length=100)]) -> Response:
     def action(session: Session) -> str:
-        try:
-            when = datetime.fromisoformat(at)
-        except ValueError:
-            raise issues.IssueError(f"{at!r} is not a date and time (use the picker)") from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=zone)
-        issue = issues.schedule(session, issue_id, when)
-        return f"Issue {issue.week} scheduled for {when:%a %d %b %Y %H:%M} ({zone.key})."
+        issue = issues.schedule(session, issue_id, issues.parse_send_time(at))
+        assert issue.scheduled_at is not None
+        return f"Issue {issue.week} scheduled for {issues.local_time(issue.scheduled_at)}."
 
     return _act(request, issue_id, action)
 
@@ -450,9 +446,39 @@ def unschedule(request: Request, issue_id: int) -> Response:
     return _act(request, issue_id, action)
 
 
+@router.get("/issues/{issue_id}/cancel", response_class=HTMLResponse)
+def cancel_page(request: Request, issue_id: int) -> Response:
+    with transaction() as session:
+        issue = _issue_or_404(session, issue_id)
+        week, status = issue.week, issue.status
+        progress = _progress(session, issue_id) if status in LIVE else None
+    if progress is not None:
+        left = progress.get("queued", 0) + progress.get("in_flight", 0)
+        consequences = [
+            f"{progress.get('sent', 0)} already sent stay sent.",
+            f"About {left} not handed to SendGrid yet will be skipped, with the reason recorded.",
+        ]
+    else:
+        consequences = ["Nobody gets it; a cancelled issue cannot be sent again."]
+    return confirm_page(
+        request,
+        title=f"Cancel issue {week}?",
+        question=f"Issue {week} is {status.value}.",
+        consequences=consequences,
+        action=f"/admin/issues/{issue_id}/cancel",
+        button="Yes, cancel this issue",
+        back=paths.editor_issue(issue_id),
+    )
+
+
 @router.post("/issues/{issue_id}/cancel")
-def cancel(request: Request, issue_id: int) -> Response:
+def cancel(
+    request: Request, issue_id: int, confirmed: Annotated[str, Form(max_length=10)] = ""
+) -> Response:
     from newsletter.sending import service as sending
+
+    if confirmed != CONFIRMED:
+        return redirect(f"/admin/issues/{issue_id}/cancel")
 
     def action(session: Session) -> str:
         issue = _issue_or_404(session, issue_id)

@@ -271,7 +271,7 @@ def test_an_editor_scheduled_issue_goes_at_the_editors_time(
     assert report is not None and report.issue_id is not None
     with transaction() as session:
         issues.approve(session, report.issue_id, by=EDITOR, now=clock.now())
-        issues.schedule(session, report.issue_id, SLOT + timedelta(hours=4))
+        issues.schedule(session, report.issue_id, SLOT + timedelta(hours=4), now=clock.now())
 
     clock.advance(timedelta(hours=3))
     assert scheduler.tick().started_sends == []

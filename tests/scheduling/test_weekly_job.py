@@ -9,6 +9,7 @@ from newsletter.db import transaction
 from newsletter.issues import repository as issues_repository
 from newsletter.issues.models import IssueStatus
 from newsletter.scheduling.weekly import Outcome, run_weekly_job
+from newsletter.web import paths
 from tests.scheduling.conftest import EDITOR, body_text, drop_seeds, outbox_messages, utc
 
 NOW = utc(2026, 3, 30, 7)  # Monday 09:00 in Paris, first week of summer time
@@ -32,7 +33,8 @@ def test_review_policy_builds_a_draft_and_sends_editors_the_preview_link(
     assert notice["To"] == EDITOR
     assert "ready for review" in notice["Subject"]
     text = body_text(notice)
-    assert f"https://news.example/editor/issues/{issue.id}" in text
+    # The link is the editor's issue page (tests/web/test_links.py follows it to a real page).
+    assert f"https://news.example{paths.editor_issue(issue.id)}" in text
     assert "10:30" in text  # the planned send time, in Paris time
 
 

@@ -82,7 +82,14 @@ def test_erase_removes_the_person_and_keeps_the_address_suppressed(admin: TestCl
     sid = re.findall(r'href="/admin/subscribers/(\d+)"', page)[0]
     detail = admin.get(f"/admin/subscribers/{sid}").text
     assert "Forget Me" in detail
-    admin.post(f"/admin/subscribers/{sid}/erase", data={"csrf_token": csrf_from(detail)})
+    # The button on the page is a link to a confirmation page; a bare POST only asks too.
+    asked = admin.post(f"/admin/subscribers/{sid}/erase", data={"csrf_token": csrf_from(detail)})
+    assert "Yes, erase all personal data" in asked.text
+    assert "forget@example.com" in admin.get("/admin/subscribers").text
+    admin.post(
+        f"/admin/subscribers/{sid}/erase",
+        data={"csrf_token": csrf_from(asked.text), "confirmed": "yes"},
+    )
     assert "forget@example.com" not in admin.get("/admin/subscribers").text
     assert admin.get(f"/admin/subscribers/{sid}").status_code == 404
     suppressions = admin.get("/admin/suppressions").text
@@ -125,5 +132,9 @@ def test_users_and_roles(admin: TestClient) -> None:
     assert "new@example.com is now admin" in promoted.text
     selfremove = admin.post(f"/admin/users/{me}/delete", data={"csrf_token": token})
     assert "cannot remove your own account" in selfremove.text
-    removed = admin.post(f"/admin/users/{new}/delete", data={"csrf_token": token})
+    asked = admin.post(f"/admin/users/{new}/delete", data={"csrf_token": token})
+    assert "Yes, remove new@example.com" in asked.text
+    removed = admin.post(
+        f"/admin/users/{new}/delete", data={"csrf_token": token, "confirmed": "yes"}
+    )
     assert "new@example.com removed" in removed.text

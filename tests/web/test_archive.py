@@ -20,7 +20,11 @@ def test_drafts_are_not_published(anon: TestClient, draft_issue: int) -> None:
         issue = get(session, draft_issue)
         assert issue is not None
         week = issue.week
-    assert anon.get(f"/issues/{week}").status_code == 404
+    # The address a preview's "view in browser" link names answers, without the content.
+    coming = anon.get(f"/issues/{week}")
+    assert coming.status_code == 200 and "is not out yet" in coming.text
+    assert "Read the full matchup" not in coming.text
+    assert anon.get("/issues/2001-W01").status_code == 404
     feed = ET.fromstring(anon.get("/issues/feed.atom").content)
     assert feed.findall(f"{ATOM}entry") == []
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from newsletter.db import transaction
-from tests.live_server import free_port, serving
 from tests.web.conftest import ADMIN, EDITOR, PASSWORD
+from tests.web.world import free_port, live_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 
@@ -25,12 +25,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.parametrize("db_url", ["sqlite"],
 @pytest.fixture
 def server(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from newsletter.settings import reset_settings
-    from newsletter.web.app import create_app
 
     port = free_port()
     monkeypatch.setenv("NEWSLETTER_BASE_URL", f"http://127.0.0.1:{port}")
     reset_settings()
-    with serving(create_app(), port) as base:
+    with live_server(port) as base:
         yield base
 
 
@@ -109,7 +108,15 @@ def test_editor_edits_previews_sends_a_test_and_approves(
             path=str(artifacts / "web" / f"editor-preview-{frame}.png")
         )
 
-    page.get_by_role("button", name=f"Send a test to {EDITOR}").click()
+    # The desktop frame is 600 px inside (an email's width), so the tool cards sit side by side.
+    inner = desktop.locator("body").evaluate("() => window.innerWidth")
+    assert inner == 600
+    cards = desktop.locator(".nl-tool")
+    first, second = cards.nth(0).bounding_box(), cards.nth(1).bounding_box()
+    assert first and second and abs(first["y"] - second["y"]) < 2 and second["x"] > first["x"]
+
+    assert page.get_by_label("Send a test to").input_value() == EDITOR
+    page.get_by_role("button", name="Send test").click()
     page.get_by_text(f"Test sent to {EDITOR}.").wait_for()
     mails = _outbox(isolated_env / "outbox")
     assert len(mails) == 1 and mails[0]["To"] == EDITOR

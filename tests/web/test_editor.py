@@ -105,7 +105,12 @@ def test_schedule_and_cancel(editor: TestClient, draft_issue: int) -> None:
     )
     assert "status-scheduled" in page.text
     assert "Mon 07 Jan 2030 09:00" in page.text
-    cancelled = editor.post(f"/admin/issues/{draft_issue}/cancel", data={"csrf_token": token})
+    # One click asks first (the GET is the confirmation page); only its button cancels.
+    asked = editor.post(f"/admin/issues/{draft_issue}/cancel", data={"csrf_token": token})
+    assert "Yes, cancel this issue" in asked.text and "status-scheduled" not in asked.text
+    cancelled = editor.post(
+        f"/admin/issues/{draft_issue}/cancel", data={"csrf_token": token, "confirmed": "yes"}
+    )
     assert "status-cancelled" in cancelled.text
 
 
