@@ -6,7 +6,7 @@ NEWSLETTER_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/tes
 export NEWSLETTER_TEST_POSTGRES_URL
 DEMO_DIR ?= demo-data
 
-.PHONY: venv demo test lint typecheck pytest bench schema chromium spamassassin clean check-all check-all-quick
+.PHONY: venv demo test lint typecheck pytest bench mutation schema chromium spamassassin clean check-all check-all-quick
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ spamassassin:
 bench: venv
 	$(BIN)/python -m bench
 
+## Mutation testing on SQLite (outside CI; minutes per module): `make mutation MODULES=sending/worker`
+## for one (`python -m bench.mutation --list` names them); prints killed/total and the score.
+MODULES ?=
+MUTATION_ARGS ?=
+mutation: venv
+	$(BIN)/python -m bench.mutation $(MUTATION_ARGS) $(MODULES)
+
 ## The proving suite (a few minutes): a 20,000-subscriber send under SendGrid faults and worker
 ## SIGKILLs on SQLite and PostgreSQL, the abuse tests with deeper fuzzing, and the tracking
 ## endpoints and the webhook under load from a second process, bounded in count and time.
@@ -77,4 +84,4 @@ schema: venv
 	$(BIN)/ruff format -q newsletter/migrations
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache tests/artifacts
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache tests/artifacts .mutation

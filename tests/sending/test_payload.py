@@ -63,7 +63,10 @@ def test_the_body_written_directly_is_the_payload() -> None:
             args = {"issue_id": 7, "categories": categories, "settings": get_settings()}
             body = mail_body(CONTENT, batch, **args)  # type: ignore[arg-type]
             assert json.loads(body) == mail_payload(CONTENT, batch, **args)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="URL-safe"):
+    with pytest.raises(
+        ValueError,
+        match=r"^a delivery token must be URL-safe to be written into the request$",
+    ):
         mail_body(
             CONTENT,
             [Recipient(1, "a@mail.example.com", "", 'x"y')],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -78,6 +79,61 @@ def test_a_validly_signed_batch_is_stored(
     assert row.raw is not None and row.raw["sg_event_id"] == "e1"
 
 
+def test_a_stored_event_says_what_sendgrid_said_field_by_field(
+    client: TestClient, world: World, signing_key: ec.EllipticCurvePrivateKey, db: Session
+) -> None:
+    an_hour_ago = int(time.time()) - 3600
+    bounce = event(
+        world,
+        0,
+        "bounce",
+        "b1",
+        timestamp=an_hour_ago,
+        type="bounce",
+        status="5.1.1",
+        reason="no such user",
+        useragent="Mozilla/5.0 (Mail)",
+    )
+    undated = {k: v for k, v in event(world, 1, "delivered", "d1").items() if k != "timestamp"}
+    before = datetime.now(UTC).replace(microsecond=0)
+    post(client, signing_key, [bounce, undated])
+    after = datetime.now(UTC)
+    dated, arrived = stored(db)
+    # The event's own time, not the time the webhook happened to be called.
+    assert dated.occurred_at == datetime.fromtimestamp(an_hour_ago, UTC)
+    assert before <= dated.received_at <= after
+    assert (
+        dated.source,
+        dated.type,
+        dated.provider_type,
+        dated.provider_event_id,
+        dated.delivery_id,
+        dated.issue_id,
+        dated.matchup_id,
+        dated.link_key,
+        dated.machine,
+        dated.user_agent,
+        dated.detail,
+    ) == (
+        "sendgrid",
+        EventType.BOUNCED,
+        "bounce",
+        "b1",
+        world.deliveries[0],
+        world.issue_id,
+        None,
+        None,
+        False,
+        "Mozilla/5.0 (Mail)",
+        "5.1.1 | no such user",
+    )
+    assert dated.raw == bounce
+    assert arrived.occurred_at == arrived.received_at and before <= arrived.received_at <= after
+    assert (arrived.user_agent, arrived.detail) == (None, None)
+    bounced = subscriber(db, world.subscribers[0])
+    assert bounced.status is SubscriberStatus.BOUNCED
+
+
 def test_a_tampered_body_is_refused_and_nothing_is_stored(
     client: TestClient, world: World, signing_key: ec.EllipticCurvePrivateKey, db: Session
 ) -> None:
@@ -103,6 +159,12 @@ def test_missing_headers_and_garbage_signatures_are_refused(
 ) -> None:
     body, headers = signed(signing_key, [event(world, 0, "delivered", "e1")])
     assert client.post(URL, content=body).status_code == 400
+    for alone in (SIGNATURE_HEADER, TIMESTAMP_HEADER):
+        response = client.post(URL, content=body, headers={alone: headers[alone]})
+        assert (response.status_code, response.text) == (
+            400,
+            f"refused: missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER} header",
+        )
     garbage = {**headers, SIGNATURE_HEADER: "not base64 at all!"}
     assert client.post(URL, content=body, headers=garbage).status_code == 400
     moved = {**headers, TIMESTAMP_HEADER: str(int(headers[TIMESTAMP_HEADER]) + 1)}
