@@ -5,9 +5,6 @@ the .eml files the way a mail client would see them."""
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email import message_from_bytes, policy
@@ -16,6 +13,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from newsletter.db import transaction
+from tests.live_server import free_port as free_port  # re-exported for the browser tests
+from tests.live_server import serving
 
 URL_IN_TEXT = re.compile(r"https?://[^\s<>\"')]+")
 
@@ -98,30 +97,10 @@ def recipient(message: EmailMessage) -> str:
     return str(message["To"].addresses[0].addr_spec)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def live_server(port: int) -> Iterator[str]:
     """The app under uvicorn on a loopback port, in a thread: the browser goes through HTTP."""
-    import uvicorn
-
     from newsletter.web.app import create_app
 
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(create_app(), port) as base:
+        yield base
