@@ -21,6 +21,7 @@ from newsletter.db import transaction
 from newsletter.web import csrf
 from newsletter.web.auth import Admin, require_admin
 from newsletter.web.pages import CONFIRMED, confirm_page, flash, redirect, render
+from newsletter.web.textinput import unstorable
 from subscribers import export as list_export
 from subscribers import repository as subscribers_repository
 
@@ -57,7 +58,7 @@ def _clean(value: str, field: str, limit: int) -> str:
     """A text input as the database can store it, or a 400 that names the field."""
     if len(value) > limit:
         raise HTTPException(status_code=400, detail=f"{field} is longer than {limit} characters.")
-    if "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+    if unstorable(value) is not None:
         raise HTTPException(
             status_code=400, detail=f"{field} contains a NUL or an unpaired surrogate character."
         )

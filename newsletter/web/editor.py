@@ -27,6 +27,7 @@ from newsletter.web import charts, csrf, paths
 from newsletter.web.auth import Staff, require_staff
 from newsletter.web.headers import EMAIL_PREVIEW_CSP
 from newsletter.web.pages import CONFIRMED, confirm_page, flash, redirect, render
+from newsletter.web.textinput import unstorable
 
 router = APIRouter(
     prefix="/admin",
@@ -241,7 +242,7 @@ def _draft_form(
 
 
 def _unstorable(value: str) -> bool:
-    return "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    return unstorable(value) is not None
 
 
 DraftForm = Annotated[issues.Draft, Depends(_draft_form)]
