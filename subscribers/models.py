@@ -80,6 +80,10 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Set when the person was erased. The reason stays what it was (a complaint stays a
+    # complaint, so a sign-up form still never mails the address); "erased" only when the
+    # address was not suppressed before.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class SubscriberTag(Base):

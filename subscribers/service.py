@@ -414,16 +414,19 @@ def set_tracking_opt_out(session: Session, subscriber_id: int, opt_out: bool) ->
     repository.set_flags(session, subscriber_id, tracking_opt_out=opt_out)
 
 
-def erase(session: Session, subscriber_id: int) -> bool:
+def erase(session: Session, subscriber_id: int, *, compact: bool = True) -> bool:
     """GDPR erasure: the row goes, the keyed hash stays on the suppression list (so an import
     or an admin cannot put the address back), past deliveries and events stay counted with
-    no link to the person."""
+    no link to the person, and the search index forgets the address (`compact`; a bulk
+    erasure compacts once at the end)."""
     subscriber = repository.get(session, subscriber_id)
     if subscriber is None:
         return False
     repository.scrub_activity(session, subscriber.id, subscriber.email, subscriber.email_hash)
     repository.mark_erased(session, subscriber.email_hash, subscriber.email)
     repository.delete_subscriber(session, subscriber.id)
+    if compact:
+        repository.compact_search_index(session)
     return True
 
 
@@ -443,10 +446,12 @@ def apply_bulk(session: Session, action: BulkAction, subscriber_ids: list[int]) 
         if action is BulkAction.UNSUBSCRIBE:
             changed += unsubscribe(session, subscriber_id, reason="admin")
         elif action is BulkAction.ERASE:
-            changed += erase(session, subscriber_id)
+            changed += erase(session, subscriber_id, compact=False)
         else:
             set_paused(session, subscriber_id, action is BulkAction.PAUSE)
             changed += 1
+    if action is BulkAction.ERASE and changed:
+        repository.compact_search_index(session)
     return changed
 
 
