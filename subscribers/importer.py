@@ -802,18 +802,17 @@ def import_csv(
             # One transaction for the whole file, rolled back: the counts are exactly those of
             # a real import (a duplicate in a later batch is still a duplicate).
             with transaction() as session:
-                repository.prepare_bulk_write(session)
-                while batch := list(islice(candidates, BATCH_ROWS)):
-                    _write_batch(session, run, batch)
-                    if on_progress:
-                        on_progress(reader.lines.bytes_read)
+                with repository.bulk_write(session):
+                    while batch := list(islice(candidates, BATCH_ROWS)):
+                        _write_batch(session, run, batch)
+                        if on_progress:
+                            on_progress(reader.lines.bytes_read)
                 session.rollback()
             return report
         done = False
         while not done:
             confirmations: list[ConfirmationRequest] = []
-            with transaction() as session:
-                repository.prepare_bulk_write(session)
+            with transaction() as session, repository.bulk_write(session):
                 written = 0
                 while written < COMMIT_ROWS:
                     batch = list(islice(candidates, BATCH_ROWS))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import enum
 import secrets
 from datetime import datetime
@@ -22,6 +23,16 @@ class SubscriberStatus(enum.StrEnum):
 
 def new_public_id() -> str:
     return secrets.token_urlsafe(16)
+
+
+def new_public_ids(count: int) -> list[str]:
+    """`count` ids as new_public_id makes them, from one read of the system's random source
+    (a large import otherwise spends 5% of its time asking for 16 bytes at a time)."""
+    pool = secrets.token_bytes(16 * count)
+    return [
+        base64.urlsafe_b64encode(pool[i : i + 16]).rstrip(b"=").decode()
+        for i in range(0, 16 * count, 16)
+    ]
 
 
 class Subscriber(Base):

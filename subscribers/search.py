@@ -21,6 +21,12 @@ from typing import Any
 
 FTS_TABLE = "subscriber_search"
 TRIGRAM_INDEXES = ("ix_subscribers_email_trgm", "ix_subscribers_name_trgm")
+# The trigger that indexes each new subscriber, exactly as 0003_staff made it (a test compares
+# them); a large import drops it and indexes its rows at once (repository.bulk_write).
+INSERT_TRIGGER_NAME = f"{FTS_TABLE}_insert"
+INSERT_TRIGGER = f"""CREATE TRIGGER {FTS_TABLE}_insert AFTER INSERT ON subscribers BEGIN
+        INSERT INTO {FTS_TABLE}(rowid, email, name) VALUES (new.id, new.email, new.name);
+    END"""
 # FTS5's trigram tokenizer indexes three characters at a time: a shorter term has no trigram.
 MIN_INDEXED_CHARS = 3
 
