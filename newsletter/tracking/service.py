@@ -237,7 +237,10 @@ def record_vote(
     so a confirmed vote is a person's whatever the user agent says.
     """
     info = _delivery(session, delivery)
-    if info is None or tool not in (0, 1):
+    # An erased person's vote link is as dead as their preferences link: a vote is their own
+    # choice and its page shows their own record, so nothing is recorded for nobody. (Their
+    # opens and clicks still count for the issue, anonymously, like their past deliveries.)
+    if info is None or info.subscriber_id is None or tool not in (0, 1):
         return VoteResult(VoteOutcome.NOT_FOUND)
     matchup = matchups_repository.get_by_slug(session, slug)
     if matchup is None or not repository.matchup_in_issue(session, info.issue_id, matchup.id):

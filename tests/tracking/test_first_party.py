@@ -218,6 +218,28 @@ def test_an_erased_subscribers_vote_stays_counted(
     assert [v.subscriber_id for v in votes(db)] == [None, world.subscribers[1]]
 
 
+def test_an_erased_subscribers_vote_link_is_dead_and_records_nothing(
+    client: TestClient, world: World, db: Session
+) -> None:
+    """Their preferences and unsubscribe links answer "not valid"; so does their vote link,
+    as a page and as the button's POST, and no vote, event or count appears for nobody."""
+    client.get(f"/v/{world.token(0)}/{world.slugs[0]}/1")
+    subscribers_service.erase(db, world.subscribers[0])
+    db.commit()
+    def state() -> list[tuple[object, ...]]:
+        return [(v.id, v.tool, v.voted_at) for v in votes(db)] + [(e.id,) for e in events(db)]
+
+    before = state()
+    for method in ("get", "post"):
+        response = getattr(client, method)(f"/v/{world.token(0)}/{world.slugs[0]}/0")
+        assert response.status_code == 404, method
+        assert "not valid" in response.text and "Count my vote" not in response.text
+    assert state() == before
+    assert community_split(db, world.matchups[0]) == (0, 1)  # the old vote, anonymous
+    # Another reader's link on the same issue still works.
+    assert client.post(f"/v/{world.token(1)}/{world.slugs[0]}/0").status_code == 200
+
+
 # --- tracking switched off --------------------------------------------------------------------
 
 
