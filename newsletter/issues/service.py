@@ -432,7 +432,7 @@ def assemble(
         subject=subject or verdicts.subject_line(all_verdicts),
         preheader=preheader or verdicts.preheader_line(all_verdicts),
         intro=intro or verdicts.intro_text(all_verdicts),
-        storylines=verdicts.storylines(all_verdicts),
+        storylines=verdicts.storylines_beside_lead(all_verdicts),
         featured=featured,
         more=all_verdicts[cap:],
         readers=readers,

@@ -466,10 +466,24 @@ def storyline(record: Record) -> str:
     )
 
 
+def record_detail(record: Record) -> str:
+    """The scores behind a record, as the sentence after a lead that already gave its tally:
+    "It beats A (75% to 50%) and loses to B (50% to 75%)." """
+    line = storyline(record)
+    return "It " + line.split(": it ", 1)[1]
+
+
 def storylines(verdicts: Sequence[Verdict]) -> list[str]:
     """A line for each tool in several of the week's matchups (the email shows them in one
     block, however many there are)."""
     return [storyline(r) for r in records(verdicts)[:3]]
+
+
+def storylines_beside_lead(verdicts: Sequence[Verdict]) -> list[str]:
+    """The storyline block of an issue: when the lead is a tool's record, the opening already
+    tells it (tally and scores), so the block tells only the others."""
+    lines = storylines(verdicts)
+    return lines[1:] if lines and lead(verdicts).verdict is None else lines
 
 
 def _join(items: Sequence[str], final: str = " and ") -> str:
@@ -496,6 +510,7 @@ class Lead:
     subject: str
     sentence: str
     verdict: Verdict | None  # the matchup it is about (None for a tool's record)
+    covered: frozenset[int] = frozenset()  # ids of the matchups it already speaks for
 
 
 def lead(verdicts: Sequence[Verdict]) -> Lead:
@@ -514,17 +529,20 @@ def lead(verdicts: Sequence[Verdict]) -> Lead:
             f"{top.name} vs {_plural(top.played, 'challenger')}: {_tally(top)}",
             f"{top.name} faced {_plural(top.played, 'challenger')} this week: {_tally(top)}.",
             None,
+            frozenset(top.side),
         )
     decisive = max(verdicts, key=lambda v: v.panel_gap)
     paid = next((v for v in verdicts if v.paid_over_free), None)
     chosen = decisive
     if decisive.shape is not Shape.LANDSLIDE and paid is not None:
         chosen = paid
+    covered = frozenset({chosen.matchup_id})
     if chosen.winner is None:
         return Lead(
             f"{chosen.title}: the panel can't separate them",
             f"No clear call this week: {chosen.headline[0].lower()}{chosen.headline[1:]}",
             chosen,
+            covered,
         )
     w, lo = chosen.tools[chosen.winner], chosen.tools[1 - chosen.winner]
     score = f"{w.panel_ship_pct}% to {lo.panel_ship_pct}%"
@@ -533,45 +551,69 @@ def lead(verdicts: Sequence[Verdict]) -> Lead:
             f"{w.name} routs {lo.name}, {score}",
             f"The week's biggest verdict: {w.name} routs {lo.name}, {score} on the panel.",
             chosen,
+            covered,
         )
     if chosen.paid_over_free:
         return Lead(
             f"Worth paying for: {w.name} beats {lo.name} {score}",
             f"Worth paying for: the panel picks the paid {w.name} over {lo.name}, {score}.",
             chosen,
+            covered,
         )
     return Lead(
         f"{w.name} beats {lo.name} {score}",
         f"The clearest call this week: {w.name} beats {lo.name}, {score} on the panel.",
         chosen,
+        covered,
     )
+
+
+def _beyond(top: Lead, verdicts: Sequence[Verdict]) -> list[Verdict]:
+    """The verdicts the lead does not already speak for (a tool's record covers all its own)."""
+    return [v for v in verdicts if v.matchup_id not in top.covered]
 
 
 def subject_line(verdicts: Sequence[Verdict]) -> str:
     top = lead(verdicts)
     text = top.subject
-    if len(verdicts) > 1:
-        more = f", plus {_plural(len(verdicts) - 1, 'more verdict')}"
+    rest = _beyond(top, verdicts)
+    if rest:
+        more = f", plus {_plural(len(rest), 'more verdict')}"
         if len(text + more) <= SUBJECT_CHARS:
             text += more
     return header_safe(text, SUBJECT_CHARS)
 
 
 def preheader_line(verdicts: Sequence[Verdict]) -> str:
+    """The lead's sentence, then the other matchups by name, as many as fit whole (never a
+    name cut in half), then how many more."""
     if not verdicts:
         return "The panel is between verdicts; see you next week."
     top = lead(verdicts)
-    others = [v.title for v in verdicts if v is not top.verdict][:4]
-    text = top.sentence
-    if others:
-        text += " Also judged: " + "; ".join(others) + "."
-    return header_safe(text, PREHEADER_CHARS)
+    text = header_safe(top.sentence, PREHEADER_CHARS)
+    rest = [header_safe(v.title, PREHEADER_CHARS) for v in _beyond(top, verdicts)]
+    for shown in range(len(rest), 0, -1):
+        left = len(rest) - shown
+        tail = f", and {left} more" if left else ""
+        candidate = f"{text} Also judged: {'; '.join(rest[:shown])}{tail}."
+        if len(candidate) <= PREHEADER_CHARS:
+            return candidate
+    if rest:
+        candidate = f"{text} Also judged: {_plural(len(rest), 'more matchup')}."
+        if len(candidate) <= PREHEADER_CHARS:
+            return candidate
+    return text
 
 
 def intro_text(verdicts: Sequence[Verdict]) -> str:
     top = lead(verdicts)
     if not verdicts:
         return f"{top.sentence} The panel is back next week."
+    found = records(verdicts)
+    if found and top.verdict is None:
+        # The lead is the first record: its scores follow its tally here, not in the
+        # storyline block again.
+        top = Lead(top.subject, f"{top.sentence} {record_detail(found[0])}", None, top.covered)
     count = f"The panel judged {_plural(len(verdicts), 'matchup')}"
     split = sum(1 for v in verdicts if v.winner is None)
     if split == len(verdicts) and len(verdicts) > 1:

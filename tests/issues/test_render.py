@@ -108,7 +108,15 @@ def test_text_part_is_written_not_dumped() -> None:
     assert "WEEKLY AI TOOL VERDICTS — issue 2026-W10" in text
     assert "A landslide: Loomtide takes 100% of the panel's ship votes, Framecast none." in text
     assert "And the winner costs nothing: Loomtide is free, Framecast freemium." in text
-    assert "THE STORYLINE\nQuillmate faces 3 challengers" in text
+    # The lead is Quillmate's record, told once: tally and scores in the opening, and no
+    # storyline block saying it again.
+    opening = text.split("\n\n", 2)[1]
+    assert opening.startswith(
+        "Quillmate faced 3 challengers this week: 1 win, 1 loss, 1 tie. It beats Proseforge "
+        "(75% to 50%), loses to Inkwell Duo (50% to 75%), and ties with Red vs Blue Critic "
+        "(both 50%). The panel judged"
+    ), opening
+    assert "THE STORYLINE" not in text and text.count("Quillmate faces") == 0
     glance = text.split("THIS WEEK AT A GLANCE", 1)[1].split("-----", 1)[0]
     assert "1. Loomtide vs Framecast: panel pick Loomtide (100% to 0%)" in glance
     assert "7. Quillmate vs Red vs Blue Critic: level on the panel\n" in glance

@@ -68,7 +68,13 @@ def sent_copy(db: Session, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> P
         url = vote_links(message)[pick]
         assert web.get(path_of(url), headers={"User-Agent": BROWSER}).status_code == 200
 
-    this_week = [*example_pages(), *ten_matchups()[:3]]  # ten: Quillmate plays three times
+    # Ten: Quillmate plays three times (the lead), Hub twice (the storyline block).
+    this_week = [
+        *example_pages(),
+        *ten_matchups()[:1],
+        generated("Hub", "One", (75, 50)),
+        generated("Hub", "Two", (50, 75)),
+    ]
     add_matchups(db, this_week, now - timedelta(minutes=5))
     send_week(db, week_of(now, ZONE), now)
     mine = [

@@ -218,7 +218,9 @@ def test_several_storylines_fill_one_block_and_no_storyline_without_a_repeat() -
     )
     assert rendered.html.count(">The storyline</p>") == 1
     assert rendered.text.count("THE STORYLINE") == 1
-    assert "Hub faces 2 challengers" in rendered.html and "Star faces 2" in rendered.html
+    # Hub leads (its record opens the email), so the block tells Star's story only.
+    assert "Hub faced 2 challengers this week: 2 wins. It beats One" in rendered.text
+    assert "Hub faces 2" not in rendered.html and "Star faces 2 challengers" in rendered.html
 
 
 @pytest.mark.parametrize(
@@ -226,8 +228,18 @@ def test_several_storylines_fill_one_block_and_no_storyline_without_a_repeat() -
     [
         (
             [generated("Hub", "One", (75, 50)), generated("Hub", "Two", (25, 50))],
-            "Hub vs 2 challengers: 1 win, 1 loss, plus 1 more verdict",
+            "Hub vs 2 challengers: 1 win, 1 loss",  # the record already covers both
             "Hub faced 2 challengers this week: 1 win, 1 loss.",
+        ),
+        (
+            [
+                generated("Hub", "One", (75, 50)),
+                generated("Eta", "Theta", (75, 50)),
+                generated("Hub", "Two", (25, 50)),
+                generated("Hub", "Three", (50, 50)),
+            ],
+            "Hub vs 3 challengers: 1 win, 1 loss, 1 tie, plus 1 more verdict",
+            "Hub faced 3 challengers this week: 1 win, 1 loss, 1 tie.",
         ),
         (
             [generated("Alpha", "Beta", (100, 0)), generated("Paid", "Free", (75, 50))],
@@ -262,6 +274,21 @@ def test_subject_preheader_and_opening_line_tell_the_same_lead(
     assert content.intro.startswith(opening + " ")
     assert content.preheader.startswith(opening)
     assert "\n" not in content.subject and len(content.subject) <= verdicts.SUBJECT_CHARS
+
+
+def test_the_preheader_names_the_other_matchups_whole_and_counts_the_rest() -> None:
+    hub = [generated("Hub", f"Rival{n}", (75, 50)) for n in range(3)]
+    others = [generated(f"Tool{n} Longname", f"Other{n} Longname", (75, 50)) for n in range(6)]
+    content = content_for(hub + others)
+    text = content.preheader
+    assert len(text) <= verdicts.PREHEADER_CHARS
+    assert "Hub vs" not in text.split("Also judged:")[1]  # the lead speaks for those already
+    named = [d.title for d in others if d.title in text]
+    assert named, text
+    assert text.endswith(f", and {len(others) - len(named)} more.")
+    # Every name shown is whole: what follows "Also judged:" is names and separators only.
+    listed = text.split("Also judged: ", 1)[1].rsplit(", and", 1)[0]
+    assert listed.split("; ") == named
 
 
 def test_seed_pages_read_as_their_figures_say() -> None:

@@ -226,6 +226,7 @@ def test_an_erased_subscribers_vote_link_is_dead_and_records_nothing(
     client.get(f"/v/{world.token(0)}/{world.slugs[0]}/1")
     subscribers_service.erase(db, world.subscribers[0])
     db.commit()
+
     def state() -> list[tuple[object, ...]]:
         return [(v.id, v.tool, v.voted_at) for v in votes(db)] + [(e.id,) for e in events(db)]
 

@@ -248,11 +248,11 @@ def test_a_bulk_action_that_fails_half_way_leaves_everyone_as_they_were(
 
     real, calls = service.erase, []
 
-    def erase_then_fail(session: object, subscriber_id: int) -> bool:
+    def erase_then_fail(session: object, subscriber_id: int, *, compact: bool = True) -> bool:
         calls.append(subscriber_id)
         if len(calls) == 2:
             raise RuntimeError("the disk is full")
-        return real(session, subscriber_id)  # type: ignore[arg-type]
+        return real(session, subscriber_id, compact=compact)  # type: ignore[arg-type]
 
     monkeypatch.setattr(service, "erase", erase_then_fail)
     form = {
