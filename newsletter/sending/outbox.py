@@ -6,7 +6,7 @@ import os
 import uuid
 from collections.abc import Sequence
 from email.message import EmailMessage
-from email.policy import SMTPUTF8
+from email.policy import SMTPUTF8, default
 from email.utils import formataddr, formatdate, make_msgid, quote
 from pathlib import Path
 
@@ -29,7 +29,11 @@ def build_mime(message: OutgoingMessage, settings: Settings) -> EmailMessage:
     # An address with non-ASCII before the @ (which the list accepts) can only be written as
     # an SMTPUTF8 message (RFC 6532); formataddr refused it, a 500 on the sign-up form.
     international = not message.to_email.isascii()
-    mime = EmailMessage(policy=SMTPUTF8) if international else EmailMessage()
+    # Lines up to RFC 5322's limit of 998: at the default 78 Python writes a header with a
+    # long word (List-Unsubscribe's URL) as RFC 2047 encoded words, which the RFC 2369 and
+    # 8058 parsers of mail clients do not decode.
+    policy = (SMTPUTF8 if international else default).clone(max_line_length=998)
+    mime = EmailMessage(policy=policy)
     # EmailMessage refuses CR/LF in header values, so a hostile subject or name cannot inject.
     mime["From"] = formataddr((settings.newsletter_from_name, settings.newsletter_from_email))
     if international:

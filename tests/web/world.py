@@ -86,9 +86,14 @@ def links_in(message: EmailMessage) -> list[str]:
     text = body(message, "plain")
     if text is not None:
         urls += URL_IN_TEXT.findall(text)
-    header = message.get("List-Unsubscribe")
-    if header:
-        urls += re.findall(r"<(https?://[^>]+)>", str(header))
+    # As a mail client reads it (RFC 2369): the raw header, unfolded; encoded words (RFC 2047)
+    # are not allowed there, so a URL hidden in one is a button that does nothing.
+    for name, raw in message.raw_items():
+        if name.lower() == "list-unsubscribe":
+            unfolded = re.sub(r"\r?\n[ \t]+", "", str(raw))
+            found = re.findall(r"<(https?://[^>]+)>", unfolded)
+            assert found, f"List-Unsubscribe holds no URL a client can read: {unfolded!r}"
+            urls += found
     return list(dict.fromkeys(urls))
 
 
