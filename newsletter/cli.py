@@ -40,12 +40,53 @@ def _every_command(context: typer.Context) -> None:
         fail(str(exc), code=2)
     # Every command that reads or writes the list hashes addresses with the suppression key.
     if context.invoked_subcommand not in ("init", "demo"):
-        from newsletter.db import is_sqlite
         from newsletter.settings import get_settings
 
         url = get_settings().database_url
-        if not is_sqlite(url) or _sqlite_file_exists(url):
-            require_suppression_key()
+        if not _asking_for_help():
+            _require_database(url)
+        require_suppression_key()
+
+
+def _asking_for_help() -> bool:
+    import sys
+
+    return any(arg in ("--help", "-h") for arg in sys.argv[1:])
+
+
+def _require_database(url: str) -> None:
+    """Stop with what to do when there is no database here, or not this version's schema.
+
+    Run in the wrong directory, a command used to create an empty SQLite file there and then
+    fail with a traceback ("no such table: issues")."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from newsletter.cli_support import fail
+    from newsletter.db import is_sqlite
+    from newsletter.migrate import current_revision, head_revision
+
+    shown = make_url(url).render_as_string(hide_password=True)
+    if is_sqlite(url) and not _sqlite_file_exists(url):
+        fail(
+            f"no database at {make_url(url).database} (DATABASE_URL={shown}): run "
+            "`newsletter init` first, in the directory that keeps the data, or set DATABASE_URL",
+            code=2,
+        )
+    try:
+        revision = current_revision(url)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        fail(f"cannot open the database {shown}: {reason}", code=2)
+    head = head_revision(url)
+    if revision is None:
+        fail(f"the database {shown} has no schema yet: run `newsletter init`", code=2)
+    elif revision != head:
+        fail(
+            f"the database {shown} is at schema {revision}; this version needs {head}: run "
+            "`newsletter init` to migrate it",
+            code=2,
+        )
 
 
 def _sqlite_file_exists(url: str) -> bool:
