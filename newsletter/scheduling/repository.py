@@ -162,6 +162,40 @@ def planned_sends(session: Session, now: datetime) -> list[SchedulerRun]:
     return list(session.scalars(stmt))
 
 
+def planned_send_for(session: Session, issue_id: int) -> datetime | None:
+    """When the weekly run plans this issue to go (the editor's page shows it), if it still
+    waits for that time."""
+    stmt = (
+        select(SchedulerRun.send_at)
+        .where(SchedulerRun.issue_id == issue_id)
+        .where(SchedulerRun.settled_at.is_(None))
+        .where(SchedulerRun.send_at.is_not(None))
+        .order_by(SchedulerRun.id.desc())
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+SEEN_AT = "scheduler_seen_at"
+
+
+def mark_seen(session: Session, now: datetime) -> None:
+    """A running scheduler says so every tick; the web app warns when none has for a while."""
+    from newsletter.instance import set_value
+
+    set_value(session, SEEN_AT, now.isoformat())
+
+
+def last_seen(session: Session) -> datetime | None:
+    from newsletter.instance import get_value
+
+    value = get_value(session, SEEN_AT)
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
 def settle(session: Session, run_id: int, *, now: datetime, detail: str) -> bool:
     stmt = (
         update(SchedulerRun)

@@ -96,11 +96,16 @@ class Scheduler:
             now = self.clock.now()
             if self.stop.is_set():
                 return report
+            self._step("heartbeat", lambda: self._heartbeat(now))
             self._step("weekly catch-up", lambda: self._catch_up(now, report))
             self._dispatch(now, report)
             return report
         finally:
             self._lock.release()
+
+    def _heartbeat(self, now: datetime) -> None:
+        with transaction() as session:
+            repository.mark_seen(session, now)
 
     def dispatch(self) -> TickReport:
         """Only the send half of a tick (`--once` after its manual run)."""

@@ -56,6 +56,17 @@ def status_counts(session: Session, issue_id: int) -> dict[str, int]:
     return counts
 
 
+def skipped_reasons(session: Session, issue_id: int) -> list[tuple[str, int]]:
+    """Why deliveries of the issue were skipped, most frequent first: (reason, how many)."""
+    rows = session.execute(
+        select(Delivery.error, func.count())
+        .where(Delivery.issue_id == issue_id, Delivery.status == DeliveryStatus.SKIPPED)
+        .group_by(Delivery.error)
+        .order_by(func.count().desc(), Delivery.error)
+    )
+    return [(str(error or "no reason recorded"), int(count)) for error, count in rows]
+
+
 def get_delivery(session: Session, delivery_id: int) -> Delivery | None:
     return session.get(Delivery, delivery_id)
 

@@ -48,7 +48,7 @@ def _as_text(n: dict[str, Any]) -> str:
     lines = [
         f"Issue {n['issue_id']} ({n['week']}, {n['status']})",
         f"  recipients {n['recipients']}  sent {n['sent']}  failed {n['failed']}"
-        f"  uncertain {n['uncertain']}",
+        f"  uncertain {n['uncertain']}  skipped {n['skipped']}",
         f"  delivered {n['delivered']}  bounced {n['bounced']}  blocked {n['blocked']}"
         f"  dropped {n['dropped']}",
         f"  opens {n['opens_unique']} people ({_pct(n['open_rate'])})"

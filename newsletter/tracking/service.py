@@ -487,6 +487,8 @@ def issue_stats(session: Session, issue_id: int) -> dict[str, Any]:
         "sent": sent,
         "failed": counts.get("failed", 0),
         "uncertain": counts.get("uncertain", 0),
+        # Not mailed, each with its reason on the delivery (paused, erased, suppressed since).
+        "skipped": counts.get("skipped", 0),
         "delivered": delivered,
         "bounced": bounces.get("bounce", 0),
         "blocked": bounces.get("blocked", 0),

@@ -21,6 +21,8 @@ from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
 from newsletter.issues import verdicts
 from newsletter.issues.models import Issue, IssueStatus
+from newsletter.orm import utcnow
+from newsletter.scheduling import repository as scheduling_repository
 from newsletter.sending.service import SendError
 from newsletter.settings import get_settings
 from newsletter.web import charts, csrf, paths
@@ -137,6 +139,10 @@ def issue_page(request: Request, issue_id: int, staff: Staff) -> Response:
             _progress(session, issue_id) if issue.status in (*LIVE, IssueStatus.SENT) else None
         )
         uncertain = _uncertain(session, issue_id) if progress and progress.get("uncertain") else []
+        skipped = _skipped(session, issue_id) if progress and progress.get("skipped") else []
+        zone = ZoneInfo(settings.newsletter_timezone)
+        planned = scheduling_repository.planned_send_for(session, issue_id)
+        idle = _scheduler_idle(session, issue)
         context = {
             "issue": issue,
             "content": content,
@@ -144,6 +150,9 @@ def issue_page(request: Request, issue_id: int, staff: Staff) -> Response:
             "text": text,
             "progress": progress,
             "uncertain": uncertain,
+            "skipped": skipped,
+            "planned_local": planned.astimezone(zone) if planned else None,
+            "scheduler_idle": idle,
             "editable": issue.status in issues.EDITABLE,
             "me": staff.email,
             "timezone": settings.newsletter_timezone,
@@ -154,6 +163,34 @@ def issue_page(request: Request, issue_id: int, staff: Staff) -> Response:
             ),
         }
     return render(request, "web/editor/issue.html", context)
+
+
+def _skipped(session: Session, issue_id: int) -> list[tuple[str, int]]:
+    from newsletter.sending.repository import skipped_reasons
+
+    return skipped_reasons(session, issue_id)
+
+
+# A scheduler ticks every NEWSLETTER_TICK_SECONDS (30 by default); three missed ticks, or two
+# minutes, whichever is longer, and the page says nothing is going out.
+def _scheduler_idle(session: Session, issue: Issue) -> str | None:
+    """Why nothing will happen to this issue on its own, or None: sends (planned, scheduled,
+    started) are performed by `python scheduler.py`, not by the web app."""
+    waiting = issue.status in (IssueStatus.SCHEDULED, IssueStatus.SENDING) or (
+        issue.status is IssueStatus.APPROVED
+        and scheduling_repository.planned_send_for(session, issue.id) is not None
+    )
+    if not waiting:
+        return None
+    seen = scheduling_repository.last_seen(session)
+    limit = max(120, 3 * get_settings().newsletter_tick_seconds)
+    if seen is not None and (utcnow() - seen).total_seconds() <= limit:
+        return None
+    when = "has ever run" if seen is None else f"has run since {seen:%Y-%m-%d %H:%M} UTC"
+    return (
+        f"No scheduler {when}: nothing goes out until `python scheduler.py` runs beside the "
+        "web app (the send itself is done by the scheduler, not by this page)."
+    )
 
 
 def _saved_preview(session: Session, issue: Issue) -> tuple[str, str]:

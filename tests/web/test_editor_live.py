@@ -251,3 +251,68 @@ def test_a_save_comes_back_to_the_edit_section(editor: TestClient, draft_issue: 
 def test_new_editor_routes_need_a_session(anon: TestClient, draft_issue: int, route: str) -> None:
     response = anon.post(f"/admin/issues/{draft_issue}/{route}", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+def test_send_now_without_a_scheduler_says_so_and_skipped_people_are_shown_with_why(
+    editor: TestClient, draft_issue: int
+) -> None:
+    """The web app queues; `python scheduler.py` sends. Until a scheduler has ticked the page
+    says nothing goes out; once it has, the warning goes, and people who could no longer be
+    mailed are counted as skipped with the reason, on the page, its JSON and the stats."""
+    from newsletter.scheduling.runner import Scheduler
+    from subscribers import service
+
+    with transaction() as session:
+        for n in range(2):
+            service.add_by_admin(session, f"reader{n}@example.org", "")
+        later, _ = service.add_by_admin(session, "paused.later@example.org", "")
+    token = csrf_from(editor.get(f"/admin/issues/{draft_issue}").text)
+    editor.post(f"/admin/issues/{draft_issue}/approve", data={"csrf_token": token})
+    editor.post(f"/admin/issues/{draft_issue}/send", data={"csrf_token": token, "confirmed": 3})
+    page = editor.get(f"/admin/issues/{draft_issue}").text
+    assert 'id="scheduler-idle"' in page and "No scheduler has ever run" in page
+    assert "`python scheduler.py`" in page
+    with transaction() as session:
+        service.set_paused(session, later.id, True)  # after the snapshot, before the send
+
+    Scheduler().tick()
+
+    page = editor.get(f"/admin/issues/{draft_issue}").text
+    assert 'id="scheduler-idle"' not in page
+    assert "3 of 3 done: 2 sent, 0 failed, 0 uncertain, 1 skipped." in page
+    reasons = page.split('id="skipped-reasons"', 1)[1].split("</ul>", 1)[0]
+    assert "1 ×" in reasons and "paused" in reasons
+    progress = editor.get(f"/admin/issues/{draft_issue}/progress.json").json()
+    assert (progress["sent"], progress["skipped"], progress["status"]) == (2, 1, "sent")
+    stats = editor.get(f"/admin/issues/{draft_issue}/stats").text
+    assert "0 uncertain, 1 skipped" in stats
+
+
+def test_an_approved_issue_shows_when_the_weekly_run_plans_to_send_it(
+    editor: TestClient, draft_issue: int
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from newsletter.scheduling.models import RunStatus, SchedulerRun
+
+    send_at = datetime(2030, 1, 2, 8, 0, tzinfo=UTC)
+    with transaction() as session:
+        session.add(
+            SchedulerRun(
+                run_key="weekly:test",
+                week="2030-W01",
+                slot_at=send_at - timedelta(days=1),
+                status=RunStatus.DONE,
+                issue_id=draft_issue,
+                send_at=send_at,
+            )
+        )
+    page = editor.get(f"/admin/issues/{draft_issue}").text
+    planned = page.split('id="planned-send"', 1)[1].split("</dd>", 1)[0]
+    assert "Wed 02 Jan 2030" in planned and "once approved" in planned
+    token = csrf_from(page)
+    editor.post(f"/admin/issues/{draft_issue}/approve", data={"csrf_token": token})
+    page = editor.get(f"/admin/issues/{draft_issue}").text
+    assert "it goes out then on its own" in page
+    # Approved and planned, with no scheduler running: the page says nothing will happen.
+    assert 'id="scheduler-idle"' in page

@@ -16,7 +16,8 @@
           bar.textContent = p.percent + "%";
           document.querySelectorAll('[data-progress-text="' + url + '"]').forEach(function (t) {
             t.textContent = p.done + " of " + p.recipients + " done: " + p.sent + " sent, " +
-              p.failed + " failed, " + p.uncertain + " uncertain (" + p.status + ").";
+              p.failed + " failed, " + p.uncertain + " uncertain, " + p.skipped + " skipped (" +
+              p.status + ").";
           });
         })
         .catch(function () {});
