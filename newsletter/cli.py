@@ -49,6 +49,9 @@ def _every_command(context: typer.Context) -> None:
 
 
 def _asking_for_help() -> bool:
+    """`newsletter stats --help` works anywhere. The group's callback runs before the
+    subcommand reads its own --help, and Click does not show it the rest of the command
+    line, so read the process's arguments."""
     import sys
 
     return any(arg in ("--help", "-h") for arg in sys.argv[1:])

@@ -117,7 +117,12 @@ class ImportReport:
     kept_out: int = 0
     invalid: list[InvalidRow] = field(default_factory=list)
     skipped_by_reason: dict[str, int] = field(
-        default_factory=lambda: {"duplicate": 0, "suppressed": 0, "unchanged": 0}
+        default_factory=lambda: {
+            "duplicate": 0,
+            "suppressed": 0,
+            "unchanged": 0,
+            "consented since": 0,
+        }
     )
     kept_out_by_reason: dict[str, int] = field(default_factory=dict)
     # Imported as pending: never confirmed in the other tool, or asked to confirm here.
@@ -146,10 +151,10 @@ class ImportReport:
         entry.count += len(lines)
         entry.lines.extend(lines[: MAX_LINES_LISTED - len(entry.lines)])
 
-    def skip(self, reason: str, line: int) -> None:
+    def skip(self, reason: str, line: int, why: str | None = None) -> None:
         self.skipped += 1
         self.skipped_by_reason[reason] += 1
-        self.note("skipped", reason, line)
+        self.note("skipped", f"{reason}: {why}" if why else reason, line)
 
     def keep_out(self, verdict: Verdict, line: int) -> None:
         reason = f"{verdict.state.name.lower()}: {verdict.why}"
@@ -702,8 +707,14 @@ def _write_batch(session: Session, run: _Run, batch: list[Candidate]) -> list[Co
                 report.keep_out(candidate.verdict, candidate.line)
             else:
                 # Their consent here is newer than their leaving there: they came back by
-                # themselves, and neither their status nor a suppression changes.
-                report.skip("unchanged", candidate.line)
+                # themselves, and neither their status nor a suppression changes. Said so, so
+                # the admin does not read "unchanged" for a file that says they left.
+                report.skip(
+                    "consented since",
+                    candidate.line,
+                    "the file says they left, but they subscribed here after that; still "
+                    "subscribed",
+                )
                 drop = hashes[candidate.email]
                 leaving = [e for e in leaving if e["email_hash"] != drop]
     repository.suppress_many(session, leaving)

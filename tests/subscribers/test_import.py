@@ -67,7 +67,12 @@ def test_messy_csv_gives_exact_counts_and_line_numbers(
     assert result.exit_code == 1, result.output  # some rows were refused
     report = json.loads(result.stdout)
     assert (report["imported"], report["updated"], report["skipped"]) == (5, 1, 3)
-    assert report["skipped_by_reason"] == {"duplicate": 1, "suppressed": 1, "unchanged": 1}
+    assert report["skipped_by_reason"] == {
+        "duplicate": 1,
+        "suppressed": 1,
+        "unchanged": 1,
+        "consented since": 0,
+    }
     invalid = [(i["line"], i["value"]) for i in report["invalid"]]
     assert invalid == [
         (5, "not-an-email"),
@@ -95,7 +100,12 @@ def test_messy_csv_gives_exact_counts_and_line_numbers(
     # Again, with the same duplicate: the first occurrence still wins, nothing is "updated".
     again = json.loads(cli("subscribers", "import", str(path), "--json").stdout)
     assert (again["imported"], again["updated"]) == (0, 0)
-    assert again["skipped_by_reason"] == {"duplicate": 1, "suppressed": 1, "unchanged": 7}
+    assert again["skipped_by_reason"] == {
+        "duplicate": 1,
+        "suppressed": 1,
+        "unchanged": 7,
+        "consented since": 0,
+    }
     assert _people(db) == people
 
     imported = db.scalars(select(Subscriber).where(Subscriber.email == "ann@example.com")).one()

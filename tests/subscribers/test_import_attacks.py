@@ -129,7 +129,7 @@ def test_rows_with_nul_lone_surrogates_and_overlong_values_are_refused_alone(
     assert all(len(v) <= 320 for v in (i["value"] for i in report["invalid"]))
 
 
-def test_a_file_name_too_long_for_the_system_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_file_name_too_long_for_the_system_is_a_clear_error(db: Session, tmp_path: Path) -> None:
     result = cli("subscribers", "import", str(tmp_path / ("n" * 300 + ".csv")))
     assert result.exit_code == 1
     assert "File name too long" in result.stderr and "Traceback" not in result.output
