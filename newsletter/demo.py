@@ -13,7 +13,7 @@ import random
 import secrets
 import shutil
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import typer
@@ -130,6 +130,7 @@ def run_demo() -> DemoResult:
         f"{counts['uncertain']} uncertain → {settings.newsletter_outbox_dir}/*.eml",
     )
 
+    _backdate_send(issue_id, to=now - timedelta(days=6, hours=20))
     _simulate_readers(issue_id)
     step(7, "readers opened, clicked and voted (a link scanner's hits are flagged as machine)")
 
@@ -143,7 +144,10 @@ def run_demo() -> DemoResult:
     )
     for matchup in stats["matchups"]:
         votes = ", ".join(f"{v['name']} {v['votes']}" for v in matchup["votes"])
-        typer.echo(f"   {matchup['slug']}: {matchup['clicks_unique']} clicks; votes {votes}")
+        clicks = matchup["clicks_unique"]
+        typer.echo(
+            f"   {matchup['slug']}: {clicks} click{'' if clicks == 1 else 's'}; votes {votes}"
+        )
 
     for page in pages[SENT_PAGES:]:
         shutil.copy(page, inbox / page.name)
@@ -172,6 +176,27 @@ def _staff_accounts() -> dict[str, str]:
         for email, role in DEMO_STAFF:
             create_user(session, email, passwords[email], role)
     return passwords
+
+
+def _backdate_send(issue_id: int, *, to: datetime) -> None:
+    """Last week's issue went out last week: its send times move back, so the readers'
+    opens, clicks and votes that follow it are in the past, not hours ahead of the clock."""
+    from sqlalchemy import select
+
+    from newsletter.sending.models import Delivery
+
+    with transaction() as session:
+        issue = issues_repository.get(session, issue_id)
+        assert issue is not None and issue.sent_at is not None
+        shift = issue.sent_at - to
+        issue.sent_at -= shift
+        for name in ("send_started_at", "approved_at"):
+            value = getattr(issue, name)
+            if value is not None:
+                setattr(issue, name, value - shift)
+        for delivery in session.scalars(select(Delivery).where(Delivery.issue_id == issue_id)):
+            if delivery.sent_at is not None:
+                delivery.sent_at -= shift
 
 
 def _simulate_readers(issue_id: int) -> None:

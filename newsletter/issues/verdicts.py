@@ -228,7 +228,7 @@ def community_line(
     a, b = matchup.tools
     first, second = vote.pct_tool0, vote.pct_tool1
     if first is None and second is None:
-        return False, "Community vote: no votes yet."
+        return False, "No votes yet, from the site or from readers: yours can be the first."
     readers = bool(vote.votes)
     who = "Newsletter readers" if readers else "The community"
     gives, backs, is_ = ("give", "back", "are") if readers else ("gives", "backs", "is")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 
 from newsletter.sending.service import send_notice
 from newsletter.settings import get_settings
@@ -17,6 +18,15 @@ def preview_url(issue_id: int) -> str:
     return paths.absolute(paths.editor_issue(issue_id))
 
 
+_URL = re.compile(r"https?://[^\s<>\"]+[^\s<>\".,;:!?)]")
+
+
+def _linked(paragraph: str) -> str:
+    """The paragraph as HTML, its URLs as links (the preview link must be one click)."""
+    escaped = html.escape(paragraph)
+    return _URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped)
+
+
 def notify_editors(subject: str, text: str) -> list[str]:
     """Send one plain notice to each editor; returns who got it.
 
@@ -27,9 +37,7 @@ def notify_editors(subject: str, text: str) -> list[str]:
     if not editors:
         log.warning("editors: no NEWSLETTER_EDITOR_EMAILS set; notice %r not sent", subject)
         return []
-    body_html = "".join(
-        f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in text.split("\n\n")
-    )
+    body_html = "".join(f"<p>{_linked(p).replace(chr(10), '<br>')}</p>" for p in text.split("\n\n"))
     try:
         results = send_notice(
             editors, subject, text, f"<!doctype html><html><body>{body_html}</body></html>"

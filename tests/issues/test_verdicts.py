@@ -129,7 +129,7 @@ def test_the_community_disagreeing_with_the_panel_is_said() -> None:
     split = _verdict(generated("Alpha", "Beta", (50, 50), community=(62, 38)))
     assert split.community == "The community backs Alpha, 62% to 38%."
     assert _verdict(generated("Alpha", "Beta", (50, 50))).community == (
-        "Community vote: no votes yet."
+        "No votes yet, from the site or from readers: yours can be the first."
     )
 
 

@@ -76,6 +76,9 @@ def test_the_ready_for_review_mail_opens_the_issue_for_the_editor(
     [notice] = mails(isolated_env / "outbox")
     [link] = _ours(links_in(notice))
     assert _path(link) == paths.editor_issue(report.issue_id or 0)
+    # One click in the HTML part too: the URL is a link there, not text to copy.
+    html_part = body(notice, "html") or ""
+    assert link in _ours(hrefs(html_part))
     page = editor.get(_path(link))
     assert page.status_code == 200
     assert "Save and preview" in page.text and report.week in page.text
