@@ -5,11 +5,24 @@ anyone else. Long-cached: a new logo is a new deployment, and mail clients cache
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from newsletter.sender import LOGO_PATH, LOGO_TYPES, SenderConfigError, logo_file
 
 router = APIRouter(tags=["brand"], include_in_schema=False)
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for it on every page; the logo stands in (no icon: an empty 204, not a
+    404 in every console)."""
+    try:
+        path = logo_file()
+    except SenderConfigError:
+        path = None
+    if path is None or not path.is_file():
+        return Response(status_code=204, headers={"Cache-Control": "public, max-age=86400"})
+    return logo()
 
 
 @router.get(LOGO_PATH)

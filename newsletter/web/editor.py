@@ -424,6 +424,13 @@ def schedule(request: Request, issue_id: int, at: Annotated[str, Form(max_length
     return _act(request, issue_id, action)
 
 
+@router.get("/issues/{issue_id}/send", include_in_schema=False)
+def send_now_reloaded(issue_id: int) -> Response:
+    """A reload or a bookmark of the confirmation: back to the issue's actions (only the
+    button's POST sends)."""
+    return redirect(f"/admin/issues/{issue_id}#actions-h")
+
+
 @router.post("/issues/{issue_id}/send", response_class=HTMLResponse)
 def send_now(
     request: Request,

@@ -64,3 +64,8 @@ def test_postal_lines_drop_control_characters_and_blank_lines() -> None:
         "75001 Paris",
     )
     assert postal_lines(" \n \t") == ()
+
+
+def test_the_browsers_favicon_request_gets_the_logo_not_a_404() -> None:
+    status, content, kind = _get("/favicon.ico")
+    assert (status, kind) == (200, "image/png") and content == _get()[1]

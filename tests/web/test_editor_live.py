@@ -316,3 +316,16 @@ def test_an_approved_issue_shows_when_the_weekly_run_plans_to_send_it(
     assert "it goes out then on its own" in page
     # Approved and planned, with no scheduler running: the page says nothing will happen.
     assert 'id="scheduler-idle"' in page
+
+
+def test_reloading_the_send_confirmation_goes_back_to_the_issue_and_sends_nothing(
+    editor: TestClient, draft_issue: int
+) -> None:
+    from newsletter.sending.models import Delivery
+
+    again = editor.get(f"/admin/issues/{draft_issue}/send", follow_redirects=False)
+    assert again.status_code == 303
+    assert again.headers["location"] == f"/admin/issues/{draft_issue}#actions-h"
+    assert editor.get(again.headers["location"]).status_code == 200
+    with transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 0
