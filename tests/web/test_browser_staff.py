@@ -37,13 +37,24 @@ def test_typing_in_the_editor_updates_both_previews_without_saving(
     )
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("response", lambda r: errors.append(r.url) if r.status >= 400 else None)
+    page.set_viewport_size({"width": 1280, "height": 900})
     sign_in(page, server, EDITOR)
     page.goto(f"{server}/admin/issues/{draft_issue}")
     page.frame_locator(".preview-desktop iframe").locator("body").wait_for()
+    # At 1280 px the form keeps a usable width beside a full 600 px desktop frame.
+    form_box = page.locator("#edit-form").bounding_box()
+    frame_box = page.locator(".preview-desktop iframe").bounding_box()
+    assert form_box and frame_box, "form and frame laid out"
+    assert form_box["width"] >= 500, form_box
+    assert frame_box["width"] >= 600 and frame_box["x"] > form_box["x"] + form_box["width"]
+    assert page.locator(".preview-mobile").is_hidden()
     page.get_by_label("Intro", exact=True).fill("Typed live, never saved.")
-    for frame in ("desktop", "mobile"):
+    for frame, switch in (("desktop", "Desktop, 600 px"), ("mobile", "Mobile, 375 px")):
+        page.get_by_role("button", name=switch).click()
+        assert page.get_by_role("button", name=switch).get_attribute("aria-pressed") == "true"
         located = page.frame_locator(f".preview-{frame} iframe")
         located.get_by_text("Typed live, never saved.").first.wait_for(timeout=10_000)
+    assert page.locator(".preview-desktop").is_hidden()
     page.locator("#plain-text", has_text="Typed live, never saved.").wait_for()
     assert "unsaved changes" in page.locator("#preview-status").inner_text()
     check(page, artifacts, "editor-live-preview")

@@ -3,6 +3,38 @@
 // The frames are loaded by form posts, not filled from script, so each email keeps the
 // sandboxed policy its own response sends. Without this file the "Preview without saving"
 // button does the same for the desktop frame.
+// One preview at a time beside the form, Desktop or Mobile, so the form keeps its width.
+// Without this file both previews show, one above the other.
+(function () {
+  "use strict";
+  var box = document.querySelector(".editor-previews .previews");
+  if (!box) { return; }
+  var figures = [box.querySelector(".preview-desktop"), box.querySelector(".preview-mobile")];
+  if (!figures[0] || !figures[1]) { return; }
+  var bar = document.createElement("div");
+  bar.className = "preview-switch";
+  bar.setAttribute("role", "group");
+  bar.setAttribute("aria-label", "Preview width");
+  var buttons = ["Desktop, 600 px", "Mobile, 375 px"].map(function (label, index) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "secondary";
+    button.textContent = label;
+    button.addEventListener("click", function () { show(index); });
+    bar.appendChild(button);
+    return button;
+  });
+  function show(which) {
+    figures.forEach(function (figure, index) { figure.hidden = index !== which; });
+    buttons.forEach(function (button, index) {
+      button.setAttribute("aria-pressed", index === which ? "true" : "false");
+    });
+  }
+  box.parentNode.insertBefore(bar, box);
+  box.classList.add("one-at-a-time");
+  show(0);
+})();
+
 (function () {
   "use strict";
   var form = document.querySelector("form[data-live-preview]");
