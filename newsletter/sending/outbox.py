@@ -29,11 +29,7 @@ def build_mime(message: OutgoingMessage, settings: Settings) -> EmailMessage:
     # An address with non-ASCII before the @ (which the list accepts) can only be written as
     # an SMTPUTF8 message (RFC 6532); formataddr refused it, a 500 on the sign-up form.
     international = not message.to_email.isascii()
-    # Lines up to RFC 5322's limit of 998: at the default 78 Python writes a header with a
-    # long word (List-Unsubscribe's URL) as RFC 2047 encoded words, which the RFC 2369 and
-    # 8058 parsers of mail clients do not decode.
-    policy = (SMTPUTF8 if international else default).clone(max_line_length=998)
-    mime = EmailMessage(policy=policy)
+    mime = EmailMessage(policy=SMTPUTF8) if international else EmailMessage(policy=default)
     # EmailMessage refuses CR/LF in header values, so a hostile subject or name cannot inject.
     mime["From"] = formataddr((settings.newsletter_from_name, settings.newsletter_from_email))
     if international:
@@ -55,6 +51,14 @@ def build_mime(message: OutgoingMessage, settings: Settings) -> EmailMessage:
     return mime
 
 
+def as_bytes(mime: EmailMessage) -> bytes:
+    """The message as sent. Headers are folded at RFC 5322's 998, not Python's 78: at 78 a
+    header with one long word (List-Unsubscribe's URL) is written as RFC 2047 encoded words,
+    which the RFC 2369 and 8058 parsers of mail clients do not decode. The body was encoded
+    when it was set, with quoted-printable's own 76-character lines (RFC 2045)."""
+    return mime.as_bytes(policy=mime.policy.clone(max_line_length=998))
+
+
 class OutboxTransport:
     name = "outbox"
 
@@ -69,7 +73,7 @@ class OutboxTransport:
         final = self.directory / f"{uuid.uuid4().hex}.eml"
         # Write then rename: a reader of the outbox never sees half a message.
         partial = final.with_suffix(".eml.part")
-        partial.write_bytes(bytes(mime))
+        partial.write_bytes(as_bytes(mime))
         os.replace(partial, final)
         return SendResult(ok=True, message_id=message_id)
 

@@ -71,7 +71,7 @@ def test_users_add_refuses_bad_input(db_url: str) -> None:
     assert weak.exit_code != 0 and "at least 12 characters" in weak.output
 
 
-def test_serve_refuses_a_public_address_with_the_development_key(monkeypatch) -> None:
+def test_serve_refuses_a_public_address_with_the_development_key(monkeypatch, db_url: str) -> None:
     from newsletter.settings import DEV_SECRET, reset_settings
 
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", DEV_SECRET)
