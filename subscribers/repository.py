@@ -167,6 +167,23 @@ def set_flags(session: Session, subscriber_id: int, **values: bool) -> None:
     session.expire_all()
 
 
+def set_paused_if_subscribed(session: Session, subscriber_id: int, paused: bool) -> bool:
+    """Pause or resume someone still on the list (active or pending); True if they were.
+    Someone who left has no mail to pause."""
+    result = session.execute(
+        update(Subscriber)
+        .where(
+            Subscriber.id == subscriber_id,
+            Subscriber.status.in_([SubscriberStatus.ACTIVE, SubscriberStatus.PENDING]),
+            Subscriber.paused.is_not(paused),
+        )
+        .values(updated_at=utcnow(), paused=paused)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire_all()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def delete_subscriber(session: Session, subscriber_id: int) -> None:
     # Deliveries and votes point here with ON DELETE SET NULL: they stay counted, anonymous.
     session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))

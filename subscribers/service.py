@@ -448,8 +448,11 @@ def apply_bulk(session: Session, action: BulkAction, subscriber_ids: list[int]) 
         elif action is BulkAction.ERASE:
             changed += erase(session, subscriber_id, compact=False)
         else:
-            set_paused(session, subscriber_id, action is BulkAction.PAUSE)
-            changed += 1
+            # Only people still on the list, and only a real change, count: "2 of 2 paused"
+            # for someone who had unsubscribed said what did not happen.
+            changed += repository.set_paused_if_subscribed(
+                session, subscriber_id, action is BulkAction.PAUSE
+            )
     if action is BulkAction.ERASE and changed:
         repository.compact_search_index(session)
     return changed

@@ -132,6 +132,9 @@ def subscribers_list(
         # Without a search the status counts (one GROUP BY on the status index) are exact;
         # a search counts its matches up to COUNT_CAP.
         counts = repository.status_counts(session)
+        # Someone on the suppression list is never mailed, whatever their status says (an
+        # admin suppressed the address, or it bounced as another subscriber's).
+        suppressed = repository.suppressed_among(session, [r.email_hash for r in rows])
         if query:
             total = repository.count_matching(
                 session, status=wanted, search=query, cap=COUNT_CAP + 1
@@ -148,6 +151,7 @@ def subscribers_list(
         next_page = {**filters, "after": value, "after_id": last.id, "start": start + len(rows)}
     context = {
         "rows": rows,
+        "suppressed": suppressed,
         "q": query,
         "status": status,
         "statuses": [s.value for s in SubscriberStatus],

@@ -394,6 +394,11 @@ def test_look_an_address_up_and_suppress_one_by_hand(
     admin.post("/admin/suppressions", data={"csrf_token": token, "address": "ops@example.org"})
     with transaction() as session:
         assert mailable_count(session) == audience - 1
+    # And the list says so beside their status, which still reads "active".
+    listed = admin.get("/admin/subscribers", params={"q": "ops@example.org"}).text
+    assert "suppressed: not mailed" in listed
+    others = admin.get("/admin/subscribers", params={"q": "reader2@example.net"}).text
+    assert "suppressed: not mailed" not in others
     bad = admin.get("/admin/suppressions", params={"address": "not an address"})
     assert bad.status_code == 400 and "not an address" in bad.text
 
@@ -474,3 +479,30 @@ def test_bad_input_on_every_new_screen_is_a_4xx(admin: TestClient, people: dict[
         response = admin.post(path, content=body, headers=FORM, follow_redirects=False)
         assert _acceptable(response.status_code, data), (path, data, response.status_code)
     assert _status_of([int(some)]) == [SubscriberStatus.ACTIVE]
+
+
+def test_pausing_someone_who_left_is_not_counted_as_done(
+    admin: TestClient, people: dict[str, int]
+) -> None:
+    """The confirmation counts what will happen; someone unsubscribed has no mail to pause,
+    and pausing the already paused changes nothing: the notice says so."""
+    from subscribers import service
+
+    gone, still = people["reader2@example.net"], people["ops@example.org"]
+    with transaction() as session:
+        service.unsubscribe(session, gone, reason="test")
+    token = _token(admin)
+    form = {"csrf_token": token, "action": "pause", "scope": "selected", "id": [gone, still]}
+    done = admin.post("/admin/subscribers/bulk", data={**form, "confirmed": 2})
+    assert "1 of 2 subscribers paused." in done.text
+    again = admin.post("/admin/subscribers/bulk", data={**form, "confirmed": 2})
+    assert "0 of 2 subscribers paused." in again.text
+    with transaction() as session:
+        rows = dict(
+            session.execute(
+                select(Subscriber.id, Subscriber.paused).where(Subscriber.id.in_([gone, still]))
+            ).all()
+        )
+    assert rows == {gone: False, still: True}
+    page = admin.get(f"/admin/subscribers/{gone}").text
+    assert "(paused)" not in page
