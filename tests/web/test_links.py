@@ -346,3 +346,47 @@ def test_a_new_staff_user_is_an_editor_unless_asked(db_url: str) -> None:
         assert [(u.email, u.role.value) for u in list_all(session)] == [
             ("new@example.com", "editor")
         ]
+
+
+def test_our_own_log_lines_hold_no_link_token_and_no_readers_address(
+    anon: TestClient, draft_issue: int, isolated_env: Path, caplog: object
+) -> None:
+    """Everything the service logs while it sends an issue and a reader follows every link of
+    it (opens, clicks, votes, preferences, the data export, unsubscribing, erasure), at DEBUG:
+    no line holds a whole token (they allow export and erasure) or the reader's address."""
+    import logging
+
+    import pytest
+
+    assert isinstance(caplog, pytest.LogCaptureFixture)
+    caplog.set_level(logging.DEBUG)
+    for name in ("newsletter", "subscribers", "uvicorn"):
+        logging.getLogger(f"{name}.probe").debug("capture works")
+    send_issue(draft_issue, READERS)
+    [mail] = [m for m in mails(isolated_env / "outbox") if recipient(m) == READERS[0]]
+    links = _ours(links_in(mail))
+    tokens = {
+        segment
+        for link in links
+        for segment in urlsplit(link).path.split("/")
+        if len(segment) > 20 and "." in segment
+    }
+    assert tokens, links
+    for link in links:
+        anon.get(_path(link), follow_redirects=False)
+        if "/v/" in link:
+            anon.post(_path(link))
+    preferences = next(u for u in links if "/p/" in u)
+    anon.get(_path(preferences) + "/export.json")
+    unsubscribe = next(u for u in links if "/u/" in u)
+    anon.post(_path(unsubscribe))
+    anon.post(_path(preferences) + "/erase", data={"confirmed": "yes"})
+    # The test's own HTTP client (httpx) logs the URLs it asks for; the service is the rest.
+    ours = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    messages = [record.getMessage() for record in ours]
+    messages += [str(record.args) for record in ours if record.args]
+    assert messages.count("capture works") == 3, "the service's loggers are not captured"
+    for token in tokens:
+        assert not any(token in line for line in messages), token
+        assert not any(token.split(".")[0] in line for line in messages), token
+    assert not any(READERS[0] in line.lower() for line in messages)
