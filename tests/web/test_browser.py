@@ -97,16 +97,20 @@ def test_editor_edits_previews_sends_a_test_and_approves(
     assert page.locator("#subject-now").inner_text() == "Our panel picks: a browser-tested subject"
     desktop = page.frame_locator(".preview-desktop iframe")
     desktop.get_by_text("An intro typed in a real browser.").first.wait_for()
+    page.screenshot(path=str(artifacts / "web" / "editor-issue-edited.png"), full_page=True)
+    page.locator(".preview-desktop iframe").screenshot(
+        path=str(artifacts / "web" / "editor-preview-desktop.png")
+    )
+    page.get_by_role("button", name="Mobile, 375 px").click()  # one preview at a time
     mobile = page.frame_locator(".preview-mobile iframe")
     mobile.get_by_text("An intro typed in a real browser.").first.wait_for()
     width = page.locator(".preview-mobile iframe").bounding_box()["width"]
     assert 370 <= width <= 380
     assert "An intro typed in a real browser." in page.locator("pre.plain").inner_text()
-    page.screenshot(path=str(artifacts / "web" / "editor-issue-edited.png"), full_page=True)
-    for frame in ("desktop", "mobile"):
-        page.locator(f".preview-{frame} iframe").screenshot(
-            path=str(artifacts / "web" / f"editor-preview-{frame}.png")
-        )
+    page.locator(".preview-mobile iframe").screenshot(
+        path=str(artifacts / "web" / "editor-preview-mobile.png")
+    )
+    page.get_by_role("button", name="Desktop, 600 px").click()
 
     # The desktop frame is 600 px inside (an email's width), so the tool cards sit side by side.
     inner = desktop.locator("body").evaluate("() => window.innerWidth")
