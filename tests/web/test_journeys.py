@@ -223,3 +223,19 @@ def test_every_link_in_every_mail_and_every_page_works(
         assert len(list_all(session)) == 2
     assert counts.get("active", 0) == 20, counts
     assert not problems, "\n".join(problems)
+
+    # Then the new reader does confirm, with the button on the page their link opens: the
+    # welcome mail that follows is crawled like every other.
+    [confirmation] = kinds["confirmation"]
+    link = next(u for u in links_in(confirmation) if "/confirm/" in u)
+    person = Walker(browser, base, artifacts)
+    person.page.goto(link)
+    person.page.get_by_role("button", name="Yes, subscribe me").click()
+    person.page.wait_for_load_state()
+    mine = [m for m in mails(outbox) if "new.reader" in str(m["To"])]
+    welcome = [m for m in mine if str(m["Subject"]).startswith("Welcome")]
+    assert len(welcome) == 1, [str(m["Subject"]) for m in welcome]
+    person.crawl(links_in(welcome[0]))
+    assert person.opened, "the welcome mail has no link"
+    assert not person.problems, "\n".join(person.problems)
+    person.close()
