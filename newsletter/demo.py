@@ -157,7 +157,11 @@ def run_demo() -> DemoResult:
         raise typer.Exit(1)
 
     passwords = _staff_accounts()
-    step(10, "staff accounts (one-time passwords, printed once; change them after signing in):")
+    step(
+        10,
+        "staff accounts (random passwords, printed once; `newsletter users password EMAIL` "
+        "sets another):",
+    )
     for email, password in passwords.items():
         typer.echo(f"   {email}  {password}")
     base = settings.newsletter_base_url.rstrip("/")
