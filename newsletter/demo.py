@@ -159,8 +159,8 @@ def run_demo() -> DemoResult:
     passwords = _staff_accounts()
     step(
         10,
-        "staff accounts (random passwords, printed once; `newsletter users password EMAIL` "
-        "sets another):",
+        "staff accounts (random passwords, printed once; change yours on /account, "
+        "your address at the top of every staff page):",
     )
     for email, password in passwords.items():
         typer.echo(f"   {email}  {password}")

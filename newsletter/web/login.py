@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from newsletter.db import transaction
 from newsletter.web import csrf
-from newsletter.web.auth import SESSION_KEY, SESSION_USER, current_staff
+from newsletter.web.auth import SESSION_KEY, SESSION_USER, StaffUser, current_staff, require_staff
 from newsletter.web.pages import flash, redirect, render
 from newsletter.web.ratelimit import LoginLimiter
 
@@ -93,3 +93,56 @@ def logout(request: Request) -> RedirectResponse:
     request.session.clear()
     flash(request, "You are signed out.")
     return redirect("/login")
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account_page(
+    request: Request, staff: Annotated[StaffUser, Depends(require_staff)]
+) -> HTMLResponse:
+    return render(request, "web/account.html", {"me": staff.email, "error": None})
+
+
+@router.post("/account/password", dependencies=[Depends(csrf.require_csrf)])
+def change_password(
+    request: Request,
+    staff: Annotated[StaffUser, Depends(require_staff)],
+    current: Annotated[str, Form(max_length=1024)],
+    new: Annotated[str, Form(max_length=1024)],
+    again: Annotated[str, Form(max_length=1024)],
+) -> Response:
+    """The signed-in person's own password: the current one first (a session left open on a
+    shared computer must not let someone lock the owner out), counted by the sign-in limiter;
+    every other session ends, this one goes on with the new key."""
+    from newsletter.accounts import repository
+    from newsletter.accounts.service import AccountError, authenticate, set_password
+
+    limits = limiter(request)
+
+    def refuse(error: str, status: int = 400) -> HTMLResponse:
+        context = {"me": staff.email, "error": error}
+        return render(request, "web/account.html", context, status_code=status)
+
+    wait = limits.retry_after(_client(request), staff.email)
+    if wait:
+        return refuse(
+            f"Too many failed attempts. Try again in about {max(1, round(wait / 60))} minute(s).",
+            429,
+        )
+    if new != again:
+        return refuse("The two new passwords differ; type the same one twice.")
+    with transaction() as session:
+        if authenticate(session, staff.email, current) is None:
+            limits.record_failure(_client(request), staff.email)
+            return refuse("That is not your current password.")
+        user = repository.get(session, staff.id)
+        assert user is not None
+        try:
+            set_password(session, user, new)
+        except AccountError as exc:
+            return refuse(f"Not changed: {exc}.")
+        key = user.session_key
+    limits.record_success(staff.email)
+    request.session[SESSION_KEY] = key
+    csrf.rotate(request)
+    flash(request, "Password changed. Every other session of yours is signed out.")
+    return redirect("/account")

@@ -99,3 +99,51 @@ def test_the_web_role_change_by_an_admin_ends_the_users_sessions(server: str) ->
     )
     assert answer.status_code == 303, answer.text
     assert not works(victim) and works(admin)
+
+
+def _sign_in_with(base: str, email: str, password: str) -> int:
+    browser = httpx.Client(base_url=base)
+    token = csrf_from(browser.get("/login").text)
+    form = {"email": email, "password": password, "csrf_token": token}
+    return browser.post("/login", data=form).status_code
+
+
+def test_a_person_changes_their_own_password_on_the_account_page(server: str) -> None:
+    """From the page their address links to: the current password first, the new one twice;
+    other sessions end, this one goes on, and only the new password signs in afterwards."""
+    browser = signed_in(server, EDITOR)
+    elsewhere = signed_in(server, EDITOR)
+    page = browser.get("/admin/issues")
+    assert 'href="/account"' in page.text
+    account = browser.get("/account")
+    assert account.status_code == 200 and "Change your password" in account.text
+    token = csrf_from(account.text)
+    new = "a brand new passphrase 42"
+
+    def change(current: str, first: str, second: str) -> httpx.Response:
+        form = {"csrf_token": token, "current": current, "new": first, "again": second}
+        return browser.post("/account/password", data=form)
+
+    wrong = change("not my password at all", new, new)
+    assert wrong.status_code == 400 and "not your current password" in wrong.text
+    differ = change(PASSWORD, new, new + "x")
+    assert differ.status_code == 400 and "differ" in differ.text
+    short = change(PASSWORD, "short", "short")
+    assert short.status_code == 400 and "at least 12 characters" in short.text
+    assert works(elsewhere) and _sign_in_with(server, EDITOR, PASSWORD) == 303  # nothing changed
+
+    done = change(PASSWORD, new, new)
+    assert done.status_code == 303 and done.headers["location"] == "/account"
+    assert "Password changed" in browser.get("/account").text
+    assert works(browser) and not works(elsewhere)
+    assert _sign_in_with(server, EDITOR, PASSWORD) == 401
+    assert _sign_in_with(server, EDITOR, new) == 303
+
+
+def test_the_account_page_needs_a_session_and_the_form_its_token(server: str) -> None:
+    anon = httpx.Client(base_url=server)
+    assert anon.get("/account").status_code in (303, 307)
+    browser = signed_in(server, EDITOR)
+    form = {"current": PASSWORD, "new": "x" * 20, "again": "x" * 20}
+    assert browser.post("/account/password", data=form).status_code == 403
+    assert _sign_in_with(server, EDITOR, PASSWORD) == 303
