@@ -330,10 +330,14 @@ class _Reader:
                 raise ImportRefused(f"line {line}: the header cannot be read: {why}")
             raise ImportRefused("the file is empty: expected a header line naming an email column")
         self.header_at = self.lines.number
-        if self.header_at in self.lines.bad_lines:
+        # A bad line before the header (an overlong one reads as blank) is the header that
+        # could not be read: without this the next line became the header, or the file a bare
+        # list of addresses, and the first line vanished without a word.
+        unreadable = [n for n in self.lines.bad_lines if n <= self.header_at]
+        if unreadable:
             raise ImportRefused(
-                f"line {self.header_at}: the header cannot be read: "
-                f"{self.lines.bad_lines[self.header_at]}"
+                f"line {unreadable[0]}: the header cannot be read: "
+                f"{self.lines.bad_lines[unreadable[0]]}"
             )
         self.delimiter = _sniff_delimiter(header_line)
 

@@ -63,6 +63,15 @@ def test_one_overlong_line_costs_only_itself(db: Session, tmp_path: Path) -> Non
     assert set(_statuses(db)) == {"first@example.org", "right.after@example.org"}
 
 
+def test_an_overlong_header_is_refused_not_skipped(tmp_path: Path, db: Session) -> None:
+    path = tmp_path / "long-header.csv"
+    path.write_bytes(b"email," + b"h" * (MAX_LINE_BYTES + 5) + b"\nann@example.org,Ann\n")
+    result = cli("subscribers", "import", str(path))
+    assert result.exit_code == 1
+    assert "line 1: the header cannot be read: line longer than" in result.stderr
+    assert _statuses(db) == {}
+
+
 def test_an_unreadable_header_is_refused_with_its_line_and_why(tmp_path: Path, db: Session) -> None:
     path = tmp_path / "bad-header.csv"
     # 0x81 is neither UTF-8 here nor a Windows-1252 character.
