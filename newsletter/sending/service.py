@@ -41,6 +41,21 @@ def _require_status(session: Session, issue_id: int) -> IssueStatus:
     return status
 
 
+def _require_sendable_sender() -> None:
+    """Refuse before anything is queued when SendGrid is the transport and the footer would
+    lack the postal address: otherwise the web app's "Send now" and the scheduler queued
+    deliveries that every worker then refused to build a transport for, silently."""
+    from newsletter.sender import SenderConfigError, require_postal_address
+
+    settings = get_settings()
+    if settings.transport != "sendgrid":
+        return
+    try:
+        require_postal_address(settings)
+    except SenderConfigError as exc:
+        raise SendError(f"not sent: {exc}") from None
+
+
 def start_send(session: Session, issue_id: int, *, now: datetime | None = None) -> bool:
     """approved|scheduled -> sending, and snapshot the audience into queued deliveries.
 
@@ -49,6 +64,7 @@ def start_send(session: Session, issue_id: int, *, now: datetime | None = None) 
     delivery planned, or nothing changed.
     """
     now = now or utcnow()
+    _require_sendable_sender()
     if not repository.transition_issue(
         session,
         issue_id,

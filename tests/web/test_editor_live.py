@@ -329,3 +329,32 @@ def test_reloading_the_send_confirmation_goes_back_to_the_issue_and_sends_nothin
     assert editor.get(again.headers["location"]).status_code == 200
     with transaction() as session:
         assert session.scalar(select(func.count()).select_from(Delivery)) == 0
+
+
+def test_send_now_through_sendgrid_without_a_postal_address_is_refused_before_queueing(
+    editor: TestClient, draft_issue: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every mail must carry the sender's postal address; without it the page says so at once
+    and nothing is queued (before, the deliveries were queued and no worker could send them)."""
+    from newsletter.issues import repository
+    from newsletter.issues.models import IssueStatus
+    from newsletter.sending.models import Delivery
+    from newsletter.settings import reset_settings
+    from subscribers import service
+
+    with transaction() as session:
+        service.add_by_admin(session, "reader@example.org", "")
+    token = csrf_from(editor.get(f"/admin/issues/{draft_issue}").text)
+    editor.post(f"/admin/issues/{draft_issue}/approve", data={"csrf_token": token})
+    monkeypatch.setenv("NEWSLETTER_TRANSPORT", "sendgrid")
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.test")
+    monkeypatch.delenv("NEWSLETTER_POSTAL_ADDRESS", raising=False)
+    reset_settings()
+    refused = editor.post(
+        f"/admin/issues/{draft_issue}/send", data={"csrf_token": token, "confirmed": 1}
+    )
+    assert "needs NEWSLETTER_POSTAL_ADDRESS" in refused.text
+    with transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 0
+        issue = repository.get(session, draft_issue)
+        assert issue is not None and issue.status is IssueStatus.APPROVED
