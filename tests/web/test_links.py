@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -349,17 +350,26 @@ def test_a_new_staff_user_is_an_editor_unless_asked(db_url: str) -> None:
 
 
 def test_our_own_log_lines_hold_no_link_token_and_no_readers_address(
-    anon: TestClient, draft_issue: int, isolated_env: Path, caplog: object
+    anon: TestClient,
+    draft_issue: int,
+    isolated_env: Path,
+    caplog: object,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Everything the service logs while it sends an issue and a reader follows every link of
     it (opens, clicks, votes, preferences, the data export, unsubscribing, erasure), at DEBUG:
     no line holds a whole token (they allow export and erasure) or the reader's address."""
     import logging
 
-    import pytest
-
     assert isinstance(caplog, pytest.LogCaptureFixture)
     caplog.set_level(logging.DEBUG)
+    # uvicorn's logging config (applied by any live-server test before this one) stops its
+    # loggers from propagating to the root, where caplog listens: listen on them directly.
+    uvicorn_loggers = [logging.getLogger(n) for n in ("uvicorn", "uvicorn.error")]
+    for logger in uvicorn_loggers:
+        logger.addHandler(caplog.handler)
+        caplog.set_level(logging.DEBUG, logger=logger.name)
+    request.addfinalizer(lambda: [lg.removeHandler(caplog.handler) for lg in uvicorn_loggers])
     for name in ("newsletter", "subscribers", "uvicorn"):
         logging.getLogger(f"{name}.probe").debug("capture works")
     send_issue(draft_issue, READERS)
@@ -385,7 +395,8 @@ def test_our_own_log_lines_hold_no_link_token_and_no_readers_address(
     ours = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
     messages = [record.getMessage() for record in ours]
     messages += [str(record.args) for record in ours if record.args]
-    assert messages.count("capture works") == 3, "the service's loggers are not captured"
+    probes = {r.name for r in caplog.records if r.getMessage() == "capture works"}
+    assert len(probes) == 3, f"the service's loggers are not all captured: {probes}"
     for token in tokens:
         assert not any(token in line for line in messages), token
         assert not any(token.split(".")[0] in line for line in messages), token
