@@ -50,7 +50,12 @@ HOSTILE = [
 ]
 text = st.sampled_from(HOSTILE) | st.text(max_size=40)
 nested: st.SearchStrategy[Any] = st.recursive(
-    text | st.integers(min_value=-(2**80), max_value=2**80) | st.none() | st.booleans(),
+    text
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    # JSON numbers beyond a float (1e400) arrive as inf; Python writes them "Infinity".
+    | st.sampled_from([float("inf"), float("-inf"), float("nan"), 1e308])
+    | st.none()
+    | st.booleans(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
     max_leaves=10,
 )
@@ -229,4 +234,30 @@ def test_a_lone_surrogate_in_a_json_body_is_refused_with_a_400(
         )
         assert response.status_code == 400, (url, response.text)
         assert "surrogate" in response.text and "name" in response.text
+    assert table_counts(db) == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"email": 1e400}',
+        b'{"email": "a@example.com", "name": -1e400}',
+        b'{"email": NaN}',
+        b'{"at": Infinity}',
+        b"[1e999]",
+    ],
+)
+def test_a_number_beyond_a_float_in_a_json_body_is_a_422_not_a_500(
+    staff_client: tuple[TestClient, str, str], db: Session, body: bytes
+) -> None:
+    """1e400 parses as inf, which FastAPI's own error handler then could not write back as
+    JSON (found by an independent attacker: 500s on the sign-up API and the JSON API)."""
+    client, token, _ = staff_client
+    before = table_counts(db)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    for url in ("/api/subscribe", "/api/v1/subscribers", "/api/v1/issues/1/schedule"):
+        response = client.post(url, content=body, headers=headers)
+        assert response.status_code in (404, 422), (url, response.status_code, response.text)
+        if response.status_code == 422:
+            assert response.json()["detail"], response.text
     assert table_counts(db) == before
