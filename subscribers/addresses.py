@@ -87,4 +87,10 @@ def scrub(text: str, email: str, replacement: str = "[erased]") -> str:
     URL): what erasure leaves of a bounce reason or an error message."""
     forms = {email, quote(email, safe=""), quote(email)}
     pattern = "|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
-    return re.sub(pattern, replacement, text, flags=re.IGNORECASE)
+    text = re.sub(pattern, replacement, text, flags=re.IGNORECASE)
+    # The mailbox name alone too ("alan.reader3 mailbox busy"): it names the person as well.
+    # As a whole word only, and not a short generic one that would blank other words.
+    local = email.rpartition("@")[0]
+    if len(local) >= 4:
+        text = re.sub(rf"(?<![\w.+-]){re.escape(local)}(?![\w+-])", replacement, text, flags=re.I)
+    return text

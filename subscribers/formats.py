@@ -230,7 +230,27 @@ GENERIC = Format(
     frozenset(),
     1,
     _cols(
-        status=("status", "state", "subscription status", "subscriber status"),
+        # Whatever a tool calls the column that says whether the person is still on the list:
+        # a file of an unknown tool (or a tool's newer export) with one of these is read by
+        # it, and a word in it that is not known refuses the row, never imports it as active.
+        # Mailchimp's newer contact export says "Email Marketing", Buttondown's "type",
+        # MailerLite classic's "Type".
+        status=(
+            "status",
+            "state",
+            "subscription status",
+            "subscriber status",
+            "member status",
+        ),
+        # A second status column, read beside the first (the stricter word wins): a classic
+        # MailerLite export has both "State" (the address's) and "Type" (the status).
+        list_status=(
+            "email marketing",
+            "email status",
+            "marketing status",
+            "type",
+            "subscriber type",
+        ),
         tags=("tags", "labels", "groups", "topics", "lists"),
         signup_at=(
             "signup date",
@@ -244,7 +264,14 @@ GENERIC = Format(
             "date added",
             "joined",
         ),
-        unsubscribed_flag=("unsubscribed", "unsubscribed at", "unsubscribe date"),
+        unsubscribed_flag=(
+            "unsubscribed",
+            "unsubscribed at",
+            "unsubscribe date",
+            "email disabled",
+            "opted out",
+        ),
+        subscribed_flag=("subscribed to emails", "email opt in", "accepts marketing"),
     ),
     tag_separator="",
 )
@@ -356,6 +383,8 @@ BUTTONDOWN = Format(
             ),
             State.PENDING: ("unactivated",),
             State.UNSUBSCRIBED: ("unsubscribed", "removed", "spammy"),
+            # Mail to them bounces (Buttondown stops sending): a bounce here too.
+            State.BOUNCED: ("undeliverable",),
         },
         {"removed": "removed", "spammy": "spammy"},
     ),
@@ -614,6 +643,9 @@ def resolve(
     for name, header in (overrides or {}).items():
         if not header:
             columns.pop(name, None)
+            if name == "status":
+                # "This file has no status column": not its second one either.
+                columns.pop("list_status", None)
             continue
         if header_key(header) not in keys:
             found = ", ".join(repr(c.strip()) for c in first_row if c.strip()) or "nothing"

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -128,3 +129,68 @@ def test_someone_who_left_without_a_suppression_row_is_not_brought_back(
     report = _import(path)
     assert report["skipped_by_reason"]["suppressed"] == 1  # type: ignore[index]
     assert _statuses(db) == {"old.leaver@example.org": SubscriberStatus.UNSUBSCRIBED}
+
+
+# Newer or re-saved exports that no tool signature matches (found by an independent tester:
+# each was read as a plain list and everyone in it imported as active).
+NEWER_EXPORTS = {
+    "mailchimp-contacts.csv": (
+        '"Email Address","First Name","Last Name","Email Marketing","SMS Marketing","Tags"\n'
+        '"mc.sub@example.com","A","B","Subscribed","Non-Subscribed",""\n'
+        '"mc.unsub@example.com","A","B","Unsubscribed","",""\n'
+        '"mc.clean@example.com","A","B","Cleaned","",""\n'
+        '"mc.never@example.com","A","B","Non-Subscribed","",""\n'
+        '"mc.pending@example.com","A","B","Pending","",""\n',
+        {"mc.sub@example.com": "active", "mc.pending@example.com": "pending"},
+    ),
+    "buttondown-newer.csv": (
+        "email_address,creation_date,type,tags\n"
+        "bd.reg@example.com,2023-01-01,regular,\n"
+        "bd.unsub@example.com,2023-01-01,unsubscribed,\n"
+        "bd.gone@example.com,2023-01-01,undeliverable,\n",
+        {"bd.reg@example.com": "active"},
+    ),
+    "mailerlite-classic.csv": (
+        # "State" is the address's (empty here), "Type" the status: both are read.
+        "Email,Name,Last name,Company,Country,City,Phone,State,Zip,Subscribed,Type\n"
+        "ml.a@example.com,A,B,,,,,,,2023-01-01,active\n"
+        "ml.u@example.com,A,B,,,,,,,2023-01-01,unsubscribed\n"
+        "ml.b@example.com,A,B,,,,,,,2023-01-01,bounced\n",
+        {"ml.a@example.com": "active"},
+    ),
+    "substack-newer.csv": (
+        "Email,Name,Subscription type,Subscription date,Activity,Email disabled\n"
+        "ss.a@example.com,A,Free,2023-01-01,5,No\n"
+        "ss.b@example.com,B,Free,2023-01-01,0,Yes\n",
+        {"ss.a@example.com": "active"},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEWER_EXPORTS))
+def test_a_newer_export_of_a_known_tool_keeps_out_who_left(
+    db: Session, tmp_path: Path, name: str
+) -> None:
+    content, mailable = NEWER_EXPORTS[name]
+    path = tmp_path / name
+    path.write_text(content)
+    _import(path)
+    people = _statuses(db)
+    on_list = {e: s.value for e, s in people.items() if s.value in ("active", "pending")}
+    assert on_list == mailable, people
+
+
+def test_an_unknown_word_in_a_type_column_refuses_the_row_and_unmapping_it_imports(
+    db: Session, tmp_path: Path
+) -> None:
+    """A "type" column of another meaning: nobody is imported on a guess; the admin who knows
+    better unmaps it."""
+    path = tmp_path / "crm.csv"
+    path.write_text("email,type\nann@example.org,customer\n")
+    report = _import(path)
+    [bad] = report["invalid"]  # type: ignore[misc]
+    assert "unknown status 'customer' in column 'type'" in bad["reason"]
+    assert _statuses(db) == {}
+    again = _import(path, "--map", "status=")
+    assert again["imported"] == 1
+    assert _statuses(db) == {"ann@example.org": SubscriberStatus.ACTIVE}
