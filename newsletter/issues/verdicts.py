@@ -433,14 +433,6 @@ def _tally(record: Record) -> str:
 
 def storyline(record: Record) -> str:
     n = record.played
-
-    def score(v: Verdict) -> str:
-        me = v.tools[record.side[v.matchup_id]]
-        other = v.tools[1 - record.side[v.matchup_id]]
-        if v.winner is None:
-            return f"{other.name} (both {me.panel_ship_pct}%)"
-        return f"{other.name} ({me.panel_ship_pct}% to {other.panel_ship_pct}%)"
-
     every = "both" if n == 2 else f"all {n}"
     if len(record.wins) == n:
         summary = f"wins {every}"
@@ -452,6 +444,22 @@ def storyline(record: Record) -> str:
         summary = f"goes {len(record.wins)}–{len(record.losses)}" + (
             f" with {len(record.ties)} tied" if record.ties else ""
         )
+    return (
+        f"{record.name} faces {_plural(n, 'challenger')} this week and {summary}: "
+        f"it {_scores(record)}."
+    )
+
+
+def _scores(record: Record) -> str:
+    """ "beats A (75% to 50%) and loses to B (50% to 75%)" """
+
+    def score(v: Verdict) -> str:
+        me = v.tools[record.side[v.matchup_id]]
+        other = v.tools[1 - record.side[v.matchup_id]]
+        if v.winner is None:
+            return f"{other.name} (both {me.panel_ship_pct}%)"
+        return f"{other.name} ({me.panel_ship_pct}% to {other.panel_ship_pct}%)"
+
     parts = []
     if record.wins:
         parts.append(f"beats {_join([score(v) for v in record.wins])}")
@@ -459,18 +467,13 @@ def storyline(record: Record) -> str:
         parts.append(f"loses to {_join([score(v) for v in record.losses])}")
     if record.ties:
         parts.append(f"ties with {_join([score(v) for v in record.ties])}")
-    final = ", and " if len(parts) > 2 else " and "
-    return (
-        f"{record.name} faces {_plural(n, 'challenger')} this week and {summary}: "
-        f"it {_join(parts, final=final)}."
-    )
+    return _join(parts, final=", and " if len(parts) > 2 else " and ")
 
 
 def record_detail(record: Record) -> str:
     """The scores behind a record, as the sentence after a lead that already gave its tally:
     "It beats A (75% to 50%) and loses to B (50% to 75%)." """
-    line = storyline(record)
-    return "It " + line.split(": it ", 1)[1]
+    return f"It {_scores(record)}."
 
 
 def storylines(verdicts: Sequence[Verdict]) -> list[str]:
@@ -613,7 +616,7 @@ def intro_text(verdicts: Sequence[Verdict]) -> str:
     if found and top.verdict is None:
         # The lead is the first record: its scores follow its tally here, not in the
         # storyline block again.
-        top = Lead(top.subject, f"{top.sentence} {record_detail(found[0])}", None, top.covered)
+        top = replace(top, sentence=f"{top.sentence} {record_detail(found[0])}")
     count = f"The panel judged {_plural(len(verdicts), 'matchup')}"
     split = sum(1 for v in verdicts if v.winner is None)
     if split == len(verdicts) and len(verdicts) > 1:

@@ -181,18 +181,9 @@ SEEN_AT = "scheduler_seen_at"
 
 def mark_seen(session: Session, now: datetime) -> None:
     """A running scheduler says so every tick; the web app warns when none has for a while."""
-    from sqlalchemy.dialects import postgresql, sqlite
+    from newsletter.instance import set_value
 
-    from newsletter.instance import InstanceState
-
-    # An upsert, not a read-then-write: two schedulers tick at once, and the second INSERT of
-    # a merge would fail on the key the first just wrote.
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(InstanceState).values(name=SEEN_AT, value=now.isoformat())
-    session.execute(
-        stmt.on_conflict_do_update(index_elements=["name"], set_={"value": stmt.excluded.value})
-    )
+    set_value(session, SEEN_AT, now.isoformat())
 
 
 def last_seen(session: Session) -> datetime | None:

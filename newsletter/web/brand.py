@@ -17,12 +17,9 @@ def favicon() -> Response:
     """Browsers ask for it on every page; the logo stands in (no icon: an empty 204, not a
     404 in every console)."""
     try:
-        path = logo_file()
-    except SenderConfigError:
-        path = None
-    if path is None or not path.is_file():
+        return logo()
+    except HTTPException:
         return Response(status_code=204, headers={"Cache-Control": "public, max-age=86400"})
-    return logo()
 
 
 @router.get(LOGO_PATH)

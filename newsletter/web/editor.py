@@ -8,6 +8,7 @@ race) comes back to the issue page as a notice that says why.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -23,6 +24,7 @@ from newsletter.issues import verdicts
 from newsletter.issues.models import Issue, IssueStatus
 from newsletter.orm import utcnow
 from newsletter.scheduling import repository as scheduling_repository
+from newsletter.sending.repository import skipped_reasons
 from newsletter.sending.service import SendError
 from newsletter.settings import get_settings
 from newsletter.web import charts, csrf, paths
@@ -139,10 +141,10 @@ def issue_page(request: Request, issue_id: int, staff: Staff) -> Response:
             _progress(session, issue_id) if issue.status in (*LIVE, IssueStatus.SENT) else None
         )
         uncertain = _uncertain(session, issue_id) if progress and progress.get("uncertain") else []
-        skipped = _skipped(session, issue_id) if progress and progress.get("skipped") else []
+        skipped = skipped_reasons(session, issue_id) if progress and progress.get("skipped") else []
         zone = ZoneInfo(settings.newsletter_timezone)
         planned = scheduling_repository.planned_send_for(session, issue_id)
-        idle = _scheduler_idle(session, issue)
+        idle = _scheduler_idle(session, issue, planned)
         context = {
             "issue": issue,
             "content": content,
@@ -165,20 +167,14 @@ def issue_page(request: Request, issue_id: int, staff: Staff) -> Response:
     return render(request, "web/editor/issue.html", context)
 
 
-def _skipped(session: Session, issue_id: int) -> list[tuple[str, int]]:
-    from newsletter.sending.repository import skipped_reasons
-
-    return skipped_reasons(session, issue_id)
-
-
 # A scheduler ticks every NEWSLETTER_TICK_SECONDS (30 by default); three missed ticks, or two
 # minutes, whichever is longer, and the page says nothing is going out.
-def _scheduler_idle(session: Session, issue: Issue) -> str | None:
+def _scheduler_idle(session: Session, issue: Issue, planned: datetime | None) -> str | None:
     """Why nothing will happen to this issue on its own, or None: sends (planned, scheduled,
-    started) are performed by `python scheduler.py`, not by the web app."""
+    started) are performed by `python scheduler.py`, not by the web app. `planned` is when the
+    weekly run plans to send it."""
     waiting = issue.status in (IssueStatus.SCHEDULED, IssueStatus.SENDING) or (
-        issue.status is IssueStatus.APPROVED
-        and scheduling_repository.planned_send_for(session, issue.id) is not None
+        issue.status is IssueStatus.APPROVED and planned is not None
     )
     if not waiting:
         return None

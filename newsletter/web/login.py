@@ -28,6 +28,10 @@ def _safe_next(value: str | None) -> str:
     return "/admin"
 
 
+def _too_many(wait: int) -> str:
+    return f"Too many failed attempts. Try again in about {max(1, round(wait / 60))} minute(s)."
+
+
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -52,8 +56,7 @@ def login(
     context = {"next": _safe_next(next), "email": email}
     wait = limits.retry_after(_client(request), email)
     if wait:
-        minutes = max(1, round(wait / 60))
-        error = f"Too many failed attempts. Try again in about {minutes} minute(s)."
+        error = _too_many(wait)
         return render(
             request,
             "web/login.html",
@@ -124,10 +127,7 @@ def change_password(
 
     wait = limits.retry_after(_client(request), staff.email)
     if wait:
-        return refuse(
-            f"Too many failed attempts. Try again in about {max(1, round(wait / 60))} minute(s).",
-            429,
-        )
+        return refuse(_too_many(wait), 429)
     if new != again:
         return refuse("The two new passwords differ; type the same one twice.")
     with transaction() as session:
