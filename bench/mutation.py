@@ -63,7 +63,7 @@ TARGETS: dict[str, Target] = {
         ),
     ),
     "sending/sendgrid_transport": Target(
-        ("newsletter/sending/sendgrid_transport.py",),
+        ("newsletter/mail/sendgrid_transport.py",),
         ("tests/sending",),
         ignore=("tests/sending/test_crash.py", "tests/sending/test_interrupt.py"),
     ),

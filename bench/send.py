@@ -158,13 +158,13 @@ def child_baseline(issue_id: int, sample: int) -> None:
 
     from newsletter.db import transaction
     from newsletter.issues.service import frozen_content
+    from newsletter.mail.message import Recipient
+    from newsletter.mail.outbox import personal_message
+    from newsletter.mail.sendgrid_transport import SendGridTransport
     from newsletter.orm import utcnow
-    from newsletter.personalize import delivery_token
+    from newsletter.security.delivery_tokens import delivery_token
     from newsletter.sending import repository, service
-    from newsletter.sending.message import Recipient
     from newsletter.sending.models import Delivery
-    from newsletter.sending.outbox import personal_message
-    from newsletter.sending.sendgrid_transport import SendGridTransport
     from newsletter.settings import get_settings
     from subscribers.models import Subscriber
 

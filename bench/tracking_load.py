@@ -174,7 +174,7 @@ def main() -> None:
         database(args.postgres, Path(tmp)) as url,
     ):
         sent = seed_issue(url, args.deliveries, sent_at=datetime.now(UTC) - timedelta(days=1))
-        # The token newsletter.personalize.delivery_token makes, under the server's key.
+        # The token newsletter.security.delivery_tokens.delivery_token makes, under the server's key.
         tokens = [sent.token(i, secret=SECRET) for i in range(len(sent.deliveries))]
         paths = [
             request_bytes(

@@ -2,7 +2,7 @@
 
 What lives here must travel with the data, not with a process's environment: the fingerprint
 of the key the suppression list is hashed with (subscribers/keys.py), and the highest ids whose
-links were signed before links named a public id (newsletter/personalize.py).
+links were signed before links named a public id (newsletter/security/delivery_tokens.py).
 """
 
 from __future__ import annotations

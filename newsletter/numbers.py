@@ -7,6 +7,11 @@ through here instead.
 
 from __future__ import annotations
 
+# Row ids are INTEGER columns (32 bits on PostgreSQL): a larger number arriving from outside (a
+# link token, a webhook's custom args) names no row, and looking it up would be an error rather
+# than a miss.
+MAX_ROW_ID = 2**31 - 1
+
 
 def ascii_int(text: str, *, max_digits: int = 18) -> int | None:
     """The non-negative integer `text` spells in ASCII digits, or None.

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import logging
 
-from newsletter.rendering.mjml import compile_mjml
-from newsletter.sender import sender
-from newsletter.sending.message import (
+from newsletter.mail.message import (
     OutgoingMessage,
     SendResult,
     list_id_header,
     unsubscribe_headers,
 )
-from newsletter.sending.transport import get_transport
+from newsletter.mail.transport import get_transport
+from newsletter.rendering.mjml import compile_mjml
+from newsletter.sender import sender
 from newsletter.settings import get_settings
 from newsletter.templating import web_environment
 from subscribers.service import CONFIRM_TTL_SECONDS, ConfirmationRequest, WelcomeRequest

@@ -50,7 +50,7 @@ class Subscriber(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Random, never reused: every link made for this person is signed with it, so a link can
-    # only ever open this person's data, whatever happens to ids (newsletter/personalize.py).
+    # only ever open this person's data, whatever happens to ids (newsletter/security/delivery_tokens.py).
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     # Normalised (trimmed, lower-cased): uniqueness is case-insensitive by construction.
     email: Mapped[str] = mapped_column(String(320), unique=True)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from newsletter.instance import legacy_max_id
 from newsletter.numbers import ascii_int
 from newsletter.orm import utcnow
-from newsletter.personalize import LEGACY_MAX_DELIVERY_ID, read_delivery_token
+from newsletter.security.delivery_tokens import LEGACY_MAX_DELIVERY_ID, read_delivery_token
 from newsletter.security.signing import sign, unsign
 from newsletter.sending import repository as sending_repository
 from subscribers import repository

@@ -14,13 +14,13 @@ from functools import lru_cache
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from newsletter import paths
 from newsletter.issues.verdicts import Verdict
-from newsletter.personalize import TOKEN_PLACEHOLDER
 from newsletter.rendering.mjml import compile_mjml
+from newsletter.security.delivery_tokens import TOKEN_PLACEHOLDER
 from newsletter.sender import Sender, sender
 from newsletter.templating import TEMPLATES_DIR
 from newsletter.tracking.panel import ReadersVsPanel
-from newsletter.web import paths
 
 HTML_TEMPLATE = "email/issue.mjml.j2"
 TEXT_TEMPLATE = "email/issue.txt.j2"

@@ -28,7 +28,7 @@ from newsletter.issues.verdicts import CommunityVote, Verdict
 from newsletter.issues.weeks import week_bounds, week_of
 from newsletter.matchups.models import Matchup
 from newsletter.orm import utcnow
-from newsletter.personalize import PREVIEW_TOKEN, fill
+from newsletter.security.delivery_tokens import PREVIEW_TOKEN, fill
 from newsletter.settings import get_settings
 from newsletter.tracking.panel import ReadersVsPanel
 from newsletter.tracking.service import community_split, last_week_readers

@@ -6,9 +6,9 @@ import html
 import logging
 import re
 
+from newsletter import paths
 from newsletter.sending.service import send_notice
 from newsletter.settings import get_settings
-from newsletter.web import paths
 
 log = logging.getLogger("newsletter.scheduler")
 

@@ -20,10 +20,10 @@ from newsletter.cli_support import JsonOption, fail, is_terminal, print_json, wa
 from newsletter.db import transaction
 from newsletter.issues.cli import app
 from newsletter.issues.models import IssueStatus
+from newsletter.mail.transport import get_transport
 from newsletter.numbers import ascii_int
 from newsletter.sending import repository, service
 from newsletter.sending.models import DeliveryStatus
-from newsletter.sending.transport import get_transport
 from newsletter.sending.worker import run_until_done
 
 IssueId = typer.Argument(..., help="The issue's id (see `newsletter issue list`).")

@@ -8,12 +8,11 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from newsletter.numbers import MAX_ROW_ID
 from newsletter.orm import Base, UTCDateTime, str_enum, utcnow
 
-# deliveries.id is an INTEGER column (32 bits on PostgreSQL): a larger number arriving from
-# outside (a link token, a webhook's custom args) names no delivery, and looking it up would be
-# an error rather than a miss.
-MAX_DELIVERY_ID = 2**31 - 1
+# deliveries.id is an INTEGER column: a larger number from outside names no delivery.
+MAX_DELIVERY_ID = MAX_ROW_ID
 
 
 class DeliveryStatus(enum.StrEnum):

@@ -15,16 +15,16 @@ from sqlalchemy.orm import Session
 
 from newsletter.issues.models import IssueStatus
 from newsletter.issues.service import frozen_content
-from newsletter.orm import utcnow
-from newsletter.personalize import TEST_TOKEN, TOKEN_PLACEHOLDER, fill
-from newsletter.sending import repository
-from newsletter.sending.message import (
+from newsletter.mail.message import (
     OutgoingMessage,
     SendResult,
     list_id_header,
     unsubscribe_headers,
 )
-from newsletter.sending.transport import Transport, get_transport
+from newsletter.mail.transport import Transport, get_transport
+from newsletter.orm import utcnow
+from newsletter.security.delivery_tokens import TEST_TOKEN, TOKEN_PLACEHOLDER, fill
+from newsletter.sending import repository
 from newsletter.settings import get_settings
 
 CANCELLED_REASON = "send cancelled by an operator before this delivery was handed off"

@@ -25,12 +25,12 @@ from newsletter.db import is_sqlite, transaction
 from newsletter.issues import repository as issues_repository
 from newsletter.issues.models import IssueStatus
 from newsletter.issues.service import frozen_content
+from newsletter.mail.message import BatchOutcome, IssueContent, Recipient, header_phrase
+from newsletter.mail.transport import Transport, get_transport
 from newsletter.orm import utcnow
-from newsletter.personalize import delivery_tokens
+from newsletter.security.delivery_tokens import delivery_tokens
 from newsletter.sending import repository, service
-from newsletter.sending.message import BatchOutcome, IssueContent, Recipient, header_phrase
 from newsletter.sending.repository import BatchRecipient, Claim
-from newsletter.sending.transport import Transport, get_transport
 from newsletter.settings import Settings, get_settings
 
 SKIPPED_REASON = "no longer mailable when its batch was sent (unsubscribed, paused or suppressed)"

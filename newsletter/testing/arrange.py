@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus
 from newsletter.matchups.models import Matchup, MatchupTool
 from newsletter.matchups.slug import pair_key
-from newsletter.personalize import DELIVERY_PURPOSE, delivery_token
+from newsletter.security.delivery_tokens import DELIVERY_PURPOSE, delivery_token
 from newsletter.security.signing import sign
 from newsletter.sending.models import Delivery, DeliveryStatus
 from subscribers.addresses import address_hash

@@ -23,7 +23,7 @@ from newsletter.issues import repository as issues_repository
 from newsletter.issues.models import Issue, IssueLink
 from newsletter.matchups import repository as matchups_repository
 from newsletter.matchups.models import Matchup
-from newsletter.personalize import LEGACY_MAX_DELIVERY_ID, DeliveryLink
+from newsletter.security.delivery_tokens import LEGACY_MAX_DELIVERY_ID, DeliveryLink
 from newsletter.sending import repository as sending_repository
 from newsletter.settings import get_settings
 from newsletter.tracking import repository

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import re
 
-# The public paths whose first segment after the prefix is a link credential (subscribers/
-# routes.py, tracking/routes.py and fast_paths.py).
+# The public paths whose first segment after the prefix is a link credential (readers.py,
+# tracking.py and tracking_middleware.py).
 _TOKEN_PATH = re.compile(r"^(/(?:u|p|confirm|o|c|v)/)([^/?#]{7})[^/?#]*")
 KEPT = 6
 

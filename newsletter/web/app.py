@@ -13,15 +13,15 @@ from newsletter import __version__
 from newsletter.security.keys import require_signing_key
 from newsletter.settings import get_settings
 from newsletter.templating import TEMPLATES_DIR
-from newsletter.tracking.fast_paths import TrackingHitsMiddleware
 from newsletter.web import accesslog, errors
 from newsletter.web.bodylimit import BodyLimitMiddleware
 from newsletter.web.head import HeadAsGetMiddleware
 from newsletter.web.headers import SecurityHeadersMiddleware
 from newsletter.web.ratelimit import LoginLimiter
+from newsletter.web.readers import router as subscribers_router
+from newsletter.web.readers import sign_up_limiter
 from newsletter.web.textinput import TextInputMiddleware
-from subscribers.routes import router as subscribers_router
-from subscribers.routes import sign_up_limiter
+from newsletter.web.tracking_middleware import TrackingHitsMiddleware
 
 SESSION_COOKIE = "nl_session"
 SESSION_MAX_AGE = 8 * 3600  # a working day; staff sign in again the next morning
@@ -59,7 +59,7 @@ def create_app() -> FastAPI:
     app.add_middleware(TextInputMiddleware)
     app.add_middleware(BodyLimitMiddleware)  # 413 for oversized bodies (bodylimit.py)
     # The open pixel and click redirect, answered ahead of routing and without a session:
-    # the hottest URLs the app serves (newsletter/tracking/fast_paths.py).
+    # the hottest URLs the app serves (newsletter/web/tracking_middleware.py).
     app.add_middleware(TrackingHitsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     errors.install(app)
@@ -77,7 +77,7 @@ def create_app() -> FastAPI:
     app.include_router(api.router)
     app.include_router(brand.router)
     # Each domain contributes its router here.
-    from newsletter.tracking.routes import router as tracking_router
+    from newsletter.web.tracking import router as tracking_router
 
     app.include_router(tracking_router)
     app.include_router(subscribers_router)

@@ -18,6 +18,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from newsletter import paths
 from newsletter.db import transaction
 from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
@@ -25,7 +26,6 @@ from newsletter.issues.models import Issue, IssueStatus
 from newsletter.orm import utcnow
 from newsletter.settings import get_settings
 from newsletter.tracking.service import community_split, readers_vs_panel
-from newsletter.web import paths
 from newsletter.web.headers import EMAIL_PREVIEW_CSP
 from newsletter.web.pages import render
 

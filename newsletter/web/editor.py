@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from sqlalchemy.orm import Session
 
+from newsletter import paths
 from newsletter.db import transaction
 from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
@@ -27,7 +28,7 @@ from newsletter.scheduling import repository as scheduling_repository
 from newsletter.sending.repository import skipped_reasons
 from newsletter.sending.service import SendError
 from newsletter.settings import get_settings
-from newsletter.web import charts, csrf, paths
+from newsletter.web import charts, csrf
 from newsletter.web.auth import Staff, require_staff
 from newsletter.web.headers import EMAIL_PREVIEW_CSP
 from newsletter.web.pages import CONFIRMED, confirm_page, flash, redirect, render

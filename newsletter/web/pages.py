@@ -51,7 +51,7 @@ def redirect(url: str) -> RedirectResponse:
 
 
 # What each per-reader link does in a subscriber's copy, for the page a preview or a test copy
-# opens instead (newsletter.personalize.SAMPLE_TOKENS).
+# opens instead (newsletter.security.delivery_tokens.SAMPLE_TOKENS).
 SAMPLE_LINKS = {
     "vote": "counts their vote for that tool and shows how other readers voted",
     "unsubscribe": "opens their unsubscribe page: one button, and no more issues",
@@ -61,7 +61,7 @@ SAMPLE_LINKS = {
 
 def sample_link_page(request: Request, token: str, what: str) -> HTMLResponse:
     """The answer to a per-reader link from a preview ("preview") or a test send ("test")."""
-    from newsletter.personalize import TEST_TOKEN
+    from newsletter.security.delivery_tokens import TEST_TOKEN
 
     copy = "test copy" if token == TEST_TOKEN else "preview"
     context = {"copy": copy, "does": SAMPLE_LINKS[what]}

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from newsletter.cli import app
 from newsletter.issues import repository, service
 from newsletter.issues.models import Issue, IssueStatus
-from newsletter.personalize import TOKEN_PLACEHOLDER
+from newsletter.security.delivery_tokens import TOKEN_PLACEHOLDER
 from newsletter.settings import reset_settings
 from tests.issues.helpers import add_matchups, example_pages, seed_pages
 

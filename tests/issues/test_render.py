@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.issues.render import HTML_TEMPLATE, LinkBook, render_issue, render_mjml
-from newsletter.personalize import TOKEN_PLACEHOLDER
+from newsletter.security.delivery_tokens import TOKEN_PLACEHOLDER
 from tests.issues.helpers import content_for, example_pages, renamed, seed_pages, ten_matchups
 
 BASE = "https://news.example"

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from newsletter.accounts.models import Role
 from newsletter.accounts.service import create_user, issue_api_token
 from newsletter.db import transaction
-from newsletter.personalize import DELIVERY_PURPOSE, delivery_token
+from newsletter.security.delivery_tokens import DELIVERY_PURPOSE, delivery_token
 from newsletter.security.signing import sign
 from newsletter.settings import reset_settings
 from newsletter.tracking.models import TrackingEvent, Vote

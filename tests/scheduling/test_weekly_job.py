@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from newsletter import paths
 from newsletter.db import transaction
 from newsletter.issues import repository as issues_repository
 from newsletter.issues.models import IssueStatus
 from newsletter.scheduling.weekly import Outcome, run_weekly_job
-from newsletter.web import paths
 from tests.scheduling.conftest import EDITOR, body_text, drop_seeds, outbox_messages, utc
 
 NOW = utc(2026, 3, 30, 7)  # Monday 09:00 in Paris, first week of summer time

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from newsletter.db import transaction
 from newsletter.issues.models import IssueStatus
+from newsletter.mail.message import BatchResult, IssueContent, Recipient
+from newsletter.mail.sendgrid_transport import SendGridTransport
 from newsletter.sending import repository, service
-from newsletter.sending.message import BatchResult, IssueContent, Recipient
 from newsletter.sending.models import BatchStatus, Delivery, DeliveryStatus, SendBatch
-from newsletter.sending.sendgrid_transport import SendGridTransport
 from newsletter.sending.worker import run_until_done
 from newsletter.settings import reset_settings
 from newsletter.testing.sendgrid_server import SendGridServer

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from newsletter.personalize import TOKEN_PLACEHOLDER
-from newsletter.sending.message import FrozenContent, Recipient
-from newsletter.sending.outbox import OutboxTransport
-from newsletter.sending.sendgrid_transport import mail_body, mail_payload
+from newsletter.mail.message import FrozenContent, Recipient
+from newsletter.mail.outbox import OutboxTransport
+from newsletter.mail.sendgrid_transport import mail_body, mail_payload
+from newsletter.security.delivery_tokens import TOKEN_PLACEHOLDER
 from newsletter.settings import get_settings
 from newsletter.testing.sendgrid_server import SendGridServer, load_request_validator
 from tests.sending.conftest import TEXT, TRACKED_HTML

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.db import transaction
 from newsletter.issues.models import Issue, IssueStatus
-from newsletter.personalize import read_delivery_token
+from newsletter.security.delivery_tokens import read_delivery_token
 from newsletter.sending import repository, service
 from newsletter.sending.models import Delivery, DeliveryStatus
 from newsletter.sending.worker import run_until_done

@@ -8,7 +8,7 @@ import hmac
 
 import pytest
 
-from newsletter.personalize import (
+from newsletter.security.delivery_tokens import (
     DeliveryLink,
     delivery_token,
     delivery_tokens,

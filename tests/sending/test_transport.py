@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from newsletter.personalize import TOKEN_PLACEHOLDER
-from newsletter.sending.message import BatchOutcome, FrozenContent, OutgoingMessage, Recipient
-from newsletter.sending.sendgrid_transport import SendGridTransport, result_from_status
+from newsletter.mail.message import BatchOutcome, FrozenContent, OutgoingMessage, Recipient
+from newsletter.mail.sendgrid_transport import SendGridTransport, result_from_status
+from newsletter.security.delivery_tokens import TOKEN_PLACEHOLDER
 from newsletter.settings import get_settings, reset_settings
 from newsletter.testing.sendgrid_server import SendGridServer
 from tests.sending.conftest import TEXT, TRACKED_HTML

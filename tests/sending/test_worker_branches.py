@@ -15,8 +15,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.db import transaction
 from newsletter.issues.models import Issue, IssueStatus
-from newsletter.sending import repository, service, worker
-from newsletter.sending.message import (
+from newsletter.mail.message import (
     BatchOutcome,
     BatchResult,
     IssueContent,
@@ -24,8 +23,9 @@ from newsletter.sending.message import (
     Recipient,
     SendResult,
 )
+from newsletter.mail.sendgrid_transport import SendGridTransport
+from newsletter.sending import repository, service, worker
 from newsletter.sending.models import BatchStatus, Delivery, DeliveryStatus, SendBatch
-from newsletter.sending.sendgrid_transport import SendGridTransport
 from newsletter.sending.worker import RateLimiter, backoff, run_until_done
 from newsletter.settings import reset_settings
 from newsletter.testing.sendgrid_server import SendGridServer

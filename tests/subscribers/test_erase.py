@@ -101,7 +101,7 @@ def test_erase_asks_first_and_no_means_nothing_erased(db: Session) -> None:
 def test_erase_from_the_preferences_page(db: Session) -> None:
     subscriber_id = _person_with_history(db)
     delivery_id = db.scalar(select(Delivery.id))
-    from newsletter.personalize import delivery_token
+    from newsletter.security.delivery_tokens import delivery_token
 
     public_id = db.scalar(select(Subscriber.public_id).where(Subscriber.id == subscriber_id))
     token = delivery_token(delivery_id, public_id)  # type: ignore[arg-type]

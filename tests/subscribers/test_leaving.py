@@ -8,7 +8,7 @@ import json
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter.personalize import delivery_token
+from newsletter.security.delivery_tokens import delivery_token
 from newsletter.sending.models import Delivery
 from newsletter.tracking.models import EventType, TrackingEvent
 from subscribers import repository, service

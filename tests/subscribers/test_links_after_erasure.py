@@ -36,7 +36,7 @@ def test_links_signed_before_public_ids_work_only_for_rows_that_existed_then(
     db: Session,
 ) -> None:
     from newsletter.instance import set_value
-    from newsletter.personalize import LEGACY_DELIVERY_PURPOSE, LEGACY_MAX_DELIVERY_ID
+    from newsletter.security.delivery_tokens import LEGACY_DELIVERY_PURPOSE, LEGACY_MAX_DELIVERY_ID
     from newsletter.security.signing import sign
     from subscribers import service
     from tests.subscribers.factories import active_subscriber, delivery_for

@@ -10,12 +10,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from newsletter.issues.models import Issue, IssueLink, IssueStatus
-from newsletter.personalize import delivery_token
+from newsletter.security.delivery_tokens import delivery_token
 from newsletter.security.signing import sign
 from newsletter.settings import reset_settings
 from newsletter.tracking.models import EventType, TrackingEvent, Vote
-from newsletter.tracking.routes import PIXEL_GIF
 from newsletter.tracking.service import community_split
+from newsletter.web.tracking import PIXEL_GIF
 from subscribers import service as subscribers_service
 from subscribers.models import Subscriber
 from tests.tracking.conftest import World, build_world, make_matchup
@@ -278,7 +278,7 @@ def test_tracking_off_records_no_open_or_click(
 def test_pixel_click_and_refusals_carry_the_security_headers(
     client: TestClient, world: World
 ) -> None:
-    # They are answered ahead of the router (newsletter/tracking/fast_paths.py), still inside
+    # They are answered ahead of the router (newsletter/web/tracking_middleware.py), still inside
     # the security headers middleware.
     for url in (f"/o/{world.token(0)}.gif", f"/c/{world.token(0)}/m0", "/c/nonsense/m0"):
         response = client.get(url, follow_redirects=False)

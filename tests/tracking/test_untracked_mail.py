@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.issues import service as issues
 from newsletter.matchups import service as matchups
-from newsletter.personalize import TOKEN_PLACEHOLDER
+from newsletter.security.delivery_tokens import TOKEN_PLACEHOLDER
 from newsletter.settings import get_settings
 from tests.conftest import SEEDS
 

@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from newsletter import paths
 from newsletter.db import transaction
 from newsletter.settings import get_settings
-from newsletter.web import paths
 from tests.web.conftest import EDITOR
 from tests.web.world import body, hrefs, links_in, mails, recipient, send_issue
 

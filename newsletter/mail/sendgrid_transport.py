@@ -18,9 +18,7 @@ from typing import Any
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
-from newsletter.personalize import TOKEN_PLACEHOLDER
-from newsletter.sender import require_postal_address
-from newsletter.sending.message import (
+from newsletter.mail.message import (
     BatchOutcome,
     BatchResult,
     IssueContent,
@@ -31,6 +29,8 @@ from newsletter.sending.message import (
     unsubscribe_headers,
     unsubscribe_url,
 )
+from newsletter.security.delivery_tokens import TOKEN_PLACEHOLDER
+from newsletter.sender import require_postal_address
 from newsletter.settings import Settings, get_settings
 
 # SendGrid refuses a request whose custom_args exceed 10,000 bytes in total.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from newsletter.sending.message import (
+from newsletter.mail.message import (
     BatchResult,
     IssueContent,
     OutgoingMessage,
@@ -40,9 +40,9 @@ class Transport(Protocol):
 def get_transport(settings: Settings | None = None) -> Transport:
     settings = settings or get_settings()
     if settings.transport == "sendgrid":
-        from newsletter.sending.sendgrid_transport import SendGridTransport
+        from newsletter.mail.sendgrid_transport import SendGridTransport
 
         return SendGridTransport(settings)
-    from newsletter.sending.outbox import OutboxTransport
+    from newsletter.mail.outbox import OutboxTransport
 
     return OutboxTransport(settings.newsletter_outbox_dir, settings)

@@ -22,10 +22,10 @@ from urllib.parse import quote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from newsletter.personalize import read_delivery_token
+from newsletter.security.delivery_tokens import read_delivery_token
 from newsletter.tracking import hits, service
-from newsletter.tracking.routes import NO_CACHE, PIXEL_GIF, not_found
 from newsletter.tracking.service import HitEvent
+from newsletter.web.tracking import NO_CACHE, PIXEL_GIF, not_found
 
 D = TypeVar("D")
 

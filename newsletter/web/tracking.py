@@ -1,6 +1,6 @@
 """Public tracking endpoints (votes) and SendGrid's Event Webhook.
 
-The open pixel and the click redirect are answered before routing, by `fast_paths.py`; this
+The open pixel and the click redirect are answered before routing, by `tracking_middleware.py`; this
 module keeps what they share with the vote page (the pixel, the no-cache headers, the 404 page).
 Every per-recipient URL carries the signed delivery token: a forged or altered token gets a
 plain 404 and records nothing. Handlers are plain `def`s (run in the thread pool) because the
@@ -23,7 +23,7 @@ from fastapi.responses import (
 
 from newsletter.db import transaction
 from newsletter.numbers import ascii_int
-from newsletter.personalize import is_sample_token, read_delivery_token
+from newsletter.security.delivery_tokens import is_sample_token, read_delivery_token
 from newsletter.settings import get_settings
 from newsletter.templating import web_environment
 from newsletter.tracking import service, webhook

@@ -18,9 +18,8 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from newsletter.numbers import ascii_int
+from newsletter.numbers import MAX_ROW_ID, ascii_int
 from newsletter.security.signing import sign, sign_many, unsign
-from newsletter.sending.models import MAX_DELIVERY_ID
 
 TOKEN_PLACEHOLDER = "__NL_TOKEN__"  # noqa: S105 - a placeholder, not a secret
 DELIVERY_PURPOSE = "delivery-v2"
@@ -83,7 +82,7 @@ def read_delivery_token(token: str) -> DeliveryLink | None:
     else:
         raw_id = unsign(LEGACY_DELIVERY_PURPOSE, token) or ""
     delivery_id = ascii_int(raw_id)
-    if delivery_id is None or not 0 < delivery_id <= MAX_DELIVERY_ID:
+    if delivery_id is None or not 0 < delivery_id <= MAX_ROW_ID:
         return None
     return DeliveryLink(delivery_id, public_id)
 

@@ -10,8 +10,7 @@ from email.policy import SMTPUTF8, default
 from email.utils import formataddr, formatdate, make_msgid, quote
 from pathlib import Path
 
-from newsletter.personalize import fill
-from newsletter.sending.message import (
+from newsletter.mail.message import (
     BatchOutcome,
     BatchResult,
     IssueContent,
@@ -21,6 +20,7 @@ from newsletter.sending.message import (
     list_id_header,
     unsubscribe_headers,
 )
+from newsletter.security.delivery_tokens import fill
 from newsletter.settings import Settings, get_settings
 
 

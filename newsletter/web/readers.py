@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from newsletter.db import transaction
 from newsletter.issues.service import latest_published_week
-from newsletter.personalize import is_sample_token, read_delivery_token
+from newsletter.security.delivery_tokens import is_sample_token, read_delivery_token
 from newsletter.tracking import service as tracking_service
 from newsletter.web.pages import flash, redirect, render, sample_link_page
 from newsletter.web.ratelimit import LoginLimiter

@@ -1,0 +1,1 @@
+"""Mail without a database: the message, the transports (outbox, SendGrid) and the choice."""
