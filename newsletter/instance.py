@@ -8,10 +8,9 @@ links were signed before links named a public id (newsletter/security/delivery_t
 from __future__ import annotations
 
 from sqlalchemy import Connection, String, Text, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from newsletter.orm import Base
+from newsletter.orm import Base, upsert_insert
 
 
 class InstanceState(Base):
@@ -37,8 +36,7 @@ def legacy_max_id(db: Session | Connection, name: str) -> int:
 def set_value(session: Session, name: str, value: str) -> None:
     """An upsert, not a read-then-write: two processes setting the same name at once (two
     schedulers' heartbeats) must not fail on the key the first one just wrote."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(InstanceState).values(name=name, value=value)
+    stmt = upsert_insert(session, InstanceState).values(name=name, value=value)
     session.execute(
         stmt.on_conflict_do_update(index_elements=["name"], set_={"value": stmt.excluded.value})
     )

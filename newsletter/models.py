@@ -7,7 +7,8 @@ from newsletter.matchups.models import Lens, Matchup, MatchupReview, MatchupTool
 from newsletter.orm import Base
 from newsletter.scheduling.models import SchedulerRun  # noqa: F401  (registers the table)
 from newsletter.sending.models import BatchStatus, Delivery, DeliveryStatus, SendBatch
-from newsletter.tracking.models import EventType, TrackingEvent, Vote
+from newsletter.tracking.models import EventType, TrackingEvent
+from newsletter.votes.models import Vote
 from subscribers.models import Subscriber, SubscriberStatus, Suppression
 
 __all__ = [

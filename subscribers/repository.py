@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session
 
 from newsletter.orm import utcnow
 from newsletter.sending.models import Delivery, SendBatch
-from newsletter.tracking.models import TrackingEvent, Vote
+from newsletter.tracking.models import TrackingEvent
+from newsletter.votes.models import Vote
 from subscribers import search as search_index
 from subscribers.addresses import scrub
 from subscribers.models import (

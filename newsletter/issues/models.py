@@ -21,6 +21,13 @@ class IssueStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+# A send under way: started, not finished (a pause keeps its claim on the audience).
+IN_SEND = (IssueStatus.SENDING, IssueStatus.PAUSED)
+# Issues readers have been sent (some of them, so far): published on the web, their matchups
+# spoken for (never picked again), their votes the "readers vs the panel" of the next issue.
+SEND_STARTED = (*IN_SEND, IssueStatus.SENT)
+
+
 class Issue(Base):
     __tablename__ = "issues"
     # Ids are in staff URLs and deliveries: never given again (0002_integrity).

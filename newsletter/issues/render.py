@@ -20,7 +20,7 @@ from newsletter.rendering.mjml import compile_mjml
 from newsletter.security.delivery_tokens import TOKEN_PLACEHOLDER
 from newsletter.sender import Sender, sender
 from newsletter.templating import TEMPLATES_DIR
-from newsletter.tracking.panel import ReadersVsPanel
+from newsletter.votes.panel import ReadersVsPanel
 
 HTML_TEMPLATE = "email/issue.mjml.j2"
 TEXT_TEMPLATE = "email/issue.txt.j2"

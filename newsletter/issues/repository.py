@@ -13,11 +13,8 @@ from typing import Any
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus
-from newsletter.matchups.models import Matchup
-
-# Issues whose matchups are spoken for: a matchup in one of them is never picked again.
-SENT_STATUSES = (IssueStatus.SENDING, IssueStatus.PAUSED, IssueStatus.SENT)
+from newsletter.issues.models import SEND_STARTED, Issue, IssueLink, IssueMatchup, IssueStatus
+from newsletter.matchups.models import Matchup, MatchupTool
 
 
 def get(session: Session, issue_id: int) -> Issue | None:
@@ -56,7 +53,7 @@ def candidate_matchups(
         .where(
             IssueMatchup.matchup_id == Matchup.id,
             IssueMatchup.excluded.is_(False),
-            Issue.status.in_(SENT_STATUSES),
+            Issue.status.in_(SEND_STARTED),
         )
     )
     if issue_id is not None:
@@ -159,9 +156,47 @@ def published_before(session: Session, week: str) -> Issue | None:
         select(Issue)
         .where(
             Issue.week < week,
-            Issue.status.in_((IssueStatus.SENDING, IssueStatus.PAUSED, IssueStatus.SENT)),
+            Issue.status.in_(SEND_STARTED),
         )
         .order_by(Issue.week.desc())
         .limit(1)
     )
     return session.scalars(stmt).one_or_none()
+
+
+def issue_matchups(session: Session, issue_id: int) -> list[tuple[int, str, list[str]]]:
+    """(matchup id, slug, [tool 0 name, tool 1 name]) of the issue's included matchups, in its
+    order."""
+    stmt = (
+        select(Matchup.id, Matchup.slug)
+        .join(IssueMatchup, IssueMatchup.matchup_id == Matchup.id)
+        .where(IssueMatchup.issue_id == issue_id, IssueMatchup.excluded.is_(False))
+        .order_by(IssueMatchup.position, Matchup.id)
+    )
+    rows = list(session.execute(stmt))
+    names: dict[int, list[str]] = {m: ["", ""] for m, _ in rows}
+    if rows:
+        tools = select(MatchupTool.matchup_id, MatchupTool.position, MatchupTool.name).where(
+            MatchupTool.matchup_id.in_(names)
+        )
+        for matchup_id, position, name in session.execute(tools):
+            names[matchup_id][position] = name
+    return [(m, slug, names[m]) for m, slug in rows]
+
+
+def matchup_in_issue(session: Session, issue_id: int, matchup_id: int) -> bool:
+    stmt = select(IssueMatchup.id).where(
+        IssueMatchup.issue_id == issue_id, IssueMatchup.matchup_id == matchup_id
+    )
+    return session.scalars(stmt).first() is not None
+
+
+def latest_sent_issue_id(session: Session) -> int | None:
+    """The issue whose send started last (sending, paused or sent)."""
+    stmt = (
+        select(Issue.id)
+        .where(Issue.status.in_(SEND_STARTED))
+        .order_by(Issue.send_started_at.desc().nulls_last(), Issue.id.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).first()

@@ -30,8 +30,8 @@ from newsletter.matchups.models import Matchup
 from newsletter.orm import utcnow
 from newsletter.security.delivery_tokens import PREVIEW_TOKEN, fill
 from newsletter.settings import get_settings
-from newsletter.tracking.panel import ReadersVsPanel
-from newsletter.tracking.service import community_split, last_week_readers
+from newsletter.votes import service as votes
+from newsletter.votes.panel import ReadersVsPanel
 
 EDITABLE = (IssueStatus.DRAFT, IssueStatus.APPROVED, IssueStatus.SCHEDULED)
 CANCELLABLE = (IssueStatus.DRAFT, IssueStatus.APPROVED, IssueStatus.SCHEDULED, IssueStatus.PAUSED)
@@ -357,10 +357,21 @@ def draft_preview(session: Session, issue_id: int, draft: Draft) -> tuple[str, s
 
 
 def _community(session: Session, matchup: Matchup) -> CommunityVote | None:
-    pct, votes = community_split(session, matchup.id)
-    if not votes or pct is None:
+    pct, count = votes.community_split(session, matchup.id)
+    if not count or pct is None:
         return None  # no newsletter votes yet: the site's own figure stands
-    return CommunityVote(pct, 100 - pct, votes)
+    return CommunityVote(pct, 100 - pct, count)
+
+
+def last_week_readers(session: Session, week: str) -> ReadersVsPanel | None:
+    """The block an issue opens with: the votes on the latest issue readers received before
+    `week`."""
+    previous = repository.published_before(session, week)
+    if previous is None:
+        return None
+    return votes.readers_vs_panel(
+        session, previous.week, repository.issue_matchups(session, previous.id)
+    )
 
 
 class _Listed(Protocol):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from newsletter.db import transaction
 from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
-from newsletter.issues.models import IssueStatus
+from newsletter.issues.models import SEND_STARTED, IssueStatus
 from newsletter.scheduling import repository
 from newsletter.scheduling.clock import Clock, SystemClock
 from newsletter.scheduling.models import RunStatus
@@ -298,7 +298,7 @@ class Scheduler:
                         "send %s: issue %d was cancelled by an editor, not sent", week, issue_id
                     )
                 return
-            if status in (IssueStatus.SENDING, IssueStatus.PAUSED, IssueStatus.SENT):
+            if status in SEND_STARTED:
                 repository.settle(session, run_id, now=now, detail=f"issue {status.value}")
                 return
             if status == IssueStatus.SCHEDULED:

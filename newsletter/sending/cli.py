@@ -19,7 +19,7 @@ import typer
 from newsletter.cli_support import JsonOption, fail, is_terminal, print_json, warn
 from newsletter.db import transaction
 from newsletter.issues.cli import app
-from newsletter.issues.models import IssueStatus
+from newsletter.issues.models import IN_SEND, IssueStatus
 from newsletter.mail.transport import get_transport
 from newsletter.numbers import ascii_int
 from newsletter.sending import repository, service
@@ -227,7 +227,7 @@ def cancel(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
     try:
         with transaction() as session:
             status = repository.issue_status(session, issue_id)
-            if status in (IssueStatus.SENDING, IssueStatus.PAUSED):
+            if status in IN_SEND:
                 service.cancel_send(session, issue_id)
             elif status is None:
                 fail(f"issue {issue_id} does not exist")

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from newsletter.issues.models import IssueStatus
+from newsletter.issues.models import IN_SEND, IssueStatus
 from newsletter.issues.service import frozen_content
 from newsletter.mail.message import (
     OutgoingMessage,
@@ -117,7 +117,7 @@ def cancel_send(session: Session, issue_id: int, *, now: datetime | None = None)
     if not repository.transition_issue(
         session,
         issue_id,
-        allowed_from=(IssueStatus.SENDING, IssueStatus.PAUSED),
+        allowed_from=IN_SEND,
         to=IssueStatus.CANCELLED,
         now=now,
     ):

@@ -1,4 +1,4 @@
-"""Normalised tracking events (first-party and SendGrid's) and community votes."""
+"""Normalised tracking events (first-party and SendGrid's). Votes are newsletter.votes'."""
 
 from __future__ import annotations
 
@@ -9,13 +9,10 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    CheckConstraint,
     ForeignKey,
     Index,
-    Integer,
     String,
     Text,
-    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -70,29 +67,3 @@ class TrackingEvent(Base):
     # The keyed address hash (subscribers/addresses.py) of a provider event that matched no
     # delivery (a confirmation or test mail): how erasing the person finds it.
     email_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-
-
-class Vote(Base):
-    """One vote per subscriber per matchup; the latest one counts."""
-
-    __tablename__ = "votes"
-    __table_args__ = (
-        UniqueConstraint("delivery_id", "matchup_id"),
-        CheckConstraint("tool IN (0, 1)", name="tool_0_or_1"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    delivery_id: Mapped[int | None] = mapped_column(
-        ForeignKey("deliveries.id", ondelete="SET NULL"), nullable=True
-    )
-    subscriber_id: Mapped[int | None] = mapped_column(
-        ForeignKey("subscribers.id", ondelete="SET NULL"), nullable=True, index=True
-    )
-    # community_split() reads every vote of one matchup.
-    matchup_id: Mapped[int] = mapped_column(
-        ForeignKey("matchups.id", ondelete="CASCADE"), index=True
-    )
-    tool: Mapped[int] = mapped_column(Integer)
-    # A machine's vote is kept for the record but never counted, and never replaces a person's.
-    machine: Mapped[bool] = mapped_column(Boolean, default=False)
-    voted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

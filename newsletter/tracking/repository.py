@@ -1,4 +1,5 @@
-"""All SQL on tracking_events and votes, and the read-only joins the numbers need.
+"""All SQL on tracking_events, and the read-only joins the numbers need (votes are written by
+newsletter.votes).
 
 Writes use Core inserts rather than ORM objects: a pixel hit or a 1,000-event webhook post is
 one statement, not a unit of work.
@@ -11,14 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, bindparam, distinct, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, and_, bindparam, distinct, func, select
 from sqlalchemy.orm import Session
 
-from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus
-from newsletter.matchups.models import Matchup, MatchupTool
+from newsletter.issues.models import Issue, IssueLink
+from newsletter.matchups.models import MatchupTool
+from newsletter.orm import upsert_insert
 from newsletter.sending.models import Delivery
-from newsletter.tracking.models import EventType, TrackingEvent, Vote
+from newsletter.tracking.models import EventType, TrackingEvent
+from newsletter.votes.models import Vote
 from subscribers.models import Subscriber
 
 
@@ -43,13 +45,6 @@ class HitTarget:
     delivery: DeliveryInfo
     link_url: str | None
     link_matchup_id: int | None
-
-
-def _upsert_insert(session: Session, table: Any) -> Any:
-    # ON CONFLICT is spelled the same on both engines but built by each dialect's insert().
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 # --- events -----------------------------------------------------------------------------------
@@ -87,7 +82,7 @@ def insert_new_provider_events(session: Session, rows: Sequence[dict[str, Any]])
         return set()
     table = TrackingEvent.__table__
     stmt = (
-        _upsert_insert(session, table)
+        upsert_insert(session, table)
         .on_conflict_do_nothing(index_elements=["provider_event_id"])
         .returning(table.c.provider_event_id)
     )
@@ -161,62 +156,6 @@ def hit_target(
     return HitTarget(info, row[5], row[6])
 
 
-# --- votes ------------------------------------------------------------------------------------
-
-
-def upsert_vote(
-    session: Session,
-    *,
-    delivery_id: int,
-    subscriber_id: int | None,
-    matchup_id: int,
-    tool: int,
-    machine: bool,
-    voted_at: datetime,
-) -> bool:
-    """One vote per delivery and matchup, the latest counting; a machine's vote never
-    replaces a person's. True if the row was written."""
-    insert = _upsert_insert(session, Vote).values(
-        delivery_id=delivery_id,
-        subscriber_id=subscriber_id,
-        matchup_id=matchup_id,
-        tool=tool,
-        machine=machine,
-        voted_at=voted_at,
-    )
-    stmt = insert.on_conflict_do_update(
-        index_elements=["delivery_id", "matchup_id"],
-        set_={
-            "tool": insert.excluded.tool,
-            "machine": insert.excluded.machine,
-            "voted_at": insert.excluded.voted_at,
-        },
-        where=or_(Vote.machine.is_(True), insert.excluded.machine.is_(False)),
-    )
-    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
-
-
-def vote_of(session: Session, delivery_id: int, matchup_id: int) -> Vote | None:
-    stmt = select(Vote).where(Vote.delivery_id == delivery_id, Vote.matchup_id == matchup_id)
-    return session.scalars(stmt).one_or_none()
-
-
-def human_vote_counts(session: Session, matchup_ids: Iterable[int]) -> dict[int, list[int]]:
-    """Per matchup, [votes for tool 0, votes for tool 1], people only."""
-    ids = sorted(set(matchup_ids))
-    counts: dict[int, list[int]] = {m: [0, 0] for m in ids}
-    if not ids:
-        return counts
-    stmt = (
-        select(Vote.matchup_id, Vote.tool, func.count())
-        .where(Vote.matchup_id.in_(ids), Vote.machine.is_(False))
-        .group_by(Vote.matchup_id, Vote.tool)
-    )
-    for matchup_id, tool, count in session.execute(stmt):
-        counts[matchup_id][tool] = count
-    return counts
-
-
 # --- the numbers ------------------------------------------------------------------------------
 
 
@@ -283,72 +222,7 @@ def human_clicks_by(
     return {key: n for key, n in session.execute(stmt)}
 
 
-def issue_matchups(session: Session, issue_id: int) -> list[tuple[int, str, list[str]]]:
-    """(matchup id, slug, [tool 0 name, tool 1 name]) in the issue's order."""
-    stmt = (
-        select(Matchup.id, Matchup.slug)
-        .join(IssueMatchup, IssueMatchup.matchup_id == Matchup.id)
-        .where(IssueMatchup.issue_id == issue_id, IssueMatchup.excluded.is_(False))
-        .order_by(IssueMatchup.position, Matchup.id)
-    )
-    rows = list(session.execute(stmt))
-    names: dict[int, list[str]] = {m: ["", ""] for m, _ in rows}
-    if rows:
-        tools = select(MatchupTool.matchup_id, MatchupTool.position, MatchupTool.name).where(
-            MatchupTool.matchup_id.in_(names)
-        )
-        for matchup_id, position, name in session.execute(tools):
-            names[matchup_id][position] = name
-    return [(m, slug, names[m]) for m, slug in rows]
-
-
-def matchup_in_issue(session: Session, issue_id: int, matchup_id: int) -> bool:
-    stmt = select(IssueMatchup.id).where(
-        and_(IssueMatchup.issue_id == issue_id, IssueMatchup.matchup_id == matchup_id)
-    )
-    return session.scalars(stmt).first() is not None
-
-
-def latest_sent_issue_id(session: Session) -> int | None:
-    """The issue whose send started last (sending, paused or sent)."""
-    stmt = (
-        select(Issue.id)
-        .where(Issue.status.in_([IssueStatus.SENDING, IssueStatus.PAUSED, IssueStatus.SENT]))
-        .order_by(Issue.send_started_at.desc().nulls_last(), Issue.id.desc())
-        .limit(1)
-    )
-    return session.scalars(stmt).first()
-
-
-# --- readers against the panel ----------------------------------------------------------------
-
-
-def panel_and_votes(
-    session: Session, issue_id: int
-) -> list[tuple[int, str, tuple[str, str], tuple[int, int], tuple[int, int]]]:
-    """Per matchup of an issue, in its order: (id, slug, tool names, panel ship %, people's
-    votes per tool)."""
-    matchups = issue_matchups(session, issue_id)
-    if not matchups:
-        return []
-    ids = [m for m, _, _ in matchups]
-    panel: dict[int, list[int]] = {m: [0, 0] for m in ids}
-    stmt = select(MatchupTool.matchup_id, MatchupTool.position, MatchupTool.panel_ship_pct).where(
-        MatchupTool.matchup_id.in_(ids)
-    )
-    for matchup_id, position, pct in session.execute(stmt):
-        panel[matchup_id][position] = pct
-    votes = human_vote_counts(session, ids)
-    return [
-        (
-            m,
-            slug,
-            (names[0], names[1]),
-            (panel[m][0], panel[m][1]),
-            (votes[m][0], votes[m][1]),
-        )
-        for m, slug, names in matchups
-    ]
+# --- a reader's own record ------------------------------------------------------------------
 
 
 def reader_votes(session: Session, subscriber_id: int) -> list[tuple[str, int, int, int]]:

@@ -30,14 +30,9 @@ from newsletter.tracking import repository
 from newsletter.tracking.events import NormalisedEvent, SendGridEvents
 from newsletter.tracking.machines import is_machine_hit
 from newsletter.tracking.models import EventType
-from newsletter.tracking.panel import (
-    ReaderRecord,
-    ReadersVsPanel,
-    ReaderVote,
-    Tally,
-    reader_record,
-)
 from newsletter.tracking.repository import DeliveryInfo
+from newsletter.votes import service as votes
+from newsletter.votes.panel import ReaderRecord, ReadersVsPanel, ReaderVote, reader_record
 from subscribers import service as subscribers_service
 
 FIRST_PARTY = "first_party"
@@ -243,11 +238,13 @@ def record_vote(
     if info is None or info.subscriber_id is None or tool not in (0, 1):
         return VoteResult(VoteOutcome.NOT_FOUND)
     matchup = matchups_repository.get_by_slug(session, slug)
-    if matchup is None or not repository.matchup_in_issue(session, info.issue_id, matchup.id):
+    if matchup is None or not issues_repository.matchup_in_issue(
+        session, info.issue_id, matchup.id
+    ):
         return VoteResult(VoteOutcome.NOT_FOUND)
     at = _now(now)
     machine = not confirmed and _machine(info, user_agent, client_ip, at)
-    repository.upsert_vote(
+    votes.cast(
         session,
         delivery_id=info.id,
         subscriber_id=info.subscriber_id,
@@ -271,40 +268,18 @@ def record_vote(
             received_at=at,
             user_agent=_agent(info, user_agent),
         )
-    pct, votes = community_split(session, matchup.id)
+    pct, count = votes.community_split(session, matchup.id)
     if machine:
-        return VoteResult(VoteOutcome.NEEDS_CONFIRMATION, matchup, tool, pct, votes)
+        return VoteResult(VoteOutcome.NEEDS_CONFIRMATION, matchup, tool, pct, count)
     record = reader_agreement(session, info.subscriber_id)
-    return VoteResult(VoteOutcome.COUNTED, matchup, tool, pct, votes, record)
-
-
-def community_split(session: Session, matchup_id: int) -> tuple[int | None, int]:
-    """(percentage of people's votes for tool 0, rounded; None without votes, number of votes).
-
-    Machines' votes are not counted; erased subscribers' votes are (anonymously).
-    """
-    tool0, tool1 = repository.human_vote_counts(session, [matchup_id])[matchup_id]
-    total = tool0 + tool1
-    if total == 0:
-        return None, 0
-    return round(100 * tool0 / total), total
+    return VoteResult(VoteOutcome.COUNTED, matchup, tool, pct, count, record)
 
 
 def readers_vs_panel(session: Session, issue_id: int, week: str) -> ReadersVsPanel | None:
     """People's votes on one issue beside the panel's picks; None when nobody voted."""
-    tallies = tuple(
-        Tally(matchup_id, slug, names, panel, votes)
-        for matchup_id, slug, names, panel, votes in repository.panel_and_votes(session, issue_id)
-        if votes[0] + votes[1]
+    return votes.readers_vs_panel(
+        session, week, issues_repository.issue_matchups(session, issue_id)
     )
-    return ReadersVsPanel(week, tallies) if tallies else None
-
-
-def last_week_readers(session: Session, week: str) -> ReadersVsPanel | None:
-    """The block an issue opens with: the votes on the latest issue readers received before
-    `week`."""
-    previous = issues_repository.published_before(session, week)
-    return readers_vs_panel(session, previous.id, previous.week) if previous else None
 
 
 def reader_agreement(session: Session, subscriber_id: int | None) -> ReaderRecord | None:
@@ -454,7 +429,7 @@ class IssueNotFound(LookupError):
 
 
 def latest_sent_issue_id(session: Session) -> int | None:
-    return repository.latest_sent_issue_id(session)
+    return issues_repository.latest_sent_issue_id(session)
 
 
 def issue_stats(session: Session, issue_id: int) -> dict[str, Any]:
@@ -474,8 +449,8 @@ def issue_stats(session: Session, issue_id: int) -> dict[str, Any]:
     opens_unique = human(EventType.OPENED)
     # The outbox transport and a missing webhook leave no delivered events: fall back to sent.
     denominator = delivered or sent
-    matchups = repository.issue_matchups(session, issue_id)
-    votes = repository.human_vote_counts(session, (m for m, _, _ in matchups))
+    matchups = issues_repository.issue_matchups(session, issue_id)
+    counts_by_matchup = votes.human_vote_counts(session, [m for m, _, _ in matchups])
     clicks_by_matchup = repository.human_clicks_by(session, issue_id, "matchup_id")
     clicks_by_link = repository.human_clicks_by(session, issue_id, "link_key")
     return {
@@ -508,11 +483,11 @@ def issue_stats(session: Session, issue_id: int) -> dict[str, Any]:
                     {
                         "tool": position,
                         "name": names[position],
-                        "votes": votes[matchup_id][position],
+                        "votes": counts_by_matchup[matchup_id][position],
                     }
                     for position in (0, 1)
                 ],
-                "community_pct": community_split(session, matchup_id)[0],
+                "community_pct": votes.community_split(session, matchup_id)[0],
             }
             for matchup_id, slug, names in matchups
         ],

@@ -22,21 +22,21 @@ from newsletter import paths
 from newsletter.db import transaction
 from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
-from newsletter.issues.models import Issue, IssueStatus
+from newsletter.issues.models import SEND_STARTED, Issue
 from newsletter.orm import utcnow
 from newsletter.settings import get_settings
-from newsletter.tracking.service import community_split, readers_vs_panel
+from newsletter.tracking.service import readers_vs_panel
+from newsletter.votes.service import community_split
 from newsletter.web.headers import EMAIL_PREVIEW_CSP
 from newsletter.web.pages import render
 
 router = APIRouter(tags=["archive"], include_in_schema=False)
 
-PUBLISHED = (IssueStatus.SENDING, IssueStatus.PAUSED, IssueStatus.SENT)
 ATOM = "http://www.w3.org/2005/Atom"
 
 
 def _published(session: Session) -> list[Issue]:
-    return [i for i in issues_repository.list_all(session) if i.status in PUBLISHED]
+    return [i for i in issues_repository.list_all(session) if i.status in SEND_STARTED]
 
 
 def _when(issue: Issue) -> datetime:
@@ -108,7 +108,7 @@ def feed() -> Response:
 def web_version(request: Request, week: str) -> Response:
     with transaction() as session:
         issue = issues_repository.get_by_week(session, week)
-        html = issues.public_html(session, week) if issue and issue.status in PUBLISHED else None
+        html = issues.public_html(session, week) if issue and issue.status in SEND_STARTED else None
         coming = issue is not None and issue.status in issues.EDITABLE
     if html is None and coming:
         # The "view in browser" link of a preview or a test copy: the address is the one the
@@ -137,7 +137,7 @@ def public_vote(request: Request, week: str, slug: str) -> Response:
     with transaction() as session:
         issue = issues_repository.get_by_week(session, week)
         matchup = None
-        if issue is not None and issue.status in PUBLISHED:
+        if issue is not None and issue.status in SEND_STARTED:
             included = {i.matchup_id for i in issue.items if not i.excluded}
             found = issues_repository.matchups_of(session, issue)
             matchup = next((m for m in found.values() if m.slug == slug and m.id in included), None)

@@ -22,7 +22,7 @@ from newsletter.db import transaction
 from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
 from newsletter.issues import verdicts
-from newsletter.issues.models import Issue, IssueStatus
+from newsletter.issues.models import IN_SEND, Issue, IssueStatus
 from newsletter.orm import utcnow
 from newsletter.scheduling import repository as scheduling_repository
 from newsletter.sending.repository import skipped_reasons
@@ -39,8 +39,6 @@ router = APIRouter(
     dependencies=[Depends(require_staff), Depends(csrf.require_csrf)],
     include_in_schema=False,
 )
-
-LIVE = (IssueStatus.SENDING, IssueStatus.PAUSED)
 
 
 def _issue_or_404(session: Session, issue_id: int) -> Issue:
@@ -86,7 +84,7 @@ def issues_list(request: Request) -> Response:
     with transaction() as session:
         rows = []
         for issue in issues_repository.list_all(session):
-            progress = _progress(session, issue.id) if issue.status in LIVE else None
+            progress = _progress(session, issue.id) if issue.status in IN_SEND else None
             rows.append({"issue": issue, "progress": progress})
     live = any(row["progress"] is not None for row in rows)
     return render(request, "web/editor/issues.html", {"rows": rows, "live": live})
@@ -139,7 +137,7 @@ def issue_page(request: Request, issue_id: int, staff: Staff) -> Response:
         content = issues.content(session, issue)
         _, text = _saved_preview(session, issue)
         progress = (
-            _progress(session, issue_id) if issue.status in (*LIVE, IssueStatus.SENT) else None
+            _progress(session, issue_id) if issue.status in (*IN_SEND, IssueStatus.SENT) else None
         )
         uncertain = _uncertain(session, issue_id) if progress and progress.get("uncertain") else []
         skipped = skipped_reasons(session, issue_id) if progress and progress.get("skipped") else []
@@ -493,7 +491,7 @@ def cancel_page(request: Request, issue_id: int) -> Response:
     with transaction() as session:
         issue = _issue_or_404(session, issue_id)
         week, status = issue.week, issue.status
-        progress = _progress(session, issue_id) if status in LIVE else None
+        progress = _progress(session, issue_id) if status in IN_SEND else None
     if progress is not None:
         left = progress.get("queued", 0) + progress.get("in_flight", 0)
         consequences = [
@@ -524,7 +522,7 @@ def cancel(
 
     def action(session: Session) -> str:
         issue = _issue_or_404(session, issue_id)
-        if issue.status in LIVE:
+        if issue.status in IN_SEND:
             skipped = sending.cancel_send(session, issue_id)
             return f"Sending cancelled: {skipped} deliveries not yet handed off were skipped."
         issue = issues.cancel(session, issue_id)

@@ -23,13 +23,14 @@ from newsletter.db import transaction
 from newsletter.security.delivery_tokens import DELIVERY_PURPOSE, delivery_token
 from newsletter.security.signing import sign
 from newsletter.settings import reset_settings
-from newsletter.tracking.models import TrackingEvent, Vote
+from newsletter.tracking.models import TrackingEvent
 from newsletter.tracking.webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     encode_public_key,
     sign_payload,
 )
+from newsletter.votes.models import Vote
 from newsletter.web.bodylimit import DEFAULT_LIMIT
 from subscribers.models import Subscriber, SubscriberStatus, Suppression
 from tests.tracking.conftest import BROWSER, World, build_world

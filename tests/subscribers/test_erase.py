@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from newsletter.matchups.models import Matchup
 from newsletter.orm import Base
 from newsletter.sending.models import Delivery
-from newsletter.tracking.models import EventType, TrackingEvent, Vote
+from newsletter.tracking.models import EventType, TrackingEvent
+from newsletter.votes.models import Vote
 from subscribers.models import Subscriber, Suppression
 from tests.subscribers.factories import active_subscriber, delivery_for
 from tests.subscribers.helpers import cli, client

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
-from newsletter.tracking import service as tracking
+from newsletter.votes import service as votes
 from tests.tracking.conftest import World
 
 
@@ -32,6 +32,6 @@ def test_votes_through_the_web_change_the_verdict_sentence(
         assert response.status_code == 200
 
     db.expire_all()
-    assert tracking.community_split(db, world.matchups[0]) == (0, 3)
+    assert votes.community_split(db, world.matchups[0]) == (0, 3)
     line = _community_line(db, world, slug)
     assert "Windsurf" in line and "100%" in line and "3" in line

@@ -13,8 +13,9 @@ from newsletter.issues.models import Issue, IssueLink, IssueStatus
 from newsletter.security.delivery_tokens import delivery_token
 from newsletter.security.signing import sign
 from newsletter.settings import reset_settings
-from newsletter.tracking.models import EventType, TrackingEvent, Vote
-from newsletter.tracking.service import community_split
+from newsletter.tracking.models import EventType, TrackingEvent
+from newsletter.votes.models import Vote
+from newsletter.votes.service import community_split
 from newsletter.web.tracking import PIXEL_GIF
 from subscribers import service as subscribers_service
 from subscribers.models import Subscriber

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
 from newsletter.issues.weeks import week_bounds, week_of
-from newsletter.tracking.panel import ReadersVsPanel as Block
-from newsletter.tracking.panel import ReaderVote, Tally, reader_record, readers_summary
+from newsletter.votes.panel import ReadersVsPanel as Block
+from newsletter.votes.panel import ReaderVote, Tally, reader_record, readers_summary
 from newsletter.web.app import create_app
 from tests.issues.helpers import add_matchups, generated, path_of, send_week, text_of, vote_links
 from tests.subscribers.helpers import cli, outbox

@@ -72,7 +72,8 @@ def test_head_answers_like_get_without_a_body(anon: TestClient, draft_issue: int
 def test_head_on_a_tracking_url_records_nothing(anon: TestClient, draft_issue: int) -> None:
     """A link checker's HEAD is no reader's open, click or vote."""
     from newsletter.security.delivery_tokens import delivery_token
-    from newsletter.tracking.models import TrackingEvent, Vote
+    from newsletter.tracking.models import TrackingEvent
+    from newsletter.votes.models import Vote
 
     token = delivery_token(1, "nobody")
     for path in (f"/o/{token}.gif", f"/c/{token}/l0", f"/v/{token}/any/0"):

@@ -139,7 +139,8 @@ def test_test_copies_go_to_several_addresses_and_every_link_works_and_records_no
     anon: TestClient, draft_issue: int, isolated_env: Path
 ) -> None:
     from newsletter.cli import app
-    from newsletter.tracking.models import TrackingEvent, Vote
+    from newsletter.tracking.models import TrackingEvent
+    from newsletter.votes.models import Vote
 
     send_issue(draft_issue, ["reader@example.com"])
     for old in (isolated_env / "outbox").glob("*.eml"):

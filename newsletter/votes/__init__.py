@@ -1,0 +1,1 @@
+"""Readers' votes on matchups: the one table they live in, their counts, readers vs the panel."""
