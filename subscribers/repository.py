@@ -14,7 +14,6 @@ from sqlalchemy import (
     Insert,
     Row,
     Select,
-    and_,
     bindparam,
     column,
     delete,
@@ -32,9 +31,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from newsletter.orm import utcnow
-from newsletter.sending.models import Delivery, SendBatch
-from newsletter.tracking.models import TrackingEvent
-from newsletter.votes.models import Vote
 from subscribers import search as search_index
 from subscribers.addresses import scrub
 from subscribers.models import (
@@ -255,140 +251,6 @@ def mark_erased(session: Session, email_hash: str, scrub_email: str) -> None:
         .where(Suppression.email_hash == email_hash)
         .values(erased_at=utcnow(), detail=scrub(detail or "", scrub_email))
     )
-
-
-def scrub_activity(session: Session, subscriber_id: int, email: str, email_hash: str) -> None:
-    """Remove what names the person from every record before the row goes.
-
-    Events keep their type, time, issue and link (the counts), but not the provider's raw
-    payload (SendGrid's carries the address), the user agent, or a detail naming the address;
-    that holds for events about mail outside the ledger too (confirmations, test copies),
-    found by the address hash they were stored with. Errors of their deliveries and batches
-    lose the address in any letter case. The tracking and sending tables have no erasure hook
-    of their own yet, so it lives here.
-    """
-    deliveries = select(Delivery.id).where(Delivery.subscriber_id == subscriber_id)
-    events = session.execute(
-        select(TrackingEvent.id, TrackingEvent.detail).where(
-            or_(
-                TrackingEvent.delivery_id.in_(deliveries),
-                TrackingEvent.email_hash == email_hash,
-            )
-        )
-    ).all()
-    for event_id, detail in events:
-        session.execute(
-            update(TrackingEvent)
-            .where(TrackingEvent.id == event_id)
-            .values(
-                raw=None,
-                user_agent=None,
-                email_hash=None,
-                detail=scrub(detail, email) if detail else detail,
-            )
-            .execution_options(synchronize_session=False)
-        )
-    for model, ids in (
-        (Delivery, deliveries),
-        (SendBatch, select(Delivery.batch_id).where(Delivery.subscriber_id == subscriber_id)),
-    ):
-        for row_id, error in session.execute(
-            select(model.id, model.error).where(model.id.in_(ids), model.error.is_not(None))
-        ):
-            cleaned = scrub(error or "", email)
-            if cleaned != error:
-                session.execute(
-                    update(model)
-                    .where(model.id == row_id)
-                    .values(error=cleaned)
-                    .execution_options(synchronize_session=False)
-                )
-
-
-def activity(session: Session, subscriber_id: int) -> dict[str, list[dict[str, Any]]]:
-    """What the service recorded about a person's mail, for their own data export."""
-    deliveries = session.execute(
-        select(Delivery.id, Delivery.issue_id, Delivery.status, Delivery.sent_at)
-        .where(Delivery.subscriber_id == subscriber_id)
-        .order_by(Delivery.id)
-    ).all()
-    events = session.execute(
-        select(TrackingEvent.type, TrackingEvent.issue_id, TrackingEvent.occurred_at)
-        .join(Delivery, Delivery.id == TrackingEvent.delivery_id)
-        .where(Delivery.subscriber_id == subscriber_id)
-        .order_by(TrackingEvent.occurred_at, TrackingEvent.id)
-    ).all()
-    votes = session.execute(
-        select(Vote.matchup_id, Vote.tool, Vote.voted_at)
-        .where(Vote.subscriber_id == subscriber_id)
-        .order_by(Vote.voted_at)
-    ).all()
-    return {
-        "deliveries": [
-            {"issue_id": d.issue_id, "status": str(d.status), "sent_at": d.sent_at}
-            for d in deliveries
-        ],
-        "events": [
-            {"type": str(e.type), "issue_id": e.issue_id, "at": e.occurred_at} for e in events
-        ],
-        "votes": [{"matchup_id": v.matchup_id, "tool": v.tool, "at": v.voted_at} for v in votes],
-    }
-
-
-HISTORY_ROWS = 200  # per kind, newest first: a page, not an export (that is personal_data)
-
-
-def history(session: Session, subscriber_id: int) -> dict[str, list[dict[str, Any]]]:
-    """A person's mail for the admin page, newest first: deliveries with their issue's week,
-    opens and clicks (with the link's label), and votes with the matchup."""
-    from newsletter.issues.models import Issue, IssueLink
-    from newsletter.matchups.models import Matchup, MatchupTool
-
-    deliveries = session.execute(
-        select(Delivery.id, Issue.week, Delivery.issue_id, Delivery.status, Delivery.sent_at)
-        .join(Issue, Issue.id == Delivery.issue_id)
-        .where(Delivery.subscriber_id == subscriber_id)
-        .order_by(Delivery.id.desc())
-        .limit(HISTORY_ROWS)
-    ).all()
-    events = session.execute(
-        select(
-            TrackingEvent.type,
-            Issue.week,
-            TrackingEvent.occurred_at,
-            TrackingEvent.machine,
-            IssueLink.label,
-            IssueLink.url,
-        )
-        .join(Delivery, Delivery.id == TrackingEvent.delivery_id)
-        .join(Issue, Issue.id == Delivery.issue_id)
-        .outerjoin(
-            IssueLink,
-            and_(
-                IssueLink.issue_id == TrackingEvent.issue_id,
-                IssueLink.key == TrackingEvent.link_key,
-            ),
-        )
-        .where(Delivery.subscriber_id == subscriber_id)
-        .order_by(TrackingEvent.occurred_at.desc(), TrackingEvent.id.desc())
-        .limit(HISTORY_ROWS)
-    ).all()
-    votes = session.execute(
-        select(Matchup.title, MatchupTool.name.label("tool"), Vote.voted_at, Vote.machine)
-        .join(Matchup, Matchup.id == Vote.matchup_id)
-        .join(
-            MatchupTool,
-            and_(MatchupTool.matchup_id == Vote.matchup_id, MatchupTool.position == Vote.tool),
-        )
-        .where(Vote.subscriber_id == subscriber_id)
-        .order_by(Vote.voted_at.desc())
-        .limit(HISTORY_ROWS)
-    ).all()
-    return {
-        "deliveries": [dict(row._mapping) for row in deliveries],
-        "events": [dict(row._mapping) for row in events],
-        "votes": [dict(row._mapping) for row in votes],
-    }
 
 
 def rename(session: Session, subscriber_id: int, name: str) -> bool:

@@ -18,9 +18,7 @@ from sqlalchemy.orm import Session
 from newsletter.instance import legacy_max_id
 from newsletter.numbers import ascii_int
 from newsletter.orm import utcnow
-from newsletter.security.delivery_tokens import LEGACY_MAX_DELIVERY_ID, read_delivery_token
 from newsletter.security.signing import sign, unsign
-from newsletter.sending import repository as sending_repository
 from subscribers import repository
 from subscribers.addresses import InvalidAddress, address_hash, normalise
 from subscribers.models import Subscriber, SubscriberStatus, Suppression
@@ -93,20 +91,10 @@ def subscriber_token(public_id: str) -> str:
     return sign(SUBSCRIBER_PURPOSE, public_id, expires_in=SUBSCRIBER_TOKEN_TTL_SECONDS)
 
 
-def resolve_token(session: Session, token: str) -> Subscriber | None:
-    """The subscriber an unsubscribe/preferences link is for: a delivery token from an issue,
-    or a subscriber token. None for a bad, expired or erased one, and for one made for someone
-    else than the delivery's or id's holder now."""
-    link = read_delivery_token(token)
-    if link is not None:
-        delivery = sending_repository.get_delivery(session, link.delivery_id)
-        if delivery is None or delivery.subscriber_id is None:
-            return None
-        subscriber = repository.get(session, delivery.subscriber_id)
-        legacy_max = 0 if link.public_id else legacy_max_id(session, LEGACY_MAX_DELIVERY_ID)
-        if subscriber is None or not link.holds_for(subscriber.public_id, legacy_max):
-            return None
-        return subscriber
+def resolve_subscriber_token(session: Session, token: str) -> Subscriber | None:
+    """The subscriber a subscriber token (not a delivery's) names; None for a bad, expired or
+    erased one. Links from an issue carry a delivery token: newsletter/people/links.py reads
+    both."""
     public_id = unsign(SUBSCRIBER_PURPOSE, token)
     if public_id is not None:
         return repository.get_by_public_id(session, public_id)
@@ -141,6 +129,10 @@ def _read_confirmation(session: Session, token: str) -> tuple[Subscriber | None,
 
 
 # --- joining --------------------------------------------------------------------------------
+
+
+def get(session: Session, subscriber_id: int) -> Subscriber | None:
+    return repository.get(session, subscriber_id)
 
 
 def find(session: Session, raw_email: str) -> Subscriber | None:
@@ -414,47 +406,44 @@ def set_tracking_opt_out(session: Session, subscriber_id: int, opt_out: bool) ->
     repository.set_flags(session, subscriber_id, tracking_opt_out=opt_out)
 
 
-def erase(session: Session, subscriber_id: int, *, compact: bool = True) -> bool:
-    """GDPR erasure: the row goes, the keyed hash stays on the suppression list (so an import
-    or an admin cannot put the address back), past deliveries and events stay counted with
-    no link to the person, and the search index forgets the address (`compact`; a bulk
-    erasure compacts once at the end)."""
-    subscriber = repository.get(session, subscriber_id)
-    if subscriber is None:
-        return False
-    repository.scrub_activity(session, subscriber.id, subscriber.email, subscriber.email_hash)
+def forget(session: Session, subscriber: Subscriber, *, compact: bool = True) -> None:
+    """The subscribers' part of an erasure (newsletter/people/erasure.py asks every owner in
+    turn): the row goes, the keyed hash stays on the suppression list marked erased (so an
+    import or an admin cannot put the address back), and the search index forgets the address
+    (`compact`; a bulk erasure compacts once at the end)."""
     repository.mark_erased(session, subscriber.email_hash, subscriber.email)
     repository.delete_subscriber(session, subscriber.id)
     if compact:
         repository.compact_search_index(session)
-    return True
+
+
+def compact_search_index(session: Session) -> None:
+    repository.compact_search_index(session)
 
 
 class BulkAction(enum.StrEnum):
     UNSUBSCRIBE = "unsubscribe"
     PAUSE = "pause"
     RESUME = "resume"
-    ERASE = "erase"
+    ERASE = "erase"  # carried out by newsletter/people/erasure.py: every owner forgets
 
 
 def apply_bulk(session: Session, action: BulkAction, subscriber_ids: list[int]) -> int:
-    """One action on many subscribers through the same steps as one at a time (suppression,
-    scrubbing), in the caller's transaction: all of them or, on an error, none. Returns how
-    many changed."""
+    """One action on many subscribers through the same steps as one at a time (suppression),
+    in the caller's transaction: all of them or, on an error, none. Returns how many changed.
+    Erasure spans every domain and is `newsletter.people.erasure.apply_bulk`'s."""
+    if action is BulkAction.ERASE:
+        raise ValueError("erasure is newsletter.people.erasure's: every owner forgets the person")
     changed = 0
     for subscriber_id in subscriber_ids:
         if action is BulkAction.UNSUBSCRIBE:
             changed += unsubscribe(session, subscriber_id, reason="admin")
-        elif action is BulkAction.ERASE:
-            changed += erase(session, subscriber_id, compact=False)
         else:
             # Only people still on the list, and only a real change, count: "2 of 2 paused"
             # for someone who had unsubscribed said what did not happen.
             changed += repository.set_paused_if_subscribed(
                 session, subscriber_id, action is BulkAction.PAUSE
             )
-    if action is BulkAction.ERASE and changed:
-        repository.compact_search_index(session)
     return changed
 
 
@@ -536,15 +525,9 @@ def to_json(subscriber: Subscriber) -> dict[str, Any]:
     }
 
 
-def personal_data(session: Session, subscriber: Subscriber) -> dict[str, Any]:
-    """Everything the service holds about one person (their own export)."""
+def own_data(session: Session, subscriber: Subscriber) -> dict[str, Any]:
+    """What the subscribers' tables hold about one person (their export adds the other
+    owners': newsletter/people/export.py)."""
     data = to_json(subscriber)
     data["tags"] = repository.tags_of(session, subscriber.id)
-    for kind, rows in repository.activity(session, subscriber.id).items():
-        # The export is JSON: a datetime left in it was a 500 for every reader who had been
-        # sent an issue.
-        data[kind] = [
-            {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
-            for row in rows
-        ]
     return data

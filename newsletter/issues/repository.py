@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import ColumnElement, delete, exists, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from newsletter.issues.models import SEND_STARTED, Issue, IssueLink, IssueMatchup, IssueStatus
@@ -20,6 +20,11 @@ from newsletter.matchups.models import Matchup, MatchupTool
 def get(session: Session, issue_id: int) -> Issue | None:
     stmt = select(Issue).where(Issue.id == issue_id).options(selectinload(Issue.items))
     return session.scalars(stmt).one_or_none()
+
+
+def status_of(session: Session, issue_id: int) -> IssueStatus | None:
+    status = session.scalar(select(Issue.status).where(Issue.id == issue_id))
+    return IssueStatus(status) if status is not None else None
 
 
 def get_by_week(session: Session, week: str) -> Issue | None:
@@ -96,12 +101,19 @@ def transition(
     issue_id: int,
     from_statuses: Sequence[IssueStatus],
     to_status: IssueStatus,
+    *,
+    when: ColumnElement[bool] | None = None,
     **values: Any,
 ) -> bool:
-    """Move an issue to `to_status` only if it is in one of `from_statuses`; True if it moved."""
+    """Move an issue to `to_status` only if it is in one of `from_statuses` (and `when`
+    holds: the ledger's "no delivery still open"); True if it moved. The only UPDATE of
+    issues.status."""
+    conditions = [Issue.id == issue_id, Issue.status.in_(list(from_statuses))]
+    if when is not None:
+        conditions.append(when)
     result = session.execute(
         update(Issue)
-        .where(Issue.id == issue_id, Issue.status.in_(list(from_statuses)))
+        .where(*conditions)
         .values(status=to_status, **values)
         .execution_options(synchronize_session=False)
     )

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
 from newsletter.issues import repository, verdicts
@@ -63,6 +64,27 @@ def require(session: Session, issue_id: int) -> Issue:
 
 
 # --- picking -------------------------------------------------------------------------------
+
+
+def status_of(session: Session, issue_id: int) -> IssueStatus | None:
+    """Read from the table, never from an object this session loaded earlier (a worker asks
+    while other processes move the issue)."""
+    return repository.status_of(session, issue_id)
+
+
+def move(
+    session: Session,
+    issue_id: int,
+    *,
+    allowed_from: Sequence[IssueStatus],
+    to: IssueStatus,
+    when: ColumnElement[bool] | None = None,
+    **values: Any,
+) -> bool:
+    """The send's transitions (sending, paused, sent, cancelled), asked for by the ledger:
+    this module is the one writer of an issue's status. Conditional, so whoever loses a race
+    moves nothing; True if it moved."""
+    return repository.transition(session, issue_id, allowed_from, to, when=when, **values)
 
 
 def build_issue(session: Session, week: str | None = None, *, now: datetime | None = None) -> Issue:

@@ -100,46 +100,17 @@ def last_batch_error(session: Session, issue_id: int) -> str | None:
     )
 
 
-# --- the issue's send state -----------------------------------------------------------------
+# --- the issue's send state (issues.status is written by newsletter.issues.service.move) ----
 
 
-def issue_status(session: Session, issue_id: int) -> IssueStatus | None:
-    status = session.scalar(select(Issue.status).where(Issue.id == issue_id))
-    return IssueStatus(status) if status is not None else None
-
-
-def transition_issue(
-    session: Session,
-    issue_id: int,
-    *,
-    allowed_from: Sequence[IssueStatus],
-    to: IssueStatus,
-    now: datetime,
-    **values: object,
-) -> bool:
-    result = session.execute(
-        update(Issue)
-        .where(Issue.id == issue_id, Issue.status.in_(allowed_from))
-        .values(status=to, updated_at=now, **values)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def mark_issue_sent(session: Session, issue_id: int, now: datetime) -> bool:
-    """sending -> sent, only once no delivery of the issue is still open."""
-    still_open = (
+def no_delivery_open(issue_id: int) -> ColumnElement[bool]:
+    """True while none of the issue's deliveries is queued or in flight: what "sent" waits for
+    (issues' own transition checks it in the same UPDATE, so no race can slip between)."""
+    return ~(
         select(Delivery.id)
         .where(Delivery.issue_id == issue_id, Delivery.status.in_(OPEN_STATES))
         .exists()
     )
-    result = session.execute(
-        update(Issue)
-        .where(Issue.id == issue_id, Issue.status == IssueStatus.SENDING, ~still_open)
-        .values(status=IssueStatus.SENT, sent_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 # --- the audience snapshot ------------------------------------------------------------------

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from newsletter.issues import service as issues
 from newsletter.issues.models import IN_SEND, IssueStatus
 from newsletter.issues.service import frozen_content
 from newsletter.mail.message import (
@@ -35,7 +36,7 @@ class SendError(ValueError):
 
 
 def _require_status(session: Session, issue_id: int) -> IssueStatus:
-    status = repository.issue_status(session, issue_id)
+    status = issues.status_of(session, issue_id)
     if status is None:
         raise SendError(f"issue {issue_id} does not exist")
     return status
@@ -65,12 +66,12 @@ def start_send(session: Session, issue_id: int, *, now: datetime | None = None) 
     """
     now = now or utcnow()
     _require_sendable_sender()
-    if not repository.transition_issue(
+    if not issues.move(
         session,
         issue_id,
         allowed_from=(IssueStatus.APPROVED, IssueStatus.SCHEDULED),
         to=IssueStatus.SENDING,
-        now=now,
+        updated_at=now,
         send_started_at=now,
     ):
         return False
@@ -78,30 +79,43 @@ def start_send(session: Session, issue_id: int, *, now: datetime | None = None) 
     frozen_content(session, issue_id, tracked=True)
     repository.snapshot_audience(session, issue_id, now, get_settings().newsletter_batch_size)
     # An empty audience is a finished send.
-    repository.mark_issue_sent(session, issue_id, now)
+    mark_sent_if_done(session, issue_id, now)
     return True
+
+
+def mark_sent_if_done(session: Session, issue_id: int, now: datetime) -> bool:
+    """sending -> sent, only once no delivery of the issue is still open."""
+    return issues.move(
+        session,
+        issue_id,
+        allowed_from=(IssueStatus.SENDING,),
+        to=IssueStatus.SENT,
+        when=repository.no_delivery_open(issue_id),
+        sent_at=now,
+        updated_at=now,
+    )
 
 
 def pause(session: Session, issue_id: int, *, now: datetime | None = None) -> None:
     status = _require_status(session, issue_id)
-    if not repository.transition_issue(
+    if not issues.move(
         session,
         issue_id,
         allowed_from=(IssueStatus.SENDING,),
         to=IssueStatus.PAUSED,
-        now=now or utcnow(),
+        updated_at=now or utcnow(),
     ):
         raise SendError(f"issue {issue_id} is {status.value}, not sending: nothing to pause")
 
 
 def resume(session: Session, issue_id: int, *, now: datetime | None = None) -> None:
     status = _require_status(session, issue_id)
-    if not repository.transition_issue(
+    if not issues.move(
         session,
         issue_id,
         allowed_from=(IssueStatus.PAUSED,),
         to=IssueStatus.SENDING,
-        now=now or utcnow(),
+        updated_at=now or utcnow(),
     ):
         raise SendError(f"issue {issue_id} is {status.value}, not paused: nothing to resume")
 
@@ -114,12 +128,12 @@ def cancel_send(session: Session, issue_id: int, *, now: datetime | None = None)
     """
     now = now or utcnow()
     status = _require_status(session, issue_id)
-    if not repository.transition_issue(
+    if not issues.move(
         session,
         issue_id,
         allowed_from=IN_SEND,
         to=IssueStatus.CANCELLED,
-        now=now,
+        updated_at=now,
     ):
         raise SendError(f"issue {issue_id} is {status.value}, not sending or paused")
     return repository.skip_queued(session, issue_id, CANCELLED_REASON, now)

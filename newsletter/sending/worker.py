@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.db import is_sqlite, transaction
 from newsletter.issues import repository as issues_repository
+from newsletter.issues import service as issues
 from newsletter.issues.models import IssueStatus
 from newsletter.issues.service import frozen_content
 from newsletter.mail.message import BatchOutcome, IssueContent, Recipient, header_phrase
@@ -218,12 +219,12 @@ def _wait_for_work(send: _Send) -> bool:
     """Nothing to claim now: False when the send is over (or stopped), else wait a little."""
     now = utcnow()
     with send.ledger() as session:
-        status = repository.issue_status(session, send.issue_id)
+        status = issues.status_of(session, send.issue_id)
         if status not in send.issue_statuses:
             return False
         pending, in_flight, earliest = repository.batch_progress(session, send.issue_id)
         if pending == 0 and in_flight == 0:
-            repository.mark_issue_sent(session, send.issue_id, now)
+            service.mark_sent_if_done(session, send.issue_id, now)
             return False
         if in_flight:
             # Another worker's batch: wait for it, unless its worker is gone.
@@ -292,12 +293,12 @@ def _settle(send: _Send, claim: Claim, verdict: _Verdict) -> None:
             repository.release_batch(
                 session, claim.batch_id, retry_at=None, error=verdict.error, now=now
             )
-            repository.transition_issue(
+            issues.move(
                 session,
                 send.issue_id,
                 allowed_from=(IssueStatus.SENDING,),
                 to=IssueStatus.PAUSED,
-                now=now,
+                updated_at=now,
             )
         else:
             deadline = claim.first_attempt_at + timedelta(

@@ -18,6 +18,8 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from newsletter.db import transaction
+from newsletter.people import erasure
+from newsletter.people import history as people_history
 from newsletter.web import csrf
 from newsletter.web.auth import Admin, require_admin
 from newsletter.web.pages import CONFIRMED, confirm_page, flash, redirect, render
@@ -245,7 +247,7 @@ def bulk(
             )
         if what is None:
             return _csv_download("subscribers-selection.csv", **filters)
-        done = service.apply_bulk(session, what, ids)
+        done = erasure.apply_bulk(session, what, ids)
     past = {"unsubscribe": "unsubscribed", "pause": "paused", "resume": "resumed"}
     flash(request, f"{done:,} of {len(ids):,} subscribers {past.get(action, 'erased')}.")
     return redirect("/admin/subscribers")
@@ -309,14 +311,14 @@ def subscriber_page(request: Request, subscriber_id: int) -> Response:
         if subscriber is None:
             raise HTTPException(status_code=404, detail="No such subscriber (erased?).")
         data = service.to_json(subscriber)
-        history = repository.history(session, subscriber_id)
+        history = people_history.history(session, subscriber_id)
         suppressed = repository.suppression_for(session, subscriber.email_hash)
     context = {
         "s": data,
         "history": history,
         "suppressed": suppressed,
         "name_chars": service.NAME_CHARS,
-        "history_rows": repository.HISTORY_ROWS,
+        "history_rows": people_history.HISTORY_ROWS,
     }
     return render(request, "web/admin/subscriber.html", context)
 
@@ -376,13 +378,12 @@ def erase_page(request: Request, subscriber_id: int) -> Response:
 def erase(
     request: Request, subscriber_id: int, confirmed: Annotated[str, Form(max_length=10)] = ""
 ) -> Response:
-    from subscribers import service
 
     if confirmed != CONFIRMED:
         return redirect(f"/admin/subscribers/{subscriber_id}/erase")
 
     with transaction() as session:
-        erased = service.erase(session, subscriber_id)
+        erased = erasure.erase(session, subscriber_id)
     if not erased:
         raise HTTPException(status_code=404, detail="No such subscriber (already erased?).")
     flash(request, "Erased: personal data removed; the address stays suppressed as a hash.")

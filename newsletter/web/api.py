@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from newsletter.db import transaction
 from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
+from newsletter.people import erasure
 from newsletter.web.auth import ApiAdmin, ApiUser
 from subscribers import repository as subscribers_repository
 
@@ -211,9 +212,8 @@ def unsubscribe(subscriber_id: int, user: ApiAdmin) -> Outcome:
 @router.delete("/subscribers/{subscriber_id}", response_model=Outcome)
 def erase(subscriber_id: int, user: ApiAdmin) -> Outcome:
     """GDPR erasure: personal data removed, the address stays suppressed as a hash."""
-    from subscribers import service
 
     with transaction() as session:
-        if not service.erase(session, subscriber_id):
+        if not erasure.erase(session, subscriber_id):
             raise HTTPException(status_code=404, detail=f"no subscriber with id {subscriber_id}")
     return Outcome(id=subscriber_id, outcome="erased")

@@ -16,6 +16,9 @@ from pydantic import BaseModel, Field
 
 from newsletter.db import transaction
 from newsletter.issues.service import latest_published_week
+from newsletter.people import erasure
+from newsletter.people.export import personal_data
+from newsletter.people.links import resolve_token
 from newsletter.security.delivery_tokens import is_sample_token, read_delivery_token
 from newsletter.tracking import service as tracking_service
 from newsletter.web.pages import flash, redirect, render, sample_link_page
@@ -164,7 +167,7 @@ def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
     if is_sample_token(token):
         return sample_link_page(request, token, "unsubscribe")
     with transaction() as session:
-        subscriber = service.resolve_token(session, token)
+        subscriber = resolve_token(session, token)
         if subscriber is None:
             return _link_invalid(request, "unsubscribe")
         context = {"email": subscriber.email, "token": token, "status": subscriber.status.value}
@@ -178,7 +181,7 @@ def unsubscribe(request: Request, token: str) -> HTMLResponse:
     if is_sample_token(token):
         return sample_link_page(request, token, "unsubscribe")
     with transaction() as session:
-        subscriber = service.resolve_token(session, token)
+        subscriber = resolve_token(session, token)
         if subscriber is None:
             return _link_invalid(request, "unsubscribe")
         link = read_delivery_token(token)
@@ -197,7 +200,7 @@ def preferences(request: Request, token: str) -> HTMLResponse:
     if is_sample_token(token):
         return sample_link_page(request, token, "preferences")
     with transaction() as session:
-        subscriber = service.resolve_token(session, token)
+        subscriber = resolve_token(session, token)
         if subscriber is None:
             return _link_invalid(request, "preferences")
         context = {
@@ -213,7 +216,7 @@ def _act(request: Request, token: str, action: str) -> Response:
     if is_sample_token(token):
         return sample_link_page(request, token, "preferences")
     with transaction() as session:
-        subscriber = service.resolve_token(session, token)
+        subscriber = resolve_token(session, token)
         if subscriber is None:
             return _link_invalid(request, "preferences")
         if action == "pause":
@@ -265,10 +268,10 @@ def export_my_data(request: Request, token: str) -> Response:
     if is_sample_token(token):
         return sample_link_page(request, token, "preferences")
     with transaction() as session:
-        subscriber = service.resolve_token(session, token)
+        subscriber = resolve_token(session, token)
         if subscriber is None:
             return _link_invalid(request, "preferences")
-        data = service.personal_data(session, subscriber)
+        data = personal_data(session, subscriber)
     return JSONResponse(
         data,
         headers={
@@ -283,7 +286,7 @@ def erase_page(request: Request, token: str) -> HTMLResponse:
     if is_sample_token(token):
         return sample_link_page(request, token, "preferences")
     with transaction() as session:
-        subscriber = service.resolve_token(session, token)
+        subscriber = resolve_token(session, token)
         if subscriber is None:
             return _link_invalid(request, "preferences")
         context = {"email": subscriber.email, "token": token}
@@ -295,8 +298,8 @@ def erase(request: Request, token: str) -> HTMLResponse:
     if is_sample_token(token):
         return sample_link_page(request, token, "preferences")
     with transaction() as session:
-        subscriber = service.resolve_token(session, token)
+        subscriber = resolve_token(session, token)
         if subscriber is None:
             return _link_invalid(request, "preferences")
-        service.erase(session, subscriber.id)
+        erasure.erase(session, subscriber.id)
     return render(request, T + "erased.html", {})

@@ -22,7 +22,9 @@ def test_models_and_migrations_agree(db_url: str) -> None:
     with get_engine(db_url).connect() as conn:
         context = MigrationContext.configure(conn, opts={"include_object": include_object})
         diff = compare_metadata(context, Base.metadata)
-    assert diff == [], f"models changed without a migration (run `make schema`): {diff}"
+    assert diff == [], (
+        f"models changed without a migration (add a revision under newsletter/migrations/versions: the released ones are never regenerated): {diff}"
+    )
 
 
 def test_upgrade_is_idempotent(db_url: str) -> None:

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from newsletter.cli import app
 from newsletter.db import transaction
+from newsletter.issues import service as issues_service
 from newsletter.issues.models import IssueStatus
 from newsletter.sending import repository
 from newsletter.settings import reset_settings
@@ -97,5 +98,5 @@ def test_sendgrid_refuses_to_send_without_a_postal_address(
         assert "Traceback" not in result.output
     assert sendgrid.requests == 0
     with transaction() as session:  # nothing was queued: the issue waits, still approved
-        assert repository.issue_status(session, issue_id) is IssueStatus.APPROVED
+        assert issues_service.status_of(session, issue_id) is IssueStatus.APPROVED
         assert repository.status_counts(session, issue_id)["recipients"] == 0

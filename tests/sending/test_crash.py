@@ -17,8 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.db import transaction
+from newsletter.issues import service as issues_service
 from newsletter.issues.models import IssueStatus
-from newsletter.sending import repository, service
+from newsletter.sending import service
 from newsletter.sending.models import Delivery, DeliveryStatus, SendBatch
 from newsletter.settings import reset_settings
 from newsletter.testing.sendgrid_server import SendGridServer
@@ -128,7 +129,7 @@ def test_a_worker_killed_at_random_moments_never_sends_twice_and_loses_nothing(
         batch = db.get(SendBatch, batch_id)
         assert batch is not None and "stopped while this batch was in flight" in (batch.error or "")
     with transaction() as session:
-        assert repository.issue_status(session, issue_id) == IssueStatus.SENT
+        assert issues_service.status_of(session, issue_id) == IssueStatus.SENT
 
 
 # Only on postgresql: several machines share PostgreSQL; SQLite has one writer at a time.

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from newsletter.db import transaction
+from newsletter.issues import service as issues_service
 from newsletter.issues.models import IssueStatus
 from newsletter.mail.message import BatchResult, IssueContent, Recipient
 from newsletter.mail.sendgrid_transport import SendGridTransport
@@ -50,7 +51,7 @@ def by_status(db: Session, issue_id: int) -> dict[DeliveryStatus, list[Delivery]
 
 def issue_status(issue_id: int) -> IssueStatus | None:
     with transaction() as session:
-        return repository.issue_status(session, issue_id)
+        return issues_service.status_of(session, issue_id)
 
 
 def assert_nobody_twice(server: SendGridServer) -> None:

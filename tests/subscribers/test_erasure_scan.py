@@ -11,6 +11,7 @@ from sqlalchemy.types import JSON
 
 from newsletter.db import transaction
 from newsletter.orm import Base
+from newsletter.people import erasure
 from newsletter.sending.models import Delivery, SendBatch
 from newsletter.tracking import service as tracking
 from subscribers import search as search_index
@@ -150,7 +151,7 @@ def test_bulk_erasure_compacts_the_index_once(db: Session, monkeypatch: pytest.M
     real = repository.compact_search_index
     monkeypatch.setattr(repository, "compact_search_index", lambda s: calls.append(1) or real(s))
     with transaction() as session:
-        assert service.apply_bulk(session, service.BulkAction.ERASE, [i for i in ids if i]) == 3
+        assert erasure.apply_bulk(session, service.BulkAction.ERASE, [i for i in ids if i]) == 3
     assert calls == [1]
     db.expire_all()
     assert db.scalar(select(func.count()).select_from(Subscriber)) == 0

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from newsletter.people import erasure
 from subscribers import importer, service
 from subscribers.models import Subscriber
 from tests.subscribers.factories import active_subscriber
@@ -214,7 +215,7 @@ def test_suppressed_addresses_survive_reimport(db: Session, tmp_path: Path) -> N
     service.unsubscribe(db, ids["un@example.com"])
     service.mark_bounced(db, ids["bounce@example.com"], "550 no such user")
     service.mark_complained(db, ids["spam@example.com"], "abuse")
-    service.erase(db, ids["gone@example.com"])
+    erasure.erase(db, ids["gone@example.com"])
     db.commit()
     path = tmp_path / "old-list.csv"
     path.write_text(

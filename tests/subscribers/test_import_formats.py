@@ -13,7 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.cli import app as cli_app
-from subscribers import repository, service
+from newsletter.people import erasure
+from newsletter.people.export import personal_data
+from subscribers import repository
 from subscribers.addresses import address_hash
 from subscribers.models import Subscriber, SubscriberStatus, SubscriberTag, Suppression
 from tests.sending.conftest import make_issue
@@ -115,7 +117,7 @@ def test_a_mailchimp_opt_in_keeps_its_own_consent_time_and_address(
     assert ann.confirmed_at == ann.consent_at
     assert ann.consent_ip == "203.0.113.5"
     assert ann.source == "import:mailchimp:subscribed_members_export_1a2b.csv"
-    data = service.personal_data(db, ann)
+    data = personal_data(db, ann)
     assert data["tags"] == ["Early bird", "VIP"]
 
 
@@ -275,7 +277,7 @@ def test_an_unknown_status_word_refuses_the_row_not_the_file(db: Session, tmp_pa
 def test_tags_go_with_an_erased_person(db: Session, tmp_path: Path) -> None:
     cli("subscribers", "import", str(_write(tmp_path, MAILCHIMP_SUBSCRIBED)))
     ann = _people(db)["ann@mc.example"]
-    service.erase(db, ann.id)
+    erasure.erase(db, ann.id)
     db.commit()
     assert db.scalars(select(SubscriberTag)).all() == []
 

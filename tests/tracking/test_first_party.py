@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from newsletter.issues.models import Issue, IssueLink, IssueStatus
+from newsletter.people import erasure
 from newsletter.security.delivery_tokens import delivery_token
 from newsletter.security.signing import sign
 from newsletter.settings import reset_settings
@@ -17,7 +18,6 @@ from newsletter.tracking.models import EventType, TrackingEvent
 from newsletter.votes.models import Vote
 from newsletter.votes.service import community_split
 from newsletter.web.tracking import PIXEL_GIF
-from subscribers import service as subscribers_service
 from subscribers.models import Subscriber
 from tests.tracking.conftest import World, build_world, make_matchup
 
@@ -212,7 +212,7 @@ def test_an_erased_subscribers_vote_stays_counted(
 ) -> None:
     client.get(f"/v/{world.token(0)}/{world.slugs[0]}/1")
     client.get(f"/v/{world.token(1)}/{world.slugs[0]}/0")
-    subscribers_service.erase(db, world.subscribers[0])
+    erasure.erase(db, world.subscribers[0])
     db.commit()
     assert db.get(Subscriber, world.subscribers[0]) is None
     assert community_split(db, world.matchups[0]) == (50, 2)
@@ -225,7 +225,7 @@ def test_an_erased_subscribers_vote_link_is_dead_and_records_nothing(
     """Their preferences and unsubscribe links answer "not valid"; so does their vote link,
     as a page and as the button's POST, and no vote, event or count appears for nobody."""
     client.get(f"/v/{world.token(0)}/{world.slugs[0]}/1")
-    subscribers_service.erase(db, world.subscribers[0])
+    erasure.erase(db, world.subscribers[0])
     db.commit()
 
     def state() -> list[tuple[object, ...]]:

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
 from newsletter.db import transaction
+from newsletter.people import erasure
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.web.conftest import csrf_from
 
@@ -81,7 +82,7 @@ def test_the_search_index_follows_every_change(admin: TestClient, people: dict[s
 
     with transaction() as session:
         service.rename(session, people["ops@example.org"], "Dorothy Vaughan")
-        service.erase(session, people["reader1@example.org"])
+        erasure.erase(session, people["reader1@example.org"])
         _fresh, _ = service.add_by_admin(session, "newcomer@example.org", "Mary Jackson")
     assert _emails(admin.get("/admin/subscribers", params={"q": "vaughan"}).text) == [
         "ops@example.org"
@@ -244,9 +245,7 @@ def test_a_bulk_action_on_the_filter_refuses_when_the_count_changed(
 def test_a_bulk_action_that_fails_half_way_leaves_everyone_as_they_were(
     app: object, admin: TestClient, people: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from subscribers import service
-
-    real, calls = service.erase, []
+    real, calls = erasure.erase, []
 
     def erase_then_fail(session: object, subscriber_id: int, *, compact: bool = True) -> bool:
         calls.append(subscriber_id)
@@ -254,7 +253,7 @@ def test_a_bulk_action_that_fails_half_way_leaves_everyone_as_they_were(
             raise RuntimeError("the disk is full")
         return real(session, subscriber_id, compact=compact)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(service, "erase", erase_then_fail)
+    monkeypatch.setattr(erasure, "erase", erase_then_fail)
     form = {
         "csrf_token": _token(admin),
         "action": "erase",

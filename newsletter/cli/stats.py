@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from newsletter.cli_support import JsonOption, fail, print_json
+from newsletter.cli.support import JsonOption, fail, print_json
 from newsletter.db import transaction
 from newsletter.tracking import service
 

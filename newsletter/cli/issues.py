@@ -1,7 +1,7 @@
 """`newsletter issue …`: build, preview, edit, approve and schedule the weekly issue.
 
 Sending commands (send, send-test, resolve, pause, resume, cancel) are registered on this same
-group by newsletter/sending/cli.py.
+group by newsletter/cli/sending.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from newsletter.cli_support import JsonOption, fail, print_json, warn
+from newsletter.cli.support import JsonOption, fail, print_json, warn
 from newsletter.db import transaction
 from newsletter.issues import repository, service
 from newsletter.issues.service import IssueError

@@ -9,8 +9,10 @@ from typing import Any
 
 import typer
 
-from newsletter.cli_support import JsonOption, fail, is_terminal, print_json, warn
+from newsletter.cli.support import JsonOption, fail, is_terminal, print_json, warn
 from newsletter.db import transaction
+from newsletter.people import erasure
+from newsletter.people.export import personal_data
 from subscribers import emails, importer, repository, service
 from subscribers.addresses import InvalidAddress
 from subscribers.export import csv_rows
@@ -244,7 +246,7 @@ def _find_or_fail(session: Any, email: str) -> Any:
 def show(email: str = typer.Argument(...), as_json: bool = JsonOption) -> None:
     """Everything held about one person (the same data as their own export)."""
     with transaction() as session:
-        data = service.personal_data(session, _find_or_fail(session, email))
+        data = personal_data(session, _find_or_fail(session, email))
     if as_json:
         print_json(data)
         return
@@ -286,7 +288,7 @@ def erase(
         address = subscriber.email
         if not yes and not typer.confirm(f"Erase everything about {address}?", err=True):
             fail("nothing erased")
-        service.erase(session, subscriber.id)
+        erasure.erase(session, subscriber.id)
     if as_json:
         print_json({"erased": True})
     else:

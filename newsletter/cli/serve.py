@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from newsletter.cli_support import fail
+from newsletter.cli.support import fail
 
 
 def serve(

@@ -1,6 +1,6 @@
 """`newsletter issue send|send-test|resolve|pause|resume|cancel|deliveries|worker`.
 
-Registered on the `issue` group owned by newsletter/issues/cli.py.
+Registered on the `issue` group owned by newsletter/cli/issues.py.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import Any
 
 import typer
 
-from newsletter.cli_support import JsonOption, fail, is_terminal, print_json, warn
+from newsletter.cli.issues import app
+from newsletter.cli.support import JsonOption, fail, is_terminal, print_json, warn
 from newsletter.db import transaction
-from newsletter.issues.cli import app
+from newsletter.issues import service as issues
 from newsletter.issues.models import IN_SEND, IssueStatus
 from newsletter.mail.transport import get_transport
 from newsletter.numbers import ascii_int
@@ -33,7 +34,7 @@ EXIT_INTERRUPTED = 130
 
 def _summary(issue_id: int, started: float | None = None) -> dict[str, Any]:
     with transaction() as session:
-        status = repository.issue_status(session, issue_id)
+        status = issues.status_of(session, issue_id)
         counts = repository.status_counts(session, issue_id)
         last_error = repository.last_batch_error(session, issue_id)
     summary: dict[str, Any] = {
@@ -170,7 +171,7 @@ def send(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
     _require_transport()
     started = time.monotonic()
     with transaction() as session:
-        status = repository.issue_status(session, issue_id)
+        status = issues.status_of(session, issue_id)
         if status is None:
             fail(f"issue {issue_id} does not exist")
         if status in (IssueStatus.APPROVED, IssueStatus.SCHEDULED):
@@ -226,7 +227,7 @@ def cancel(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
     """Cancel an issue; during a send, what was not handed off yet is skipped (with why)."""
     try:
         with transaction() as session:
-            status = repository.issue_status(session, issue_id)
+            status = issues.status_of(session, issue_id)
             if status in IN_SEND:
                 service.cancel_send(session, issue_id)
             elif status is None:
@@ -355,7 +356,7 @@ def deliveries(
 ) -> None:
     """The delivery ledger of an issue: who, in what state, and why."""
     with transaction() as session:
-        if repository.issue_status(session, issue_id) is None:
+        if issues.status_of(session, issue_id) is None:
             fail(f"issue {issue_id} does not exist")
         rows = repository.list_deliveries(session, issue_id, status=status, limit=limit)
         items = [
@@ -392,7 +393,7 @@ def worker(
         while not stop.is_set():
             with transaction() as session:
                 if issue is not None:
-                    status = repository.issue_status(session, issue)
+                    status = issues.status_of(session, issue)
                     work = [(issue, status is IssueStatus.SENT)] if status else []
                 else:
                     work = service.issues_with_work(session)

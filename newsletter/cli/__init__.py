@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from newsletter.accounts.cli import app as users_app
-from newsletter.cli_support import JsonOption, print_json, require_suppression_key
-from newsletter.issues.cli import app as issue_app
-from newsletter.matchups.cli import app as matchups_app
-from newsletter.sending import cli as _sending_cli  # noqa: F401  (adds send commands to `issue`)
-from newsletter.tracking.cli import app as stats_app
-from newsletter.web.cli import serve
-from subscribers.cli import app as subscribers_app
+from newsletter.cli import sending as _sending_cli  # noqa: F401  (adds send commands to `issue`)
+from newsletter.cli.issues import app as issue_app
+from newsletter.cli.matchups import app as matchups_app
+from newsletter.cli.serve import serve
+from newsletter.cli.stats import app as stats_app
+from newsletter.cli.subscribers import app as subscribers_app
+from newsletter.cli.support import JsonOption, print_json, require_suppression_key
+from newsletter.cli.users import app as users_app
 
 app = typer.Typer(
     help="Weekly AI Tool Verdicts: import matchups, build the weekly issue, send it, read the numbers.",
@@ -31,7 +31,7 @@ app.command("serve")(serve)
 def _every_command(context: typer.Context) -> None:
     # Most commands sign something (mail links, confirmations, tokens); refusing the published
     # key before any of them starts means no send is left half-done by a key refused mid-batch.
-    from newsletter.cli_support import fail
+    from newsletter.cli.support import fail
     from newsletter.security.keys import InsecureSecretKey, require_signing_key
 
     try:
@@ -65,7 +65,7 @@ def _require_database(url: str) -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from newsletter.cli_support import fail
+    from newsletter.cli.support import fail
     from newsletter.db import is_sqlite
     from newsletter.migrate import current_revision, head_revision
 

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from newsletter.cli_support import JsonOption, fail, print_json
+from newsletter.cli.support import JsonOption, fail, print_json
 
 app = typer.Typer(help="Staff accounts (admins and editors) for the web app.", no_args_is_help=True)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from newsletter.cli_support import JsonOption, print_json, warn
+from newsletter.cli.support import JsonOption, print_json, warn
 from newsletter.db import transaction
 from newsletter.matchups import repository, service
 
