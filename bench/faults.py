@@ -5,7 +5,7 @@
 What it does, as production would see it:
 - a migrated database (SQLite file, or a fresh PostgreSQL database on the server named by
   NEWSLETTER_TEST_POSTGRES_URL with --postgres) with the subscribers and one approved issue;
-- the loopback SendGrid-compatible server (newsletter.testing.sendgrid_server) in this process,
+- the loopback SendGrid-compatible server (tests.support.sendgrid_server) in this process,
   answering ~20% of requests with a fault: 429 with X-RateLimit-Reset, 500/502/503, a dropped
   connection before or after it took the request, an answer slower than the client's timeout
   (taken, never answered in time), or merely slow; a few addresses refused with a 400;
@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from newsletter.testing.sendgrid_server import Fault, SendGridServer
+from tests.support.sendgrid_server import Fault, SendGridServer
 
 API_KEY = "SG.faults-key"
 CLIENT_TIMEOUT = 1.0
@@ -139,7 +139,7 @@ def seed(url: str, subscribers: int) -> tuple[int, list[str]]:
     """Migrated schema, `subscribers` active subscribers, one approved issue."""
     from newsletter.db import session_factory
     from newsletter.migrate import upgrade
-    from newsletter.testing.arrange import add_frozen_issue, add_subscribers
+    from tests.support.arrange import add_frozen_issue, add_subscribers
 
     upgrade(url)
     with session_factory()() as session:

@@ -58,7 +58,7 @@ def seed(db_path: Path, subscribers: int) -> int:
     from newsletter.db import dispose_engines, session_factory
     from newsletter.migrate import upgrade
     from newsletter.settings import reset_settings
-    from newsletter.testing.arrange import add_frozen_issue, add_subscribers
+    from tests.support.arrange import add_frozen_issue, add_subscribers
 
     reset_settings()
     upgrade(f"sqlite:///{db_path}")
@@ -87,7 +87,7 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
         [
             sys.executable,
             "-m",
-            "newsletter.testing.sendgrid_server",
+            "tests.support.sendgrid_server",
             "--api-key",
             API_KEY,
             "--no-schema",

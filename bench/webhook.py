@@ -31,7 +31,6 @@ from sqlalchemy import func, select
 
 from newsletter.db import dispose_engines, transaction
 from newsletter.migrate import upgrade
-from newsletter.testing.arrange import SentIssue, add_sent_issue
 from newsletter.tracking.models import TrackingEvent
 from newsletter.tracking.webhook import (
     SIGNATURE_HEADER,
@@ -39,6 +38,7 @@ from newsletter.tracking.webhook import (
     encode_public_key,
     sign_payload,
 )
+from tests.support.arrange import SentIssue, add_sent_issue
 
 SECRET = "bench-secret-key-0123456789"
 

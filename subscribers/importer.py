@@ -97,7 +97,7 @@ class InvalidRow:
 
 
 @dataclass
-class Outcome:
+class LineTally:
     count: int = 0
     lines: list[int] = field(default_factory=list)
 
@@ -132,13 +132,13 @@ class ImportReport:
     confirmations_sent: int = 0
     dry_run: bool = False
     mapping: dict[str, Any] = field(default_factory=dict)
-    outcomes: dict[tuple[str, str], Outcome] = field(default_factory=dict)
+    outcomes: dict[tuple[str, str], LineTally] = field(default_factory=dict)
 
     def note(self, outcome: str, reason: str, line: int) -> None:
         key = (outcome, reason)
         entry = self.outcomes.get(key)
         if entry is None:
-            entry = self.outcomes[key] = Outcome()
+            entry = self.outcomes[key] = LineTally()
         entry.add(line)
 
     def note_many(self, outcome: str, reason: str, lines: list[int]) -> None:
@@ -147,7 +147,7 @@ class ImportReport:
         key = (outcome, reason)
         entry = self.outcomes.get(key)
         if entry is None:
-            entry = self.outcomes[key] = Outcome()
+            entry = self.outcomes[key] = LineTally()
         entry.count += len(lines)
         entry.lines.extend(lines[: MAX_LINES_LISTED - len(entry.lines)])
 

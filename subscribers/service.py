@@ -46,7 +46,7 @@ class Suppressed(SubscriberError):
     pass
 
 
-class Outcome(enum.StrEnum):
+class AddOutcome(enum.StrEnum):
     ADDED = "added"
     ACTIVATED = "activated"
     UNCHANGED = "unchanged"
@@ -168,7 +168,7 @@ def _new(email: str, name: str, status: SubscriberStatus, source: str) -> Subscr
 
 def add_by_admin(
     session: Session, raw_email: str, name: str = "", *, source: str = "cli"
-) -> tuple[Subscriber, Outcome]:
+) -> tuple[Subscriber, AddOutcome]:
     """The admin vouches for this person's consent: active at once, consent recorded as admin.
 
     An address that left (or was erased) is refused: only the person's own new consent can
@@ -197,7 +197,7 @@ def add_by_admin(
         subscriber = _new(email, name, SubscriberStatus.ACTIVE, source)
         for key, value in consent.items():
             setattr(subscriber, key, value)
-        return repository.add(session, subscriber), Outcome.ADDED
+        return repository.add(session, subscriber), AddOutcome.ADDED
     if existing.status == SubscriberStatus.PENDING and repository.transition(
         session,
         existing.id,
@@ -206,8 +206,8 @@ def add_by_admin(
         confirm_sent_at=None,
         **consent,
     ):
-        return _reload(session, existing.id), Outcome.ACTIVATED
-    return existing, Outcome.UNCHANGED
+        return _reload(session, existing.id), AddOutcome.ACTIVATED
+    return existing, AddOutcome.UNCHANGED
 
 
 def request_confirmation(
@@ -379,6 +379,30 @@ def mark_complained(session: Session, subscriber_id: int, detail: str) -> bool:
         ],
         detail,
     )
+
+
+class MailFact(enum.StrEnum):
+    """What the mail provider reported about a person's mail (tracking stores the event and
+    hands the fact here; what it does to the subscriber is decided here)."""
+
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"  # "blocked", a full mailbox: temporary, the address stays
+    COMPLAINT = "complaint"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+def on_mail_fact(session: Session, subscriber_id: int, fact: MailFact, detail: str) -> bool:
+    """Apply a provider's report: a permanent bounce suppresses the address as bounced, a
+    complaint as complained (outranking any other state), an unsubscribe (SendGrid's own
+    link, a list-unsubscribe) as unsubscribed; a temporary bounce changes nothing. True if the
+    status changed."""
+    if fact is MailFact.HARD_BOUNCE:
+        return mark_bounced(session, subscriber_id, detail)
+    if fact is MailFact.COMPLAINT:
+        return mark_complained(session, subscriber_id, detail)
+    if fact is MailFact.UNSUBSCRIBE:
+        return unsubscribe(session, subscriber_id, reason="unsubscribed")
+    return False
 
 
 def _suppress_as(

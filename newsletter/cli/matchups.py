@@ -66,11 +66,12 @@ def import_(
         print_json(report)
     else:
         count = {
-            o: sum(1 for r in report["imported"] if r["outcome"] == o) for o in service.Outcome
+            o: sum(1 for r in report["imported"] if r["outcome"] == o)
+            for o in service.MatchupChange
         }
         typer.echo(
-            f"{count[service.Outcome.CREATED]} created, {count[service.Outcome.UPDATED]} updated, "
-            f"{count[service.Outcome.UNCHANGED]} unchanged, {len(report['refused'])} refused"
+            f"{count[service.MatchupChange.CREATED]} created, {count[service.MatchupChange.UPDATED]} updated, "
+            f"{count[service.MatchupChange.UNCHANGED]} unchanged, {len(report['refused'])} refused"
         )
     if report["refused"]:
         raise typer.Exit(1)

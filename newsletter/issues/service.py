@@ -606,7 +606,17 @@ def parse_send_time(value: str) -> datetime:
     return _in_zone(when)
 
 
+# A send time beyond these cannot be shown in every zone (year 1 at +01:00 is before year 1 in
+# UTC: Python raises OverflowError), and none is meant.
+SEND_YEARS = (2000, 9998)
+
+
 def _in_zone(when: datetime) -> datetime:
+    if not SEND_YEARS[0] <= when.year <= SEND_YEARS[1]:
+        raise IssueError(
+            f"{when.isoformat()[:40]} is not a send time (years {SEND_YEARS[0]} to "
+            f"{SEND_YEARS[1]}); choose a later time, or send it now"
+        )
     if when.tzinfo is not None:
         return when
     zone = _zone()

@@ -48,7 +48,7 @@ class SendResult:
     error: str | None = None
 
 
-class IssueContent(Protocol):
+class MailContent(Protocol):
     """An issue rendered once, `__NL_TOKEN__` standing for each recipient's delivery token.
 
     `newsletter.issues.render.RenderedIssue` is one; so is `FrozenContent` below.

@@ -13,7 +13,7 @@ from pathlib import Path
 from newsletter.mail.message import (
     BatchOutcome,
     BatchResult,
-    IssueContent,
+    MailContent,
     OutgoingMessage,
     Recipient,
     SendResult,
@@ -79,7 +79,7 @@ class OutboxTransport:
 
     def send_batch(
         self,
-        content: IssueContent,
+        content: MailContent,
         recipients: Sequence[Recipient],
         *,
         issue_id: int,
@@ -97,7 +97,7 @@ class OutboxTransport:
 
 
 def personal_message(
-    content: IssueContent,
+    content: MailContent,
     recipient: Recipient,
     issue_id: int,
     categories: Sequence[str],

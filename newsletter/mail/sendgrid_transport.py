@@ -21,7 +21,7 @@ from sendgrid import SendGridAPIClient
 from newsletter.mail.message import (
     BatchOutcome,
     BatchResult,
-    IssueContent,
+    MailContent,
     OutgoingMessage,
     Recipient,
     SendResult,
@@ -44,28 +44,33 @@ JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
 
 def _envelope(
-    content: IssueContent, *, categories: Sequence[str], settings: Settings
+    *,
+    subject: str,
+    text: str,
+    html: str,
+    headers: Mapping[str, str],
+    categories: Sequence[str],
+    settings: Settings,
 ) -> dict[str, Any]:
-    """Everything in a batch request but its personalizations: the same for every batch."""
+    """Everything in a request but its personalizations (for a batch: the same every batch)."""
     payload: dict[str, Any] = {
         "from": {"email": settings.newsletter_from_email, "name": settings.newsletter_from_name},
-        "subject": content.subject,
+        "subject": subject,
         # SendGrid wants text/plain before text/html: the order of multipart/alternative.
         "content": [
-            {"type": "text/plain", "value": content.text},
-            {"type": "text/html", "value": content.html},
+            {"type": "text/plain", "value": text},
+            {"type": "text/html", "value": html},
         ],
-        "headers": {
-            "List-Id": list_id_header(settings.newsletter_from_name, settings.newsletter_list_id)
-        },
         # Opens and clicks are tracked by the service itself; SendGrid's own rewriting would
-        # wrap the already-tracked links a second time.
+        # wrap the already-tracked links a second time (and a confirmation link in a redirect).
         "tracking_settings": {
             "click_tracking": {"enable": False, "enable_text": False},
             "open_tracking": {"enable": False},
         },
         "mail_settings": {"sandbox_mode": {"enable": settings.sendgrid_sandbox_mode}},
     }
+    if headers:
+        payload["headers"] = dict(headers)
     if categories:
         payload["categories"] = list(dict.fromkeys(categories))[:10]
     return payload
@@ -76,59 +81,39 @@ def _check_count(recipients: Sequence[Recipient]) -> None:
         raise ValueError(f"a SendGrid request takes 1 to 1,000 recipients, not {len(recipients)}")
 
 
-def mail_payload(
-    content: IssueContent,
-    recipients: Sequence[Recipient],
-    *,
-    issue_id: int,
-    categories: Sequence[str],
-    settings: Settings,
-) -> dict[str, Any]:
-    """The JSON body of POST /v3/mail/send for one issue and up to 1,000 recipients.
-
-    The readable form of the request; `mail_body` writes the same JSON directly.
-    """
-    _check_count(recipients)
-    issue = str(issue_id)
-    base_url = settings.newsletter_base_url
-    personalizations = []
-    for r in recipients:
-        to: dict[str, str] = {"email": r.email}
-        if r.name:
-            to["name"] = r.name
-        personalizations.append(
-            {
-                "to": [to],
-                # Substitution and custom_args values must be strings, or SendGrid answers 400.
-                "substitutions": {TOKEN_PLACEHOLDER: r.token},
-                "custom_args": {"delivery_id": str(r.delivery_id), "issue_id": issue},
-                # Substitutions do not reach headers, so the unsubscribe URL is filled here.
-                "headers": unsubscribe_headers(base_url, r.token),
-            }
-        )
-    payload = _envelope(content, categories=categories, settings=settings)
-    payload["personalizations"] = personalizations
-    return payload
-
-
 def mail_body(
-    content: IssueContent,
+    content: MailContent,
     recipients: Sequence[Recipient],
     *,
     issue_id: int,
     categories: Sequence[str],
     settings: Settings,
 ) -> str:
-    """`json.dumps(mail_payload(...))`, written directly: the send's hot path.
+    """The JSON body of POST /v3/mail/send for one issue and up to 1,000 recipients, written
+    directly (the only builder of a batch request: the tests read what the send posts).
 
     Building 1,000 nested dicts and encoding them cost more than the rest of a batch; here
     each personalization is one string. Addresses and names are JSON-escaped; the token is
     URL-safe by construction (base64url and `.`), so it needs no escaping, nor do the digits.
+    Each personalization carries the recipient's token as a substitution (SendGrid fills the
+    placeholder server-side; values must be strings, or it answers 400), the delivery and
+    issue ids as custom args (echoed back in every webhook event), and the unsubscribe headers
+    (substitutions do not reach headers).
     """
     _check_count(recipients)
     if not _URL_SAFE.fullmatch("".join(r.token for r in recipients)):
         raise ValueError("a delivery token must be URL-safe to be written into the request")
-    head = json.dumps(_envelope(content, categories=categories, settings=settings))
+    envelope = _envelope(
+        subject=content.subject,
+        text=content.text,
+        html=content.html,
+        headers={
+            "List-Id": list_id_header(settings.newsletter_from_name, settings.newsletter_list_id)
+        },
+        categories=categories,
+        settings=settings,
+    )
+    head = json.dumps(envelope)
     # `<base>/u/` as a JSON string without its closing quote: the token and `>"` follow.
     unsubscribe = json.dumps(f"<{unsubscribe_url(settings.newsletter_base_url, '')}")[:-1]
     issue = str(issue_id)
@@ -150,29 +135,32 @@ def mail_body(
     return f'{head[:-1]}, "personalizations": [{",".join(parts)}]}}'
 
 
-def single_payload(message: OutgoingMessage, settings: Settings) -> dict[str, Any]:
-    """A one-recipient message whose values are already filled in (tests, notices)."""
+def single_body(message: OutgoingMessage, settings: Settings) -> str:
+    """A one-recipient message whose values are already filled in (confirmations, test
+    copies, notices), with the same envelope as a batch."""
     to: dict[str, str] = {"email": message.to_email}
     if message.to_name:
         to["name"] = message.to_name
     personalization: dict[str, Any] = {"to": [to]}
     if message.custom_args:
-        personalization["custom_args"] = {k: str(v) for k, v in message.custom_args.items()}
-    payload: dict[str, Any] = {
-        "from": {"email": settings.newsletter_from_email, "name": settings.newsletter_from_name},
-        "subject": message.subject,
-        "content": [
-            {"type": "text/plain", "value": message.text},
-            {"type": "text/html", "value": message.html},
-        ],
-        "personalizations": [personalization],
-        "mail_settings": {"sandbox_mode": {"enable": settings.sendgrid_sandbox_mode}},
-    }
-    if message.headers:
-        payload["headers"] = dict(message.headers)
-    if message.categories:
-        payload["categories"] = list(dict.fromkeys(message.categories))[:10]
-    return payload
+        custom_args = {k: str(v) for k, v in message.custom_args.items()}
+        size = len(json.dumps(custom_args, separators=(",", ":")).encode())
+        if size > CUSTOM_ARGS_MAX_BYTES:
+            raise ValueError(
+                f"custom_args of {size:,} bytes: SendGrid takes at most "
+                f"{CUSTOM_ARGS_MAX_BYTES:,} in a request"
+            )
+        personalization["custom_args"] = custom_args
+    payload = _envelope(
+        subject=message.subject,
+        text=message.text,
+        html=message.html,
+        headers=message.headers or {},
+        categories=message.categories,
+        settings=settings,
+    )
+    payload["personalizations"] = [personalization]
+    return json.dumps(payload)
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -282,7 +270,7 @@ class SendGridTransport:
 
     def send_batch(
         self,
-        content: IssueContent,
+        content: MailContent,
         recipients: Sequence[Recipient],
         *,
         issue_id: int,
@@ -294,7 +282,7 @@ class SendGridTransport:
         return self.post(body)
 
     def send_one(self, message: OutgoingMessage) -> SendResult:
-        result = self.post(json.dumps(single_payload(message, self.settings)))
+        result = self.post(single_body(message, self.settings))
         if result.outcome is BatchOutcome.ACCEPTED:
             return SendResult(ok=True, message_id=result.message_id)
         return SendResult(ok=False, error=result.error)

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from newsletter.mail.message import (
     BatchResult,
-    IssueContent,
+    MailContent,
     OutgoingMessage,
     Recipient,
     SendResult,
@@ -27,7 +27,7 @@ class Transport(Protocol):
 
     def send_batch(
         self,
-        content: IssueContent,
+        content: MailContent,
         recipients: Sequence[Recipient],
         *,
         issue_id: int,

@@ -31,7 +31,7 @@ MAX_FILE_BYTES = 8 * 1024 * 1024
 log = logging.getLogger(__name__)
 
 
-class Outcome(enum.StrEnum):
+class MatchupChange(enum.StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
@@ -106,7 +106,7 @@ def find(session: Session, data: MatchupData) -> Matchup | None:
 
 def import_matchup(
     session: Session, data: MatchupData, published_at: datetime | None = None
-) -> tuple[Matchup, Outcome]:
+) -> tuple[Matchup, MatchupChange]:
     """Insert or update by slug. `published_at` (or the data's own) wins over the stored one;
     otherwise a new matchup counts as published when first imported."""
     existing = find(session, data)
@@ -115,12 +115,12 @@ def import_matchup(
         slug = data.slug
         if repository.slug_taken(session, slug):
             slug = distinct_slug(slug, data.pair_key)
-        return repository.add(session, data, when or utcnow(), slug), Outcome.CREATED
+        return repository.add(session, data, when or utcnow(), slug), MatchupChange.CREATED
     when = when or existing.published_at
     if existing.content_hash == data.content_hash() and existing.published_at == when:
-        return existing, Outcome.UNCHANGED
+        return existing, MatchupChange.UNCHANGED
     repository.replace_content(session, existing, data, when)
-    return existing, Outcome.UPDATED
+    return existing, MatchupChange.UPDATED
 
 
 def to_json(matchup: Matchup) -> dict[str, Any]:

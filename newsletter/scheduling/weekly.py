@@ -34,7 +34,7 @@ from newsletter.settings import get_settings
 log = logging.getLogger("newsletter.scheduler")
 
 
-class Outcome(enum.StrEnum):
+class WeekOutcome(enum.StrEnum):
     AWAITING_REVIEW = "awaiting_review"  # review policy: draft built, editors notified
     WILL_SEND = "will_send"  # auto policy: goes at send_at unless held
     EMPTY = "empty"  # no new matchups: nothing will be sent
@@ -44,7 +44,7 @@ class Outcome(enum.StrEnum):
 @dataclass
 class WeeklyReport:
     week: str
-    outcome: Outcome
+    outcome: WeekOutcome
     issue_id: int | None
     issue_status: str | None
     matchups: int
@@ -94,7 +94,7 @@ def run_weekly_job(*, now: datetime, week: str | None = None) -> WeeklyReport:
             )
             return WeeklyReport(
                 week=week,
-                outcome=Outcome.LEFT_AS_IS,
+                outcome=WeekOutcome.LEFT_AS_IS,
                 issue_id=existing.id,
                 issue_status=existing.status.value,
                 matchups=_included(existing),
@@ -118,7 +118,9 @@ def run_weekly_job(*, now: datetime, week: str | None = None) -> WeeklyReport:
             "and nothing will be sent to subscribers this week.\n\n"
             f"Add pages to the inbox or import them, then rebuild it: {preview_url(issue_id)}",
         )
-        return WeeklyReport(week, Outcome.EMPTY, issue_id, status, 0, policy, None, inbox, notified)
+        return WeeklyReport(
+            week, WeekOutcome.EMPTY, issue_id, status, 0, policy, None, inbox, notified
+        )
 
     send_at = now + timedelta(minutes=settings.newsletter_send_delay_minutes)
     if policy == "review":
@@ -132,7 +134,7 @@ def run_weekly_job(*, now: datetime, week: str | None = None) -> WeeklyReport:
             f"Once approved it goes out at {_local(send_at)} (or at once if that time has "
             "passed), unless you schedule it for another time."
         )
-        outcome = Outcome.AWAITING_REVIEW
+        outcome = WeekOutcome.AWAITING_REVIEW
     else:
         log.info("weekly %s: policy auto, issue %d will send at %s", week, issue_id, send_at)
         subject = f"[Weekly AI Tool Verdicts] {week} goes out at {_local(send_at)}"
@@ -143,6 +145,6 @@ def run_weekly_job(*, now: datetime, week: str | None = None) -> WeeklyReport:
             "To hold it, cancel it (`newsletter issue cancel "
             f"{issue_id}`) or schedule it for another time before then."
         )
-        outcome = Outcome.WILL_SEND
+        outcome = WeekOutcome.WILL_SEND
     notified = notify_editors(subject, text)
     return WeeklyReport(week, outcome, issue_id, status, count, policy, send_at, inbox, notified)

@@ -26,7 +26,7 @@ from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
 from newsletter.issues.models import IssueStatus
 from newsletter.issues.service import frozen_content
-from newsletter.mail.message import BatchOutcome, IssueContent, Recipient, header_phrase
+from newsletter.mail.message import BatchOutcome, MailContent, Recipient, header_phrase
 from newsletter.mail.transport import Transport, get_transport
 from newsletter.orm import utcnow
 from newsletter.security.delivery_tokens import delivery_tokens
@@ -79,7 +79,7 @@ class _Pause:
     error: str
 
 
-_Verdict = _Done | _Retry | _Pause
+_RetryDecision = _Done | _Retry | _Pause
 DONE = _Done()
 
 
@@ -95,7 +95,7 @@ class _Send:
     issue_statuses: tuple[IssueStatus, ...]
     stuck_after: timedelta
     categories: tuple[str, ...] = ()
-    contents: dict[bool, IssueContent] = field(default_factory=dict)
+    contents: dict[bool, MailContent] = field(default_factory=dict)
     # SQLite has one writer: threads that queue on its lock sleep in its busy handler (1, 2,
     # 5, 10 ms...) long after the lock is free. Queuing on a lock of our own wakes the next
     # writer at once. (Other processes still meet at SQLite's lock; PostgreSQL needs neither.)
@@ -251,7 +251,7 @@ def _deliver(
             # A tuple runs no validation: the name becomes a To: header, so it is made one line.
             Recipient(r.delivery_id, r.email, header_phrase(r.name), token)
         )
-    verdict: _Verdict = DONE
+    verdict: _RetryDecision = DONE
     try:
         # Tracking opt-outs get the untracked render: a separate request.
         for tracked, group in groups.items():
@@ -281,7 +281,7 @@ def _deliver(
         _settle(send, claim, verdict)
 
 
-def _settle(send: _Send, claim: Claim, verdict: _Verdict) -> None:
+def _settle(send: _Send, claim: Claim, verdict: _RetryDecision) -> None:
     now = utcnow()
     with send.ledger() as session:
         if isinstance(verdict, _Done):
@@ -320,12 +320,12 @@ def _send(
     transport: Transport,
     worker_id: str,
     claim: Claim,
-    content: IssueContent,
+    content: MailContent,
     recipients: Sequence[Recipient],
     whole: bool,
     *,
     paid: bool = False,
-) -> _Verdict:
+) -> _RetryDecision:
     """One request for `recipients`; a 400 or 413 is narrowed down by splitting.
 
     `paid`: the limiter was already waited for these recipients, before the batch was claimed;

@@ -339,7 +339,7 @@ class IngestReport:
     unmatched: int
 
 
-_SUPPRESSING = {EventType.BOUNCED, EventType.COMPLAINED, EventType.UNSUBSCRIBED}
+_FOR_SUBSCRIBERS = {EventType.BOUNCED, EventType.COMPLAINED, EventType.UNSUBSCRIBED}
 _READER_ACTIVITY = {EventType.OPENED, EventType.CLICKED}
 
 
@@ -383,8 +383,8 @@ def ingest_sendgrid(
     inserted = repository.insert_new_provider_events(session, rows)
     for event_id in inserted:
         event, info = kept[event_id]
-        if info is not None and info.subscriber_id is not None and event.type in _SUPPRESSING:
-            _apply_to_subscriber(session, event, info.subscriber_id)
+        if info is not None and info.subscriber_id is not None and event.type in _FOR_SUBSCRIBERS:
+            _hand_to_subscribers(session, event, info.subscriber_id)
     return IngestReport(len(events), len(inserted), len(events) - len(inserted), unmatched)
 
 
@@ -411,14 +411,26 @@ def _event_row(
     }
 
 
-def _apply_to_subscriber(session: Session, event: NormalisedEvent, subscriber_id: int) -> None:
-    detail = event.detail or event.provider_type
-    if event.hard_bounce:
-        subscribers_service.mark_bounced(session, subscriber_id, detail)
-    elif event.type is EventType.COMPLAINED:
-        subscribers_service.mark_complained(session, subscriber_id, detail)
-    elif event.type is EventType.UNSUBSCRIBED:
-        subscribers_service.unsubscribe(session, subscriber_id, reason="unsubscribed")
+_FACTS = {
+    EventType.COMPLAINED: subscribers_service.MailFact.COMPLAINT,
+    EventType.UNSUBSCRIBED: subscribers_service.MailFact.UNSUBSCRIBE,
+}
+
+
+def _hand_to_subscribers(session: Session, event: NormalisedEvent, subscriber_id: int) -> None:
+    """Tell subscribers what the provider reported; what it means for the person is theirs to
+    decide (subscribers.service.on_mail_fact)."""
+    if event.type is EventType.BOUNCED:
+        fact = (
+            subscribers_service.MailFact.HARD_BOUNCE
+            if event.hard_bounce
+            else subscribers_service.MailFact.SOFT_BOUNCE
+        )
+    else:
+        fact = _FACTS[event.type]
+    subscribers_service.on_mail_fact(
+        session, subscriber_id, fact, event.detail or event.provider_type
+    )
 
 
 # --- the numbers ------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ class NewSubscriber(BaseModel):
     name: str = Field(default="", max_length=200)
 
 
-class Outcome(BaseModel):
+class ActionResult(BaseModel):
     id: int
     outcome: str
 
@@ -185,35 +185,35 @@ def list_subscribers(
     return SubscriberPage(items=items, next_before=items[-1].id if len(rows) > limit else None)
 
 
-@router.post("/subscribers", response_model=Outcome, status_code=201)
-def add_subscriber(body: NewSubscriber, user: ApiAdmin) -> Outcome:
+@router.post("/subscribers", response_model=ActionResult, status_code=201)
+def add_subscriber(body: NewSubscriber, user: ApiAdmin) -> ActionResult:
     from subscribers import service
     from subscribers.addresses import InvalidAddress
 
     try:
         with transaction() as session:
             subscriber, outcome = service.add_by_admin(session, body.email, body.name, source="api")
-            return Outcome(id=subscriber.id, outcome=outcome.value)
+            return ActionResult(id=subscriber.id, outcome=outcome.value)
     except InvalidAddress as exc:
         raise _invalid(("body", "email"), exc) from exc
     except service.SubscriberError as exc:
         raise _refused(exc) from exc
 
 
-@router.post("/subscribers/{subscriber_id}/unsubscribe", response_model=Outcome)
-def unsubscribe(subscriber_id: int, user: ApiAdmin) -> Outcome:
+@router.post("/subscribers/{subscriber_id}/unsubscribe", response_model=ActionResult)
+def unsubscribe(subscriber_id: int, user: ApiAdmin) -> ActionResult:
     from subscribers import service
 
     with transaction() as session:
         changed = service.unsubscribe(session, subscriber_id, reason="admin")
-    return Outcome(id=subscriber_id, outcome="unsubscribed" if changed else "unchanged")
+    return ActionResult(id=subscriber_id, outcome="unsubscribed" if changed else "unchanged")
 
 
-@router.delete("/subscribers/{subscriber_id}", response_model=Outcome)
-def erase(subscriber_id: int, user: ApiAdmin) -> Outcome:
+@router.delete("/subscribers/{subscriber_id}", response_model=ActionResult)
+def erase(subscriber_id: int, user: ApiAdmin) -> ActionResult:
     """GDPR erasure: personal data removed, the address stays suppressed as a hash."""
 
     with transaction() as session:
         if not erasure.erase(session, subscriber_id):
             raise HTTPException(status_code=404, detail=f"no subscriber with id {subscriber_id}")
-    return Outcome(id=subscriber_id, outcome="erased")
+    return ActionResult(id=subscriber_id, outcome="erased")

@@ -17,7 +17,7 @@ from newsletter.web import accesslog, errors
 from newsletter.web.bodylimit import BodyLimitMiddleware
 from newsletter.web.head import HeadAsGetMiddleware
 from newsletter.web.headers import SecurityHeadersMiddleware
-from newsletter.web.ratelimit import LoginLimiter
+from newsletter.web.ratelimit import AttemptLimiter
 from newsletter.web.readers import router as subscribers_router
 from newsletter.web.readers import sign_up_limiter
 from newsletter.web.textinput import TextInputMiddleware
@@ -44,7 +44,7 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.login_limiter = LoginLimiter()
+    app.state.login_limiter = AttemptLimiter()
     app.state.subscribe_limiter = sign_up_limiter()
     app.add_middleware(
         SessionMiddleware,

@@ -11,13 +11,13 @@ from newsletter.db import transaction
 from newsletter.web import csrf
 from newsletter.web.auth import SESSION_KEY, SESSION_USER, StaffUser, current_staff, require_staff
 from newsletter.web.pages import flash, redirect, render
-from newsletter.web.ratelimit import LoginLimiter
+from newsletter.web.ratelimit import AttemptLimiter
 
 router = APIRouter(include_in_schema=False)
 
 
-def limiter(request: Request) -> LoginLimiter:
-    found: LoginLimiter = request.app.state.login_limiter
+def limiter(request: Request) -> AttemptLimiter:
+    found: AttemptLimiter = request.app.state.login_limiter
     return found
 
 

@@ -55,7 +55,10 @@ def _digest(kind: str, value: str) -> bytes:
 
 
 @dataclass
-class LoginLimiter:
+class AttemptLimiter:
+    """Failed attempts counted per client address and per account name in a sliding window:
+    staff logins (account = the login name) and sign-ups (account = the address typed)."""
+
     window: float = WINDOW_SECONDS
     per_account: int = MAX_FAILURES_PER_ACCOUNT
     per_address: int = MAX_FAILURES_PER_ADDRESS

@@ -22,7 +22,7 @@ from newsletter.people.links import resolve_token
 from newsletter.security.delivery_tokens import is_sample_token, read_delivery_token
 from newsletter.tracking import service as tracking_service
 from newsletter.web.pages import flash, redirect, render, sample_link_page
-from newsletter.web.ratelimit import LoginLimiter
+from newsletter.web.ratelimit import AttemptLimiter
 from subscribers import emails, service
 from subscribers.addresses import InvalidAddress
 from subscribers.models import SubscriberStatus
@@ -40,8 +40,8 @@ def _ip(request: Request) -> str | None:
 # the form into a mail cannon: every attempt counts against the client address (30 an hour) and
 # the address asked for (5 an hour). The login limiter's sliding window does exactly this
 # counting; create_app keeps one per app, beside the login limiter.
-def sign_up_limiter() -> LoginLimiter:
-    return LoginLimiter(window=3600, per_address=30, per_account=5)
+def sign_up_limiter() -> AttemptLimiter:
+    return AttemptLimiter(window=3600, per_address=30, per_account=5)
 
 
 # No address is longer (RFC 5321 allows 254 octets); a longer one is refused before it is
@@ -52,7 +52,7 @@ MAX_NAME_LENGTH = 200
 
 def _over_limit(request: Request, email: str) -> int:
     """Seconds to wait (0 if allowed); counts this attempt."""
-    limiter: LoginLimiter = request.app.state.subscribe_limiter
+    limiter: AttemptLimiter = request.app.state.subscribe_limiter
     ip = _ip(request) or "unknown"
     wait = limiter.retry_after(ip, email)
     if not wait:

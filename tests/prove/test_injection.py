@@ -27,9 +27,9 @@ from newsletter.matchups.models import Lens
 from newsletter.matchups.schemas import MatchupData, ReviewData, ToolData
 from newsletter.matchups.service import import_matchup
 from newsletter.orm import utcnow
-from newsletter.testing.sendgrid_server import SendGridServer
 from subscribers.addresses import address_hash
 from subscribers.models import Subscriber, SubscriberStatus
+from tests.support.sendgrid_server import SendGridServer
 from tests.web.conftest import EDITOR, mark_sent
 
 SCRIPT = '<script>alert("pwned")</script>'

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from newsletter.cli import app
 from newsletter.sending.models import Delivery, DeliveryStatus
 from newsletter.settings import reset_settings
-from newsletter.testing.sendgrid_server import SendGridServer
 from tests.sending.conftest import add_subscribers, make_issue
+from tests.support.sendgrid_server import SendGridServer
 
 runner = CliRunner()
 

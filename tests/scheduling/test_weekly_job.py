@@ -9,7 +9,7 @@ from newsletter import paths
 from newsletter.db import transaction
 from newsletter.issues import repository as issues_repository
 from newsletter.issues.models import IssueStatus
-from newsletter.scheduling.weekly import Outcome, run_weekly_job
+from newsletter.scheduling.weekly import WeekOutcome, run_weekly_job
 from tests.scheduling.conftest import EDITOR, body_text, drop_seeds, outbox_messages, utc
 
 NOW = utc(2026, 3, 30, 7)  # Monday 09:00 in Paris, first week of summer time
@@ -23,7 +23,7 @@ def test_review_policy_builds_a_draft_and_sends_editors_the_preview_link(
 
     report = run_weekly_job(now=NOW)
 
-    assert report.outcome is Outcome.AWAITING_REVIEW
+    assert report.outcome is WeekOutcome.AWAITING_REVIEW
     assert report.week == "2026-W14" and report.matchups == 3
     assert report.send_at == utc(2026, 3, 30, 8, 30)
     with transaction() as session:
@@ -46,7 +46,7 @@ def test_auto_policy_tells_editors_when_it_goes_and_how_to_hold_it(
 
     report = run_weekly_job(now=NOW)
 
-    assert report.outcome is Outcome.WILL_SEND
+    assert report.outcome is WeekOutcome.WILL_SEND
     [notice] = outbox_messages(isolated_env / "outbox")
     assert "goes out at" in notice["Subject"]
     assert f"newsletter issue cancel {report.issue_id}" in body_text(notice)
@@ -59,7 +59,7 @@ def test_a_week_without_new_matchups_sends_nothing_and_tells_the_editors(
 
     report = run_weekly_job(now=NOW)
 
-    assert report.outcome is Outcome.EMPTY
+    assert report.outcome is WeekOutcome.EMPTY
     assert report.matchups == 0 and report.send_at is None
     [notice] = outbox_messages(isolated_env / "outbox")
     assert notice["To"] == EDITOR
@@ -82,5 +82,5 @@ def test_an_issue_past_draft_is_not_rebuilt(
 
     again = run_weekly_job(now=NOW)
 
-    assert again.outcome is Outcome.LEFT_AS_IS
+    assert again.outcome is WeekOutcome.LEFT_AS_IS
     assert again.issue_status == "cancelled" and again.matchups == 1

@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session
 
 from newsletter.issues.models import IssueStatus
 from newsletter.settings import reset_settings
-from newsletter.testing import arrange
-from newsletter.testing.sendgrid_server import SendGridServer
 from subscribers.models import SubscriberStatus
+from tests.support import arrange
+from tests.support.sendgrid_server import SendGridServer
 
 API_KEY = "SG.loopback-test-key"
 POSTAL_ADDRESS = "Weekly AI Tool Verdicts, 1 Test Street, 75001 Paris, France"

@@ -14,8 +14,8 @@ from newsletter.issues import service as issues_service
 from newsletter.issues.models import IssueStatus
 from newsletter.sending import repository
 from newsletter.settings import reset_settings
-from newsletter.testing.sendgrid_server import SendGridServer
 from tests.sending.conftest import add_subscribers, make_issue
+from tests.support.sendgrid_server import SendGridServer
 
 runner = CliRunner()
 

@@ -22,9 +22,9 @@ from newsletter.issues.models import IssueStatus
 from newsletter.sending import service
 from newsletter.sending.models import Delivery, DeliveryStatus, SendBatch
 from newsletter.settings import reset_settings
-from newsletter.testing.sendgrid_server import SendGridServer
 from subscribers.models import Subscriber
 from tests.sending.conftest import API_KEY, add_subscribers, make_issue
+from tests.support.sendgrid_server import SendGridServer
 
 WORKER = [sys.executable, "-c", "from newsletter.cli import main; main()"]
 

@@ -14,15 +14,15 @@ from sqlalchemy.orm import Session
 from newsletter.db import transaction
 from newsletter.issues import service as issues_service
 from newsletter.issues.models import IssueStatus
-from newsletter.mail.message import BatchResult, IssueContent, Recipient
+from newsletter.mail.message import BatchResult, MailContent, Recipient
 from newsletter.mail.sendgrid_transport import SendGridTransport
 from newsletter.sending import repository, service
 from newsletter.sending.models import BatchStatus, Delivery, DeliveryStatus, SendBatch
 from newsletter.sending.worker import run_until_done
 from newsletter.settings import reset_settings
-from newsletter.testing.sendgrid_server import SendGridServer
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.sending.conftest import add_subscribers, make_issue
+from tests.support.sendgrid_server import SendGridServer
 
 
 @pytest.fixture(autouse=True)
@@ -234,7 +234,7 @@ class AfterFirstBatch(SendGridTransport):
 
     def send_batch(
         self,
-        content: IssueContent,
+        content: MailContent,
         recipients: Sequence[Recipient],
         *,
         issue_id: int,

@@ -14,9 +14,9 @@ from newsletter.db import transaction
 from newsletter.sending import service
 from newsletter.sending.models import DeliveryStatus
 from newsletter.settings import reset_settings
-from newsletter.testing.sendgrid_server import SendGridServer
 from tests.sending.conftest import add_subscribers, make_issue
 from tests.sending.test_crash import ledger, start_worker, wait_until_it_claims, worker_env
+from tests.support.sendgrid_server import SendGridServer
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

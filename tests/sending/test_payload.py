@@ -13,15 +13,20 @@ from typing import Any
 
 import pytest
 
-from newsletter.mail.message import FrozenContent, Recipient
+from newsletter.mail.message import FrozenContent, OutgoingMessage, Recipient
 from newsletter.mail.outbox import OutboxTransport
-from newsletter.mail.sendgrid_transport import mail_body, mail_payload
+from newsletter.mail.sendgrid_transport import CUSTOM_ARGS_MAX_BYTES, mail_body, single_body
 from newsletter.security.delivery_tokens import TOKEN_PLACEHOLDER
 from newsletter.settings import get_settings
-from newsletter.testing.sendgrid_server import SendGridServer, load_request_validator
 from tests.sending.conftest import TEXT, TRACKED_HTML
+from tests.support.sendgrid_server import SendGridServer, load_request_validator
 
 CONTENT = FrozenContent(subject="Verdicts", html=TRACKED_HTML, text=TEXT)
+
+
+def mail_payload(content: FrozenContent, batch: list[Recipient], **args: Any) -> Any:
+    """What the send posts, read back: the one builder of a batch request is `mail_body`."""
+    return json.loads(mail_body(content, batch, **args))
 
 
 def recipients(n: int) -> list[Recipient]:
@@ -50,9 +55,10 @@ def test_a_1000_recipient_request_matches_the_official_schema_and_sendgrids_rule
     assert payload["categories"] == ["weekly", "2026-W47"]
 
 
-def test_the_body_written_directly_is_the_payload() -> None:
-    """The send posts `mail_body` (JSON written by hand for speed): it must say what the
-    readable `mail_payload` says, escaping included."""
+def test_the_body_written_directly_escapes_what_strangers_wrote() -> None:
+    """The send writes its JSON by hand for speed: addresses and names from strangers (quotes,
+    backslashes, newlines, angle brackets, accents) come back exactly, each in its own
+    personalization, with its own token, ids and unsubscribe header."""
     odd = [
         Recipient(1, 'quote"back\\slash@mail.example.com', 'Zoë "Z" \\ <z>\n', "MQ.sig-_~"),
         Recipient(2, "plain@mail.example.com", "", "Mg.sig"),
@@ -60,9 +66,20 @@ def test_the_body_written_directly_is_the_payload() -> None:
     ]
     for batch in (odd, recipients(1)):
         for categories in ((), ("weekly", "2026-W47", "weekly")):
-            args = {"issue_id": 7, "categories": categories, "settings": get_settings()}
-            body = mail_body(CONTENT, batch, **args)  # type: ignore[arg-type]
-            assert json.loads(body) == mail_payload(CONTENT, batch, **args)  # type: ignore[arg-type]
+            payload = mail_payload(
+                CONTENT, batch, issue_id=7, categories=categories, settings=get_settings()
+            )
+            assert list(load_request_validator().iter_errors(payload)) == []
+            assert payload.get("categories", []) == list(dict.fromkeys(categories))
+            assert [p["to"] for p in payload["personalizations"]] == [
+                [{"email": r.email, **({"name": r.name} if r.name else {})}] for r in batch
+            ]
+            for r, p in zip(batch, payload["personalizations"], strict=True):
+                assert p["substitutions"] == {TOKEN_PLACEHOLDER: r.token}
+                assert p["custom_args"] == {"delivery_id": str(r.delivery_id), "issue_id": "7"}
+                assert p["headers"]["List-Unsubscribe"] == (
+                    f"<{get_settings().newsletter_base_url}/u/{r.token}>"
+                )
     with pytest.raises(
         ValueError,
         match=r"^a delivery token must be URL-safe to be written into the request$",
@@ -74,6 +91,48 @@ def test_the_body_written_directly_is_the_payload() -> None:
             categories=(),
             settings=get_settings(),
         )
+
+
+def test_a_single_message_shares_the_batch_envelope_and_its_custom_args_limit() -> None:
+    message = OutgoingMessage(
+        to_email="a@mail.example.com",
+        to_name="Ann",
+        subject="Confirm",
+        html="<p>hi</p>",
+        text="hi",
+        headers={"List-Id": "x <x.example.com>"},
+        categories=("confirm", "confirm"),
+        custom_args={"kind": "confirm"},
+    )
+    payload = json.loads(single_body(message, get_settings()))
+    assert list(load_request_validator().iter_errors(payload)) == []
+    SendGridServer(validate_schema=False).validate(payload)
+    assert payload["personalizations"] == [
+        {"to": [{"email": "a@mail.example.com", "name": "Ann"}], "custom_args": {"kind": "confirm"}}
+    ]
+    # SendGrid must not rewrite a confirmation link into its own redirect either.
+    assert payload["tracking_settings"]["click_tracking"]["enable"] is False
+    assert payload["categories"] == ["confirm"]
+    assert payload["headers"] == {"List-Id": "x <x.example.com>"}
+    batch = mail_payload(CONTENT, recipients(1), issue_id=1, categories=(), settings=get_settings())
+    assert {
+        k: v
+        for k, v in payload.items()
+        if k not in ("subject", "content", "personalizations", "headers", "categories")
+    } == {
+        k: v
+        for k, v in batch.items()
+        if k not in ("subject", "content", "personalizations", "headers")
+    }
+    # {"k":"…"} is 8 bytes around its value: 9,992 fill the limit exactly, one more is refused.
+    at_limit = OutgoingMessage(**{**message.__dict__, "custom_args": {"k": "x" * 9_992}})
+    assert json.loads(single_body(at_limit, get_settings()))["personalizations"][0]["custom_args"]
+    big = OutgoingMessage(**{**message.__dict__, "custom_args": {"k": "x" * CUSTOM_ARGS_MAX_BYTES}})
+    with pytest.raises(
+        ValueError,
+        match=r"^custom_args of 10,008 bytes: SendGrid takes at most 10,000 in a request$",
+    ):
+        single_body(big, get_settings())
 
 
 @pytest.mark.parametrize("count", [0, 1001])

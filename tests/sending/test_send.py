@@ -11,8 +11,8 @@ from newsletter.security.delivery_tokens import read_delivery_token
 from newsletter.sending import repository, service
 from newsletter.sending.models import Delivery, DeliveryStatus
 from newsletter.sending.worker import run_until_done
-from newsletter.testing.sendgrid_server import SendGridServer
 from tests.sending.conftest import add_subscribers, make_issue
+from tests.support.sendgrid_server import SendGridServer
 
 
 def start(issue_id: int) -> None:

@@ -14,8 +14,8 @@ from newsletter.mail.message import BatchOutcome, FrozenContent, OutgoingMessage
 from newsletter.mail.sendgrid_transport import SendGridTransport, result_from_status
 from newsletter.security.delivery_tokens import TOKEN_PLACEHOLDER
 from newsletter.settings import get_settings, reset_settings
-from newsletter.testing.sendgrid_server import SendGridServer
 from tests.sending.conftest import TEXT, TRACKED_HTML
+from tests.support.sendgrid_server import SendGridServer
 
 CONTENT = FrozenContent(subject="Verdicts of the week", html=TRACKED_HTML, text=TEXT)
 FROM = {"email": "verdicts@aitoolverdicts.example", "name": "Weekly AI Tool Verdicts"}

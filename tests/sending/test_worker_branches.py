@@ -18,7 +18,7 @@ from newsletter.issues.models import Issue, IssueStatus
 from newsletter.mail.message import (
     BatchOutcome,
     BatchResult,
-    IssueContent,
+    MailContent,
     OutgoingMessage,
     Recipient,
     SendResult,
@@ -28,9 +28,9 @@ from newsletter.sending import repository, service, worker
 from newsletter.sending.models import BatchStatus, Delivery, DeliveryStatus, SendBatch
 from newsletter.sending.worker import RateLimiter, backoff, run_until_done
 from newsletter.settings import reset_settings
-from newsletter.testing.sendgrid_server import SendGridServer
 from subscribers.models import Subscriber
 from tests.sending.conftest import add_subscribers, make_issue
+from tests.support.sendgrid_server import SendGridServer
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +53,7 @@ class Scripted(SendGridTransport):
 
     def send_batch(
         self,
-        content: IssueContent,
+        content: MailContent,
         recipients: Sequence[Recipient],
         *,
         issue_id: int,
@@ -79,7 +79,7 @@ class Answers:
 
     def send_batch(
         self,
-        content: IssueContent,
+        content: MailContent,
         recipients: Sequence[Recipient],
         *,
         issue_id: int,

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.settings import reset_settings
-from newsletter.testing import arrange
-from newsletter.testing.sendgrid_server import SendGridServer
 from subscribers.models import Subscriber
 from tests.subscribers.helpers import client, confirmation_link, outbox, path_of
+from tests.support import arrange
+from tests.support.sendgrid_server import SendGridServer
 
 NAME = 'Dana <script>alert("x")</script>'
 

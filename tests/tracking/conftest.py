@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from newsletter.matchups.models import Matchup
 from newsletter.settings import reset_settings
-from newsletter.testing import arrange
-from newsletter.testing.arrange import SentIssue
 from newsletter.tracking.webhook import encode_public_key
 from newsletter.web.app import create_app
+from tests.support import arrange
+from tests.support.arrange import SentIssue
 
 # Two days ago: long past the machine window, inside the 72-hour opens chart.
 SENT_AT = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from newsletter.web import ratelimit
-from newsletter.web.ratelimit import LoginLimiter, account_key
+from newsletter.web.ratelimit import AttemptLimiter, account_key
 from tests.subscribers.helpers import outbox
 from tests.web.conftest import ADMIN, PASSWORD, csrf_from
 
@@ -101,7 +101,7 @@ def _held_by_the_limiter(action: object) -> tuple[int, int]:
     try:
         before = tracemalloc.take_snapshot()
         assert callable(action)
-        limiter: LoginLimiter = action()
+        limiter: AttemptLimiter = action()
         after = tracemalloc.take_snapshot()
     finally:
         tracemalloc.stop()
@@ -123,7 +123,7 @@ def test_sixty_sign_ups_of_900_kb_addresses_leave_the_limiter_a_few_kilobytes(
     """The report: 60 such requests grew the server by 60 MB, kept for an hour."""
     huge = "a" * (900 * 1024) + "@example.com"
 
-    def flood() -> LoginLimiter:
+    def flood() -> AttemptLimiter:
         with TestClient(app) as web:
             for i in range(30):
                 assert web.post("/subscribe", data={"email": f"{i}{huge}"}).status_code == 400
@@ -133,7 +133,7 @@ def test_sixty_sign_ups_of_900_kb_addresses_leave_the_limiter_a_few_kilobytes(
             for i in range(25):
                 long = f"{i}" + "b" * 300 + "@example.com"
                 assert web.post("/subscribe", data={"email": long}).status_code == 400
-        limiter: LoginLimiter = app.state.subscribe_limiter
+        limiter: AttemptLimiter = app.state.subscribe_limiter
         return limiter
 
     grown, stored = _held_by_the_limiter(flood)
@@ -143,7 +143,7 @@ def test_sixty_sign_ups_of_900_kb_addresses_leave_the_limiter_a_few_kilobytes(
 
 
 def test_the_limiter_keeps_at_most_max_keys_whatever_arrives() -> None:
-    limiter = LoginLimiter(max_keys=1000)
+    limiter = AttemptLimiter(max_keys=1000)
     for i in range(5000):
         limiter.record_failure(f"10.0.{i // 250}.{i % 250}", f"person{i}@example.com" + "x" * 300)
     assert len(limiter._failures) == 1000

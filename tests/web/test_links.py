@@ -305,6 +305,16 @@ def test_one_send_time_rule_everywhere_and_past_times_refused(
         f"/api/v1/issues/{draft_issue}/schedule", json={"at": "2020-01-07T10:00"}, headers=auth
     )
     assert api_past.status_code == 409 and "is in the past" in api_past.json()["detail"]
+    # Found by the route property test: a moment at the edge of the calendar was a 500.
+    for edge in ("0001-01-01T00:00+01:00", "9999-12-31T23:59-01:00", "0001-01-01T00:00"):
+        odd = editor.post(f"/api/v1/issues/{draft_issue}/schedule", json={"at": edge}, headers=auth)
+        assert odd.status_code == 409, (edge, odd.text)
+        assert "is not a send time (years 2000 to 9998)" in odd.json()["detail"]
+        page = editor.post(
+            f"/admin/issues/{draft_issue}/schedule", data={"csrf_token": token, "at": edge}
+        )
+        assert page.status_code == 200 and "is not a send time" in page.text
+    assert scheduled_utc() == "2030-01-07T09:00:00+00:00"  # unchanged
 
 
 def test_an_issue_with_no_matchups_is_refused_at_every_door(

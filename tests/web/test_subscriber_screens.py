@@ -311,8 +311,8 @@ def test_bulk_needs_the_csrf_token_and_a_selection(
 
 
 def test_a_subscribers_page_shows_their_history_and_edits_the_name(admin: TestClient) -> None:
-    from newsletter.testing.arrange import add_sent_issue
     from newsletter.tracking import service as tracking
+    from tests.support.arrange import add_sent_issue
 
     browser = (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120 Safari/537.36"

@@ -9,7 +9,7 @@ records what it accepted so a test can prove nobody got an issue twice.
 Faults are injected per request: a status (429 with X-RateLimit-Reset, 5xx, 401…), a slow
 answer, a dropped connection, or a 400 naming chosen addresses the way SendGrid does.
 
-Run alone (benchmarks): `python -m newsletter.testing.sendgrid_server --port 0`; it prints
+Run alone (benchmarks): `python -m tests.support.sendgrid_server --port 0`; it prints
 `listening http://127.0.0.1:PORT` and serves `GET /_stats` (counts as JSON).
 """
 
