@@ -8,6 +8,7 @@ configured NEWSLETTER_BASE_URL for links that leave the app (emails, feeds).
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 from newsletter.settings import get_settings
@@ -22,7 +23,20 @@ EDITOR_ISSUES = "/admin/issues"
 EDITOR_ISSUE_PATTERN = "/admin/issues/{issue_id}"
 WEB_VERSION_PATTERN = "/issues/{week}"
 PUBLIC_VOTE_PATTERN = "/issues/{week}/vote/{slug}"
-SAMPLE_LINK_PATTERN = "/sample/{what}"
+
+# A reader's own links: the first segment after the prefix is a link credential (a signed
+# token), which the access log shortens (web/accesslog.py).
+CONFIRM_PATTERN = "/confirm/{token}"
+UNSUBSCRIBE_PATTERN = "/u/{token}"
+PREFERENCES_PATTERN = "/p/{token}"
+PIXEL_PATTERN = "/o/{token}.gif"
+CLICK_PATTERN = "/c/{token}/{link_key}"
+VOTE_PATTERN = "/v/{token}/{slug}/{tool}"
+# The prefixes of the patterns above, in the same order.
+TOKEN_PREFIXES = ("/confirm/", "/u/", "/p/", "/o/", "/c/", "/v/")
+# Links a mail client's scanner follows by itself: answered only to GET, never to HEAD, so a
+# prefetch records nothing that a person did not do (web/head.py).
+HIT_PREFIXES = ("/o/", "/c/", "/v/")
 
 
 def absolute(path: str) -> str:
@@ -44,6 +58,36 @@ def public_vote(week: str, slug: str) -> str:
     return PUBLIC_VOTE_PATTERN.format(week=quote(week, safe=""), slug=quote(slug, safe=""))
 
 
-def sample_link(what: str) -> str:
-    """What a per-reader link in a preview or test copy opens: a page saying what it does."""
-    return SAMPLE_LINK_PATTERN.format(what=quote(what, safe=""))
+# Tokens are URL-safe by construction (base64url and `.`; the placeholder is letters and `_`),
+# so they go into a path as they are.
+
+
+def confirm(token: str) -> str:
+    return CONFIRM_PATTERN.format(token=token)
+
+
+def unsubscribe(token: str) -> str:
+    return UNSUBSCRIBE_PATTERN.format(token=token)
+
+
+def preferences(token: str) -> str:
+    return PREFERENCES_PATTERN.format(token=token)
+
+
+def pixel(token: str) -> str:
+    return PIXEL_PATTERN.format(token=token)
+
+
+def click(token: str, link_key: str) -> str:
+    return CLICK_PATTERN.format(token=token, link_key=link_key)
+
+
+def vote(token: str, slug: str, tool: int) -> str:
+    return VOTE_PATTERN.format(token=token, slug=quote(slug, safe=""), tool=tool)
+
+
+def matcher(pattern: str) -> re.Pattern[str]:
+    """A pattern as a regular expression matching a whole path, one group per `{name}` (a
+    segment): how the tracking middleware answers the pixel and the click before routing."""
+    parts = re.split(r"\{[a-z_]+\}", pattern)
+    return re.compile("([^/]+)".join(re.escape(part) for part in parts))

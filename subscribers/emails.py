@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from newsletter import paths
 from newsletter.mail.message import (
     OutgoingMessage,
     SendResult,
@@ -31,7 +32,7 @@ DAYS = {
 
 
 def confirm_url(token: str) -> str:
-    return f"{get_settings().newsletter_base_url.rstrip('/')}/confirm/{token}"
+    return paths.absolute(paths.confirm(token))
 
 
 def confirmation_message(request: ConfirmationRequest) -> OutgoingMessage:
@@ -69,10 +70,10 @@ def welcome_message(request: WelcomeRequest) -> OutgoingMessage:
         "sender": sender(settings),
         "base_url": base,
         "day": DAYS[settings.newsletter_schedule_day],
-        "latest": f"{base}/issues/{request.latest_week}" if request.latest_week else None,
-        "archive": f"{base}/issues",
-        "preferences": f"{base}/p/{request.token}",
-        "unsubscribe": f"{base}/u/{request.token}",
+        "latest": base + paths.web_version(request.latest_week) if request.latest_week else None,
+        "archive": base + paths.ARCHIVE,
+        "preferences": base + paths.preferences(request.token),
+        "unsubscribe": base + paths.unsubscribe(request.token),
     }
     env = web_environment()
     return OutgoingMessage(

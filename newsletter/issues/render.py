@@ -81,7 +81,7 @@ class LinkBook:
         self.links.setdefault(key, OutboundLink(key, url, label, matchup_id))
         if not self.tracked:
             return url
-        return f"{self.base_url}/c/{TOKEN_PLACEHOLDER}/{key}"
+        return self.base_url + paths.click(TOKEN_PLACEHOLDER, key)
 
     def matchup(self, verdict: Verdict, label: str | None = None) -> str:
         return self.out(
@@ -105,16 +105,16 @@ class LinkBook:
     def vote(self, verdict: Verdict, tool: int) -> str:
         if self.public:
             return self.base_url + paths.public_vote(self.week, verdict.slug) + f"#tool-{tool}"
-        return f"{self.base_url}/v/{TOKEN_PLACEHOLDER}/{verdict.slug}/{tool}"
+        return self.base_url + paths.vote(TOKEN_PLACEHOLDER, verdict.slug, tool)
 
     def unsubscribe(self) -> str:
-        return f"{self.base_url}/u/{TOKEN_PLACEHOLDER}"
+        return self.base_url + paths.unsubscribe(TOKEN_PLACEHOLDER)
 
     def preferences(self) -> str:
-        return f"{self.base_url}/p/{TOKEN_PLACEHOLDER}"
+        return self.base_url + paths.preferences(TOKEN_PLACEHOLDER)
 
     def pixel(self) -> str | None:
-        return f"{self.base_url}/o/{TOKEN_PLACEHOLDER}.gif" if self.tracked else None
+        return self.base_url + paths.pixel(TOKEN_PLACEHOLDER) if self.tracked else None
 
 
 @lru_cache(maxsize=1)

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+from newsletter import paths
+
 _NOT_IN_A_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -105,7 +107,7 @@ class BatchResult:
 
 
 def unsubscribe_url(base_url: str, token: str) -> str:
-    return f"{base_url.rstrip('/')}/u/{token}"
+    return base_url.rstrip("/") + paths.unsubscribe(token)
 
 
 def list_id_header(name: str, list_id: str) -> str:

@@ -12,9 +12,12 @@ from __future__ import annotations
 import logging
 import re
 
-# The public paths whose first segment after the prefix is a link credential (readers.py,
-# tracking.py and tracking_middleware.py).
-_TOKEN_PATH = re.compile(r"^(/(?:u|p|confirm|o|c|v)/)([^/?#]{7})[^/?#]*")
+from newsletter import paths
+
+# The public paths whose first segment after the prefix is a link credential (paths.py).
+_TOKEN_PATH = re.compile(
+    "^(" + "|".join(re.escape(p) for p in paths.TOKEN_PREFIXES) + r")([^/?#]{7})[^/?#]*"
+)
 KEPT = 6
 
 

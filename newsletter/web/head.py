@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_NOT_FOR_HEAD = ("/o/", "/c/", "/v/")
+from newsletter import paths
+
+_NOT_FOR_HEAD = paths.HIT_PREFIXES
 
 
 class HeadAsGetMiddleware:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from newsletter import paths
 from newsletter.db import transaction
 from newsletter.issues.service import latest_published_week
 from newsletter.people import erasure
@@ -129,7 +130,7 @@ def subscribe_api(request: Request, body: SubscribeRequest) -> JSONResponse:
     return JSONResponse({"status": "confirmation_sent"}, status_code=202)
 
 
-@router.get("/confirm/{token}", response_class=HTMLResponse)
+@router.get(paths.CONFIRM_PATTERN, response_class=HTMLResponse)
 def confirm_page(request: Request, token: str) -> HTMLResponse:
     with transaction() as session:
         state, subscriber = service.confirmation_state(session, token)
@@ -141,7 +142,7 @@ def confirm_page(request: Request, token: str) -> HTMLResponse:
     return render(request, T + "confirm.html", {"email": email, "token": token})
 
 
-@router.post("/confirm/{token}", response_class=HTMLResponse)
+@router.post(paths.CONFIRM_PATTERN, response_class=HTMLResponse)
 def confirm(request: Request, token: str) -> HTMLResponse:
     with transaction() as session:
         state, subscriber = service.confirm(session, token, ip=_ip(request))
@@ -149,7 +150,7 @@ def confirm(request: Request, token: str) -> HTMLResponse:
             return _link_invalid(request, "confirmation")
         context = {
             "email": subscriber.email,
-            "prefs": f"/p/{service.subscriber_token(subscriber.public_id)}",
+            "prefs": paths.preferences(service.subscriber_token(subscriber.public_id)),
         }
         welcome = service.claim_welcome(session, subscriber, latest_published_week(session))
     if welcome is not None and not emails.send_welcome(welcome).ok:
@@ -162,7 +163,7 @@ def confirm(request: Request, token: str) -> HTMLResponse:
 # --- leaving: RFC 8058 one-click and the visible link -----------------------------------------
 
 
-@router.get("/u/{token}", response_class=HTMLResponse)
+@router.get(paths.UNSUBSCRIBE_PATTERN, response_class=HTMLResponse)
 def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
     if is_sample_token(token):
         return sample_link_page(request, token, "unsubscribe")
@@ -174,7 +175,7 @@ def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
     return render(request, T + "unsubscribe.html", context)
 
 
-@router.post("/u/{token}", response_class=HTMLResponse)
+@router.post(paths.UNSUBSCRIBE_PATTERN, response_class=HTMLResponse)
 def unsubscribe(request: Request, token: str) -> HTMLResponse:
     """RFC 8058: a POST with body `List-Unsubscribe=One-Click` unsubscribes at once, with no
     further page or login; the button on the GET page posts the same body."""
@@ -188,14 +189,14 @@ def unsubscribe(request: Request, token: str) -> HTMLResponse:
         if service.unsubscribe(session, subscriber.id) and link is not None:
             # The editors see which issue lost a reader.
             tracking_service.record_unsubscribe(session, link.delivery_id)
-        context = {"email": subscriber.email, "prefs": f"/p/{token}"}
+        context = {"email": subscriber.email, "prefs": paths.preferences(token)}
     return render(request, T + "unsubscribed.html", context)
 
 
 # --- preferences ----------------------------------------------------------------------------
 
 
-@router.get("/p/{token}", response_class=HTMLResponse)
+@router.get(paths.PREFERENCES_PATTERN, response_class=HTMLResponse)
 def preferences(request: Request, token: str) -> HTMLResponse:
     if is_sample_token(token):
         return sample_link_page(request, token, "preferences")
@@ -235,35 +236,35 @@ def _act(request: Request, token: str, action: str) -> Response:
             service.set_tracking_opt_out(session, subscriber.id, False)
             message = "Tracking is on."
     flash(request, message)
-    return redirect(f"/p/{token}")
+    return redirect(paths.preferences(token))
 
 
-@router.post("/p/{token}/pause")
+@router.post(paths.PREFERENCES_PATTERN + "/pause")
 def pause(request: Request, token: str) -> Response:
     return _act(request, token, "pause")
 
 
-@router.post("/p/{token}/resume")
+@router.post(paths.PREFERENCES_PATTERN + "/resume")
 def resume(request: Request, token: str) -> Response:
     return _act(request, token, "resume")
 
 
-@router.post("/p/{token}/resubscribe")
+@router.post(paths.PREFERENCES_PATTERN + "/resubscribe")
 def resubscribe(request: Request, token: str) -> Response:
     return _act(request, token, "resubscribe")
 
 
-@router.post("/p/{token}/tracking-off")
+@router.post(paths.PREFERENCES_PATTERN + "/tracking-off")
 def tracking_off(request: Request, token: str) -> Response:
     return _act(request, token, "tracking-off")
 
 
-@router.post("/p/{token}/tracking-on")
+@router.post(paths.PREFERENCES_PATTERN + "/tracking-on")
 def tracking_on(request: Request, token: str) -> Response:
     return _act(request, token, "tracking-on")
 
 
-@router.get("/p/{token}/export.json", response_model=None)
+@router.get(paths.PREFERENCES_PATTERN + "/export.json", response_model=None)
 def export_my_data(request: Request, token: str) -> Response:
     if is_sample_token(token):
         return sample_link_page(request, token, "preferences")
@@ -281,7 +282,7 @@ def export_my_data(request: Request, token: str) -> Response:
     )
 
 
-@router.get("/p/{token}/erase", response_class=HTMLResponse)
+@router.get(paths.PREFERENCES_PATTERN + "/erase", response_class=HTMLResponse)
 def erase_page(request: Request, token: str) -> HTMLResponse:
     if is_sample_token(token):
         return sample_link_page(request, token, "preferences")
@@ -293,7 +294,7 @@ def erase_page(request: Request, token: str) -> HTMLResponse:
     return render(request, T + "erase.html", context)
 
 
-@router.post("/p/{token}/erase", response_class=HTMLResponse)
+@router.post(paths.PREFERENCES_PATTERN + "/erase", response_class=HTMLResponse)
 def erase(request: Request, token: str) -> HTMLResponse:
     if is_sample_token(token):
         return sample_link_page(request, token, "preferences")

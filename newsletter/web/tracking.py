@@ -21,6 +21,7 @@ from fastapi.responses import (
     Response,
 )
 
+from newsletter import paths
 from newsletter.db import transaction
 from newsletter.numbers import ascii_int
 from newsletter.security.delivery_tokens import is_sample_token, read_delivery_token
@@ -54,12 +55,12 @@ def not_found(what: str) -> HTMLResponse:
     return HTMLResponse(page, status_code=404, headers=NO_CACHE)
 
 
-@router.get("/v/{token}/{slug}/{tool}", include_in_schema=False)
+@router.get(paths.VOTE_PATTERN, include_in_schema=False)
 def vote(token: str, slug: str, tool: str, request: Request) -> Response:
     return _vote(token, slug, tool, request, confirmed=False)
 
 
-@router.post("/v/{token}/{slug}/{tool}", include_in_schema=False)
+@router.post(paths.VOTE_PATTERN, include_in_schema=False)
 def confirm_vote(token: str, slug: str, tool: str, request: Request) -> Response:
     """The "Count my vote" button shown when the link looked like it was opened by a scanner."""
     return _vote(token, slug, tool, request, confirmed=True)

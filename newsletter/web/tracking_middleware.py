@@ -15,13 +15,13 @@ checkers and uptime monitors send them) but records nothing: no person reads mai
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from newsletter import paths
 from newsletter.security.delivery_tokens import read_delivery_token
 from newsletter.tracking import hits, service
 from newsletter.tracking.service import HitEvent
@@ -29,9 +29,11 @@ from newsletter.web.tracking import NO_CACHE, PIXEL_GIF, not_found
 
 D = TypeVar("D")
 
-# The same shapes as the router's `/o/{token}.gif` and `/c/{token}/{link_key}` would match.
-_PIXEL = re.compile(r"/o/([^/]+)\.gif")
-_CLICK = re.compile(r"/c/([^/]+)/([^/]+)")
+# The pixel's and the click's paths, as newsletter/paths.py spells them for the mail.
+_PIXEL = paths.matcher(paths.PIXEL_PATTERN)
+_CLICK = paths.matcher(paths.CLICK_PATTERN)
+_PIXEL_PREFIX = paths.PIXEL_PATTERN.split("{")[0]
+_CLICK_PREFIX = paths.CLICK_PATTERN.split("{")[0]
 # RedirectResponse's own quoting: a link's URL is sent as the issue stored it, made header-safe.
 _LOCATION_SAFE = ":/%#?=@[]!$&'()*+,;"
 
@@ -50,12 +52,12 @@ class TrackingHitsMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             path: str = scope["path"]
-            if path.startswith("/o/"):
+            if path.startswith(_PIXEL_PREFIX):
                 match = _PIXEL.fullmatch(path)
                 if match:
                     await _pixel(match[1], scope, receive, send)
                     return
-            elif path.startswith("/c/"):
+            elif path.startswith(_CLICK_PREFIX):
                 match = _CLICK.fullmatch(path)
                 if match:
                     await _click(match[1], match[2], scope, receive, send)
