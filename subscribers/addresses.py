@@ -10,10 +10,11 @@ from urllib.parse import quote
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
+from newsletter.errors import Refused
 from newsletter.settings import get_settings
 
 
-class InvalidAddress(ValueError):
+class InvalidAddress(Refused):
     """The text is not an email address; the message says why, in the library's words."""
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from newsletter.errors import Refused
 from newsletter.instance import legacy_max_id
 from newsletter.numbers import ascii_int
 from newsletter.orm import utcnow
@@ -38,7 +39,7 @@ SUBSCRIBER_TOKEN_TTL_SECONDS = 90 * 24 * 3600
 LEFT = repository.LEFT
 
 
-class SubscriberError(ValueError):
+class SubscriberError(Refused):
     """A refused request, with a message for the person or admin who made it."""
 
 

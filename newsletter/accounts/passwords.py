@@ -5,6 +5,8 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from newsletter.errors import Refused
+
 MIN_PASSWORD_LENGTH = 12
 
 _hasher = PasswordHasher()
@@ -13,7 +15,7 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("no such account: timing equaliser")
 
 
-class WeakPasswordError(ValueError):
+class WeakPasswordError(Refused):
     pass
 
 

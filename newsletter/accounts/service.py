@@ -15,11 +15,12 @@ from sqlalchemy.orm import Session
 from newsletter.accounts import repository
 from newsletter.accounts.models import Role, User, new_session_key
 from newsletter.accounts.passwords import hash_password, needs_rehash, verify_password
+from newsletter.errors import Refused
 
 API_TOKEN_PREFIX = "nlt_"  # noqa: S105 - a recognisable prefix lets secret scanners spot leaks
 
 
-class AccountError(ValueError):
+class AccountError(Refused):
     """A refused account change, with a message fit for the person who asked."""
 
 

@@ -127,4 +127,12 @@ def demo() -> None:
 
 
 def main() -> None:
-    app()
+    from newsletter.errors import Refused
+
+    try:
+        app()
+    except Refused as exc:
+        # A domain's refusal that its command did not catch: the sentence, not a traceback.
+        from newsletter.cli.support import fail
+
+        fail(str(exc))

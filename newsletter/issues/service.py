@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
+from newsletter.errors import Refused
 from newsletter.issues import repository, verdicts
 from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus
 from newsletter.issues.render import (
@@ -38,7 +39,7 @@ EDITABLE = (IssueStatus.DRAFT, IssueStatus.APPROVED, IssueStatus.SCHEDULED)
 CANCELLABLE = (IssueStatus.DRAFT, IssueStatus.APPROVED, IssueStatus.SCHEDULED, IssueStatus.PAUSED)
 
 
-class IssueError(ValueError):
+class IssueError(Refused):
     """A refused action on an issue; the message says which issue and why."""
 
 
@@ -474,17 +475,17 @@ def assemble(
 
 def _render(
     session: Session, issue: Issue, *, tracked: bool, public: bool = False
-) -> RenderedIssue:
+) -> tuple[RenderedIssue, list[OutboundLink]]:
+    """The issue as it reads now, and the links it points at. Writes nothing: only freezing
+    records the links (the click redirect's table)."""
     settings = get_settings()
-    rendered, links = render_issue(
+    return render_issue(
         content(session, issue),
         base_url=settings.newsletter_base_url,
         site_url=settings.newsletter_site_url,
         tracked=tracked,
         public=public,
     )
-    repository.record_links(session, issue.id, [_link_row(link) for link in links])
-    return rendered
 
 
 def _link_row(link: OutboundLink) -> IssueLink:
@@ -492,8 +493,12 @@ def _link_row(link: OutboundLink) -> IssueLink:
 
 
 def _frozen_values(session: Session, issue: Issue, now: datetime) -> dict[str, Any]:
-    tracked = _render(session, issue, tracked=True)
-    untracked = _render(session, issue, tracked=False)
+    """The three renders a send and the web version keep for good; the tracked one's links
+    are recorded, so every click redirect of the sent mail resolves."""
+    tracked, links = _render(session, issue, tracked=True)
+    repository.record_links(session, issue.id, [_link_row(link) for link in links])
+    untracked, _ = _render(session, issue, tracked=False)
+    public, _ = _render(session, issue, tracked=False, public=True)
     return {
         "rendered_subject": tracked.subject,
         "rendered_preheader": tracked.preheader,
@@ -501,26 +506,30 @@ def _frozen_values(session: Session, issue: Issue, now: datetime) -> dict[str, A
         "rendered_text": tracked.text,
         "rendered_untracked_html": untracked.html,
         "rendered_untracked_text": untracked.text,
-        "rendered_public_html": _render(session, issue, tracked=False, public=True).html,
+        "rendered_public_html": public.html,
         "rendered_at": now,
     }
 
 
-def render_live(session: Session, issue_id: int, *, tracked: bool) -> RenderedIssue:
-    """The issue as it would read now (drafts change with every edit)."""
-    return _render(session, require(session, issue_id), tracked=tracked)
+def freeze(session: Session, issue_id: int, *, now: datetime | None = None) -> None:
+    """Fix what a send sends: the renders and their links. Approval freezes; this freezes an
+    issue approved before approval did (older rows), when its send starts. A draft is never
+    frozen (its edits must still show); an issue frozen already is left as it is."""
+    issue = require(session, issue_id)
+    if issue.rendered_at is not None or issue.status is IssueStatus.DRAFT:
+        return
+    for column, value in _frozen_values(session, issue, now or utcnow()).items():
+        setattr(issue, column, value)
+    session.flush()
 
 
 def frozen_content(session: Session, issue_id: int, *, tracked: bool) -> RenderedIssue:
-    """What is sent: the frozen render of an approved issue. A draft (send-test) is rendered
-    from its current content and not frozen, so later edits still show."""
+    """What is sent: the frozen render. Reading writes nothing: an issue not frozen (a draft
+    for a test send, or an older row approved before approval froze) is rendered from its
+    current content each time; `freeze` is the write."""
     issue = require(session, issue_id)
     if issue.rendered_at is None:
-        if issue.status is IssueStatus.DRAFT:
-            return _render(session, issue, tracked=tracked)
-        for column, value in _frozen_values(session, issue, utcnow()).items():
-            setattr(issue, column, value)
-        session.flush()
+        return _render(session, issue, tracked=tracked)[0]
     html = issue.rendered_html if tracked else issue.rendered_untracked_html
     text = issue.rendered_text if tracked else issue.rendered_untracked_text
     assert issue.rendered_subject is not None and html is not None and text is not None
@@ -550,11 +559,10 @@ def public_html(session: Session, week: str) -> str | None:
     issue = repository.get_by_week(session, week)
     if issue is None or issue.status in (IssueStatus.DRAFT, IssueStatus.CANCELLED):
         return None
-    frozen_content(session, issue.id, tracked=False)
     if issue.rendered_public_html is None:
-        # Frozen before the public render existed (revision 0002): render it once now.
-        issue.rendered_public_html = _render(session, issue, tracked=False, public=True).html
-        session.flush()
+        # Not frozen, or frozen before the public render existed (revision 0002): rendered
+        # from the issue as it is, and not stored (a page view writes nothing).
+        return _render(session, issue, tracked=False, public=True)[0].html
     return issue.rendered_public_html
 
 

@@ -10,10 +10,12 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from newsletter.errors import Refused
+
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 
 
-class WeekError(ValueError):
+class WeekError(Refused):
     pass
 
 

@@ -8,6 +8,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
+from newsletter.errors import Refused
 from newsletter.matchups.models import Lens
 
 
@@ -90,7 +91,7 @@ def check_storable(data: MatchupData, where: str = "") -> None:
             raise PageError(f"{where}{name}: {problem}")
 
 
-class PageError(ValueError):
+class PageError(Refused):
     """A page that cannot be imported; names the line (1-based) when there is one."""
 
     def __init__(self, reason: str, line: int | None = None) -> None:

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from newsletter.errors import Refused
 from newsletter.settings import Settings
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-class ScheduleError(ValueError):
+class ScheduleError(Refused):
     """A schedule setting that cannot be understood (names the variable and the value)."""
 
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from newsletter.errors import Refused
 from newsletter.issues import service as issues
 from newsletter.issues.models import IN_SEND, IssueStatus
 from newsletter.issues.service import frozen_content
@@ -31,7 +32,7 @@ from newsletter.settings import get_settings
 CANCELLED_REASON = "send cancelled by an operator before this delivery was handed off"
 
 
-class SendError(ValueError):
+class SendError(Refused):
     """A refused sending action; the message names the issue and the reason."""
 
 
@@ -76,7 +77,7 @@ def start_send(session: Session, issue_id: int, *, now: datetime | None = None) 
     ):
         return False
     # Freeze the render now (if approval did not): every batch sends these exact bytes.
-    frozen_content(session, issue_id, tracked=True)
+    issues.freeze(session, issue_id, now=now)
     repository.snapshot_audience(session, issue_id, now, get_settings().newsletter_batch_size)
     # An empty audience is a finished send.
     mark_sent_if_done(session, issue_id, now)

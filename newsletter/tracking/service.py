@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
+from newsletter.errors import NotFound
 from newsletter.instance import legacy_max_id
 from newsletter.issues import repository as issues_repository
 from newsletter.issues.models import Issue, IssueLink
@@ -436,7 +437,7 @@ def _hand_to_subscribers(session: Session, event: NormalisedEvent, subscriber_id
 # --- the numbers ------------------------------------------------------------------------------
 
 
-class IssueNotFound(LookupError):
+class IssueNotFound(NotFound):
     pass
 
 

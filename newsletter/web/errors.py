@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from newsletter.errors import NotFound, Refused
 from newsletter.web.auth import LoginRequired, login_url
 from newsletter.web.pages import redirect, render
 
@@ -97,7 +98,16 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+async def _refused(request: Request, exc: Exception) -> Response:
+    # A domain's refusal that its route did not catch: the message is for the person (what
+    # and why); the transaction that raised it has rolled back.
+    assert isinstance(exc, Refused)
+    status = 404 if isinstance(exc, NotFound) else 409
+    return await _http_error(request, StarletteHTTPException(status, str(exc)))
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(Refused, _refused)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(StarletteHTTPException, _http_error)

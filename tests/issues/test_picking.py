@@ -97,6 +97,7 @@ def test_cap_moves_the_rest_to_more_this_week(db: Session, monkeypatch: pytest.M
     db.commit()
     data = service.to_json(db, issue)
     assert len(data["featured"]) == 3 and len(data["more_this_week"]) == 4
+    service.approve(db, issue.id, by="editor@example.com")  # freezes: renders and links
     tracked = service.frozen_content(db, issue.id, tracked=True)
     more = tracked.text.split("MORE THIS WEEK", 1)[1]
     key_of = {link.url: link.key for link in repository.links_of(db, issue.id)}
