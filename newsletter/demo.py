@@ -21,12 +21,10 @@ import typer
 from newsletter.accounts.models import Role
 from newsletter.accounts.service import create_user
 from newsletter.db import transaction
-from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
 from newsletter.migrate import upgrade
 from newsletter.orm import utcnow
 from newsletter.scheduling.weekly import run_weekly_job
-from newsletter.sending import repository as sending_repository
 from newsletter.sending import service as sending
 from newsletter.sending.worker import run_until_done
 from newsletter.settings import get_settings
@@ -81,7 +79,7 @@ def run_demo() -> DemoResult:
     settings = get_settings()
     upgrade()
     with transaction() as session:
-        if issues_repository.list_all(session):
+        if issues.list_all(session):
             typer.secho(
                 f"error: {settings.database_url} already has issues; run the demo in an empty "
                 "folder (`make demo` re-creates ./demo-data)",
@@ -123,7 +121,7 @@ def run_demo() -> DemoResult:
         subject = issue.rendered_subject
     run_until_done(issue_id, worker_id=sending.default_worker_id())
     with transaction() as session:
-        counts = sending_repository.status_counts(session, issue_id)
+        counts = sending.status_counts(session, issue_id)
     step(
         6,
         f"approved and sent {subject!r}: {counts['sent']} sent, {counts['failed']} failed, "
@@ -190,7 +188,7 @@ def _backdate_send(issue_id: int, *, to: datetime) -> None:
     from newsletter.sending.models import Delivery
 
     with transaction() as session:
-        issue = issues_repository.get(session, issue_id)
+        issue = issues.get(session, issue_id)
         assert issue is not None and issue.sent_at is not None
         shift = issue.sent_at - to
         issue.sent_at -= shift
@@ -207,13 +205,11 @@ def _simulate_readers(issue_id: int) -> None:
     """Readers open an hour after the send; a few click and vote; one link scanner passes by."""
     rng = random.Random(47)  # the same story every run
     with transaction() as session:
-        deliveries = [
-            d for d, _ in sending_repository.list_deliveries(session, issue_id, limit=10_000)
-        ]
-        issue = issues_repository.get(session, issue_id)
+        deliveries = [d for d, _ in sending.list_deliveries(session, issue_id, limit=10_000)]
+        issue = issues.get(session, issue_id)
         assert issue is not None and issue.sent_at is not None
         sent_at = issue.sent_at
-        links = [link for link in issues_repository.links_of(session, issue_id) if link.matchup_id]
+        links = [link for link in issues.links_of(session, issue_id) if link.matchup_id]
         slugs = [item.verdict.slug for item in issues.content(session, issue).featured]
         for number, delivery in enumerate(deliveries):
             at = sent_at + timedelta(minutes=30 + 7 * number)

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 
 from sqlalchemy.orm import Session
 
-from subscribers import repository, service
+from subscribers import listing, service
 from subscribers.importer import spreadsheet_safe
 from subscribers.models import SubscriberStatus
 
@@ -37,7 +37,7 @@ def csv_rows(
     Every cell that a stranger could have typed goes through spreadsheet_safe: a name such as
     "=HYPERLINK(…)" must not run as a formula in the admin's spreadsheet."""
     yield COLUMNS
-    for subscriber in repository.list_subscribers(session, status=status, search=search, ids=ids):
+    for subscriber in listing.list_subscribers(session, status=status, search=search, ids=ids):
         data = service.to_json(subscriber)
         consent = data["consent"]
         yield [

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from newsletter.errors import Refused
@@ -134,6 +136,24 @@ def _read_confirmation(session: Session, token: str) -> tuple[Subscriber | None,
 
 def get(session: Session, subscriber_id: int) -> Subscriber | None:
     return repository.get(session, subscriber_id)
+
+
+def mailable_ids_select() -> Select[int]:
+    """Who an issue goes to, as a SELECT of ids (active, not paused, not suppressed): the
+    ledger snapshots its audience from it in one statement."""
+    return repository.mailable_ids_select()
+
+
+def mailable_count(session: Session) -> int:
+    return repository.mailable_count(session)
+
+
+def suppressed_among(session: Session, hashes: Sequence[str]) -> set[str]:
+    return repository.suppressed_among(session, hashes)
+
+
+def suppression_for(session: Session, email_hash: str) -> Suppression | None:
+    return repository.suppression_for(session, email_hash)
 
 
 def find(session: Session, raw_email: str) -> Subscriber | None:

@@ -127,3 +127,12 @@ def find(session: Session, email: str) -> User:
     if user is None:
         raise AccountError(f"no user {email.strip()}")
     return user
+
+
+def get(session: Session, user_id: int) -> User | None:
+    return repository.get(session, user_id)
+
+
+def list_all(session: Session) -> list[User]:
+    """Staff accounts by address."""
+    return repository.list_all(session)

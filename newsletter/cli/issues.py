@@ -13,7 +13,7 @@ import typer
 
 from newsletter.cli.support import JsonOption, fail, print_json, warn
 from newsletter.db import transaction
-from newsletter.issues import repository, service
+from newsletter.issues import service
 from newsletter.issues.service import IssueError
 from newsletter.issues.weeks import WeekError
 
@@ -61,7 +61,7 @@ def build(
 def list_(as_json: bool = JsonOption) -> None:
     """List every issue, newest week first."""
     with transaction() as session:
-        data = [service.to_json(session, issue) for issue in repository.list_all(session)]
+        data = [service.to_json(session, issue) for issue in service.list_all(session)]
     if as_json:
         print_json(data)
         return

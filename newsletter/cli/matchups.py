@@ -9,7 +9,7 @@ import typer
 
 from newsletter.cli.support import JsonOption, print_json, warn
 from newsletter.db import transaction
-from newsletter.matchups import repository, service
+from newsletter.matchups import service
 
 app = typer.Typer(
     help="Import and list matchups (the site's comparison pages).", no_args_is_help=True
@@ -81,7 +81,7 @@ def import_(
 def list_(as_json: bool = JsonOption) -> None:
     """List every matchup, oldest first."""
     with transaction() as session:
-        matchups = repository.list_all(session)
+        matchups = service.list_all(session)
         data = [service.to_json(m) for m in matchups]
     if as_json:
         print_json(data)

@@ -23,7 +23,7 @@ from newsletter.issues import service as issues
 from newsletter.issues.models import IN_SEND, IssueStatus
 from newsletter.mail.transport import get_transport
 from newsletter.numbers import ascii_int
-from newsletter.sending import repository, service
+from newsletter.sending import service
 from newsletter.sending.models import DeliveryStatus
 from newsletter.sending.worker import run_until_done
 
@@ -35,8 +35,8 @@ EXIT_INTERRUPTED = 130
 def _summary(issue_id: int, started: float | None = None) -> dict[str, Any]:
     with transaction() as session:
         status = issues.status_of(session, issue_id)
-        counts = repository.status_counts(session, issue_id)
-        last_error = repository.last_batch_error(session, issue_id)
+        counts = service.status_counts(session, issue_id)
+        last_error = service.last_batch_error(session, issue_id)
     summary: dict[str, Any] = {
         "issue_id": issue_id,
         "status": status.value if status else None,
@@ -128,7 +128,7 @@ def _run_with_progress(issue_id: int, *, show: bool, resolving: bool = False) ->
                 while thread.is_alive():
                     thread.join(0.5)
                     with transaction() as session:
-                        counts = repository.status_counts(session, issue_id)
+                        counts = service.status_counts(session, issue_id)
                     done = counts["recipients"] - counts["queued"] - counts["in_flight"]
                     progress.update(task, total=counts["recipients"], completed=done)
         else:
@@ -358,7 +358,7 @@ def deliveries(
     with transaction() as session:
         if issues.status_of(session, issue_id) is None:
             fail(f"issue {issue_id} does not exist")
-        rows = repository.list_deliveries(session, issue_id, status=status, limit=limit)
+        rows = service.list_deliveries(session, issue_id, status=status, limit=limit)
         items = [
             {
                 "id": d.id,

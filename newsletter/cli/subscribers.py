@@ -13,7 +13,7 @@ from newsletter.cli.support import JsonOption, fail, is_terminal, print_json, wa
 from newsletter.db import transaction
 from newsletter.people import erasure
 from newsletter.people.export import personal_data
-from subscribers import emails, importer, repository, service
+from subscribers import emails, importer, listing, service
 from subscribers.addresses import InvalidAddress
 from subscribers.export import csv_rows
 from subscribers.formats import FORMATS, MappingError, parse_map
@@ -220,7 +220,7 @@ def list_(
     with transaction() as session:
         rows = [
             service.to_json(s)
-            for s in repository.list_subscribers(session, status=wanted, search=search, limit=limit)
+            for s in listing.list_subscribers(session, status=wanted, search=search, limit=limit)
         ]
     if as_json:
         print_json(rows)
@@ -266,7 +266,7 @@ def unsubscribe(email: str = typer.Argument(...), as_json: bool = JsonOption) ->
     with transaction() as session:
         subscriber = _find_or_fail(session, email)
         changed = service.unsubscribe(session, subscriber.id, reason="unsubscribed")
-        data = service.to_json(repository.get(session, subscriber.id))  # type: ignore[arg-type]
+        data = service.to_json(service.get(session, subscriber.id))  # type: ignore[arg-type]
     if as_json:
         print_json({"changed": changed, "subscriber": data})
     elif changed:

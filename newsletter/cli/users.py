@@ -91,7 +91,7 @@ def password(
 @app.command("list")
 def list_users(as_json: bool = JsonOption) -> None:
     """Every staff account with its role."""
-    from newsletter.accounts.repository import list_all
+    from newsletter.accounts.service import list_all
     from newsletter.db import transaction
 
     with transaction() as session:

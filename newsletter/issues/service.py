@@ -720,3 +720,45 @@ def to_json(session: Session, issue: Issue) -> dict[str, Any]:
         "approved_by": issue.approved_by,
         "rendered_at": issue.rendered_at.isoformat() if issue.rendered_at else None,
     }
+
+
+# --- reads for the ledger, tracking, the scheduler and the doors -----------------------------
+# (issues/repository.py is this domain's own: the contract lets nobody else import it)
+
+
+def get(session: Session, issue_id: int) -> Issue | None:
+    return repository.get(session, issue_id)
+
+
+def get_by_week(session: Session, week: str) -> Issue | None:
+    return repository.get_by_week(session, week)
+
+
+def list_all(session: Session) -> list[Issue]:
+    """Newest week first."""
+    return repository.list_all(session)
+
+
+def matchups_of(session: Session, issue: Issue) -> dict[int, Matchup]:
+    return repository.matchups_of(session, issue)
+
+
+def links_of(session: Session, issue_id: int) -> list[IssueLink]:
+    """The links the frozen tracked render points at (the click redirect's table)."""
+    return repository.links_of(session, issue_id)
+
+
+def due_issues(session: Session, now: datetime) -> list[Issue]:
+    return repository.due_issues(session, now)
+
+
+def issue_matchups(session: Session, issue_id: int) -> list[tuple[int, str, list[str]]]:
+    return repository.issue_matchups(session, issue_id)
+
+
+def matchup_in_issue(session: Session, issue_id: int, matchup_id: int) -> bool:
+    return repository.matchup_in_issue(session, issue_id, matchup_id)
+
+
+def latest_sent_issue_id(session: Session) -> int | None:
+    return repository.latest_sent_issue_id(session)

@@ -146,3 +146,12 @@ def to_json(matchup: Matchup) -> dict[str, Any]:
             for r in matchup.reviews
         ],
     }
+
+
+def get_by_slug(session: Session, slug: str) -> Matchup | None:
+    return repository.get_by_slug(session, slug)
+
+
+def list_all(session: Session) -> list[Matchup]:
+    """Oldest published first."""
+    return repository.list_all(session)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.sending import person as ledger
 from newsletter.tracking import person as tracking
-from newsletter.votes import repository as votes
+from newsletter.votes import person as votes
 from subscribers import service as subscribers
 from subscribers.models import Subscriber
 
@@ -20,7 +20,7 @@ def personal_data(session: Session, subscriber: Subscriber) -> dict[str, Any]:
     activity = {
         "deliveries": ledger.deliveries(session, subscriber.id),
         "events": tracking.events(session, subscriber.id),
-        "votes": votes.votes_of(session, subscriber.id),
+        "votes": votes.votes(session, subscriber.id),
     }
     for kind, rows in activity.items():
         # The export is JSON: a datetime left in it was a 500 for every reader who had been

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.sending import person as ledger
 from newsletter.tracking import person as tracking
-from newsletter.votes import repository as votes
+from newsletter.votes import person as votes
 
 HISTORY_ROWS = 200  # per kind, newest first: a page, not an export (that is export.py's)
 

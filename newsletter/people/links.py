@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.instance import legacy_max_id
 from newsletter.security.delivery_tokens import LEGACY_MAX_DELIVERY_ID, read_delivery_token
-from newsletter.sending import repository as ledger
+from newsletter.sending import service as ledger
 from subscribers import service as subscribers
 from subscribers.models import Subscriber
 

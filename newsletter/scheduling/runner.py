@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from newsletter.db import transaction
-from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
 from newsletter.issues.models import SEND_STARTED, IssueStatus
 from newsletter.scheduling import repository
@@ -287,7 +286,7 @@ class Scheduler:
     ) -> None:
         policy = self.settings.newsletter_approval_policy
         with transaction() as session:
-            issue = issues_repository.get(session, issue_id)
+            issue = issues.get(session, issue_id)
             status = issue.status if issue is not None else None
             if status is None:
                 repository.settle(session, run_id, now=now, detail="issue deleted")
@@ -350,7 +349,7 @@ class Scheduler:
 
     def _due_issues(self, now: datetime, report: TickReport) -> None:
         with transaction() as session:
-            due = [(i.id, i.week) for i in issues_repository.due_issues(session, now)]
+            due = [(i.id, i.week) for i in issues.due_issues(session, now)]
         for issue_id, week in due:
             if self.stop.is_set():
                 return
@@ -402,5 +401,5 @@ def _human(delta: timedelta) -> str:
 
 
 def _still_draft(session: Session, issue_id: int) -> bool:
-    issue = issues_repository.get(session, issue_id)
+    issue = issues.get(session, issue_id)
     return issue is not None and issue.status is IssueStatus.DRAFT

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from newsletter.db import transaction
-from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
 from newsletter.issues.models import Issue, IssueStatus
 from newsletter.scheduling.editors import notify_editors, preview_url
@@ -85,7 +84,7 @@ def run_weekly_job(*, now: datetime, week: str | None = None) -> WeeklyReport:
     inbox = import_inbox(settings.newsletter_inbox_dir, now=now)
 
     with transaction() as session:
-        existing = issues_repository.get_by_week(session, week)
+        existing = issues.get_by_week(session, week)
         if existing is not None and existing.status != IssueStatus.DRAFT:
             # Approved, scheduled, sending, sent or cancelled: an editor or a send owns it, and
             # a rebuild would change what they signed off on.

@@ -34,7 +34,7 @@ from newsletter.issues.models import Issue, IssueStatus
 from newsletter.orm import UTCDateTime
 from newsletter.sending.models import BatchStatus, Delivery, DeliveryStatus, SendBatch
 from subscribers.models import Subscriber
-from subscribers.repository import mailable_ids_select
+from subscribers.service import mailable_ids_select
 
 OPEN_STATES = (DeliveryStatus.QUEUED, DeliveryStatus.IN_FLIGHT)
 

@@ -27,6 +27,7 @@ from newsletter.mail.transport import Transport, get_transport
 from newsletter.orm import utcnow
 from newsletter.security.delivery_tokens import TEST_TOKEN, TOKEN_PLACEHOLDER, fill
 from newsletter.sending import repository
+from newsletter.sending.models import Delivery, DeliveryStatus
 from newsletter.settings import get_settings
 
 CANCELLED_REASON = "send cancelled by an operator before this delivery was handed off"
@@ -322,3 +323,29 @@ def send_notice(
             # One editor's address that breaks the transport must not keep the others uninformed.
             results.append(SendResult(ok=False, error=f"{type(exc).__name__}: {exc}"))
     return results
+
+
+# --- reading the ledger (for the doors and tracking's numbers) ----------------------------
+
+
+def status_counts(session: Session, issue_id: int) -> dict[str, int]:
+    """recipients, and how many deliveries are in each state (every state present, maybe 0)."""
+    return repository.status_counts(session, issue_id)
+
+
+def skipped_reasons(session: Session, issue_id: int) -> list[tuple[str, int]]:
+    return repository.skipped_reasons(session, issue_id)
+
+
+def list_deliveries(
+    session: Session, issue_id: int, *, status: DeliveryStatus | None = None, limit: int = 100
+) -> list[tuple[Delivery, str | None]]:
+    return repository.list_deliveries(session, issue_id, status=status, limit=limit)
+
+
+def get_delivery(session: Session, delivery_id: int) -> Delivery | None:
+    return repository.get_delivery(session, delivery_id)
+
+
+def last_batch_error(session: Session, issue_id: int) -> str | None:
+    return repository.last_batch_error(session, issue_id)

@@ -22,7 +22,6 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from newsletter.db import is_sqlite, transaction
-from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
 from newsletter.issues.models import IssueStatus
 from newsletter.issues.service import frozen_content
@@ -151,7 +150,7 @@ def run_until_done(
         send.write_lock = threading.Lock()
     with transaction() as session:
         service.sweep_stuck(session, older_than=send.stuck_after, issue_id=issue_id)
-        issue = issues_repository.get(session, issue_id)
+        issue = issues.get(session, issue_id)
         if issue is None or issue.status not in send.issue_statuses:
             return
         send.categories = ("weekly-verdicts", issue.week)

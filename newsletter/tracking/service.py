@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session
 
 from newsletter.errors import NotFound
 from newsletter.instance import legacy_max_id
-from newsletter.issues import repository as issues_repository
+from newsletter.issues import service as issues
 from newsletter.issues.models import Issue, IssueLink
-from newsletter.matchups import repository as matchups_repository
+from newsletter.matchups import service as matchups
 from newsletter.matchups.models import Matchup
 from newsletter.security.delivery_tokens import LEGACY_MAX_DELIVERY_ID, DeliveryLink
-from newsletter.sending import repository as sending_repository
+from newsletter.sending import service as sending
 from newsletter.settings import get_settings
 from newsletter.tracking import repository
 from newsletter.tracking.events import NormalisedEvent, SendGridEvents
@@ -238,10 +238,8 @@ def record_vote(
     # opens and clicks still count for the issue, anonymously, like their past deliveries.)
     if info is None or info.subscriber_id is None or tool not in (0, 1):
         return VoteResult(VoteOutcome.NOT_FOUND)
-    matchup = matchups_repository.get_by_slug(session, slug)
-    if matchup is None or not issues_repository.matchup_in_issue(
-        session, info.issue_id, matchup.id
-    ):
+    matchup = matchups.get_by_slug(session, slug)
+    if matchup is None or not issues.matchup_in_issue(session, info.issue_id, matchup.id):
         return VoteResult(VoteOutcome.NOT_FOUND)
     at = _now(now)
     machine = not confirmed and _machine(info, user_agent, client_ip, at)
@@ -278,9 +276,7 @@ def record_vote(
 
 def readers_vs_panel(session: Session, issue_id: int, week: str) -> ReadersVsPanel | None:
     """People's votes on one issue beside the panel's picks; None when nobody voted."""
-    return votes.readers_vs_panel(
-        session, week, issues_repository.issue_matchups(session, issue_id)
-    )
+    return votes.readers_vs_panel(session, week, issues.issue_matchups(session, issue_id))
 
 
 def reader_agreement(session: Session, subscriber_id: int | None) -> ReaderRecord | None:
@@ -442,7 +438,7 @@ class IssueNotFound(NotFound):
 
 
 def latest_sent_issue_id(session: Session) -> int | None:
-    return issues_repository.latest_sent_issue_id(session)
+    return issues.latest_sent_issue_id(session)
 
 
 def issue_stats(session: Session, issue_id: int) -> dict[str, Any]:
@@ -450,7 +446,7 @@ def issue_stats(session: Session, issue_id: int) -> dict[str, Any]:
     issue = session.get(Issue, issue_id)
     if issue is None:
         raise IssueNotFound(f"no issue with id {issue_id}")
-    counts = sending_repository.status_counts(session, issue_id)
+    counts = sending.status_counts(session, issue_id)
     unique = repository.unique_deliveries_by_type(session, issue_id)
     bounces = repository.unique_deliveries_by_provider_type(session, issue_id, EventType.BOUNCED)
 
@@ -462,7 +458,7 @@ def issue_stats(session: Session, issue_id: int) -> dict[str, Any]:
     opens_unique = human(EventType.OPENED)
     # The outbox transport and a missing webhook leave no delivered events: fall back to sent.
     denominator = delivered or sent
-    matchups = issues_repository.issue_matchups(session, issue_id)
+    matchups = issues.issue_matchups(session, issue_id)
     counts_by_matchup = votes.human_vote_counts(session, [m for m, _, _ in matchups])
     clicks_by_matchup = repository.human_clicks_by(session, issue_id, "matchup_id")
     clicks_by_link = repository.human_clicks_by(session, issue_id, "link_key")
@@ -504,10 +500,7 @@ def issue_stats(session: Session, issue_id: int) -> dict[str, Any]:
             }
             for matchup_id, slug, names in matchups
         ],
-        "links": [
-            _link_stats(link, clicks_by_link)
-            for link in issues_repository.links_of(session, issue_id)
-        ],
+        "links": [_link_stats(link, clicks_by_link) for link in issues.links_of(session, issue_id)],
         "opens_by_hour": _opens_by_hour(
             repository.first_human_opens(session, issue_id), issue.send_started_at
         ),

@@ -3,7 +3,7 @@ is in admin_import.py), unsubscribe, erase, the suppression list, and staff user
 roles.
 
 Every route here is admin-only (`require_admin`: an editor gets 403). The subscriber work goes
-through `subscribers.service`, `subscribers.importer` and `subscribers.repository`.
+through `subscribers.service`, `subscribers.importer` and `subscribers.listing`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from newsletter.web.auth import Admin, require_admin
 from newsletter.web.pages import CONFIRMED, confirm_page, flash, redirect, render
 from newsletter.web.textinput import unstorable
 from subscribers import export as list_export
-from subscribers import repository as subscribers_repository
+from subscribers import listing
 
 router = APIRouter(
     prefix="/admin",
@@ -68,7 +68,7 @@ def _clean(value: str, field: str, limit: int) -> str:
 
 
 def _sort(raw: str) -> Any:
-    from subscribers.repository import SortKey
+    from subscribers.listing import SortKey
 
     try:
         return SortKey(raw or "joined")
@@ -87,7 +87,7 @@ def _descending(sort: Any, raw: str) -> bool:
 
 
 def _cursor(sort: Any, after: str, after_id: int) -> Any:
-    from subscribers.repository import Cursor, SortKey
+    from subscribers.listing import Cursor, SortKey
 
     after = _clean(after, "after", 1000)
     if after_id <= 0:
@@ -111,7 +111,7 @@ def subscribers_list(
     before: Annotated[int, Query(ge=0)] = 0,
     start: Annotated[int, Query(ge=0, le=MAX_START)] = 0,
 ) -> Response:
-    from subscribers import repository
+    from subscribers import service
     from subscribers.models import SubscriberStatus
 
     wanted = _status(_clean(status, "status", 32))
@@ -122,7 +122,7 @@ def subscribers_list(
     if cursor is None:
         start = 0
     with transaction() as session:
-        rows = repository.subscribers_page(
+        rows = listing.subscribers_page(
             session,
             status=wanted,
             search=query or None,
@@ -133,14 +133,12 @@ def subscribers_list(
         )
         # Without a search the status counts (one GROUP BY on the status index) are exact;
         # a search counts its matches up to COUNT_CAP.
-        counts = repository.status_counts(session)
+        counts = listing.status_counts(session)
         # Someone on the suppression list is never mailed, whatever their status says (an
         # admin suppressed the address, or it bounced as another subscriber's).
-        suppressed = repository.suppressed_among(session, [r.email_hash for r in rows])
+        suppressed = service.suppressed_among(session, [r.email_hash for r in rows])
         if query:
-            total = repository.count_matching(
-                session, status=wanted, search=query, cap=COUNT_CAP + 1
-            )
+            total = listing.count_matching(session, status=wanted, search=query, cap=COUNT_CAP + 1)
         else:
             total = counts.get(wanted.value, 0) if wanted else sum(counts.values())
     more = len(rows) > PAGE_SIZE
@@ -199,7 +197,7 @@ def bulk(
 ) -> Response:
     """Two steps: the first POST shows how many subscribers the action would touch and asks;
     the second (with `confirmed`, the count the admin saw) runs it, in one transaction."""
-    from subscribers import repository, service
+    from subscribers import service
 
     try:
         what = None if action == "export" else service.BulkAction(action)
@@ -217,16 +215,16 @@ def bulk(
     # An export only reads, so it has no size limit and streams whatever matches when it runs.
     limit = None if what is None else BULK_LIMIT + 1
     with transaction() as session:
-        ids = repository.matching_ids(session, limit=limit or 10, **filters)
+        ids = listing.matching_ids(session, limit=limit or 10, **filters)
         count = (
-            repository.count_matching(session, status=wanted, search=query or None, ids=chosen)
+            listing.count_matching(session, status=wanted, search=query or None, ids=chosen)
             if what is None
             else len(ids)
         )
         too_many = what is not None and count > BULK_LIMIT
         changed = confirmed is not None and what is not None and count != confirmed
         if confirmed is None or too_many or changed:
-            sample = [s.email for s in repository.list_subscribers(session, ids=ids[:10])]
+            sample = [s.email for s in listing.list_subscribers(session, ids=ids[:10])]
             context = {
                 "action": action,
                 "scope": scope,
@@ -304,15 +302,15 @@ def export(status: str = "") -> StreamingResponse:
 
 @router.get("/subscribers/{subscriber_id}", response_class=HTMLResponse)
 def subscriber_page(request: Request, subscriber_id: int) -> Response:
-    from subscribers import repository, service
+    from subscribers import service
 
     with transaction() as session:
-        subscriber = repository.get(session, subscriber_id)
+        subscriber = service.get(session, subscriber_id)
         if subscriber is None:
             raise HTTPException(status_code=404, detail="No such subscriber (erased?).")
         data = service.to_json(subscriber)
         history = people_history.history(session, subscriber_id)
-        suppressed = repository.suppression_for(session, subscriber.email_hash)
+        suppressed = service.suppression_for(session, subscriber.email_hash)
     context = {
         "s": data,
         "history": history,
@@ -351,10 +349,10 @@ def unsubscribe(request: Request, subscriber_id: int) -> Response:
 
 @router.get("/subscribers/{subscriber_id}/erase", response_class=HTMLResponse)
 def erase_page(request: Request, subscriber_id: int) -> Response:
-    from subscribers import repository
+    from subscribers import service
 
     with transaction() as session:
-        subscriber = repository.get(session, subscriber_id)
+        subscriber = service.get(session, subscriber_id)
         if subscriber is None:
             raise HTTPException(status_code=404, detail="No such subscriber (already erased?).")
         email = subscriber.email
@@ -406,10 +404,8 @@ def suppressions(
                 lookup = {"address": looked_up, "hash": email_hash, "row": found, "error": None}
             except InvalidAddress as exc:
                 lookup = {"address": looked_up, "error": str(exc)}
-        rows = subscribers_repository.suppressions_page(
-            session, before_id=before, limit=PAGE_SIZE + 1
-        )
-        total = subscribers_repository.suppression_count(session)
+        rows = listing.suppressions_page(session, before_id=before, limit=PAGE_SIZE + 1)
+        total = listing.suppression_count(session)
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     context = {
@@ -458,7 +454,7 @@ def add_suppression(
 @router.get("/users", response_class=HTMLResponse)
 def users(request: Request) -> Response:
     from newsletter.accounts.models import Role
-    from newsletter.accounts.repository import list_all
+    from newsletter.accounts.service import list_all
 
     with transaction() as session:
         rows = [
@@ -491,8 +487,7 @@ def add_user(
 def change_role(
     request: Request, user_id: int, role: Annotated[str, Form()], me: Admin
 ) -> Response:
-    from newsletter.accounts.repository import get
-    from newsletter.accounts.service import AccountError, parse_role, set_role
+    from newsletter.accounts.service import AccountError, get, parse_role, set_role
 
     try:
         with transaction() as session:
@@ -508,7 +503,7 @@ def change_role(
 
 @router.get("/users/{user_id}/delete", response_class=HTMLResponse)
 def delete_user_page(request: Request, user_id: int, me: Admin) -> Response:
-    from newsletter.accounts.repository import get
+    from newsletter.accounts.service import get
 
     with transaction() as session:
         user = get(session, user_id)
@@ -533,8 +528,7 @@ def delete_user_page(request: Request, user_id: int, me: Admin) -> Response:
 def delete_user(
     request: Request, user_id: int, me: Admin, confirmed: Annotated[str, Form(max_length=10)] = ""
 ) -> Response:
-    from newsletter.accounts.repository import get
-    from newsletter.accounts.service import AccountError, remove_user
+    from newsletter.accounts.service import AccountError, get, remove_user
 
     if confirmed != CONFIRMED:
         return redirect(f"/admin/users/{user_id}/delete")

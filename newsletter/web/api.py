@@ -15,11 +15,10 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from newsletter.db import transaction
-from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
 from newsletter.people import erasure
 from newsletter.web.auth import ApiAdmin, ApiUser
-from subscribers import repository as subscribers_repository
+from subscribers import listing
 
 router = APIRouter(prefix="/api/v1", tags=["staff api"])
 
@@ -97,7 +96,7 @@ def list_issues(user: ApiUser) -> list[IssueSummary]:
                 scheduled_at=i.scheduled_at,
                 sent_at=i.sent_at,
             )
-            for i in issues_repository.list_all(session)
+            for i in issues.list_all(session)
         ]
 
 
@@ -105,7 +104,7 @@ def list_issues(user: ApiUser) -> list[IssueSummary]:
 def get_issue(issue_id: int, user: ApiUser) -> dict[str, Any]:
     """The issue with its matchups and the editor's overrides."""
     with transaction() as session:
-        issue = issues_repository.get(session, issue_id)
+        issue = issues.get(session, issue_id)
         if issue is None:
             raise HTTPException(status_code=404, detail=f"no issue with id {issue_id}")
         return issues.to_json(session, issue)
@@ -168,7 +167,7 @@ def list_subscribers(
     except ValueError:
         raise _invalid(("query", "status"), ValueError(f"unknown status {status!r}")) from None
     with transaction() as session:
-        rows = subscribers_repository.subscribers_page(
+        rows = listing.subscribers_page(
             session, status=wanted, search=q or None, before_id=before, limit=limit + 1
         )
         items = [

@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 
 from newsletter import paths
 from newsletter.db import transaction
-from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
 from newsletter.issues.models import SEND_STARTED, Issue
 from newsletter.orm import utcnow
@@ -36,7 +35,7 @@ ATOM = "http://www.w3.org/2005/Atom"
 
 
 def _published(session: Session) -> list[Issue]:
-    return [i for i in issues_repository.list_all(session) if i.status in SEND_STARTED]
+    return [i for i in issues.list_all(session) if i.status in SEND_STARTED]
 
 
 def _when(issue: Issue) -> datetime:
@@ -107,7 +106,7 @@ def feed() -> Response:
 @router.get(paths.WEB_VERSION_PATTERN, response_class=HTMLResponse)
 def web_version(request: Request, week: str) -> Response:
     with transaction() as session:
-        issue = issues_repository.get_by_week(session, week)
+        issue = issues.get_by_week(session, week)
         html = issues.public_html(session, week) if issue and issue.status in SEND_STARTED else None
         coming = issue is not None and issue.status in issues.EDITABLE
     if html is None and coming:
@@ -135,11 +134,11 @@ def public_vote(request: Request, week: str, slug: str) -> Response:
     on the site, and a subscription (a subscriber's own copy carries their vote links)."""
     settings = get_settings()
     with transaction() as session:
-        issue = issues_repository.get_by_week(session, week)
+        issue = issues.get_by_week(session, week)
         matchup = None
         if issue is not None and issue.status in SEND_STARTED:
             included = {i.matchup_id for i in issue.items if not i.excluded}
-            found = issues_repository.matchups_of(session, issue)
+            found = issues.matchups_of(session, issue)
             matchup = next((m for m in found.values() if m.slug == slug and m.id in included), None)
         if issue is None or matchup is None:
             raise HTTPException(

@@ -56,8 +56,7 @@ def current_staff(request: Request) -> StaffUser | None:
     if hasattr(request.state, "staff"):
         cached: StaffUser | None = request.state.staff
         return cached
-    from newsletter.accounts.repository import get
-    from newsletter.accounts.service import session_is_current
+    from newsletter.accounts.service import get, session_is_current
 
     staff: StaffUser | None = None
     uid = request.session.get(SESSION_USER)

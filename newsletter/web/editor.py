@@ -19,14 +19,12 @@ from sqlalchemy.orm import Session
 
 from newsletter import paths
 from newsletter.db import transaction
-from newsletter.issues import repository as issues_repository
 from newsletter.issues import service as issues
 from newsletter.issues import verdicts
 from newsletter.issues.models import IN_SEND, Issue, IssueStatus
 from newsletter.orm import utcnow
-from newsletter.scheduling import repository as scheduling_repository
-from newsletter.sending.repository import skipped_reasons
-from newsletter.sending.service import SendError
+from newsletter.scheduling import status as scheduler_status
+from newsletter.sending.service import SendError, skipped_reasons
 from newsletter.settings import get_settings
 from newsletter.web import charts, csrf
 from newsletter.web.auth import Staff, require_staff
@@ -42,14 +40,14 @@ router = APIRouter(
 
 
 def _issue_or_404(session: Session, issue_id: int) -> Issue:
-    issue = issues_repository.get(session, issue_id)
+    issue = issues.get(session, issue_id)
     if issue is None:
         raise HTTPException(status_code=404, detail=f"There is no issue {issue_id}.")
     return issue
 
 
 def _progress(session: Session, issue_id: int) -> dict[str, int]:
-    from newsletter.sending.repository import status_counts
+    from newsletter.sending.service import status_counts
 
     counts = dict(status_counts(session, issue_id))
     recipients = counts.get("recipients", 0)
@@ -83,7 +81,7 @@ def home() -> Response:
 def issues_list(request: Request) -> Response:
     with transaction() as session:
         rows = []
-        for issue in issues_repository.list_all(session):
+        for issue in issues.list_all(session):
             progress = _progress(session, issue.id) if issue.status in IN_SEND else None
             rows.append({"issue": issue, "progress": progress})
     live = any(row["progress"] is not None for row in rows)
@@ -110,7 +108,7 @@ def build(request: Request) -> Response:
 
 
 def _items(session: Session, issue: Issue) -> list[dict[str, Any]]:
-    matchups = issues_repository.matchups_of(session, issue)
+    matchups = issues.matchups_of(session, issue)
     rows = []
     for item in issue.items:
         matchup = matchups[item.matchup_id]
@@ -142,7 +140,7 @@ def issue_page(request: Request, issue_id: int, staff: Staff) -> Response:
         uncertain = _uncertain(session, issue_id) if progress and progress.get("uncertain") else []
         skipped = skipped_reasons(session, issue_id) if progress and progress.get("skipped") else []
         zone = ZoneInfo(settings.newsletter_timezone)
-        planned = scheduling_repository.planned_send_for(session, issue_id)
+        planned = scheduler_status.planned_send_for(session, issue_id)
         idle = _scheduler_idle(session, issue, planned)
         context = {
             "issue": issue,
@@ -177,7 +175,7 @@ def _scheduler_idle(session: Session, issue: Issue, planned: datetime | None) ->
     )
     if not waiting:
         return None
-    seen = scheduling_repository.last_seen(session)
+    seen = scheduler_status.last_seen(session)
     limit = max(120, 3 * get_settings().newsletter_tick_seconds)
     if seen is not None and (utcnow() - seen).total_seconds() <= limit:
         return None
@@ -436,7 +434,7 @@ def send_now(
     second (with the count the editor saw) starts the send. The scheduler's workers deliver it
     (`python scheduler.py`); the page then shows the progress."""
     from newsletter.sending import service as sending
-    from subscribers.repository import mailable_count
+    from subscribers.service import mailable_count
 
     with transaction() as session:
         issue = _issue_or_404(session, issue_id)
@@ -555,7 +553,7 @@ def resume(request: Request, issue_id: int) -> Response:
 
 def _uncertain(session: Session, issue_id: int) -> list[dict[str, Any]]:
     from newsletter.sending.models import DeliveryStatus
-    from newsletter.sending.repository import list_deliveries
+    from newsletter.sending.service import list_deliveries
 
     return [
         {"id": d.id, "email": email or "(erased)", "error": d.error or ""}

@@ -84,13 +84,13 @@ def login(
 def logout(request: Request) -> RedirectResponse:
     """Signs the user out everywhere: a copy of this cookie (another browser, a stolen one)
     must not outlive the logout the person asked for."""
-    from newsletter.accounts import repository
+    from newsletter.accounts import service as accounts
     from newsletter.accounts.service import end_sessions
 
     staff = current_staff(request)
     if staff is not None:
         with transaction() as session:
-            user = repository.get(session, staff.id)
+            user = accounts.get(session, staff.id)
             if user is not None:
                 end_sessions(session, user)
     request.session.clear()
@@ -116,7 +116,7 @@ def change_password(
     """The signed-in person's own password: the current one first (a session left open on a
     shared computer must not let someone lock the owner out), counted by the sign-in limiter;
     every other session ends, this one goes on with the new key."""
-    from newsletter.accounts import repository
+    from newsletter.accounts import service as accounts
     from newsletter.accounts.service import AccountError, authenticate, set_password
 
     limits = limiter(request)
@@ -134,7 +134,7 @@ def change_password(
         if authenticate(session, staff.email, current) is None:
             limits.record_failure(_client(request), staff.email)
             return refuse("That is not your current password.")
-        user = repository.get(session, staff.id)
+        user = accounts.get(session, staff.id)
         assert user is not None
         try:
             set_password(session, user, new)

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from newsletter.db import transaction
-from subscribers import importer, repository
+from subscribers import importer, listing
 from subscribers import search as search_index
 from subscribers import service as subscribers_service
 
@@ -33,7 +33,7 @@ def test_the_tenth_search_is_planned_for_its_own_term(db: Session, tmp_path: Pat
     assert estimate is not None and estimate > 10_000  # -1 until the table is first analysed
     with transaction() as session:
         for run in range(10):
-            repository.count_matching(session, search=f"user{run}1@", cap=100)
+            listing.count_matching(session, search=f"user{run}1@", cap=100)
         # The same statement, ten runs on one connection (psycopg has prepared it by now):
         # still planned for its own value.
         assert session.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from newsletter.db import transaction
+from subscribers import listing
 from tests.web.conftest import ADMIN, EDITOR
 from tests.web.test_browser import check, page, server, sign_in  # noqa: F401 - fixtures
 
@@ -100,10 +101,7 @@ def test_the_admin_ticks_two_subscribers_and_confirms_unsubscribing_them(
     page.get_by_role("button", name="Yes, unsubscribe 2 subscribers").click()
     page.get_by_text("2 of 2 subscribers unsubscribed.").wait_for()
     with transaction() as session:
-        found = {
-            s.email: s.status
-            for s in service.repository.list_subscribers(session, search="example.org")
-        }
+        found = {s.email: s.status for s in listing.list_subscribers(session, search="example.org")}
     assert found["reader1@example.org"] is SubscriberStatus.UNSUBSCRIBED
     assert found["reader2@example.org"] is SubscriberStatus.UNSUBSCRIBED
     assert found["reader0@example.org"] is SubscriberStatus.ACTIVE

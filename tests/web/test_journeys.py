@@ -216,10 +216,10 @@ def test_every_link_in_every_mail_and_every_page_works(
 
     # The crawl changed nothing: every reader is still on the list, the staff still there.
     from newsletter.accounts.repository import list_all
-    from subscribers import repository
+    from subscribers import listing
 
     with transaction() as session:
-        counts = repository.status_counts(session)
+        counts = listing.status_counts(session)
         assert len(list_all(session)) == 2
     assert counts.get("active", 0) == 20, counts
     assert not problems, "\n".join(problems)

@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 
 from newsletter.db import transaction
 from newsletter.people import erasure
+from subscribers import listing
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.web.conftest import csrf_from
 
@@ -93,7 +94,6 @@ def test_the_search_index_follows_every_change(admin: TestClient, people: dict[s
 
 
 def test_the_search_runs_on_a_trigram_index(db_url: str, people: dict[str, int]) -> None:
-    from subscribers import repository
 
     with transaction() as session:
         if session.get_bind().dialect.name == "sqlite":
@@ -118,7 +118,7 @@ def test_the_search_runs_on_a_trigram_index(db_url: str, people: dict[str, int])
                 )
             )
             assert "ix_subscribers_email_trgm" in plan
-        assert repository.count_matching(session, search="example.org") == 3
+        assert listing.count_matching(session, search="example.org") == 3
 
 
 # --- sorting, keyset pages, where you are ---------------------------------------------------
