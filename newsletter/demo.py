@@ -29,6 +29,7 @@ from newsletter.sending import service as sending
 from newsletter.sending.worker import run_until_done
 from newsletter.settings import get_settings
 from newsletter.tracking import service as tracking
+from newsletter.tracking import stats as tracking_stats
 from subscribers import service as subscribers
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "matchups"
@@ -133,7 +134,7 @@ def run_demo() -> DemoResult:
     step(7, "readers opened, clicked and voted (a link scanner's hits are flagged as machine)")
 
     with transaction() as session:
-        stats = tracking.issue_stats(session, issue_id)
+        stats = tracking_stats.issue_stats(session, issue_id)
     step(8, "the numbers (`newsletter stats --json` prints them all):")
     typer.echo(
         f"   recipients {stats['recipients']}, sent {stats['sent']}, human opens "

@@ -8,7 +8,7 @@ import typer
 
 from newsletter.cli.support import JsonOption, fail, print_json
 from newsletter.db import transaction
-from newsletter.tracking import service
+from newsletter.tracking import stats as numbers_of
 
 # `stats` is a group (the root CLI adds one per domain) used as a single command: options may
 # follow the issue id, as in every other command.
@@ -27,12 +27,12 @@ def stats(
 ) -> None:
     """Deliveries, bounces, human and machine opens, clicks and votes for one issue."""
     with transaction() as session:
-        issue_id = issue if issue is not None else service.latest_sent_issue_id(session)
+        issue_id = issue if issue is not None else numbers_of.latest_sent_issue_id(session)
         if issue_id is None:
             fail("no issue has been sent yet: give an issue id (`newsletter stats ID`)")
         try:
-            numbers = service.issue_stats(session, issue_id)
-        except service.IssueNotFound as exc:
+            numbers = numbers_of.issue_stats(session, issue_id)
+        except numbers_of.IssueNotFound as exc:
             fail(str(exc))
     if as_json:
         print_json(numbers)

@@ -1,4 +1,6 @@
-"""Opens, clicks, votes and SendGrid's events: what each hit records, and the numbers.
+"""What a reader's own link records: opens, clicks, votes and unsubscribes (first-party).
+
+SendGrid's events are tracking/ingest.py's; the numbers editors read are tracking/stats.py's.
 
 Services flush, never commit: the web request or CLI command owns the transaction.
 A subscriber who opted out of tracking (or NEWSLETTER_TRACKING=off) leaves no open or click
@@ -12,40 +14,36 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from newsletter.errors import NotFound
 from newsletter.instance import legacy_max_id
 from newsletter.issues import service as issues
-from newsletter.issues.models import Issue, IssueLink
 from newsletter.matchups import service as matchups
 from newsletter.matchups.models import Matchup
 from newsletter.security.delivery_tokens import LEGACY_MAX_DELIVERY_ID, DeliveryLink
-from newsletter.sending import service as sending
 from newsletter.settings import get_settings
 from newsletter.tracking import repository
-from newsletter.tracking.events import NormalisedEvent, SendGridEvents
 from newsletter.tracking.machines import is_machine_hit
 from newsletter.tracking.models import EventType
 from newsletter.tracking.repository import DeliveryInfo
 from newsletter.votes import service as votes
-from newsletter.votes.panel import ReaderRecord, ReadersVsPanel, ReaderVote, reader_record
-from subscribers import service as subscribers_service
+from newsletter.votes.panel import ReaderRecord, ReaderVote, reader_record
 
 FIRST_PARTY = "first_party"
-SENDGRID = "sendgrid"
-OPENS_WINDOW_HOURS = 72
+SENDGRID = "sendgrid"  # the source of events from the Event Webhook (tracking/ingest.py)
 
 
 def _now(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(UTC)
 
 
-def _tracking_allowed(info: DeliveryInfo) -> bool:
+def tracking_allowed(info: DeliveryInfo) -> bool:
+    """Opens and clicks may be kept for this delivery (the instance tracks; the reader has not
+    opted out)."""
     return get_settings().newsletter_tracking and not info.tracking_opt_out
 
 
@@ -104,7 +102,7 @@ def open_hit(
     if target is None or not _holds(db, delivery, target.delivery):
         return False, None
     info = target.delivery
-    if not _tracking_allowed(info):
+    if not tracking_allowed(info):
         return True, None
     at = _now(now)
     return True, {
@@ -140,7 +138,7 @@ def click_hit(
     if not _holds(db, delivery, target.delivery):
         return None, None
     info = target.delivery
-    if not _tracking_allowed(info):
+    if not tracking_allowed(info):
         return target.link_url, None
     at = _now(now)
     return target.link_url, {
@@ -252,7 +250,7 @@ def record_vote(
         machine=machine,
         voted_at=at,
     )
-    if _tracking_allowed(info):
+    if tracking_allowed(info):
         repository.add_event(
             session,
             type=EventType.VOTED,
@@ -272,11 +270,6 @@ def record_vote(
         return VoteResult(VoteOutcome.NEEDS_CONFIRMATION, matchup, tool, pct, count)
     record = reader_agreement(session, info.subscriber_id)
     return VoteResult(VoteOutcome.COUNTED, matchup, tool, pct, count, record)
-
-
-def readers_vs_panel(session: Session, issue_id: int, week: str) -> ReadersVsPanel | None:
-    """People's votes on one issue beside the panel's picks; None when nobody voted."""
-    return votes.readers_vs_panel(session, week, issues.issue_matchups(session, issue_id))
 
 
 def reader_agreement(session: Session, subscriber_id: int | None) -> ReaderRecord | None:
@@ -323,207 +316,3 @@ def _clip(user_agent: str | None) -> str | None:
 def _agent(info: DeliveryInfo, user_agent: str | None) -> str | None:
     # An erased person's old mail still counts, anonymously: what their device says is not kept.
     return _clip(user_agent) if info.subscriber_id is not None else None
-
-
-# --- SendGrid's Event Webhook -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class IngestReport:
-    received: int
-    stored: int
-    duplicates: int
-    unmatched: int
-
-
-_FOR_SUBSCRIBERS = {EventType.BOUNCED, EventType.COMPLAINED, EventType.UNSUBSCRIBED}
-_READER_ACTIVITY = {EventType.OPENED, EventType.CLICKED}
-
-
-def ingest_sendgrid(
-    session: Session, raw_events: Sequence[dict[str, Any]], *, now: datetime | None = None
-) -> IngestReport:
-    """Store a webhook batch, once per sg_event_id, and apply what it means for subscribers."""
-    received_at = _now(now)
-    events = [SendGridEvents.normalise(raw, received_at=received_at) for raw in raw_events]
-    deliveries = repository.delivery_infos(
-        session, (e.delivery_id for e in events if e.delivery_id is not None)
-    )
-    rows: list[dict[str, Any]] = []
-    kept: dict[str, tuple[NormalisedEvent, DeliveryInfo | None]] = {}
-    unmatched = 0
-    # Mail outside the ledger (confirmations, test copies) is found by its address hash when
-    # the person is erased; an erased person's events are kept as counts only, never again
-    # with the address that came with them.
-    hashes = {
-        event.provider_event_id: subscribers_service.hash_of(event.raw.get("email"))
-        for event in events
-        if event.delivery_id is None or event.delivery_id not in deliveries
-    }
-    erased = subscribers_service.erased_among(session, {h for h in hashes.values() if h})
-    for event in events:
-        if event.provider_event_id in kept:
-            continue
-        info = deliveries.get(event.delivery_id) if event.delivery_id is not None else None
-        if info is None:
-            unmatched += 1
-        elif event.type in _READER_ACTIVITY and not _tracking_allowed(info):
-            continue
-        kept[event.provider_event_id] = (event, info)
-        email_hash = hashes.get(event.provider_event_id)
-        row = _event_row(event, info, received_at)
-        if (info is not None and info.subscriber_id is None) or email_hash in erased:
-            row.update(raw=None, user_agent=None, detail=None)
-        elif info is None:
-            row["email_hash"] = email_hash
-        rows.append(row)
-    inserted = repository.insert_new_provider_events(session, rows)
-    for event_id in inserted:
-        event, info = kept[event_id]
-        if info is not None and info.subscriber_id is not None and event.type in _FOR_SUBSCRIBERS:
-            _hand_to_subscribers(session, event, info.subscriber_id)
-    return IngestReport(len(events), len(inserted), len(events) - len(inserted), unmatched)
-
-
-def _event_row(
-    event: NormalisedEvent, info: DeliveryInfo | None, received_at: datetime
-) -> dict[str, Any]:
-    return {
-        "type": event.type,
-        "source": SENDGRID,
-        "provider_event_id": event.provider_event_id,
-        "provider_type": event.provider_type,
-        # An id SendGrid echoes back for a delivery we do not have would break the foreign key.
-        "delivery_id": info.id if info else None,
-        "issue_id": info.issue_id if info else None,
-        "matchup_id": None,
-        "link_key": None,
-        "machine": event.machine,
-        "occurred_at": event.occurred_at,
-        "received_at": received_at,
-        "user_agent": event.user_agent,
-        "detail": event.detail,
-        "raw": event.raw,
-        "email_hash": None,
-    }
-
-
-_FACTS = {
-    EventType.COMPLAINED: subscribers_service.MailFact.COMPLAINT,
-    EventType.UNSUBSCRIBED: subscribers_service.MailFact.UNSUBSCRIBE,
-}
-
-
-def _hand_to_subscribers(session: Session, event: NormalisedEvent, subscriber_id: int) -> None:
-    """Tell subscribers what the provider reported; what it means for the person is theirs to
-    decide (subscribers.service.on_mail_fact)."""
-    if event.type is EventType.BOUNCED:
-        fact = (
-            subscribers_service.MailFact.HARD_BOUNCE
-            if event.hard_bounce
-            else subscribers_service.MailFact.SOFT_BOUNCE
-        )
-    else:
-        fact = _FACTS[event.type]
-    subscribers_service.on_mail_fact(
-        session, subscriber_id, fact, event.detail or event.provider_type
-    )
-
-
-# --- the numbers ------------------------------------------------------------------------------
-
-
-class IssueNotFound(NotFound):
-    pass
-
-
-def latest_sent_issue_id(session: Session) -> int | None:
-    return issues.latest_sent_issue_id(session)
-
-
-def issue_stats(session: Session, issue_id: int) -> dict[str, Any]:
-    """Every number the editors read for one issue (the CLI's --json and the dashboard)."""
-    issue = session.get(Issue, issue_id)
-    if issue is None:
-        raise IssueNotFound(f"no issue with id {issue_id}")
-    counts = sending.status_counts(session, issue_id)
-    unique = repository.unique_deliveries_by_type(session, issue_id)
-    bounces = repository.unique_deliveries_by_provider_type(session, issue_id, EventType.BOUNCED)
-
-    def human(event_type: EventType) -> int:
-        return unique.get((event_type, False), 0)
-
-    delivered = human(EventType.DELIVERED)
-    sent = counts.get("sent", 0)
-    opens_unique = human(EventType.OPENED)
-    # The outbox transport and a missing webhook leave no delivered events: fall back to sent.
-    denominator = delivered or sent
-    matchups = issues.issue_matchups(session, issue_id)
-    counts_by_matchup = votes.human_vote_counts(session, [m for m, _, _ in matchups])
-    clicks_by_matchup = repository.human_clicks_by(session, issue_id, "matchup_id")
-    clicks_by_link = repository.human_clicks_by(session, issue_id, "link_key")
-    return {
-        "issue_id": issue.id,
-        "week": issue.week,
-        "status": str(issue.status),
-        "send_started_at": issue.send_started_at,
-        "recipients": counts.get("recipients", 0),
-        "sent": sent,
-        "failed": counts.get("failed", 0),
-        "uncertain": counts.get("uncertain", 0),
-        # Not mailed, each with its reason on the delivery (paused, erased, suppressed since).
-        "skipped": counts.get("skipped", 0),
-        "delivered": delivered,
-        "bounced": bounces.get("bounce", 0),
-        "blocked": bounces.get("blocked", 0),
-        "dropped": human(EventType.DROPPED),
-        "opens_unique": opens_unique,
-        "opens_machine": unique.get((EventType.OPENED, True), 0),
-        "open_rate": round(opens_unique / denominator, 4) if denominator else None,
-        "clicks_unique": human(EventType.CLICKED),
-        "clicks_machine": unique.get((EventType.CLICKED, True), 0),
-        "unsubscribes": human(EventType.UNSUBSCRIBED),
-        "complaints": human(EventType.COMPLAINED),
-        "matchups": [
-            {
-                "slug": slug,
-                "clicks_unique": clicks_by_matchup.get(matchup_id, 0),
-                "votes": [
-                    {
-                        "tool": position,
-                        "name": names[position],
-                        "votes": counts_by_matchup[matchup_id][position],
-                    }
-                    for position in (0, 1)
-                ],
-                "community_pct": votes.community_split(session, matchup_id)[0],
-            }
-            for matchup_id, slug, names in matchups
-        ],
-        "links": [_link_stats(link, clicks_by_link) for link in issues.links_of(session, issue_id)],
-        "opens_by_hour": _opens_by_hour(
-            repository.first_human_opens(session, issue_id), issue.send_started_at
-        ),
-    }
-
-
-def _link_stats(link: IssueLink, clicks: dict[Any, int]) -> dict[str, Any]:
-    return {
-        "key": link.key,
-        "url": link.url,
-        "label": link.label,
-        "clicks_unique": clicks.get(link.key, 0),
-    }
-
-
-def _opens_by_hour(first_opens: list[datetime], started_at: datetime | None) -> list[int]:
-    """Unique human opens per hour over the first 72 hours after the send started."""
-    buckets = [0] * OPENS_WINDOW_HOURS
-    if not first_opens:
-        return buckets
-    start = started_at or min(first_opens)
-    for opened_at in first_opens:
-        hour = (opened_at - start) // timedelta(hours=1)
-        if 0 <= hour < OPENS_WINDOW_HOURS:
-            buckets[hour] += 1
-    return buckets

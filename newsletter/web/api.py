@@ -143,7 +143,7 @@ def cancel_issue(issue_id: int, user: ApiUser) -> dict[str, Any]:
 @router.get("/issues/{issue_id}/stats")
 def issue_numbers(issue_id: int, user: ApiUser) -> dict[str, Any]:
     """Opens, clicks, votes and delivery counts (the same numbers as `newsletter stats --json`)."""
-    from newsletter.tracking.service import IssueNotFound, issue_stats
+    from newsletter.tracking.stats import IssueNotFound, issue_stats
 
     try:
         with transaction() as session:

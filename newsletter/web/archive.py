@@ -24,7 +24,7 @@ from newsletter.issues import service as issues
 from newsletter.issues.models import SEND_STARTED, Issue
 from newsletter.orm import utcnow
 from newsletter.settings import get_settings
-from newsletter.tracking.service import readers_vs_panel
+from newsletter.tracking.stats import readers_vs_panel
 from newsletter.votes.service import community_split
 from newsletter.web.headers import EMAIL_PREVIEW_CSP
 from newsletter.web.pages import render

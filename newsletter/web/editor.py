@@ -594,7 +594,7 @@ def resolve_uncertain(
 
 @router.get("/issues/{issue_id}/stats", response_class=HTMLResponse)
 def stats(request: Request, issue_id: int) -> Response:
-    from newsletter.tracking.service import issue_stats
+    from newsletter.tracking.stats import issue_stats
 
     with transaction() as session:
         issue = _issue_or_404(session, issue_id)

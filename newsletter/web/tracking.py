@@ -28,7 +28,8 @@ from newsletter.security.delivery_tokens import is_sample_token, read_delivery_t
 from newsletter.settings import get_settings
 from newsletter.templating import web_environment
 from newsletter.tracking import service, webhook
-from newsletter.tracking.service import IngestReport, VoteOutcome, VoteResult
+from newsletter.tracking.ingest import IngestReport, ingest_sendgrid
+from newsletter.tracking.service import VoteOutcome, VoteResult
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["tracking"])
@@ -157,4 +158,4 @@ async def sendgrid_events(request: Request) -> Response:
 
 def _ingest(events: list[dict[str, object]]) -> IngestReport:
     with transaction() as session:
-        return service.ingest_sendgrid(session, events)
+        return ingest_sendgrid(session, events)

@@ -13,7 +13,7 @@ from newsletter.db import transaction
 from newsletter.orm import Base
 from newsletter.people import erasure
 from newsletter.sending.models import Delivery, SendBatch
-from newsletter.tracking import service as tracking
+from newsletter.tracking.ingest import ingest_sendgrid
 from subscribers import search as search_index
 from subscribers.addresses import address_hash
 from subscribers.models import Subscriber, Suppression
@@ -63,7 +63,7 @@ def test_erasure_leaves_no_copy_of_the_address_anywhere(db: Session) -> None:
     db.commit()
     delivery_id = delivery.id
     with transaction() as session:
-        tracking.ingest_sendgrid(
+        ingest_sendgrid(
             session,
             [
                 # The confirmation mail's events match no delivery.
@@ -91,7 +91,7 @@ def test_erasure_leaves_no_copy_of_the_address_anywhere(db: Session) -> None:
     assert cli("subscribers", "erase", EMAIL, "--yes").exit_code == 0
     # Events that arrive after the erasure, about the issue and about the confirmation mail.
     with transaction() as session:
-        tracking.ingest_sendgrid(
+        ingest_sendgrid(
             session,
             [
                 _event("d2", event="open", delivery_id=str(delivery_id), useragent="UA"),
@@ -165,9 +165,7 @@ def test_an_erased_complainer_is_never_mailed_by_a_sign_up(db: Session) -> None:
     delivery_id = delivery_for(db, subscriber_id).id
     db.commit()
     with transaction() as session:
-        tracking.ingest_sendgrid(
-            session, [_event("s1", event="spamreport", delivery_id=str(delivery_id))]
-        )
+        ingest_sendgrid(session, [_event("s1", event="spamreport", delivery_id=str(delivery_id))])
     assert cli("subscribers", "erase", EMAIL, "--yes").exit_code == 0
     before = len(outbox())
     response = client().post("/subscribe", data={"email": EMAIL, "name": ""})

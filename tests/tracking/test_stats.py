@@ -13,6 +13,8 @@ from newsletter.cli import app
 from newsletter.sending.models import Delivery, DeliveryStatus
 from newsletter.tracking import service
 from newsletter.tracking.events import SendGridEvents
+from newsletter.tracking.ingest import ingest_sendgrid
+from newsletter.tracking.stats import issue_stats
 from tests.tracking.conftest import SENT_AT, World, build_world
 
 AGENT = "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/125.0"
@@ -34,7 +36,7 @@ def activity(db: Session, world: World) -> None:
     """Three readers: 0 opens twice and clicks, 1 is seen only by Apple's proxy, 2 bounces."""
     d0, d1, d2 = world.deliveries
     db.execute(update(Delivery).where(Delivery.id == d2).values(status=DeliveryStatus.FAILED))
-    service.ingest_sendgrid(
+    ingest_sendgrid(
         db,
         [
             sendgrid(world, 0, "delivered", "a"),
@@ -65,7 +67,7 @@ def activity(db: Session, world: World) -> None:
 
 def test_issue_stats_count_people_once_and_keep_machines_apart(db: Session, world: World) -> None:
     activity(db, world)
-    numbers = service.issue_stats(db, world.issue_id)
+    numbers = issue_stats(db, world.issue_id)
     assert {k: numbers[k] for k in ("recipients", "sent", "failed", "uncertain")} == {
         "recipients": 3,
         "sent": 2,

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from newsletter.errors import NotFound, Refused
 from newsletter.issues.service import IssueError
 from newsletter.sending.service import SendError
-from newsletter.tracking.service import IssueNotFound
+from newsletter.tracking.stats import IssueNotFound
 from newsletter.web.app import create_app
 from subscribers.addresses import InvalidAddress
 from subscribers.service import SubscriberError
