@@ -68,6 +68,17 @@ TARGETS: dict[str, Target] = {
         ignore=("tests/sending/test_crash.py", "tests/sending/test_interrupt.py"),
     ),
     "subscribers/importer": Target(("subscribers/importer.py",), ("tests/subscribers",)),
+    # One person across the domains: their links, export and erasure, each owner's part.
+    "people": Target(
+        (
+            "newsletter/people/erasure.py",
+            "newsletter/people/export.py",
+            "newsletter/people/links.py",
+            "newsletter/sending/person.py",
+            "newsletter/tracking/person.py",
+        ),
+        ("tests/subscribers", "tests/web/test_subscriber_screens.py", "tests/web/test_links.py"),
+    ),
     "tracking/webhook": Target(
         ("newsletter/tracking/webhook.py", "newsletter/tracking/events.py"),
         ("tests/tracking",),

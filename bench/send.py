@@ -163,7 +163,7 @@ def child_baseline(issue_id: int, sample: int) -> None:
     from newsletter.mail.sendgrid_transport import SendGridTransport
     from newsletter.orm import utcnow
     from newsletter.security.delivery_tokens import delivery_token
-    from newsletter.sending import repository, service
+    from newsletter.sending import claims, service
     from newsletter.sending.models import Delivery
     from newsletter.settings import get_settings
     from subscribers.models import Subscriber
@@ -195,7 +195,7 @@ def child_baseline(issue_id: int, sample: int) -> None:
         )
         assert result.ok, result.error
         with transaction() as session:
-            repository.mark_sent(session, batch_id, [delivery_id], result.message_id, utcnow())
+            claims.mark_sent(session, batch_id, [delivery_id], result.message_id, utcnow())
     elapsed = time.perf_counter() - began
     print(json.dumps({"sample": len(rows), "seconds": elapsed}))
 

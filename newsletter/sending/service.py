@@ -26,7 +26,7 @@ from newsletter.mail.message import (
 from newsletter.mail.transport import Transport, get_transport
 from newsletter.orm import utcnow
 from newsletter.security.delivery_tokens import TEST_TOKEN, TOKEN_PLACEHOLDER, fill
-from newsletter.sending import repository
+from newsletter.sending import recovery, repository
 from newsletter.sending.models import Delivery, DeliveryStatus
 from newsletter.settings import get_settings
 
@@ -138,7 +138,7 @@ def cancel_send(session: Session, issue_id: int, *, now: datetime | None = None)
         updated_at=now,
     ):
         raise SendError(f"issue {issue_id} is {status.value}, not sending or paused")
-    return repository.skip_queued(session, issue_id, CANCELLED_REASON, now)
+    return recovery.skip_queued(session, issue_id, CANCELLED_REASON, now)
 
 
 def resolve_mark_sent(
@@ -153,7 +153,7 @@ def resolve_mark_sent(
     `delivery_ids` limits it to those deliveries (the others stay uncertain); None = all.
     """
     _require_status(session, issue_id)
-    return repository.resolve_uncertain_as_sent(
+    return recovery.resolve_uncertain_as_sent(
         session,
         issue_id,
         "marked sent by an operator after an uncertain hand-off",
@@ -182,14 +182,14 @@ def resolve_requeue(
             f"issue {issue_id} is cancelled: nothing more of it is sent, so its uncertain "
             "deliveries cannot be sent again; mark sent the ones SendGrid's activity feed shows"
         )
-    return repository.requeue_uncertain(
+    return recovery.requeue_uncertain(
         session, issue_id, get_settings().newsletter_batch_size, now or utcnow(), delivery_ids
     )
 
 
 def issues_with_work(session: Session) -> list[tuple[int, bool]]:
     """(issue id, resolving) for every issue with batches a worker should send now."""
-    return repository.issues_with_work(session)
+    return recovery.issues_with_work(session)
 
 
 def worker_is_gone(worker_id: str | None) -> bool:
@@ -232,14 +232,14 @@ def sweep_stuck(
     """
     now = now or utcnow()
     flagged = 0
-    for batch in repository.in_flight_batches(session, issue_id):
+    for batch in recovery.in_flight_batches(session, issue_id):
         stale = batch.claimed_at is None or batch.claimed_at < now - older_than
         if stale or worker_is_gone(batch.claimed_by):
             reason = (
                 f"worker {batch.claimed_by} stopped while this batch was in flight "
                 "(the request may or may not have reached SendGrid)"
             )
-            flagged += repository.abandon_batch(session, batch.batch_id, reason, now)
+            flagged += recovery.abandon_batch(session, batch.batch_id, reason, now)
     return flagged
 
 

@@ -29,8 +29,8 @@ from newsletter.mail.message import BatchOutcome, MailContent, Recipient, header
 from newsletter.mail.transport import Transport, get_transport
 from newsletter.orm import utcnow
 from newsletter.security.delivery_tokens import delivery_tokens
-from newsletter.sending import repository, service
-from newsletter.sending.repository import BatchRecipient, Claim
+from newsletter.sending import claims, service
+from newsletter.sending.claims import BatchRecipient, Claim
 from newsletter.settings import Settings, get_settings
 
 SKIPPED_REASON = "no longer mailable when its batch was sent (unsubscribed, paused or suppressed)"
@@ -197,14 +197,14 @@ def _loop(send: _Send, worker_id: str) -> None:
         now = utcnow()
         recipients: list[BatchRecipient] = []
         with send.ledger() as session:
-            claim = repository.claim_batch(
+            claim = claims.claim_batch(
                 session, send.issue_id, worker_id, now, issue_statuses=send.issue_statuses
             )
             if claim is not None:
                 # Someone who left after the snapshot is not mailed: checked right before
                 # each batch, in the transaction that puts the batch in flight.
-                repository.skip_unmailable(session, claim.batch_id, SKIPPED_REASON, now)
-                recipients = repository.put_in_flight(session, claim.batch_id, now)
+                claims.skip_unmailable(session, claim.batch_id, SKIPPED_REASON, now)
+                recipients = claims.put_in_flight(session, claim.batch_id, now)
         if send.limiter is not None:
             send.limiter.give_back(batch_size - len(recipients))
         if claim is None:
@@ -221,7 +221,7 @@ def _wait_for_work(send: _Send) -> bool:
         status = issues.status_of(session, send.issue_id)
         if status not in send.issue_statuses:
             return False
-        pending, in_flight, earliest = repository.batch_progress(session, send.issue_id)
+        pending, in_flight, earliest = claims.batch_progress(session, send.issue_id)
         if pending == 0 and in_flight == 0:
             service.mark_sent_if_done(session, send.issue_id, now)
             return False
@@ -273,8 +273,8 @@ def _deliver(
         with send.ledger() as session:
             now = utcnow()
             reason = f"worker error while sending: {exc!r}"
-            repository.mark_uncertain(session, claim.batch_id, None, reason, now)
-            repository.finish_batch(session, claim.batch_id, now, reason)
+            claims.mark_uncertain(session, claim.batch_id, None, reason, now)
+            claims.finish_batch(session, claim.batch_id, now, reason)
         raise
     if not (isinstance(verdict, _Done) and verdict.finished):
         _settle(send, claim, verdict)
@@ -285,11 +285,11 @@ def _settle(send: _Send, claim: Claim, verdict: _RetryDecision) -> None:
     with send.ledger() as session:
         if isinstance(verdict, _Done):
             if not verdict.finished:
-                repository.finish_batch(session, claim.batch_id, now)
+                claims.finish_batch(session, claim.batch_id, now)
         elif isinstance(verdict, _Pause):
             # Credentials are wrong: every batch would fail the same way, so the whole send
             # stops and waits for an operator. Nothing is marked failed.
-            repository.release_batch(
+            claims.release_batch(
                 session, claim.batch_id, retry_at=None, error=verdict.error, now=now
             )
             issues.move(
@@ -306,10 +306,10 @@ def _settle(send: _Send, claim: Claim, verdict: _RetryDecision) -> None:
             retry_at = now + timedelta(seconds=verdict.delay)
             if retry_at > deadline:
                 reason = f"gave up at the retry deadline; last answer: {verdict.error}"
-                repository.mark_failed(session, claim.batch_id, None, reason, now)
-                repository.finish_batch(session, claim.batch_id, now, reason)
+                claims.mark_failed(session, claim.batch_id, None, reason, now)
+                claims.finish_batch(session, claim.batch_id, now, reason)
             else:
-                repository.release_batch(
+                claims.release_batch(
                     session, claim.batch_id, retry_at=retry_at, error=verdict.error, now=now
                 )
 
@@ -341,19 +341,17 @@ def _send(
     if outcome is BatchOutcome.ACCEPTED:
         with send.ledger() as session:
             if result.message_ids:
-                repository.mark_sent_each(session, claim.batch_id, result.message_ids, now)
-            repository.mark_sent(session, claim.batch_id, ids, result.message_id, now)
+                claims.mark_sent_each(session, claim.batch_id, result.message_ids, now)
+            claims.mark_sent(session, claim.batch_id, ids, result.message_id, now)
             if whole:
                 # One commit settles the deliveries and closes the batch.
-                repository.finish_batch(session, claim.batch_id, now)
+                claims.finish_batch(session, claim.batch_id, now)
                 return _Done(finished=True)
-            repository.touch_batch(session, claim.batch_id, worker_id, now)
+            claims.touch_batch(session, claim.batch_id, worker_id, now)
         return DONE
     if outcome is BatchOutcome.UNKNOWN:
         with send.ledger() as session:
-            repository.mark_uncertain(
-                session, claim.batch_id, ids, result.error or "no answer", now
-            )
+            claims.mark_uncertain(session, claim.batch_id, ids, result.error or "no answer", now)
         return DONE
     if outcome is BatchOutcome.RATE_LIMITED:
         delay = result.retry_after if result.retry_after is not None else backoff(claim.attempts)
@@ -367,7 +365,7 @@ def _send(
     if len(recipients) == 1:
         message = result.recipient_errors.get(0)
         with send.ledger() as session:
-            repository.mark_failed(
+            claims.mark_failed(
                 session,
                 claim.batch_id,
                 [recipients[0].delivery_id],
@@ -383,14 +381,14 @@ def _send(
     if outcome is BatchOutcome.REJECTED and named:
         with send.ledger() as session:
             for position, message in named.items():
-                repository.mark_failed(
+                claims.mark_failed(
                     session,
                     claim.batch_id,
                     [recipients[position].delivery_id],
                     f"SendGrid 400: {message}",
                     now,
                 )
-            repository.touch_batch(session, claim.batch_id, worker_id, now)
+            claims.touch_batch(session, claim.batch_id, worker_id, now)
         rest = [r for position, r in enumerate(recipients) if position not in named]
         return _send(send, transport, worker_id, claim, content, rest, False) if rest else DONE
     half = len(recipients) // 2

@@ -16,7 +16,7 @@ from newsletter.issues import service as issues_service
 from newsletter.issues.models import IssueStatus
 from newsletter.mail.message import BatchResult, MailContent, Recipient
 from newsletter.mail.sendgrid_transport import SendGridTransport
-from newsletter.sending import repository, service
+from newsletter.sending import claims, repository, service
 from newsletter.sending.models import BatchStatus, Delivery, DeliveryStatus, SendBatch
 from newsletter.sending.worker import run_until_done
 from newsletter.settings import reset_settings
@@ -323,9 +323,9 @@ def test_a_batch_left_in_flight_by_a_dead_worker_becomes_uncertain_not_resent(
     start(issue_id)
     dead_worker = f"{socket.gethostname()}:{2**22 + 12345}"  # above pid_max: never alive
     with transaction() as session:
-        claim = repository.claim_batch(session, issue_id, dead_worker, datetime.now(UTC))
+        claim = claims.claim_batch(session, issue_id, dead_worker, datetime.now(UTC))
         assert claim is not None
-        repository.put_in_flight(session, claim.batch_id, datetime.now(UTC))
+        claims.put_in_flight(session, claim.batch_id, datetime.now(UTC))
     send(issue_id)
     states = by_status(db, issue_id)
     assert {d.batch_id for d in states[DeliveryStatus.UNCERTAIN]} == {claim.batch_id}

@@ -24,7 +24,7 @@ from newsletter.mail.message import (
     SendResult,
 )
 from newsletter.mail.sendgrid_transport import SendGridTransport
-from newsletter.sending import repository, service, worker
+from newsletter.sending import claims, service, worker
 from newsletter.sending.models import BatchStatus, Delivery, DeliveryStatus, SendBatch
 from newsletter.sending.worker import RateLimiter, backoff, run_until_done
 from newsletter.settings import reset_settings
@@ -480,9 +480,9 @@ def test_a_dead_workers_batch_is_swept_when_a_worker_starts(
     issue_id = started(db, 2)
     long_ago = datetime.now(UTC) - timedelta(minutes=10)
     with transaction() as session:
-        claim = repository.claim_batch(session, issue_id, "elsewhere:1", long_ago)
+        claim = claims.claim_batch(session, issue_id, "elsewhere:1", long_ago)
         assert claim is not None
-        repository.put_in_flight(session, claim.batch_id, long_ago)
+        claims.put_in_flight(session, claim.batch_id, long_ago)
     send(issue_id)
     assert {s for s, _ in states(db, issue_id).values()} == {DeliveryStatus.UNCERTAIN}
     assert sendgrid.requests == 0
@@ -539,9 +539,9 @@ def test_a_batch_left_by_a_worker_elsewhere_is_swept_while_this_one_waits(
     reset_settings()
     issue_id = started(db, 2)
     with transaction() as session:
-        claim = repository.claim_batch(session, issue_id, "elsewhere:1", datetime.now(UTC))
+        claim = claims.claim_batch(session, issue_id, "elsewhere:1", datetime.now(UTC))
         assert claim is not None
-        repository.put_in_flight(session, claim.batch_id, datetime.now(UTC))
+        claims.put_in_flight(session, claim.batch_id, datetime.now(UTC))
     stop = threading.Event()
     timer = threading.Timer(5, stop.set)  # a worker that never sweeps would wait for ever
     timer.start()
