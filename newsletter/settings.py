@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     newsletter_send_concurrency: int = Field(default=4, ge=1, le=32)
     # A batch in flight this long, claimed by a worker on another machine, is taken as crashed.
     newsletter_send_stuck_seconds: float = Field(default=300.0, gt=0)
+    # Healing (docs/operations.md): an uncertain delivery SendGrid's webhook names is settled
+    # from that evidence; one it never names, once the webhook has shown SendGrid took later
+    # requests and this long has passed, is resent once by the scheduler's tick, in batches of
+    # NEWSLETTER_RESEND_BATCH_SIZE (a crash during the resend leaves fewer uncertain).
+    newsletter_uncertain_resend_after_seconds: float = Field(default=3600.0, gt=0)
+    newsletter_uncertain_auto_resend: bool = True
+    newsletter_resend_batch_size: int = Field(default=100, ge=1, le=1000)
 
     # Identity of the list
     newsletter_from_email: str = "verdicts@aitoolverdicts.example"

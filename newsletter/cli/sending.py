@@ -37,10 +37,22 @@ def _summary(issue_id: int, started: float | None = None) -> dict[str, Any]:
         status = issues.status_of(session, issue_id)
         counts = service.status_counts(session, issue_id)
         last_error = service.last_batch_error(session, issue_id)
+        settled = service.settled_counts(session, issue_id)
+        waiting = service.heal_uncertain(session, issue_id=issue_id, act=False).waiting
     summary: dict[str, Any] = {
         "issue_id": issue_id,
         "status": status.value if status else None,
         **counts,
+        # How once-uncertain deliveries were settled, and what healing still waits for.
+        "settled_by": settled,
+        "uncertain_waiting": [
+            {
+                "deliveries": w.deliveries,
+                "reason": w.reason,
+                "resend_at": w.resend_at.isoformat() if w.resend_at else None,
+            }
+            for w in waiting
+        ],
     }
     if started is not None:
         summary["seconds"] = round(time.monotonic() - started, 3)
@@ -63,6 +75,14 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
             else ""
         )
     )
+    if summary["settled_by"]:
+        typer.echo(
+            "  settled after an uncertain hand-off: "
+            + ", ".join(f"{n} {by}" for by, n in summary["settled_by"].items())
+        )
+    for wait in summary["uncertain_waiting"]:
+        when = f" (from {wait['resend_at']})" if wait["resend_at"] else ""
+        typer.echo(f"  {wait['deliveries']} uncertain: {wait['reason']}{when}")
     if summary["uncertain"]:
         typer.echo(
             f"  {summary['uncertain']} uncertain: `newsletter issue deliveries "
@@ -219,6 +239,16 @@ def pause(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
             service.pause(session, issue_id)
     except service.SendError as exc:
         fail(str(exc))
+    _print_summary(_summary(issue_id), as_json)
+
+
+@app.command("status")
+def status_(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
+    """Where a send stands: deliveries per state, how once-uncertain ones were settled (by
+    SendGrid's evidence, an operator, a resend) and what the uncertain ones still wait for."""
+    with transaction() as session:
+        if issues.status_of(session, issue_id) is None:
+            fail(f"issue {issue_id} does not exist")
     _print_summary(_summary(issue_id), as_json)
 
 

@@ -59,6 +59,7 @@ class TickReport:
     started_sends: list[int] = field(default_factory=list)
     resumed_sends: list[int] = field(default_factory=list)
     swept_deliveries: int = 0
+    resent_uncertain: int = 0  # uncertain deliveries healing queued again (once each)
     skipped: bool = False  # the previous tick of this process was still running
 
 
@@ -117,6 +118,7 @@ class Scheduler:
         if self.stop.is_set():
             return
         self._step("sweep", lambda: self._sweep(report))
+        self._step("healing", lambda: self._heal(report))
         self._step("planned sends", lambda: self._planned_sends(now, report))
         self._step("due issues", lambda: self._due_issues(now, report))
         self._step("sends", lambda: self._run_sends(report))
@@ -262,6 +264,18 @@ class Scheduler:
                 "marked uncertain",
                 report.swept_deliveries,
                 older_than,
+            )
+
+    def _heal(self, report: TickReport) -> None:
+        with transaction() as session:
+            healed = sending.heal_uncertain(session, now=self.clock.now())
+        report.resent_uncertain = healed.resent
+        if healed.resent:
+            log.warning(
+                "healing: %d uncertain deliveries in %d requests SendGrid never named, while its "
+                "webhook showed it took the later ones, queued again (once)",
+                healed.resent,
+                healed.requests,
             )
 
     def _announce(self, issue_id: int, what: str, message: str, *args: object) -> None:

@@ -48,6 +48,10 @@ class SendBatch(Base):
     # Why the batch last stopped short: what the operator reads after a pause or a retry.
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # When SendGrid's webhook first told us of one of this request's deliveries (a processed,
+    # delivered, deferred, bounce or dropped event): it took the request. Later requests with
+    # evidence while an earlier one has none is what lets an uncertain request be resent.
+    evidence_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -78,3 +82,7 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # How an uncertain delivery was settled: "evidence:<event>" (SendGrid's webhook said so),
+    # "operator" (marked sent by hand), "resend:operator" or "resend:auto" (queued again; an
+    # automatic resend happens once, never twice). None for a delivery never uncertain.
+    settled_by: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -25,6 +26,11 @@ from newsletter.issues.models import Issue, IssueStatus
 from newsletter.orm import UTCDateTime
 from newsletter.sending.models import BatchStatus, Delivery, DeliveryStatus, SendBatch
 from newsletter.sending.repository import OPEN_STATES, plan_batches
+
+# How an uncertain delivery was settled (deliveries.settled_by).
+OPERATOR = "operator"
+RESEND_BY_OPERATOR = "resend:operator"
+RESEND_AUTOMATICALLY = "resend:auto"
 
 # --- crashed workers ------------------------------------------------------------------------
 
@@ -114,6 +120,7 @@ def resolve_uncertain_as_sent(
             status=DeliveryStatus.SENT,
             error=func.coalesce(Delivery.error, literal("")) + literal(f" [{note}]"),
             sent_at=func.coalesce(Delivery.sent_at, literal(now, UTCDateTime())),
+            settled_by=OPERATOR,
             updated_at=now,
         )
         .execution_options(synchronize_session=False)
@@ -127,8 +134,11 @@ def requeue_uncertain(
     size: int,
     now: datetime,
     delivery_ids: Sequence[int] | None = None,
+    *,
+    by: str = RESEND_BY_OPERATOR,
 ) -> int:
-    """Uncertain deliveries -> queued in fresh batches (the operator chose to resend them)."""
+    """Uncertain deliveries -> queued in fresh batches (an operator chose to resend them, or
+    the scheduler's healing did: `by`)."""
     count = int(
         session.scalar(select(func.count()).where(*_uncertain(issue_id, delivery_ids))) or 0
     )
@@ -137,7 +147,7 @@ def requeue_uncertain(
         session.execute(
             update(Delivery)
             .where(*_uncertain(issue_id, delivery_ids))
-            .values(batch_id=None)
+            .values(batch_id=None, settled_by=by)
             .execution_options(synchronize_session=False)
         )
         plan_batches(session, issue_id, size, now, status=DeliveryStatus.UNCERTAIN)
@@ -163,3 +173,150 @@ def issues_with_work(session: Session) -> list[tuple[int, bool]]:
         .order_by(Issue.id)
     )
     return [(issue_id, IssueStatus(status) is IssueStatus.SENT) for issue_id, status in rows]
+
+
+# --- healing from SendGrid's evidence -----------------------------------------------------
+
+# SendGrid's events that say it took the request for a delivery: each settles an uncertain
+# delivery as sent ("bounce" too: SendGrid took it and tried). "dropped" says it took the
+# request and will never send that one: failed, with SendGrid's reason.
+TOOK_IT = ("processed", "delivered", "deferred", "bounce")
+DROPPED = "dropped"
+_LIFECYCLE = {kind: order for order, kind in enumerate(TOOK_IT)}
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What one webhook event says about a delivery of ours."""
+
+    delivery_id: int
+    kind: str  # one of TOOK_IT or DROPPED
+    at: datetime  # when SendGrid says it happened
+    detail: str | None = None
+
+
+def record_evidence(session: Session, evidence: Sequence[Evidence], now: datetime) -> int:
+    """Note which requests SendGrid has shown it took (send_batches.evidence_at, first time
+    only) and settle the uncertain deliveries the events name. Returns how many settled.
+
+    Only an uncertain delivery changes: a sent or failed one is settled already, and a queued
+    or in-flight one is still the worker's to settle (its answer from SendGrid comes first).
+    """
+    if not evidence:
+        return 0
+    ids = sorted({e.delivery_id for e in evidence})
+    session.execute(
+        update(SendBatch)
+        .where(
+            SendBatch.evidence_at.is_(None),
+            SendBatch.id.in_(
+                select(Delivery.batch_id).where(
+                    Delivery.id.in_(ids), Delivery.batch_id.is_not(None)
+                )
+            ),
+        )
+        .values(evidence_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    uncertain = set(
+        session.scalars(
+            select(Delivery.id).where(
+                Delivery.id.in_(ids), Delivery.status == DeliveryStatus.UNCERTAIN
+            )
+        )
+    )
+    if not uncertain:
+        return 0
+    # One verdict per delivery: any sign SendGrid took it wins over a drop (a drop of a
+    # duplicate request says nothing of the first), the earliest such event first.
+    chosen: dict[int, Evidence] = {}
+    # (Events of one second keep SendGrid's order: processed comes before what follows it.)
+    for e in sorted(evidence, key=lambda e: (e.kind == DROPPED, e.at, _LIFECYCLE.get(e.kind, 9))):
+        if e.delivery_id in uncertain and e.delivery_id not in chosen:
+            chosen[e.delivery_id] = e
+    settled = 0
+    for e in chosen.values():
+        values: dict[str, object] = {"settled_by": f"evidence:{e.kind}", "updated_at": now}
+        if e.kind == DROPPED:
+            values.update(
+                status=DeliveryStatus.FAILED,
+                error=f"dropped by SendGrid: {(e.detail or 'no reason given')[:500]}",
+            )
+        else:
+            values.update(
+                status=DeliveryStatus.SENT,
+                sent_at=func.coalesce(Delivery.sent_at, literal(e.at, UTCDateTime())),
+            )
+        settled += session.execute(
+            update(Delivery)
+            .where(Delivery.id == e.delivery_id, Delivery.status == DeliveryStatus.UNCERTAIN)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+    return settled
+
+
+@dataclass(frozen=True, slots=True)
+class UncertainRequest:
+    """One request (batch) with deliveries still uncertain, and what its healing waits for."""
+
+    issue_id: int
+    batch_id: int | None
+    deliveries: list[int]
+    uncertain_since: datetime
+    resent_before: bool  # an automatic resend happened once: never a second time
+    flowing_past: bool  # SendGrid's webhook has shown it took requests made after this one
+
+
+def uncertain_requests(session: Session, issue_id: int | None = None) -> list[UncertainRequest]:
+    """Every request with uncertain deliveries, with the evidence about the requests beside it.
+
+    "Flowing past": events have arrived for a request of the same send claimed after this one,
+    or, when no request was claimed after it (it was among the last), for any other request of
+    the send. Then the absence of events for this one means SendGrid did not take it.
+    """
+    stmt = (
+        select(
+            Delivery.issue_id,
+            Delivery.batch_id,
+            Delivery.id,
+            Delivery.updated_at,
+            Delivery.settled_by,
+            SendBatch.claimed_at,
+            SendBatch.evidence_at,
+        )
+        .outerjoin(SendBatch, SendBatch.id == Delivery.batch_id)
+        .where(Delivery.status == DeliveryStatus.UNCERTAIN)
+        .order_by(Delivery.issue_id, Delivery.batch_id, Delivery.id)
+    )
+    if issue_id is not None:
+        stmt = stmt.where(Delivery.issue_id == issue_id)
+    grouped: dict[tuple[int, int | None], list[Any]] = {}
+    for row in session.execute(stmt):
+        grouped.setdefault((row.issue_id, row.batch_id), []).append(row)
+    if not grouped:
+        return []
+    issues = sorted({i for i, _ in grouped})
+    batches = session.execute(
+        select(SendBatch.issue_id, SendBatch.id, SendBatch.claimed_at, SendBatch.evidence_at).where(
+            SendBatch.issue_id.in_(issues)
+        )
+    ).all()
+    found: list[UncertainRequest] = []
+    for (issue, batch_id), rows in grouped.items():
+        claimed = rows[0].claimed_at
+        others = [b for b in batches if b.issue_id == issue and b.id != batch_id]
+        later = [b for b in others if claimed is None or (b.claimed_at and b.claimed_at > claimed)]
+        witnesses = later if later else others
+        found.append(
+            UncertainRequest(
+                issue_id=issue,
+                batch_id=batch_id,
+                deliveries=[r.id for r in rows],
+                uncertain_since=max(r.updated_at for r in rows),
+                resent_before=any(r.settled_by == RESEND_AUTOMATICALLY for r in rows),
+                flowing_past=rows[0].evidence_at is None
+                and any(b.evidence_at is not None for b in witnesses),
+            )
+        )
+    return found

@@ -59,6 +59,16 @@ def skipped_reasons(session: Session, issue_id: int) -> list[tuple[str, int]]:
     return [(str(error or "no reason recorded"), int(count)) for error, count in rows]
 
 
+def settled_counts(session: Session, issue_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(Delivery.settled_by, func.count())
+        .where(Delivery.issue_id == issue_id, Delivery.settled_by.is_not(None))
+        .group_by(Delivery.settled_by)
+        .order_by(Delivery.settled_by)
+    )
+    return {str(by): int(count) for by, count in rows}
+
+
 def get_delivery(session: Session, delivery_id: int) -> Delivery | None:
     return session.get(Delivery, delivery_id)
 

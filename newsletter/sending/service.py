@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -28,7 +29,7 @@ from newsletter.orm import utcnow
 from newsletter.security.delivery_tokens import TEST_TOKEN, TOKEN_PLACEHOLDER, fill
 from newsletter.sending import recovery, repository
 from newsletter.sending.models import Delivery, DeliveryStatus
-from newsletter.settings import get_settings
+from newsletter.settings import Settings, get_settings
 
 CANCELLED_REASON = "send cancelled by an operator before this delivery was handed off"
 
@@ -347,5 +348,114 @@ def get_delivery(session: Session, delivery_id: int) -> Delivery | None:
     return repository.get_delivery(session, delivery_id)
 
 
+def settled_counts(session: Session, issue_id: int) -> dict[str, int]:
+    """How the issue's once-uncertain deliveries were settled: evidence:<event>, operator,
+    resend:operator, resend:auto, with how many each."""
+    return repository.settled_counts(session, issue_id)
+
+
 def last_batch_error(session: Session, issue_id: int) -> str | None:
     return repository.last_batch_error(session, issue_id)
+
+
+# --- healing uncertain deliveries -----------------------------------------------------------
+
+
+def record_evidence(
+    session: Session, evidence: Sequence[recovery.Evidence], *, now: datetime | None = None
+) -> int:
+    """What SendGrid's webhook says about our deliveries (tracking/ingest.py hands it over):
+    the requests it took, and uncertain deliveries settled by it. Returns how many settled."""
+    return recovery.record_evidence(session, evidence, now or utcnow())
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """Uncertain deliveries of one request that healing has not touched, and why."""
+
+    issue_id: int
+    deliveries: int
+    reason: str
+    resend_at: datetime | None = None
+
+
+@dataclass
+class HealReport:
+    resent: int = 0
+    requests: int = 0
+    waiting: list[Waiting] = field(default_factory=list)
+
+
+def heal_uncertain(
+    session: Session,
+    *,
+    issue_id: int | None = None,
+    now: datetime | None = None,
+    act: bool = True,
+) -> HealReport:
+    """Resend, once, the uncertain deliveries SendGrid never named, once its webhook has shown
+    it took the requests made after theirs and NEWSLETTER_UNCERTAIN_RESEND_AFTER_SECONDS has
+    passed (the scheduler's tick; `python scheduler.py --once` runs one). The rest wait, each
+    with its reason (`newsletter issue status` shows them). `act=False` only says what a tick
+    would do: those due are listed as waiting for the scheduler's next tick."""
+    now = now or utcnow()
+    settings = get_settings()
+    after = timedelta(seconds=settings.newsletter_uncertain_resend_after_seconds)
+    report = HealReport()
+    statuses: dict[int, IssueStatus | None] = {}
+    for request in recovery.uncertain_requests(session, issue_id):
+        if request.issue_id not in statuses:
+            statuses[request.issue_id] = issues.status_of(session, request.issue_id)
+        reason = _why_waiting(request, statuses[request.issue_id], now, after, settings)
+        if reason is not None:
+            report.waiting.append(
+                Waiting(
+                    request.issue_id,
+                    len(request.deliveries),
+                    reason,
+                    request.uncertain_since + after if request.flowing_past else None,
+                )
+            )
+            continue
+        if not act:
+            report.waiting.append(
+                Waiting(
+                    request.issue_id,
+                    len(request.deliveries),
+                    "due: the scheduler's next tick sends them again",
+                    request.uncertain_since + after,
+                )
+            )
+            continue
+        report.resent += recovery.requeue_uncertain(
+            session,
+            request.issue_id,
+            settings.newsletter_resend_batch_size,
+            now,
+            request.deliveries,
+            by=recovery.RESEND_AUTOMATICALLY,
+        )
+        report.requests += 1
+    return report
+
+
+def _why_waiting(
+    request: recovery.UncertainRequest,
+    status: IssueStatus | None,
+    now: datetime,
+    after: timedelta,
+    settings: Settings,
+) -> str | None:
+    if status is IssueStatus.CANCELLED:
+        return "the send was cancelled: mark sent what SendGrid's activity feed shows"
+    if status is IssueStatus.PAUSED:
+        return "the send is paused: healing goes on once it is resumed"
+    if not settings.newsletter_uncertain_auto_resend:
+        return "automatic resends are off (NEWSLETTER_UNCERTAIN_AUTO_RESEND): an operator decides"
+    if request.resent_before:
+        return "resent automatically once already and uncertain again: an operator decides"
+    if not request.flowing_past:
+        return "waiting for SendGrid's events to show it took the requests made after this one"
+    if now - request.uncertain_since < after:
+        return "no event from SendGrid for it yet: resent if none comes"
+    return None

@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from newsletter.sending import service as sending
+from newsletter.sending.recovery import DROPPED, Evidence
 from newsletter.tracking import repository
 from newsletter.tracking.events import NormalisedEvent, SendGridEvents
 from newsletter.tracking.models import EventType
@@ -28,6 +30,15 @@ class IngestReport:
 
 _FOR_SUBSCRIBERS = {EventType.BOUNCED, EventType.COMPLAINED, EventType.UNSUBSCRIBED}
 _READER_ACTIVITY = {EventType.OPENED, EventType.CLICKED}
+# The events that say SendGrid took a request for a delivery (or dropped it), as the ledger
+# names them.
+_EVIDENCE = {
+    EventType.PROCESSED: "processed",
+    EventType.DELIVERED: "delivered",
+    EventType.DEFERRED: "deferred",
+    EventType.BOUNCED: "bounce",
+    EventType.DROPPED: DROPPED,
+}
 
 
 def ingest_sendgrid(
@@ -68,10 +79,18 @@ def ingest_sendgrid(
             row["email_hash"] = email_hash
         rows.append(row)
     inserted = repository.insert_new_provider_events(session, rows)
+    evidence: list[Evidence] = []
     for event_id in inserted:
         event, info = kept[event_id]
-        if info is not None and info.subscriber_id is not None and event.type in _FOR_SUBSCRIBERS:
+        if info is None:
+            continue
+        if info.subscriber_id is not None and event.type in _FOR_SUBSCRIBERS:
             _hand_to_subscribers(session, event, info.subscriber_id)
+        kind = _EVIDENCE.get(event.type)
+        if kind is not None:
+            evidence.append(Evidence(info.id, kind, event.occurred_at, event.detail))
+    # What the events say of the requests is the ledger's: it settles uncertain deliveries.
+    sending.record_evidence(session, evidence, now=received_at)
     return IngestReport(len(events), len(inserted), len(events) - len(inserted), unmatched)
 
 
