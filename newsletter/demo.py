@@ -183,23 +183,11 @@ def _staff_accounts() -> dict[str, str]:
 
 def _backdate_send(issue_id: int, *, to: datetime) -> None:
     """Last week's issue went out last week: its send times move back, so the readers'
-    opens, clicks and votes that follow it are in the past, not hours ahead of the clock."""
-    from sqlalchemy import select
-
-    from newsletter.sending.models import Delivery
-
+    opens, clicks and votes that follow it are in the past, not hours ahead of the clock. Each
+    owner moves its own rows."""
     with transaction() as session:
-        issue = issues.get(session, issue_id)
-        assert issue is not None and issue.sent_at is not None
-        shift = issue.sent_at - to
-        issue.sent_at -= shift
-        for name in ("send_started_at", "approved_at"):
-            value = getattr(issue, name)
-            if value is not None:
-                setattr(issue, name, value - shift)
-        for delivery in session.scalars(select(Delivery).where(Delivery.issue_id == issue_id)):
-            if delivery.sent_at is not None:
-                delivery.sent_at -= shift
+        shift = issues.backdate_send(session, issue_id, to=to)
+        sending.backdate_deliveries(session, issue_id, by=shift)
 
 
 def _simulate_readers(issue_id: int) -> None:

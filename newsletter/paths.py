@@ -1,8 +1,9 @@
-"""Every public path the web app serves, in one place.
+"""Every path the app serves that a mail, a feed, a notice or another module links to.
 
 Mail builders, pages and tests ask here for a URL instead of spelling it out, so an email can
 never point at a page that does not exist: the routes are declared with the same patterns
-(`*_PATTERN`), and a rename is one edit. Functions return paths; `absolute` prefixes the
+(`*_PATTERN`), and a rename is one edit (tests/web/test_paths.py asks the router for each). A
+staff page's own sub-actions (`…/approve`, `…/cancel`) are built from these by its module. Functions return paths; `absolute` prefixes the
 configured NEWSLETTER_BASE_URL for links that leave the app (emails, feeds).
 """
 
@@ -19,6 +20,11 @@ FEED = "/issues/feed.atom"
 SUBSCRIBE = "/subscribe"
 LOGIN = "/login"
 EDITOR_ISSUES = "/admin/issues"
+ADMIN_HOME = "/admin"
+ADMIN_SUBSCRIBERS = "/admin/subscribers"
+ADMIN_SUPPRESSIONS = "/admin/suppressions"
+ADMIN_USERS = "/admin/users"
+ACCOUNT = "/account"
 
 EDITOR_ISSUE_PATTERN = "/admin/issues/{issue_id}"
 WEB_VERSION_PATTERN = "/issues/{week}"
@@ -41,6 +47,11 @@ HIT_PREFIXES = ("/o/", "/c/", "/v/")
 
 def absolute(path: str) -> str:
     return get_settings().newsletter_base_url.rstrip("/") + path
+
+
+def admin_subscriber(subscriber_id: int) -> str:
+    """The admin's page about one subscriber."""
+    return f"{ADMIN_SUBSCRIBERS}/{subscriber_id}"
 
 
 def editor_issue(issue_id: int) -> str:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from newsletter.errors import Refused
 from newsletter.settings import Settings, get_settings
 from newsletter.templating import TEMPLATES_DIR
 
@@ -21,7 +22,7 @@ LOGO_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", 
 _NOT_PRINTABLE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-class SenderConfigError(ValueError):
+class SenderConfigError(Refused):
     """A sender setting that cannot be used; the message names the variable."""
 
 

@@ -19,8 +19,9 @@ import typer
 from newsletter.cli.issues import app
 from newsletter.cli.support import JsonOption, fail, is_terminal, print_json, warn
 from newsletter.db import transaction
+from newsletter.errors import Refused
 from newsletter.issues import service as issues
-from newsletter.issues.models import IN_SEND, IssueStatus
+from newsletter.issues.models import IssueStatus
 from newsletter.mail.transport import get_transport
 from newsletter.numbers import ascii_int
 from newsletter.sending import service
@@ -223,7 +224,7 @@ def resume(
     try:
         with transaction() as session:
             service.resume(session, issue_id)
-    except service.SendError as exc:
+    except Refused as exc:
         fail(str(exc))
     completed = True
     if wait:
@@ -237,7 +238,7 @@ def pause(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
     try:
         with transaction() as session:
             service.pause(session, issue_id)
-    except service.SendError as exc:
+    except Refused as exc:
         fail(str(exc))
     _print_summary(_summary(issue_id), as_json)
 
@@ -257,16 +258,8 @@ def cancel(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
     """Cancel an issue; during a send, what was not handed off yet is skipped (with why)."""
     try:
         with transaction() as session:
-            status = issues.status_of(session, issue_id)
-            if status in IN_SEND:
-                service.cancel_send(session, issue_id)
-            elif status is None:
-                fail(f"issue {issue_id} does not exist")
-            else:
-                from newsletter.issues.service import cancel as cancel_issue
-
-                cancel_issue(session, issue_id)
-    except ValueError as exc:
+            service.cancel(session, issue_id)
+    except Refused as exc:
         fail(str(exc))
     _print_summary(_summary(issue_id), as_json)
 
@@ -304,7 +297,7 @@ def resolve(
                 count = service.resolve_mark_sent(session, issue_id, delivery_ids=chosen)
             else:
                 count = service.resolve_requeue(session, issue_id, delivery_ids=chosen)
-    except service.SendError as exc:
+    except Refused as exc:
         fail(str(exc))
     if chosen is not None and count < len(chosen):
         warn(

@@ -8,6 +8,7 @@ import typer
 
 from newsletter.cli.support import JsonOption, fail, print_json
 from newsletter.db import transaction
+from newsletter.issues.service import IssueNotFound
 from newsletter.tracking import stats as numbers_of
 
 # `stats` is a group (the root CLI adds one per domain) used as a single command: options may
@@ -32,7 +33,7 @@ def stats(
             fail("no issue has been sent yet: give an issue id (`newsletter stats ID`)")
         try:
             numbers = numbers_of.issue_stats(session, issue_id)
-        except numbers_of.IssueNotFound as exc:
+        except IssueNotFound as exc:
             fail(str(exc))
     if as_json:
         print_json(numbers)

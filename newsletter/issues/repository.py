@@ -123,6 +123,17 @@ def transition(
     return changed
 
 
+def set_times(session: Session, issue_id: int, **values: datetime) -> None:
+    """Set an issue's time columns (approved_at, send_started_at, sent_at) as given."""
+    session.execute(
+        update(Issue)
+        .where(Issue.id == issue_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire_all()
+
+
 def due_issues(session: Session, now: datetime) -> list[Issue]:
     """Approved or scheduled issues whose send time has come (approved with no time: now)."""
     stmt = (

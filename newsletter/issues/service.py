@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
-from newsletter.errors import Refused
+from newsletter.errors import NotFound, Refused
 from newsletter.issues import repository, verdicts
-from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus
+from newsletter.issues.models import IN_SEND, Issue, IssueLink, IssueMatchup, IssueStatus
 from newsletter.issues.render import (
     FeaturedMatchup,
     IssueContent,
@@ -36,11 +36,17 @@ from newsletter.votes import service as votes
 from newsletter.votes.panel import ReadersVsPanel
 
 EDITABLE = (IssueStatus.DRAFT, IssueStatus.APPROVED, IssueStatus.SCHEDULED)
-CANCELLABLE = (IssueStatus.DRAFT, IssueStatus.APPROVED, IssueStatus.SCHEDULED, IssueStatus.PAUSED)
+# Before a send starts; a send under way is cancelled through the ledger (sending.service.
+# cancel), which also skips what was not handed off yet.
+CANCELLABLE = (IssueStatus.DRAFT, IssueStatus.APPROVED, IssueStatus.SCHEDULED)
 
 
 class IssueError(Refused):
     """A refused action on an issue; the message says which issue and why."""
+
+
+class IssueNotFound(IssueError, NotFound):
+    """No issue has that id (the web answers 404)."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,7 @@ def current_week(now: datetime | None = None) -> str:
 def require(session: Session, issue_id: int) -> Issue:
     issue = repository.get(session, issue_id)
     if issue is None:
-        raise IssueError(f"no issue with id {issue_id}")
+        raise IssueNotFound(f"no issue with id {issue_id}")
     return issue
 
 
@@ -73,19 +79,70 @@ def status_of(session: Session, issue_id: int) -> IssueStatus | None:
     return repository.status_of(session, issue_id)
 
 
-def move(
-    session: Session,
-    issue_id: int,
-    *,
-    allowed_from: Sequence[IssueStatus],
-    to: IssueStatus,
-    when: ColumnElement[bool] | None = None,
-    **values: Any,
+# The send's transitions, asked for by the ledger: this module is the one writer of an issue's
+# status. Each is a conditional UPDATE, so whoever loses a race moves nothing (False).
+
+
+def start_sending(session: Session, issue_id: int, now: datetime) -> bool:
+    """approved|scheduled -> sending."""
+    return repository.transition(
+        session,
+        issue_id,
+        (IssueStatus.APPROVED, IssueStatus.SCHEDULED),
+        IssueStatus.SENDING,
+        send_started_at=now,
+        updated_at=now,
+    )
+
+
+def pause_sending(session: Session, issue_id: int, now: datetime) -> bool:
+    """sending -> paused (an operator, or the worker when SendGrid refuses the credentials)."""
+    return repository.transition(
+        session, issue_id, (IssueStatus.SENDING,), IssueStatus.PAUSED, updated_at=now
+    )
+
+
+def resume_sending(session: Session, issue_id: int, now: datetime) -> bool:
+    """paused -> sending."""
+    return repository.transition(
+        session, issue_id, (IssueStatus.PAUSED,), IssueStatus.SENDING, updated_at=now
+    )
+
+
+def finish_sending(
+    session: Session, issue_id: int, now: datetime, *, when: ColumnElement[bool]
 ) -> bool:
-    """The send's transitions (sending, paused, sent, cancelled), asked for by the ledger:
-    this module is the one writer of an issue's status. Conditional, so whoever loses a race
-    moves nothing; True if it moved."""
-    return repository.transition(session, issue_id, allowed_from, to, when=when, **values)
+    """sending -> sent, in the same UPDATE as the ledger's "no delivery still open" (`when`)."""
+    return repository.transition(
+        session,
+        issue_id,
+        (IssueStatus.SENDING,),
+        IssueStatus.SENT,
+        when=when,
+        sent_at=now,
+        updated_at=now,
+    )
+
+
+def backdate_send(session: Session, issue_id: int, *, to: datetime) -> timedelta:
+    """Move a sent issue's send (approval, start, end) back so it ended at `to`; returns by how
+    much. For `newsletter demo`, whose last week's issue is sent a moment before."""
+    issue = require(session, issue_id)
+    if issue.sent_at is None:
+        raise IssueError(f"issue {issue_id} has not been sent")
+    shift = issue.sent_at - to
+    values = {
+        name: getattr(issue, name) - shift
+        for name in ("sent_at", "send_started_at", "approved_at")
+        if getattr(issue, name) is not None
+    }
+    repository.set_times(session, issue_id, **values)
+    return shift
+
+
+def cancel_sending(session: Session, issue_id: int, now: datetime) -> bool:
+    """sending|paused -> cancelled (the ledger then skips what was not handed off)."""
+    return repository.transition(session, issue_id, IN_SEND, IssueStatus.CANCELLED, updated_at=now)
 
 
 def build_issue(session: Session, week: str | None = None, *, now: datetime | None = None) -> Issue:

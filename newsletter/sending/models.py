@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
@@ -13,6 +14,23 @@ from newsletter.orm import Base, UTCDateTime, str_enum, utcnow
 
 # deliveries.id is an INTEGER column: a larger number from outside names no delivery.
 MAX_DELIVERY_ID = MAX_ROW_ID
+
+
+# SendGrid's events that say it took the request for a delivery: each settles an uncertain
+# delivery as sent ("bounce" too: SendGrid took it and tried). "dropped" says it took the
+# request and will never send that one: failed, with SendGrid's reason.
+TOOK_IT = ("processed", "delivered", "deferred", "bounce")
+DROPPED = "dropped"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What one webhook event says about a delivery of ours."""
+
+    delivery_id: int
+    kind: str  # one of TOOK_IT or DROPPED
+    at: datetime  # when SendGrid says it happened
+    detail: str | None = None
 
 
 class DeliveryStatus(enum.StrEnum):

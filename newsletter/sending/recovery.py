@@ -24,13 +24,22 @@ from sqlalchemy.orm import Session
 
 from newsletter.issues.models import Issue, IssueStatus
 from newsletter.orm import UTCDateTime
-from newsletter.sending.models import BatchStatus, Delivery, DeliveryStatus, SendBatch
+from newsletter.sending.models import (
+    DROPPED,
+    TOOK_IT,
+    BatchStatus,
+    Delivery,
+    DeliveryStatus,
+    Evidence,
+    SendBatch,
+)
 from newsletter.sending.repository import OPEN_STATES, plan_batches
 
 # How an uncertain delivery was settled (deliveries.settled_by).
 OPERATOR = "operator"
 RESEND_BY_OPERATOR = "resend:operator"
 RESEND_AUTOMATICALLY = "resend:auto"
+_LIFECYCLE = {kind: order for order, kind in enumerate(TOOK_IT)}
 
 # --- crashed workers ------------------------------------------------------------------------
 
@@ -176,23 +185,6 @@ def issues_with_work(session: Session) -> list[tuple[int, bool]]:
 
 
 # --- healing from SendGrid's evidence -----------------------------------------------------
-
-# SendGrid's events that say it took the request for a delivery: each settles an uncertain
-# delivery as sent ("bounce" too: SendGrid took it and tried). "dropped" says it took the
-# request and will never send that one: failed, with SendGrid's reason.
-TOOK_IT = ("processed", "delivered", "deferred", "bounce")
-DROPPED = "dropped"
-_LIFECYCLE = {kind: order for order, kind in enumerate(TOOK_IT)}
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """What one webhook event says about a delivery of ours."""
-
-    delivery_id: int
-    kind: str  # one of TOOK_IT or DROPPED
-    at: datetime  # when SendGrid says it happened
-    detail: str | None = None
 
 
 def record_evidence(session: Session, evidence: Sequence[Evidence], now: datetime) -> int:

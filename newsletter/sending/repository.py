@@ -8,7 +8,7 @@ crashed worker's sweeper and an operator can race on the same rows and the datab
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import (
     ColumnElement,
@@ -57,6 +57,21 @@ def skipped_reasons(session: Session, issue_id: int) -> list[tuple[str, int]]:
         .order_by(func.count().desc(), Delivery.error)
     )
     return [(str(error or "no reason recorded"), int(count)) for error, count in rows]
+
+
+def backdate_deliveries(session: Session, issue_id: int, by: timedelta) -> None:
+    for delivery_id, sent_at in session.execute(
+        select(Delivery.id, Delivery.sent_at).where(
+            Delivery.issue_id == issue_id, Delivery.sent_at.is_not(None)
+        )
+    ).tuples():
+        assert sent_at is not None
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id)
+            .values(sent_at=sent_at - by)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def settled_counts(session: Session, issue_id: int) -> dict[str, int]:

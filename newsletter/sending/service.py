@@ -28,7 +28,7 @@ from newsletter.mail.transport import Transport, get_transport
 from newsletter.orm import utcnow
 from newsletter.security.delivery_tokens import TEST_TOKEN, TOKEN_PLACEHOLDER, fill
 from newsletter.sending import recovery, repository
-from newsletter.sending.models import Delivery, DeliveryStatus
+from newsletter.sending.models import Delivery, DeliveryStatus, Evidence
 from newsletter.settings import Settings, get_settings
 
 CANCELLED_REASON = "send cancelled by an operator before this delivery was handed off"
@@ -41,7 +41,7 @@ class SendError(Refused):
 def _require_status(session: Session, issue_id: int) -> IssueStatus:
     status = issues.status_of(session, issue_id)
     if status is None:
-        raise SendError(f"issue {issue_id} does not exist")
+        raise issues.IssueNotFound(f"no issue with id {issue_id}")
     return status
 
 
@@ -69,14 +69,7 @@ def start_send(session: Session, issue_id: int, *, now: datetime | None = None) 
     """
     now = now or utcnow()
     _require_sendable_sender()
-    if not issues.move(
-        session,
-        issue_id,
-        allowed_from=(IssueStatus.APPROVED, IssueStatus.SCHEDULED),
-        to=IssueStatus.SENDING,
-        updated_at=now,
-        send_started_at=now,
-    ):
+    if not issues.start_sending(session, issue_id, now):
         return False
     # Freeze the render now (if approval did not): every batch sends these exact bytes.
     issues.freeze(session, issue_id, now=now)
@@ -88,39 +81,31 @@ def start_send(session: Session, issue_id: int, *, now: datetime | None = None) 
 
 def mark_sent_if_done(session: Session, issue_id: int, now: datetime) -> bool:
     """sending -> sent, only once no delivery of the issue is still open."""
-    return issues.move(
-        session,
-        issue_id,
-        allowed_from=(IssueStatus.SENDING,),
-        to=IssueStatus.SENT,
-        when=repository.no_delivery_open(issue_id),
-        sent_at=now,
-        updated_at=now,
-    )
+    return issues.finish_sending(session, issue_id, now, when=repository.no_delivery_open(issue_id))
 
 
 def pause(session: Session, issue_id: int, *, now: datetime | None = None) -> None:
     status = _require_status(session, issue_id)
-    if not issues.move(
-        session,
-        issue_id,
-        allowed_from=(IssueStatus.SENDING,),
-        to=IssueStatus.PAUSED,
-        updated_at=now or utcnow(),
-    ):
+    if not issues.pause_sending(session, issue_id, now or utcnow()):
         raise SendError(f"issue {issue_id} is {status.value}, not sending: nothing to pause")
 
 
 def resume(session: Session, issue_id: int, *, now: datetime | None = None) -> None:
     status = _require_status(session, issue_id)
-    if not issues.move(
-        session,
-        issue_id,
-        allowed_from=(IssueStatus.PAUSED,),
-        to=IssueStatus.SENDING,
-        updated_at=now or utcnow(),
-    ):
+    if not issues.resume_sending(session, issue_id, now or utcnow()):
         raise SendError(f"issue {issue_id} is {status.value}, not paused: nothing to resume")
+
+
+def cancel(session: Session, issue_id: int, *, now: datetime | None = None) -> tuple[str, int]:
+    """Cancel an issue, whatever its state allows: before its send (a draft, approved or
+    scheduled issue) through issues, during it (sending or paused) through the ledger, which
+    skips what was not handed off yet. Returns (the issue's week, how many were skipped)."""
+    status = _require_status(session, issue_id)
+    if status in IN_SEND:
+        skipped = cancel_send(session, issue_id, now=now)
+        issue = issues.require(session, issue_id)
+        return issue.week, skipped
+    return issues.cancel(session, issue_id).week, 0
 
 
 def cancel_send(session: Session, issue_id: int, *, now: datetime | None = None) -> int:
@@ -131,13 +116,7 @@ def cancel_send(session: Session, issue_id: int, *, now: datetime | None = None)
     """
     now = now or utcnow()
     status = _require_status(session, issue_id)
-    if not issues.move(
-        session,
-        issue_id,
-        allowed_from=IN_SEND,
-        to=IssueStatus.CANCELLED,
-        updated_at=now,
-    ):
+    if not issues.cancel_sending(session, issue_id, now):
         raise SendError(f"issue {issue_id} is {status.value}, not sending or paused")
     return recovery.skip_queued(session, issue_id, CANCELLED_REASON, now)
 
@@ -348,6 +327,11 @@ def get_delivery(session: Session, delivery_id: int) -> Delivery | None:
     return repository.get_delivery(session, delivery_id)
 
 
+def backdate_deliveries(session: Session, issue_id: int, *, by: timedelta) -> None:
+    """Move the issue's deliveries' send times back by `by` (`newsletter demo`'s last week)."""
+    repository.backdate_deliveries(session, issue_id, by)
+
+
 def settled_counts(session: Session, issue_id: int) -> dict[str, int]:
     """How the issue's once-uncertain deliveries were settled: evidence:<event>, operator,
     resend:operator, resend:auto, with how many each."""
@@ -362,7 +346,7 @@ def last_batch_error(session: Session, issue_id: int) -> str | None:
 
 
 def record_evidence(
-    session: Session, evidence: Sequence[recovery.Evidence], *, now: datetime | None = None
+    session: Session, evidence: Sequence[Evidence], *, now: datetime | None = None
 ) -> int:
     """What SendGrid's webhook says about our deliveries (tracking/ingest.py hands it over):
     the requests it took, and uncertain deliveries settled by it. Returns how many settled."""

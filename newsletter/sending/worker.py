@@ -292,13 +292,7 @@ def _settle(send: _Send, claim: Claim, verdict: _RetryDecision) -> None:
             claims.release_batch(
                 session, claim.batch_id, retry_at=None, error=verdict.error, now=now
             )
-            issues.move(
-                session,
-                send.issue_id,
-                allowed_from=(IssueStatus.SENDING,),
-                to=IssueStatus.PAUSED,
-                updated_at=now,
-            )
+            issues.pause_sending(session, send.issue_id, now)
         else:
             deadline = claim.first_attempt_at + timedelta(
                 seconds=send.settings.newsletter_send_deadline_seconds

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from newsletter.sending import service as sending
-from newsletter.sending.recovery import DROPPED, Evidence
+from newsletter.sending.models import DROPPED, Evidence
 from newsletter.tracking import repository
 from newsletter.tracking.events import NormalisedEvent, SendGridEvents
 from newsletter.tracking.models import EventType

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from newsletter.errors import NotFound
 from newsletter.issues import service as issues
 from newsletter.issues.models import Issue, IssueLink
+from newsletter.issues.service import IssueNotFound
 from newsletter.sending import service as sending
 from newsletter.tracking import repository
 from newsletter.tracking.models import EventType
@@ -23,10 +23,6 @@ OPENS_WINDOW_HOURS = 72
 def readers_vs_panel(session: Session, issue_id: int, week: str) -> ReadersVsPanel | None:
     """People's votes on one issue beside the panel's picks; None when nobody voted."""
     return votes.readers_vs_panel(session, week, issues.issue_matchups(session, issue_id))
-
-
-class IssueNotFound(NotFound):
-    pass
 
 
 def latest_sent_issue_id(session: Session) -> int | None:

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
+from newsletter import paths
 from newsletter.db import transaction
 from newsletter.people import erasure
 from newsletter.people import history as people_history
@@ -210,7 +211,7 @@ def bulk(
     chosen = _selection(id) if scope == "selected" else None
     if scope == "selected" and chosen is None:
         flash(request, "Tick at least one subscriber, or choose “everyone matching”.", "error")
-        return redirect("/admin/subscribers")
+        return redirect(paths.ADMIN_SUBSCRIBERS)
     filters: dict[str, Any] = {"search": query or None, "status": wanted, "ids": chosen}
     # An export only reads, so it has no size limit and streams whatever matches when it runs.
     limit = None if what is None else BULK_LIMIT + 1
@@ -248,7 +249,7 @@ def bulk(
         done = erasure.apply_bulk(session, what, ids)
     past = {"unsubscribe": "unsubscribed", "pause": "paused", "resume": "resumed"}
     flash(request, f"{done:,} of {len(ids):,} subscribers {past.get(action, 'erased')}.")
-    return redirect("/admin/subscribers")
+    return redirect(paths.ADMIN_SUBSCRIBERS)
 
 
 def _csv_download(
@@ -291,7 +292,7 @@ def add_subscriber(
         flash(request, f"{address}: {what}.")
     except (InvalidAddress, service.SubscriberError) as exc:
         flash(request, str(exc), "error")
-    return redirect("/admin/subscribers")
+    return redirect(paths.ADMIN_SUBSCRIBERS)
 
 
 @router.get("/subscribers/export.csv")
@@ -334,7 +335,7 @@ def rename(
         flash(request, f"Name saved: {stored}." if stored else "Name cleared.")
     except service.SubscriberError as exc:
         flash(request, str(exc), "error")
-    return redirect(f"/admin/subscribers/{subscriber_id}")
+    return redirect(paths.admin_subscriber(subscriber_id))
 
 
 @router.post("/subscribers/{subscriber_id}/unsubscribe")
@@ -344,7 +345,7 @@ def unsubscribe(request: Request, subscriber_id: int) -> Response:
     with transaction() as session:
         changed = service.unsubscribe(session, subscriber_id, reason="admin")
     flash(request, "Unsubscribed and suppressed." if changed else "Already not receiving mail.")
-    return redirect(f"/admin/subscribers/{subscriber_id}")
+    return redirect(paths.admin_subscriber(subscriber_id))
 
 
 @router.get("/subscribers/{subscriber_id}/erase", response_class=HTMLResponse)
@@ -366,9 +367,9 @@ def erase_page(request: Request, subscriber_id: int) -> Response:
             "sign-up brings it back by mistake.",
             "Their votes stay in the totals, anonymously.",
         ],
-        action=f"/admin/subscribers/{subscriber_id}/erase",
+        action=paths.admin_subscriber(subscriber_id) + "/erase",
         button="Yes, erase all personal data",
-        back=f"/admin/subscribers/{subscriber_id}",
+        back=paths.admin_subscriber(subscriber_id),
     )
 
 
@@ -378,14 +379,14 @@ def erase(
 ) -> Response:
 
     if confirmed != CONFIRMED:
-        return redirect(f"/admin/subscribers/{subscriber_id}/erase")
+        return redirect(paths.admin_subscriber(subscriber_id) + "/erase")
 
     with transaction() as session:
         erased = erasure.erase(session, subscriber_id)
     if not erased:
         raise HTTPException(status_code=404, detail="No such subscriber (already erased?).")
     flash(request, "Erased: personal data removed; the address stays suppressed as a hash.")
-    return redirect("/admin/subscribers")
+    return redirect(paths.ADMIN_SUBSCRIBERS)
 
 
 @router.get("/suppressions", response_class=HTMLResponse)
@@ -444,8 +445,8 @@ def add_suppression(
         )
     except InvalidAddress as exc:
         flash(request, str(exc), "error")
-        return redirect("/admin/suppressions")
-    return redirect(f"/admin/suppressions?address={quote(raw)}")
+        return redirect(paths.ADMIN_SUPPRESSIONS)
+    return redirect(f"{paths.ADMIN_SUPPRESSIONS}?address={quote(raw)}")
 
 
 # --- staff users -------------------------------------------------------------------------------
@@ -480,7 +481,7 @@ def add_user(
             flash(request, f"{user.email} can now sign in as {user.role.value}.")
     except AccountError as exc:
         flash(request, str(exc), "error")
-    return redirect("/admin/users")
+    return redirect(paths.ADMIN_USERS)
 
 
 @router.post("/users/{user_id}/role")
@@ -498,7 +499,7 @@ def change_role(
             flash(request, f"{user.email} is now {user.role.value}.")
     except AccountError as exc:
         flash(request, str(exc), "error")
-    return redirect("/admin/users")
+    return redirect(paths.ADMIN_USERS)
 
 
 @router.get("/users/{user_id}/delete", response_class=HTMLResponse)
@@ -512,15 +513,15 @@ def delete_user_page(request: Request, user_id: int, me: Admin) -> Response:
         email, role = user.email, user.role.value
     if user_id == me.id:
         flash(request, "You cannot remove your own account while signed in with it.", "error")
-        return redirect("/admin/users")
+        return redirect(paths.ADMIN_USERS)
     return confirm_page(
         request,
         title=f"Remove {email}?",
         question=f"{email} ({role}) will no longer be able to sign in.",
         consequences=["Their API token stops working.", "You can add them again later."],
-        action=f"/admin/users/{user_id}/delete",
+        action=f"{paths.ADMIN_USERS}/{user_id}/delete",
         button=f"Yes, remove {email}",
-        back="/admin/users",
+        back=paths.ADMIN_USERS,
     )
 
 
@@ -531,10 +532,10 @@ def delete_user(
     from newsletter.accounts.service import AccountError, get, remove_user
 
     if confirmed != CONFIRMED:
-        return redirect(f"/admin/users/{user_id}/delete")
+        return redirect(f"{paths.ADMIN_USERS}/{user_id}/delete")
     if user_id == me.id:
         flash(request, "You cannot remove your own account while signed in with it.", "error")
-        return redirect("/admin/users")
+        return redirect(paths.ADMIN_USERS)
     try:
         with transaction() as session:
             user = get(session, user_id)
@@ -545,4 +546,4 @@ def delete_user(
         flash(request, f"{email} removed.")
     except AccountError as exc:
         flash(request, str(exc), "error")
-    return redirect("/admin/users")
+    return redirect(paths.ADMIN_USERS)

@@ -15,8 +15,10 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from newsletter.db import transaction
+from newsletter.errors import NotFound, Refused
 from newsletter.issues import service as issues
 from newsletter.people import erasure
+from newsletter.sending import service as sending
 from newsletter.web.auth import ApiAdmin, ApiUser
 from subscribers import listing
 
@@ -69,6 +71,8 @@ class ActionResult(BaseModel):
 
 
 def _refused(exc: Exception, status: int = 409) -> HTTPException:
+    if isinstance(exc, NotFound):
+        status = 404
     return HTTPException(status_code=status, detail=str(exc))
 
 
@@ -134,16 +138,18 @@ def schedule_issue(issue_id: int, body: ScheduleRequest, user: ApiUser) -> dict[
 def cancel_issue(issue_id: int, user: ApiUser) -> dict[str, Any]:
     try:
         with transaction() as session:
-            issue = issues.cancel(session, issue_id)
-            return issues.to_json(session, issue)
-    except issues.IssueError as exc:
+            # Before or during its send: a paused send's queued deliveries are skipped too.
+            sending.cancel(session, issue_id)
+            return issues.to_json(session, issues.require(session, issue_id))
+    except Refused as exc:
         raise _refused(exc) from exc
 
 
 @router.get("/issues/{issue_id}/stats")
 def issue_numbers(issue_id: int, user: ApiUser) -> dict[str, Any]:
     """Opens, clicks, votes and delivery counts (the same numbers as `newsletter stats --json`)."""
-    from newsletter.tracking.stats import IssueNotFound, issue_stats
+    from newsletter.issues.service import IssueNotFound
+    from newsletter.tracking.stats import issue_stats
 
     try:
         with transaction() as session:

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from newsletter import paths
 from newsletter.accounts.models import Role, User
 from newsletter.db import transaction
 
@@ -49,7 +50,7 @@ class LoginRequired(Exception):
 
 
 def login_url(next_path: str) -> str:
-    return f"/login?next={quote(next_path, safe='/')}"
+    return f"{paths.LOGIN}?next={quote(next_path, safe='/')}"
 
 
 def current_staff(request: Request) -> StaffUser | None:
@@ -77,7 +78,7 @@ def require_staff(request: Request) -> StaffUser:
         path = request.url.path
         if request.method == "GET" and request.url.query:
             path = f"{path}?{request.url.query}"
-        raise LoginRequired(path if request.method == "GET" else "/admin")
+        raise LoginRequired(path if request.method == "GET" else paths.ADMIN_HOME)
     return staff
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from newsletter import paths
+
 # Forms, logins and JSON calls are a few kilobytes; a megabyte is far more than any needs.
 DEFAULT_LIMIT = 1024 * 1024
 # multipart/form-data framing and the other fields of the upload form, beyond the file itself.
@@ -24,7 +26,7 @@ def route_limits() -> dict[str, int]:
 
     return {
         "/webhooks/sendgrid": MAX_BODY_BYTES,
-        "/admin/subscribers/import": MAX_UPLOAD_BYTES + MULTIPART_SLACK,
+        paths.ADMIN_SUBSCRIBERS + "/import": MAX_UPLOAD_BYTES + MULTIPART_SLACK,
     }
 
 

@@ -69,12 +69,12 @@ def _act(
         flash(request, message)
     except (issues.IssueError, SendError) as exc:
         flash(request, str(exc), "error")
-    return redirect(f"/admin/issues/{issue_id}#{quote(anchor)}")
+    return redirect(paths.editor_issue(issue_id) + f"#{quote(anchor)}")
 
 
 @router.get("", include_in_schema=False)
 def home() -> Response:
-    return redirect("/admin/issues")
+    return redirect(paths.EDITOR_ISSUES)
 
 
 @router.get("/issues", response_class=HTMLResponse)
@@ -103,8 +103,8 @@ def build(request: Request) -> Response:
         )
     except issues.IssueError as exc:
         flash(request, str(exc), "error")
-        return redirect("/admin/issues")
-    return redirect(f"/admin/issues/{issue_id}")
+        return redirect(paths.EDITOR_ISSUES)
+    return redirect(paths.editor_issue(issue_id))
 
 
 def _items(session: Session, issue: Issue) -> list[dict[str, Any]]:
@@ -127,7 +127,7 @@ def _items(session: Session, issue: Issue) -> list[dict[str, Any]]:
     return rows
 
 
-@router.get(paths.EDITOR_ISSUE_PATTERN.removeprefix("/admin"), response_class=HTMLResponse)
+@router.get(paths.EDITOR_ISSUE_PATTERN.removeprefix(paths.ADMIN_HOME), response_class=HTMLResponse)
 def issue_page(request: Request, issue_id: int, staff: Staff) -> Response:
     settings = get_settings()
     with transaction() as session:
@@ -421,7 +421,7 @@ def schedule(request: Request, issue_id: int, at: Annotated[str, Form(max_length
 def send_now_reloaded(issue_id: int) -> Response:
     """A reload or a bookmark of the confirmation: back to the issue's actions (only the
     button's POST sends)."""
-    return redirect(f"/admin/issues/{issue_id}#actions-h")
+    return redirect(paths.editor_issue(issue_id) + "#actions-h")
 
 
 @router.post("/issues/{issue_id}/send", response_class=HTMLResponse)
@@ -503,7 +503,7 @@ def cancel_page(request: Request, issue_id: int) -> Response:
         title=f"Cancel issue {week}?",
         question=f"Issue {week} is {status.value}.",
         consequences=consequences,
-        action=f"/admin/issues/{issue_id}/cancel",
+        action=paths.editor_issue(issue_id) + "/cancel",
         button="Yes, cancel this issue",
         back=paths.editor_issue(issue_id),
     )
@@ -516,15 +516,15 @@ def cancel(
     from newsletter.sending import service as sending
 
     if confirmed != CONFIRMED:
-        return redirect(f"/admin/issues/{issue_id}/cancel")
+        return redirect(paths.editor_issue(issue_id) + "/cancel")
 
     def action(session: Session) -> str:
         issue = _issue_or_404(session, issue_id)
-        if issue.status in IN_SEND:
-            skipped = sending.cancel_send(session, issue_id)
+        during = issue.status in IN_SEND
+        week, skipped = sending.cancel(session, issue_id)
+        if during:
             return f"Sending cancelled: {skipped} deliveries not yet handed off were skipped."
-        issue = issues.cancel(session, issue_id)
-        return f"Issue {issue.week} cancelled."
+        return f"Issue {week} cancelled."
 
     return _act(request, issue_id, action)
 

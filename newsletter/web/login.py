@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from newsletter import paths
 from newsletter.db import transaction
 from newsletter.web import csrf
 from newsletter.web.auth import SESSION_KEY, SESSION_USER, StaffUser, current_staff, require_staff
@@ -25,7 +26,7 @@ def _safe_next(value: str | None) -> str:
     # Only a path on this site: an open redirect would make the login page a phishing relay.
     if value and value.startswith("/") and not value.startswith(("//", "/\\")):
         return value
-    return "/admin"
+    return paths.ADMIN_HOME
 
 
 def _too_many(wait: int) -> str:
@@ -36,19 +37,19 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@router.get("/login", response_class=HTMLResponse)
+@router.get(paths.LOGIN, response_class=HTMLResponse)
 def login_page(request: Request, next: str | None = None) -> Response:
     if current_staff(request) is not None:
         return redirect(_safe_next(next))
     return render(request, "web/login.html", {"next": _safe_next(next), "email": "", "error": None})
 
 
-@router.post("/login", dependencies=[Depends(csrf.require_csrf)])
+@router.post(paths.LOGIN, dependencies=[Depends(csrf.require_csrf)])
 def login(
     request: Request,
     email: Annotated[str, Form(max_length=320)],
     password: Annotated[str, Form(max_length=1024)],
-    next: Annotated[str, Form()] = "/admin",
+    next: Annotated[str, Form()] = paths.ADMIN_HOME,
 ) -> Response:
     from newsletter.accounts.service import authenticate
 
@@ -95,17 +96,17 @@ def logout(request: Request) -> RedirectResponse:
                 end_sessions(session, user)
     request.session.clear()
     flash(request, "You are signed out.")
-    return redirect("/login")
+    return redirect(paths.LOGIN)
 
 
-@router.get("/account", response_class=HTMLResponse)
+@router.get(paths.ACCOUNT, response_class=HTMLResponse)
 def account_page(
     request: Request, staff: Annotated[StaffUser, Depends(require_staff)]
 ) -> HTMLResponse:
     return render(request, "web/account.html", {"me": staff.email, "error": None})
 
 
-@router.post("/account/password", dependencies=[Depends(csrf.require_csrf)])
+@router.post(paths.ACCOUNT + "/password", dependencies=[Depends(csrf.require_csrf)])
 def change_password(
     request: Request,
     staff: Annotated[StaffUser, Depends(require_staff)],
@@ -145,4 +146,4 @@ def change_password(
     request.session[SESSION_KEY] = key
     csrf.rotate(request)
     flash(request, "Password changed. Every other session of yours is signed out.")
-    return redirect("/account")
+    return redirect(paths.ACCOUNT)

@@ -68,12 +68,12 @@ def _link_invalid(request: Request, what: str) -> HTMLResponse:
 # --- subscribing ----------------------------------------------------------------------------
 
 
-@router.get("/subscribe", response_class=HTMLResponse)
+@router.get(paths.SUBSCRIBE, response_class=HTMLResponse)
 def subscribe_form(request: Request) -> HTMLResponse:
     return render(request, T + "subscribe.html", {"email": "", "name": "", "error": None})
 
 
-@router.post("/subscribe", response_class=HTMLResponse)
+@router.post(paths.SUBSCRIBE, response_class=HTMLResponse)
 def subscribe(
     request: Request,
     email: Annotated[str, Form()] = "",

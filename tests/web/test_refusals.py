@@ -7,9 +7,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from newsletter.errors import NotFound, Refused
-from newsletter.issues.service import IssueError
+from newsletter.issues.service import IssueError, IssueNotFound
 from newsletter.sending.service import SendError
-from newsletter.tracking.stats import IssueNotFound
 from newsletter.web.app import create_app
 from subscribers.addresses import InvalidAddress
 from subscribers.service import SubscriberError
@@ -45,7 +44,31 @@ def test_an_uncaught_refusal_is_its_sentence_not_a_500() -> None:
     assert api.status_code == 409
     assert api.json() == {"detail": "issue 3 is sent, not sending: nothing to pause"}
     assert client.get("/api/v1/missing").status_code == 404
+
     page = client.get("/page/issue", headers={"Accept": "text/html"})
     assert page.status_code == 409 and "text/html" in page.headers["content-type"]
     assert "issue 3 is sent; only a draft can be edited" in page.text
     assert "Traceback" not in page.text
+
+
+def test_an_issue_id_that_names_nothing_is_a_404_at_the_api(
+    editor: TestClient, staff: None
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from newsletter.cli import app
+    from tests.web.conftest import ADMIN
+
+    token = json.loads(CliRunner().invoke(app, ["users", "token", ADMIN, "--json"]).stdout)
+    auth = {"Authorization": f"Bearer {token['token']}"}
+    for method, path in (
+        ("get", "/api/v1/issues/4242"),
+        ("post", "/api/v1/issues/4242/approve"),
+        ("post", "/api/v1/issues/4242/cancel"),
+        ("get", "/api/v1/issues/4242/stats"),
+    ):
+        answer = editor.request(method.upper(), path, headers=auth)
+        assert answer.status_code == 404, (path, answer.text)
+        assert answer.json() == {"detail": "no issue with id 4242"}
