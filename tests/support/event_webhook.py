@@ -16,6 +16,7 @@ posted a second time, and a batch answered anything but 2xx is posted again, fre
 to `max_attempts`), late (each event waits a random time within `delay`) and out of order
 (`shuffle`: each event of a recipient draws its own delay and every round of due events is
 shuffled before it is cut into batches; without it a recipient's events keep their order).
+`concurrency` senders post batches at once, as SendGrid does when several are ready.
 
 Bounded: at most `max_pending` events wait (more are counted as `overflow`, not queued), an
 event waits at most `delay[1]` seconds (plus as long again for a duplicate) and each POST
@@ -32,6 +33,7 @@ import heapq
 import http.client
 import itertools
 import json
+import queue
 import random
 import secrets
 import threading
@@ -107,6 +109,8 @@ class TalkBack:
     # After the first event falls due, wait this long for more before posting (SendGrid
     # batches by time and size).
     gather: float = 0.02
+    # POSTs in flight at once (each batch still goes whole, retries included, by one sender).
+    concurrency: int = 1
     keep_posts: int = 1000
 
 
@@ -168,6 +172,13 @@ class EventWebhook:
         self._thread = threading.Thread(
             target=self._run, name="sendgrid-event-webhook", daemon=True
         )
+        # Cut batches wait here for a sender; `concurrency` senders post at once, as SendGrid
+        # does with more than one batch ready.
+        self._batches: queue.Queue[list[dict[str, Any]] | None] = queue.Queue()
+        self._senders = [
+            threading.Thread(target=self._send, name=f"sendgrid-event-webhook-{n}", daemon=True)
+            for n in range(max(1, config.concurrency))
+        ]
         self.posts: deque[PostedBatch] = deque(maxlen=config.keep_posts)
         # Every event planned once (duplicates are copies of these), in planning order.
         self.events: list[dict[str, Any]] = []
@@ -181,6 +192,8 @@ class EventWebhook:
 
     def start(self) -> EventWebhook:
         self._thread.start()
+        for sender in self._senders:
+            sender.start()
         return self
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -190,8 +203,12 @@ class EventWebhook:
             self._counts["abandoned"] += len(self._pending)
             self._pending.clear()
             self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for _ in self._senders:
+            self._batches.put(None)
+        for thread in (self._thread, *self._senders):
+            if thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def flush(self, timeout: float = 30.0) -> None:
         """Post everything waiting now, delays cut short; TimeoutError if not done in time."""
@@ -381,13 +398,20 @@ class EventWebhook:
             config = self.config
             if config.shuffle:
                 self._shuffle_rng.shuffle(due)
+            size = max(1, config.batch_size)
+            for start in range(0, len(due), size):
+                self._batches.put([d.event for d in due[start : start + size]])
+
+    def _send(self) -> None:
+        while True:
+            batch = self._batches.get()
+            if batch is None:
+                return
             try:
-                size = max(1, config.batch_size)
-                for start in range(0, len(due), size):
-                    self._deliver([d.event for d in due[start : start + size]])
+                self._deliver(batch)
             finally:
                 with self._cond:
-                    self._in_flight -= len(due)
+                    self._in_flight -= len(batch)
                     self._cond.notify_all()
 
     def _deliver(self, events: list[dict[str, Any]]) -> None:

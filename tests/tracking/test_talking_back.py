@@ -4,6 +4,8 @@ app under uvicorn, on both engines. What ends stored is what SendGrid reported, 
 
 from __future__ import annotations
 
+import json
+import socket
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -129,8 +131,6 @@ def person(db: Session, email: str) -> tuple[SubscriberStatus, str | None]:
 
 def service_answers(server: SendGridServer) -> Counter[str]:
     """The service's own counts, summed over the batches it answered 200."""
-    import json
-
     total: Counter[str] = Counter()
     for post in hook(server).posts:
         if post.status == 200:
@@ -299,8 +299,6 @@ def test_late_duplicated_and_shuffled_events_end_as_in_order_ones_do(
 
 
 def _posted_out_of_order(poster: EventWebhook) -> Iterator[bool]:
-    import json
-
     seen: set[str] = set()
     for post in poster.posts:
         if post.status != 200:
@@ -361,3 +359,61 @@ def test_sandbox_mode_reports_nothing_and_the_queue_is_bounded() -> None:
     poster.schedule("m", one)
     stats = poster.stats()
     assert (stats["pending"], stats["overflow"]) == (3, 1)
+
+
+def test_batches_posted_at_once_each_count_once(
+    db: Session,
+    app_url: str,
+    key: ec.EllipticCurvePrivateKey,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Four POSTs in flight at once, a copy of half the events racing its original: each
+    event still counts once and each bounce and complaint suppresses once."""
+    emails = add_subscribers(db, 40)
+    issue_id = make_issue(db)
+    config = TalkBack(
+        url=f"{app_url}/webhooks/sendgrid",
+        private_key=key,
+        fractions={"bounce": 0.4, "spamreport": 0.2},
+        shuffle=True,
+        duplicate_fraction=0.5,
+        batch_size=4,
+        concurrency=4,
+        max_attempts=6,
+        seed=7,
+    )
+    with talking_sendgrid(monkeypatch, config) as server:
+        send(issue_id)
+        hook(server).flush(timeout=120)
+        stats = hook(server).stats()
+        planned = dict(hook(server).outcomes)
+    assert stats["lost"] == 0
+    stored = stored_by_delivery(db, issue_id)
+    deliveries = deliveries_by_email(db, issue_id)
+    for email in emails:
+        assert stored[deliveries[email]] == Counter(EXPECTED[planned[email].kind]), email
+        status, _ = person(db, email)
+        want = {"bounce": SubscriberStatus.BOUNCED, "spamreport": SubscriberStatus.COMPLAINED}
+        assert status == want.get(planned[email].kind, SubscriberStatus.ACTIVE), email
+
+
+def test_a_batch_nobody_takes_is_tried_max_attempts_times_then_counted_lost() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    with socket.socket() as closed:  # a port bound, never listened on: connection refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        config = TalkBack(
+            url=f"http://127.0.0.1:{port}/hook",
+            private_key=key,
+            max_attempts=2,
+            retry_backoff=0.01,
+        )
+        poster = EventWebhook(config).start()
+        poster.schedule("m", {"personalizations": [{"to": [{"email": "a@example.com"}]}]})
+        poster.flush(timeout=10)
+        poster.stop()
+    stats = poster.stats()
+    assert (stats["posts"], stats["failed_posts"], stats["retries"], stats["lost"]) == (2, 2, 1, 2)
+    assert stats["statuses"] == {"none": 2} and stats["batches"] == 0
+    assert [p.attempt for p in poster.posts] == [1, 2]
+    assert all(p.error and "Connection" in p.error for p in poster.posts)
