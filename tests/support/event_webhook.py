@@ -111,7 +111,10 @@ class TalkBack:
     gather: float = 0.02
     # POSTs in flight at once (each batch still goes whole, retries included, by one sender).
     concurrency: int = 1
+    # The last this many POSTs, and the first this many planned events and outcomes, are
+    # kept for the test to read (counts in stats() are never capped).
     keep_posts: int = 1000
+    keep_events: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,7 @@ class EventWebhook:
         ]
         self.posts: deque[PostedBatch] = deque(maxlen=config.keep_posts)
         # Every event planned once (duplicates are copies of these), in planning order.
-        self.events: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []  # up to keep_events
         self.outcomes: dict[str, Outcome] = {}  # address -> what was planned for it
         self._scheduled: Counter[str] = Counter()
         self._posted: Counter[str] = Counter()
@@ -250,6 +253,7 @@ class EventWebhook:
         global_args = payload.get("custom_args") or {}
         categories = payload.get("categories")
         planned: list[_Due] = []
+        chosen = {address.lower(): outcome for address, outcome in config.outcomes.items()}
         with self._cond:
             number = 0
             for personalization in payload.get("personalizations") or []:
@@ -257,7 +261,7 @@ class EventWebhook:
                 for kind in ("to", "cc", "bcc"):
                     for address in personalization.get(kind) or []:
                         email = str(address["email"])
-                        outcome = self._outcome_for(email)
+                        outcome = self._outcome_for(email, chosen)
                         suffix = f"filter{number % 9999 + 1:04d}.{secrets.token_hex(4)}.0"
                         common = {
                             **args,
@@ -278,27 +282,24 @@ class EventWebhook:
                 if item.copy:
                     self._counts["duplicates"] += 1
                 else:
-                    self.events.append(item.event)
+                    if len(self.events) < config.keep_events:
+                        self.events.append(item.event)
                     self._scheduled[item.event["event"]] += 1
             self._cond.notify_all()
 
-    def _outcome_for(self, email: str) -> Outcome:
-        config = self.config
-        chosen: Outcome | str | None = None
-        for address, outcome in config.outcomes.items():
-            if address.lower() == email.lower():
-                chosen = outcome
-                break
-        if chosen is None:
+    def _outcome_for(self, email: str, chosen: Mapping[str, Outcome | str]) -> Outcome:
+        picked = chosen.get(email.lower())
+        if picked is None:
             draw = self._rng.random()
-            chosen = "delivered"
-            for kind, share in config.fractions.items():
+            picked = "delivered"
+            for kind, share in self.config.fractions.items():
                 if draw < share:
-                    chosen = kind
+                    picked = kind
                     break
                 draw -= share
-        outcome = Outcome(chosen) if isinstance(chosen, str) else chosen
-        self.outcomes[email.lower()] = outcome
+        outcome = Outcome(picked) if isinstance(picked, str) else picked
+        if len(self.outcomes) < self.config.keep_events:
+            self.outcomes[email.lower()] = outcome
         return outcome
 
     def _plan(
@@ -399,8 +400,16 @@ class EventWebhook:
             if config.shuffle:
                 self._shuffle_rng.shuffle(due)
             size = max(1, config.batch_size)
-            for start in range(0, len(due), size):
-                self._batches.put([d.event for d in due[start : start + size]])
+            with self._cond:
+                # Under the lock: either these batches are queued before stop()'s sentinels
+                # (and the senders count them abandoned) or they are counted here.
+                if self._stopping:
+                    self._counts["abandoned"] += len(due)
+                    self._in_flight -= len(due)
+                    self._cond.notify_all()
+                    return
+                for start in range(0, len(due), size):
+                    self._batches.put([d.event for d in due[start : start + size]])
 
     def _send(self) -> None:
         while True:
