@@ -9,6 +9,12 @@ records what it accepted so a test can prove nobody got an issue twice.
 Faults are injected per request: a status (429 with X-RateLimit-Reset, 5xx, 401…), a slow
 answer, a dropped connection, or a 400 naming chosen addresses the way SendGrid does.
 
+Talking back (`talk_back=TalkBack(url, private_key, …)`, tests/support/event_webhook.py): after
+each accepted request the server posts, per recipient, the signed Event Webhook batches SendGrid
+would (`processed`, then `delivered`, a bounce, a deferral, a drop, an open or a spam report),
+late, duplicated and out of order, to a loopback URL; `server.webhook` flushes, waits and
+counts. Stopping the server drops the events still waiting (call `server.webhook.flush()` first).
+
 Run alone (benchmarks): `python -m tests.support.sendgrid_server --port 0`; it prints
 `listening http://127.0.0.1:PORT` and serves `GET /_stats` (counts as JSON).
 """
@@ -30,6 +36,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tests.support.event_webhook import EventWebhook, TalkBack
 
 SCHEMA_FILE = (
     Path(__file__).resolve().parents[2].parent / "shared" / "sendgrid-oai" / "tsg_mail_v3.json"
@@ -118,6 +126,7 @@ class SendGridServer:
         validate_schema: bool = True,
         record: bool = True,
         keep_payloads: bool = False,
+        talk_back: TalkBack | None = None,
     ) -> None:
         self.api_key = api_key
         self.validate_schema = validate_schema
@@ -137,6 +146,8 @@ class SendGridServer:
         self.statuses: Counter[int] = Counter()
         self.accepted_recipients = 0
         self.duplicates = 0
+        # Refuses a URL off this machine before anything listens.
+        self.webhook = EventWebhook(talk_back) if talk_back is not None else None
         self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -149,6 +160,8 @@ class SendGridServer:
         return f"http://{host!s}:{port}"
 
     def start(self) -> SendGridServer:
+        if self.webhook is not None:
+            self.webhook.start()
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -156,8 +169,13 @@ class SendGridServer:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+        if self.webhook is not None:
+            # What still waits is dropped (counted as abandoned): flush() first to post it.
+            self.webhook.stop()
 
     def serve_forever(self) -> None:
+        if self.webhook is not None:
+            self.webhook.start()
         self._httpd.serve_forever()
 
     def __enter__(self) -> SendGridServer:
@@ -212,8 +230,10 @@ class SendGridServer:
             yield from request.recipients
 
     def stats(self) -> dict[str, Any]:
+        webhook = self.webhook.stats() if self.webhook is not None else None
         with self.lock:
             return {
+                **({"webhook": webhook} if webhook is not None else {}),
                 "requests": self.requests,
                 "statuses": {str(k): v for k, v in self.statuses.items()},
                 "accepted_requests": sum(v for k, v in self.statuses.items() if k == 202),
@@ -436,6 +456,8 @@ class SendGridServer:
     def take(self, payload: dict[str, Any]) -> str:
         """Record an accepted request; returns its X-Message-Id."""
         message_id = secrets.token_urlsafe(16)
+        if self.webhook is not None:
+            self.webhook.schedule(message_id, payload)
         if not self.record:
             # Counting only (benchmarks): the server shares the sender's cores, so it does not
             # build a record nobody reads.
