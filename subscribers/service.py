@@ -410,19 +410,43 @@ class MailFact(enum.StrEnum):
     SOFT_BOUNCE = "soft_bounce"  # "blocked", a full mailbox: temporary, the address stays
     COMPLAINT = "complaint"
     UNSUBSCRIBE = "unsubscribe"
+    # SendGrid refused to send to the address; its reason says whether for ever (DROP_REASONS).
+    DROPPED = "dropped"
+
+
+# SendGrid's reasons for a drop that will recur for every later mail (the address is on its own
+# bounce, spam-report or unsubscribe list, or is not an address), and what each makes of the
+# subscriber here. Other drops ("Recipient List over Package Quota", "Invalid SMTPAPI header",
+# "Spam Content") are about the request, not the person: nothing changes.
+DROP_REASONS = {
+    "bounced address": SubscriberStatus.BOUNCED,
+    "invalid": SubscriberStatus.BOUNCED,
+    "spam reporting address": SubscriberStatus.COMPLAINED,
+    "unsubscribed address": SubscriberStatus.UNSUBSCRIBED,
+}
 
 
 def on_mail_fact(session: Session, subscriber_id: int, fact: MailFact, detail: str) -> bool:
     """Apply a provider's report: a permanent bounce suppresses the address as bounced, a
     complaint as complained (outranking any other state), an unsubscribe (SendGrid's own
-    link, a list-unsubscribe) as unsubscribed; a temporary bounce changes nothing. True if the
-    status changed."""
+    link, a list-unsubscribe) as unsubscribed; a temporary bounce changes nothing; a drop for a
+    reason SendGrid keeps for ever (its own bounce, spam-report or unsubscribe list) does what
+    that reason would have done here. True if the status changed."""
     if fact is MailFact.HARD_BOUNCE:
         return mark_bounced(session, subscriber_id, detail)
     if fact is MailFact.COMPLAINT:
         return mark_complained(session, subscriber_id, detail)
     if fact is MailFact.UNSUBSCRIBE:
         return unsubscribe(session, subscriber_id, reason="unsubscribed")
+    if fact is MailFact.DROPPED:
+        becomes = DROP_REASONS.get(detail.strip().lower())
+        note = f"dropped by SendGrid: {detail}"
+        if becomes is SubscriberStatus.BOUNCED:
+            return mark_bounced(session, subscriber_id, note)
+        if becomes is SubscriberStatus.COMPLAINED:
+            return mark_complained(session, subscriber_id, note)
+        if becomes is SubscriberStatus.UNSUBSCRIBED:
+            return unsubscribe(session, subscriber_id, reason="unsubscribed")
     return False
 
 

@@ -28,7 +28,12 @@ class IngestReport:
     unmatched: int
 
 
-_FOR_SUBSCRIBERS = {EventType.BOUNCED, EventType.COMPLAINED, EventType.UNSUBSCRIBED}
+_FOR_SUBSCRIBERS = {
+    EventType.BOUNCED,
+    EventType.COMPLAINED,
+    EventType.UNSUBSCRIBED,
+    EventType.DROPPED,
+}
 _READER_ACTIVITY = {EventType.OPENED, EventType.CLICKED}
 # The events that say SendGrid took a request for a delivery (or dropped it), as the ledger
 # names them.
@@ -120,6 +125,7 @@ def _event_row(
 _FACTS = {
     EventType.COMPLAINED: subscribers_service.MailFact.COMPLAINT,
     EventType.UNSUBSCRIBED: subscribers_service.MailFact.UNSUBSCRIBE,
+    EventType.DROPPED: subscribers_service.MailFact.DROPPED,
 }
 
 
@@ -134,6 +140,9 @@ def _hand_to_subscribers(session: Session, event: NormalisedEvent, subscriber_id
         )
     else:
         fact = _FACTS[event.type]
-    subscribers_service.on_mail_fact(
-        session, subscriber_id, fact, event.detail or event.provider_type
-    )
+    if fact is subscribers_service.MailFact.DROPPED:
+        # SendGrid's reason alone: whether the drop is for ever is read from it.
+        detail = str(event.raw.get("reason") or "")[:500]
+    else:
+        detail = event.detail or event.provider_type
+    subscribers_service.on_mail_fact(session, subscriber_id, fact, detail)

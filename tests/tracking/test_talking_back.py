@@ -183,8 +183,9 @@ def test_a_send_is_reported_back_once_per_event_whatever_the_webhook_repeats(
     # What the events mean for the person is subscribers' call.
     assert person(db, emails[1]) == (SubscriberStatus.BOUNCED, "bounced")
     assert person(db, emails[6]) == (SubscriberStatus.COMPLAINED, "complained")
-    # A block, a deferral, an open change nothing. (A drop is left out: see the report of
-    # issue 18 on what a drop for "Unsubscribed Address" should do.)
+    # A drop for an address on SendGrid's own unsubscribe list: unsubscribed here too.
+    assert person(db, emails[3]) == (SubscriberStatus.UNSUBSCRIBED, "unsubscribed")
+    # A block, a deferral, an open change nothing.
     for index in (0, 2, 4, 5, 7):
         assert person(db, emails[index]) == (SubscriberStatus.ACTIVE, None), index
     # The events carry what the request carried.
