@@ -62,7 +62,7 @@ TARGETS: dict[str, Target] = {
             "test_an_issue_goes_out_in_requests_of_1000_each_address_once[sqlite]",
         ),
     ),
-    "sending/sendgrid_transport": Target(
+    "mail/sendgrid_transport": Target(
         ("newsletter/mail/sendgrid_transport.py",),
         ("tests/sending",),
         ignore=("tests/sending/test_crash.py", "tests/sending/test_interrupt.py"),

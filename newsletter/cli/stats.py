@@ -8,6 +8,7 @@ import typer
 
 from newsletter.cli.support import JsonOption, fail, print_json
 from newsletter.db import transaction
+from newsletter.issues import service as issues
 from newsletter.issues.service import IssueNotFound
 from newsletter.tracking import stats as numbers_of
 
@@ -28,7 +29,7 @@ def stats(
 ) -> None:
     """Deliveries, bounces, human and machine opens, clicks and votes for one issue."""
     with transaction() as session:
-        issue_id = issue if issue is not None else numbers_of.latest_sent_issue_id(session)
+        issue_id = issue if issue is not None else issues.latest_sent_issue_id(session)
         if issue_id is None:
             fail("no issue has been sent yet: give an issue id (`newsletter stats ID`)")
         try:

@@ -53,7 +53,8 @@ class SendResult:
 class MailContent(Protocol):
     """An issue rendered once, `__NL_TOKEN__` standing for each recipient's delivery token.
 
-    `newsletter.issues.render.RenderedIssue` is one; so is `FrozenContent` below.
+    `newsletter.issues.render.RenderedIssue` is one; the tests have their own
+    (tests/support/content.py).
     """
 
     @property
@@ -62,14 +63,6 @@ class MailContent(Protocol):
     def html(self) -> str: ...
     @property
     def text(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class FrozenContent:
-    subject: str
-    html: str
-    text: str
-    preheader: str = ""
 
 
 class Recipient(NamedTuple):

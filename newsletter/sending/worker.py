@@ -250,13 +250,13 @@ def _deliver(
             # A tuple runs no validation: the name becomes a To: header, so it is made one line.
             Recipient(r.delivery_id, r.email, header_phrase(r.name), token)
         )
-    verdict: _RetryDecision = DONE
+    decision: _RetryDecision = DONE
     try:
         # Tracking opt-outs get the untracked render: a separate request.
         for tracked, group in groups.items():
             if group:
                 whole = len(group) == len(recipients)
-                verdict = _send(
+                decision = _send(
                     send,
                     transport,
                     worker_id,
@@ -266,7 +266,7 @@ def _deliver(
                     whole,
                     paid=True,
                 )
-                if not isinstance(verdict, _Done):
+                if not isinstance(decision, _Done):
                     break
     except BaseException as exc:
         # Something broke on our side mid-batch: whether a request went out is unknown.
@@ -276,35 +276,35 @@ def _deliver(
             claims.mark_uncertain(session, claim.batch_id, None, reason, now)
             claims.finish_batch(session, claim.batch_id, now, reason)
         raise
-    if not (isinstance(verdict, _Done) and verdict.finished):
-        _settle(send, claim, verdict)
+    if not (isinstance(decision, _Done) and decision.finished):
+        _settle(send, claim, decision)
 
 
-def _settle(send: _Send, claim: Claim, verdict: _RetryDecision) -> None:
+def _settle(send: _Send, claim: Claim, decision: _RetryDecision) -> None:
     now = utcnow()
     with send.ledger() as session:
-        if isinstance(verdict, _Done):
-            if not verdict.finished:
+        if isinstance(decision, _Done):
+            if not decision.finished:
                 claims.finish_batch(session, claim.batch_id, now)
-        elif isinstance(verdict, _Pause):
+        elif isinstance(decision, _Pause):
             # Credentials are wrong: every batch would fail the same way, so the whole send
             # stops and waits for an operator. Nothing is marked failed.
             claims.release_batch(
-                session, claim.batch_id, retry_at=None, error=verdict.error, now=now
+                session, claim.batch_id, retry_at=None, error=decision.error, now=now
             )
             issues.pause_sending(session, send.issue_id, now)
         else:
             deadline = claim.first_attempt_at + timedelta(
                 seconds=send.settings.newsletter_send_deadline_seconds
             )
-            retry_at = now + timedelta(seconds=verdict.delay)
+            retry_at = now + timedelta(seconds=decision.delay)
             if retry_at > deadline:
-                reason = f"gave up at the retry deadline; last answer: {verdict.error}"
+                reason = f"gave up at the retry deadline; last answer: {decision.error}"
                 claims.mark_failed(session, claim.batch_id, None, reason, now)
                 claims.finish_batch(session, claim.batch_id, now, reason)
             else:
                 claims.release_batch(
-                    session, claim.batch_id, retry_at=retry_at, error=verdict.error, now=now
+                    session, claim.batch_id, retry_at=retry_at, error=decision.error, now=now
                 )
 
 
@@ -386,7 +386,7 @@ def _send(
         rest = [r for position, r in enumerate(recipients) if position not in named]
         return _send(send, transport, worker_id, claim, content, rest, False) if rest else DONE
     half = len(recipients) // 2
-    verdict = _send(send, transport, worker_id, claim, content, recipients[:half], False)
-    if not isinstance(verdict, _Done):
-        return verdict
+    decision = _send(send, transport, worker_id, claim, content, recipients[:half], False)
+    if not isinstance(decision, _Done):
+        return decision
     return _send(send, transport, worker_id, claim, content, recipients[half:], False)

@@ -15,18 +15,8 @@ from newsletter.sending import service as sending
 from newsletter.tracking import repository
 from newsletter.tracking.models import EventType
 from newsletter.votes import service as votes
-from newsletter.votes.panel import ReadersVsPanel
 
 OPENS_WINDOW_HOURS = 72
-
-
-def readers_vs_panel(session: Session, issue_id: int, week: str) -> ReadersVsPanel | None:
-    """People's votes on one issue beside the panel's picks; None when nobody voted."""
-    return votes.readers_vs_panel(session, week, issues.issue_matchups(session, issue_id))
-
-
-def latest_sent_issue_id(session: Session) -> int | None:
-    return issues.latest_sent_issue_id(session)
 
 
 def issue_stats(session: Session, issue_id: int) -> dict[str, Any]:

@@ -46,11 +46,6 @@ def upsert_vote(
     return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
 
-def vote_of(session: Session, delivery_id: int, matchup_id: int) -> Vote | None:
-    stmt = select(Vote).where(Vote.delivery_id == delivery_id, Vote.matchup_id == matchup_id)
-    return session.scalars(stmt).one_or_none()
-
-
 def human_vote_counts(session: Session, matchup_ids: Iterable[int]) -> dict[int, list[int]]:
     """Per matchup, [votes for tool 0, votes for tool 1], people only."""
     ids = sorted(set(matchup_ids))

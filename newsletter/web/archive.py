@@ -24,7 +24,7 @@ from newsletter.issues import service as issues
 from newsletter.issues.models import SEND_STARTED, Issue
 from newsletter.orm import utcnow
 from newsletter.settings import get_settings
-from newsletter.tracking.stats import readers_vs_panel
+from newsletter.votes import service as votes
 from newsletter.votes.service import community_split
 from newsletter.web.headers import EMAIL_PREVIEW_CSP
 from newsletter.web.pages import render
@@ -50,7 +50,9 @@ def _rows(session: Session) -> list[dict[str, object]]:
             "subject": i.rendered_subject or i.week,
             "preheader": i.rendered_preheader or "",
             "date": _when(i),
-            "readers": readers_vs_panel(session, i.id, i.week),
+            "readers": votes.readers_vs_panel(
+                session, i.week, issues.issue_matchups(session, i.id)
+            ),
         }
         for i in _published(session)
     ]

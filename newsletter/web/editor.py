@@ -21,7 +21,7 @@ from newsletter import paths
 from newsletter.db import transaction
 from newsletter.issues import service as issues
 from newsletter.issues import verdicts
-from newsletter.issues.models import IN_SEND, Issue, IssueStatus
+from newsletter.issues.models import IN_SEND, SEND_STARTED, Issue, IssueStatus
 from newsletter.orm import utcnow
 from newsletter.scheduling import status as scheduler_status
 from newsletter.sending.service import SendError, skipped_reasons
@@ -134,9 +134,7 @@ def issue_page(request: Request, issue_id: int, staff: Staff) -> Response:
         issue = _issue_or_404(session, issue_id)
         content = issues.content(session, issue)
         _, text = _saved_preview(session, issue)
-        progress = (
-            _progress(session, issue_id) if issue.status in (*IN_SEND, IssueStatus.SENT) else None
-        )
+        progress = _progress(session, issue_id) if issue.status in SEND_STARTED else None
         uncertain = _uncertain(session, issue_id) if progress and progress.get("uncertain") else []
         skipped = skipped_reasons(session, issue_id) if progress and progress.get("skipped") else []
         zone = ZoneInfo(settings.newsletter_timezone)

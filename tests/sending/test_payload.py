@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
-from newsletter.mail.message import FrozenContent, OutgoingMessage, Recipient
+from newsletter.mail.message import OutgoingMessage, Recipient
 from newsletter.mail.outbox import OutboxTransport
 from newsletter.mail.sendgrid_transport import CUSTOM_ARGS_MAX_BYTES, mail_body, single_body
 from newsletter.security.delivery_tokens import TOKEN_PLACEHOLDER
 from newsletter.settings import get_settings
 from tests.sending.conftest import TEXT, TRACKED_HTML
+from tests.support.content import FrozenContent
 from tests.support.sendgrid_server import SendGridServer, load_request_validator
 
 CONTENT = FrozenContent(subject="Verdicts", html=TRACKED_HTML, text=TEXT)

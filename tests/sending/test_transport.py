@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from newsletter.mail.message import BatchOutcome, FrozenContent, OutgoingMessage, Recipient
+from newsletter.mail.message import BatchOutcome, OutgoingMessage, Recipient
 from newsletter.mail.sendgrid_transport import SendGridTransport, result_from_status
 from newsletter.security.delivery_tokens import TOKEN_PLACEHOLDER
 from newsletter.settings import get_settings, reset_settings
 from tests.sending.conftest import TEXT, TRACKED_HTML
+from tests.support.content import FrozenContent
 from tests.support.sendgrid_server import SendGridServer
 
 CONTENT = FrozenContent(subject="Verdicts of the week", html=TRACKED_HTML, text=TEXT)
