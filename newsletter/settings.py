@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     newsletter_uncertain_resend_after_seconds: float = Field(default=3600.0, gt=0)
     newsletter_uncertain_auto_resend: bool = True
     newsletter_resend_batch_size: int = Field(default=100, ge=1, le=1000)
+    # Protecting the sender (docs/operations.md): a send pauses itself, and the editors are told,
+    # once hard bounces or spam complaints among what it has sent pass these shares (after at
+    # least NEWSLETTER_PAUSE_MIN_SENT sent). Gmail and Yahoo require bulk senders to keep spam
+    # complaints under 0.3% and advise under 0.1%; 2% hard bounces is a list that needs cleaning.
+    newsletter_pause_bounce_rate: float = Field(default=0.02, gt=0, le=1)
+    newsletter_pause_complaint_rate: float = Field(default=0.001, gt=0, le=1)
+    newsletter_pause_min_sent: int = Field(default=200, ge=1)
+    # Soft bounces (a full mailbox, a block) in this many issues in a row pause a subscriber.
+    newsletter_soft_bounce_pause_after: int = Field(default=3, ge=1)
 
     # Identity of the list
     newsletter_from_email: str = "verdicts@aitoolverdicts.example"

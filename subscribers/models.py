@@ -7,7 +7,7 @@ import enum
 import secrets
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.orm import Base, UTCDateTime, str_enum, utcnow
@@ -77,6 +77,11 @@ class Subscriber(Base):
     welcome_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Issues in a row whose mail soft-bounced (a full mailbox, a block), and the last of them;
+    # a delivery in between starts the count again. NEWSLETTER_SOFT_BOUNCE_PAUSE_AFTER in a row
+    # pause the subscriber.
+    soft_bounces: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    soft_bounce_issue_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     tracking_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Row,
     Select,
     bindparam,
+    case,
     delete,
     exists,
     func,
@@ -544,3 +545,36 @@ def _fts_ready(session: Session) -> bool:
         ).first()
         _fts_present[key] = found is not None
     return _fts_present[key]
+
+
+# --- soft bounces in a row ------------------------------------------------------------------
+
+
+def count_soft_bounce(session: Session, subscriber_id: int, issue_id: int) -> int:
+    """One more issue in a row whose mail soft-bounced (a second bounce of the same issue does
+    not count again); returns the count now (0: no such subscriber)."""
+    stmt = (
+        update(Subscriber)
+        .where(Subscriber.id == subscriber_id)
+        .values(
+            soft_bounces=case(
+                (Subscriber.soft_bounce_issue_id == issue_id, Subscriber.soft_bounces),
+                else_=Subscriber.soft_bounces + 1,
+            ),
+            soft_bounce_issue_id=issue_id,
+        )
+        .returning(Subscriber.soft_bounces)
+        .execution_options(synchronize_session=False)
+    )
+    return int(session.execute(stmt).scalar() or 0)
+
+
+def reset_soft_bounces(session: Session, subscriber_ids: Sequence[int]) -> None:
+    """Mail reached them: the next soft bounce starts a new count."""
+    if subscriber_ids:
+        session.execute(
+            update(Subscriber)
+            .where(Subscriber.id.in_(sorted(set(subscriber_ids))), Subscriber.soft_bounces > 0)
+            .values(soft_bounces=0, soft_bounce_issue_id=None)
+            .execution_options(synchronize_session=False)
+        )

@@ -22,6 +22,7 @@ from newsletter.instance import legacy_max_id
 from newsletter.numbers import ascii_int
 from newsletter.orm import utcnow
 from newsletter.security.signing import sign, unsign
+from newsletter.settings import get_settings
 from subscribers import repository
 from subscribers.addresses import InvalidAddress, address_hash, normalise
 from subscribers.models import Subscriber, SubscriberStatus, Suppression
@@ -426,18 +427,34 @@ DROP_REASONS = {
 }
 
 
-def on_mail_fact(session: Session, subscriber_id: int, fact: MailFact, detail: str) -> bool:
+def on_mail_fact(
+    session: Session,
+    subscriber_id: int,
+    fact: MailFact,
+    detail: str,
+    *,
+    issue_id: int | None = None,
+) -> bool:
     """Apply a provider's report: a permanent bounce suppresses the address as bounced, a
     complaint as complained (outranking any other state), an unsubscribe (SendGrid's own
     link, a list-unsubscribe) as unsubscribed; a temporary bounce changes nothing; a drop for a
     reason SendGrid keeps for ever (its own bounce, spam-report or unsubscribe list) does what
-    that reason would have done here. True if the status changed."""
+    that reason would have done here; soft bounces of NEWSLETTER_SOFT_BOUNCE_PAUSE_AFTER issues
+    in a row (`issue_id`: the one the mail was) pause the subscriber. True if the status or the
+    pause changed."""
     if fact is MailFact.HARD_BOUNCE:
         return mark_bounced(session, subscriber_id, detail)
     if fact is MailFact.COMPLAINT:
         return mark_complained(session, subscriber_id, detail)
     if fact is MailFact.UNSUBSCRIBE:
         return unsubscribe(session, subscriber_id, reason="unsubscribed")
+    if fact is MailFact.SOFT_BOUNCE:
+        if issue_id is None:
+            return False
+        in_a_row = repository.count_soft_bounce(session, subscriber_id, issue_id)
+        if in_a_row >= get_settings().newsletter_soft_bounce_pause_after:
+            return repository.set_paused_if_subscribed(session, subscriber_id, True)
+        return False
     if fact is MailFact.DROPPED:
         becomes = DROP_REASONS.get(detail.strip().lower())
         note = f"dropped by SendGrid: {detail}"
@@ -448,6 +465,11 @@ def on_mail_fact(session: Session, subscriber_id: int, fact: MailFact, detail: s
         if becomes is SubscriberStatus.UNSUBSCRIBED:
             return unsubscribe(session, subscriber_id, reason="unsubscribed")
     return False
+
+
+def mail_delivered(session: Session, subscriber_ids: Sequence[int]) -> None:
+    """The provider delivered to them: soft bounces in a row start again from none."""
+    repository.reset_soft_bounces(session, subscriber_ids)
 
 
 def _suppress_as(

@@ -64,6 +64,10 @@ class Issue(Base):
     approved_by: Mapped[str | None] = mapped_column(Text, nullable=True)
     send_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Why a send paused itself (hard bounces or complaints past their thresholds), and when the
+    # editors were told; cleared when it resumes.
+    pause_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pause_noticed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -134,6 +134,15 @@ def set_times(session: Session, issue_id: int, **values: datetime) -> None:
     session.expire_all()
 
 
+def unnoticed_pauses(session: Session) -> list[Issue]:
+    stmt = select(Issue).where(
+        Issue.status == IssueStatus.PAUSED,
+        Issue.pause_reason.is_not(None),
+        Issue.pause_noticed_at.is_(None),
+    )
+    return list(session.scalars(stmt.order_by(Issue.id)))
+
+
 def due_issues(session: Session, now: datetime) -> list[Issue]:
     """Approved or scheduled issues whose send time has come (approved with no time: now)."""
     stmt = (

@@ -95,18 +95,42 @@ def start_sending(session: Session, issue_id: int, now: datetime) -> bool:
     )
 
 
-def pause_sending(session: Session, issue_id: int, now: datetime) -> bool:
-    """sending -> paused (an operator, or the worker when SendGrid refuses the credentials)."""
+def pause_sending(
+    session: Session, issue_id: int, now: datetime, *, reason: str | None = None
+) -> bool:
+    """sending -> paused (an operator, the worker when SendGrid refuses the credentials, or the
+    send itself, with its `reason`, when bounces or complaints pass their thresholds)."""
     return repository.transition(
-        session, issue_id, (IssueStatus.SENDING,), IssueStatus.PAUSED, updated_at=now
+        session,
+        issue_id,
+        (IssueStatus.SENDING,),
+        IssueStatus.PAUSED,
+        updated_at=now,
+        pause_reason=reason,
+        pause_noticed_at=None,
     )
 
 
 def resume_sending(session: Session, issue_id: int, now: datetime) -> bool:
     """paused -> sending."""
     return repository.transition(
-        session, issue_id, (IssueStatus.PAUSED,), IssueStatus.SENDING, updated_at=now
+        session,
+        issue_id,
+        (IssueStatus.PAUSED,),
+        IssueStatus.SENDING,
+        updated_at=now,
+        pause_reason=None,
+        pause_noticed_at=None,
     )
+
+
+def unnoticed_pauses(session: Session) -> list[Issue]:
+    """Sends that paused themselves and whose editors have not been told yet."""
+    return repository.unnoticed_pauses(session)
+
+
+def mark_pause_noticed(session: Session, issue_id: int, now: datetime) -> None:
+    repository.set_times(session, issue_id, pause_noticed_at=now)
 
 
 def finish_sending(

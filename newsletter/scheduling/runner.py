@@ -60,6 +60,7 @@ class TickReport:
     resumed_sends: list[int] = field(default_factory=list)
     swept_deliveries: int = 0
     resent_uncertain: int = 0  # uncertain deliveries healing queued again (once each)
+    pause_notices: list[int] = field(default_factory=list)  # self-paused sends told to editors
     skipped: bool = False  # the previous tick of this process was still running
 
 
@@ -119,6 +120,7 @@ class Scheduler:
             return
         self._step("sweep", lambda: self._sweep(report))
         self._step("healing", lambda: self._heal(report))
+        self._step("pause notices", lambda: self._pause_notices(report))
         self._step("planned sends", lambda: self._planned_sends(now, report))
         self._step("due issues", lambda: self._due_issues(now, report))
         self._step("sends", lambda: self._run_sends(report))
@@ -277,6 +279,24 @@ class Scheduler:
                 healed.resent,
                 healed.requests,
             )
+
+    def _pause_notices(self, report: TickReport) -> None:
+        """Tell the editors, once, of each send that paused itself to protect the sender."""
+        from newsletter.scheduling.editors import notify_editors, preview_url
+
+        with transaction() as session:
+            paused = [(i.id, i.week, i.pause_reason) for i in issues.unnoticed_pauses(session)]
+        for issue_id, week, reason in paused:
+            text = (
+                f"The send of issue {week} {reason}.\n\n"
+                "Nothing more goes out until an editor resumes it (or cancels it): look at the "
+                f"bounces and complaints first, on the issue's page:\n{preview_url(issue_id)}"
+            )
+            notified = notify_editors(f"Issue {week} paused itself: bounces or complaints", text)
+            if notified or not self.settings.editor_emails:
+                with transaction() as session:
+                    issues.mark_pause_noticed(session, issue_id, self.clock.now())
+                report.pause_notices.append(issue_id)
 
     def _announce(self, issue_id: int, what: str, message: str, *args: object) -> None:
         if (issue_id, what) not in self._announced:

@@ -60,11 +60,12 @@ def skipped_reasons(session: Session, issue_id: int) -> list[tuple[str, int]]:
 
 
 def backdate_deliveries(session: Session, issue_id: int, by: timedelta) -> None:
-    for delivery_id, sent_at in session.execute(
+    rows = session.execute(
         select(Delivery.id, Delivery.sent_at).where(
             Delivery.issue_id == issue_id, Delivery.sent_at.is_not(None)
         )
-    ).tuples():
+    )
+    for delivery_id, sent_at in rows:
         assert sent_at is not None
         session.execute(
             update(Delivery)

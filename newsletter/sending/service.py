@@ -90,6 +90,43 @@ def pause(session: Session, issue_id: int, *, now: datetime | None = None) -> No
         raise SendError(f"issue {issue_id} is {status.value}, not sending: nothing to pause")
 
 
+def guard_reputation(
+    session: Session,
+    issue_id: int,
+    *,
+    hard_bounces: int,
+    complaints: int,
+    now: datetime | None = None,
+) -> str | None:
+    """Pause the send when what it has sent so far bounced or was reported as spam past the
+    thresholds (settings): the domain's reputation is worth more than this week's issue.
+    Returns the reason when it paused the send now, else None. Tracking calls this with the
+    counts of the issue's events after each webhook batch that brought a bounce or complaint."""
+    settings = get_settings()
+    if issues.status_of(session, issue_id) is not IssueStatus.SENDING:
+        return None
+    sent = repository.status_counts(session, issue_id)["sent"]
+    if sent < settings.newsletter_pause_min_sent:
+        return None
+    reasons = []
+    if hard_bounces / sent > settings.newsletter_pause_bounce_rate:
+        reasons.append(
+            f"hard bounces {hard_bounces:,} of {sent:,} sent ({hard_bounces / sent:.1%}, above "
+            f"NEWSLETTER_PAUSE_BOUNCE_RATE {settings.newsletter_pause_bounce_rate:.1%})"
+        )
+    if complaints / sent > settings.newsletter_pause_complaint_rate:
+        reasons.append(
+            f"spam complaints {complaints:,} of {sent:,} sent ({complaints / sent:.2%}, above "
+            f"NEWSLETTER_PAUSE_COMPLAINT_RATE {settings.newsletter_pause_complaint_rate:.2%})"
+        )
+    if not reasons:
+        return None
+    reason = "paused itself: " + "; ".join(reasons)
+    return (
+        reason if issues.pause_sending(session, issue_id, now or utcnow(), reason=reason) else None
+    )
+
+
 def resume(session: Session, issue_id: int, *, now: datetime | None = None) -> None:
     status = _require_status(session, issue_id)
     if not issues.resume_sending(session, issue_id, now or utcnow()):

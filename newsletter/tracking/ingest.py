@@ -85,17 +85,26 @@ def ingest_sendgrid(
         rows.append(row)
     inserted = repository.insert_new_provider_events(session, rows)
     evidence: list[Evidence] = []
+    delivered: list[int] = []
+    hurting: set[int] = set()  # issues whose send got a hard bounce or a complaint now
     for event_id in inserted:
         event, info = kept[event_id]
         if info is None:
             continue
         if info.subscriber_id is not None and event.type in _FOR_SUBSCRIBERS:
-            _hand_to_subscribers(session, event, info.subscriber_id)
+            _hand_to_subscribers(session, event, info.subscriber_id, info.issue_id)
+        if info.subscriber_id is not None and event.type is EventType.DELIVERED:
+            delivered.append(info.subscriber_id)
+        if event.hard_bounce or event.type is EventType.COMPLAINED:
+            hurting.add(info.issue_id)
         kind = _EVIDENCE.get(event.type)
         if kind is not None:
             evidence.append(Evidence(info.id, kind, event.occurred_at, event.detail))
+    subscribers_service.mail_delivered(session, delivered)
     # What the events say of the requests is the ledger's: it settles uncertain deliveries.
     sending.record_evidence(session, evidence, now=received_at)
+    for issue_id in sorted(hurting):
+        _guard_reputation(session, issue_id, received_at)
     return IngestReport(len(events), len(inserted), len(events) - len(inserted), unmatched)
 
 
@@ -129,7 +138,21 @@ _FACTS = {
 }
 
 
-def _hand_to_subscribers(session: Session, event: NormalisedEvent, subscriber_id: int) -> None:
+def _guard_reputation(session: Session, issue_id: int, now: datetime) -> None:
+    """The send's hard bounces and complaints so far (each delivery once), to the ledger, which
+    pauses the send past the thresholds."""
+    bounces = repository.unique_deliveries_by_provider_type(session, issue_id, EventType.BOUNCED)
+    complaints = repository.unique_deliveries_by_type(session, issue_id).get(
+        (EventType.COMPLAINED, False), 0
+    )
+    sending.guard_reputation(
+        session, issue_id, hard_bounces=bounces.get("bounce", 0), complaints=complaints, now=now
+    )
+
+
+def _hand_to_subscribers(
+    session: Session, event: NormalisedEvent, subscriber_id: int, issue_id: int
+) -> None:
     """Tell subscribers what the provider reported; what it means for the person is theirs to
     decide (subscribers.service.on_mail_fact)."""
     if event.type is EventType.BOUNCED:
@@ -145,4 +168,4 @@ def _hand_to_subscribers(session: Session, event: NormalisedEvent, subscriber_id
         detail = str(event.raw.get("reason") or "")[:500]
     else:
         detail = event.detail or event.provider_type
-    subscribers_service.on_mail_fact(session, subscriber_id, fact, detail)
+    subscribers_service.on_mail_fact(session, subscriber_id, fact, detail, issue_id=issue_id)

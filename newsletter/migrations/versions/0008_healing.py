@@ -1,5 +1,6 @@
 """the ledger remembers how an uncertain delivery was settled, and when SendGrid's webhook
-first showed it had taken each request
+first showed it had taken each request; a send that paused itself says why; subscribers count
+soft bounces in a row
 
 Revision ID: 0008_healing
 Revises: 0007_erasure
@@ -23,9 +24,22 @@ def upgrade() -> None:
     op.add_column(
         "send_batches", sa.Column("evidence_at", sa.DateTime(timezone=True), nullable=True)
     )
+    op.add_column("issues", sa.Column("pause_reason", sa.Text(), nullable=True))
+    op.add_column(
+        "issues", sa.Column("pause_noticed_at", sa.DateTime(timezone=True), nullable=True)
+    )
+    op.add_column(
+        "subscribers",
+        sa.Column("soft_bounces", sa.Integer(), nullable=False, server_default="0"),
+    )
+    op.add_column("subscribers", sa.Column("soft_bounce_issue_id", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
     # Plain DROP COLUMN too (SQLite 3.35+): a batch rebuild would lose deliveries' AUTOINCREMENT.
+    op.drop_column("subscribers", "soft_bounce_issue_id")
+    op.drop_column("subscribers", "soft_bounces")
+    op.drop_column("issues", "pause_noticed_at")
+    op.drop_column("issues", "pause_reason")
     op.drop_column("send_batches", "evidence_at")
     op.drop_column("deliveries", "settled_by")
