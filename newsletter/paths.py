@@ -35,6 +35,7 @@ PUBLIC_VOTE_PATTERN = "/issues/{week}/vote/{slug}"
 CONFIRM_PATTERN = "/confirm/{token}"
 UNSUBSCRIBE_PATTERN = "/u/{token}"
 PREFERENCES_PATTERN = "/p/{token}"
+STILL_READING_PATTERN = "/p/{token}/still-reading"
 PIXEL_PATTERN = "/o/{token}.gif"
 CLICK_PATTERN = "/c/{token}/{link_key}"
 VOTE_PATTERN = "/v/{token}/{slug}/{tool}"
@@ -102,3 +103,8 @@ def matcher(pattern: str) -> re.Pattern[str]:
     segment): how the tracking middleware answers the pixel and the click before routing."""
     parts = re.split(r"\{[a-z_]+\}", pattern)
     return re.compile("([^/]+)".join(re.escape(part) for part in parts))
+
+
+def still_reading(token: str) -> str:
+    """Where the "still want this?" mail's button leads (a page with the button that answers)."""
+    return STILL_READING_PATTERN.format(token=token)

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     newsletter_pause_min_sent: int = Field(default=200, ge=1)
     # Soft bounces (a full mailbox, a block) in this many issues in a row pause a subscriber.
     newsletter_soft_bounce_pause_after: int = Field(default=3, ge=1)
+    # People who have not clicked, voted or opened (a person's open, not a proxy's) in this many
+    # issues in a row get one "still want this?" mail; no answer within
+    # NEWSLETTER_REENGAGE_ANSWER_DAYS pauses them. NEWSLETTER_REENGAGE=false turns it off.
+    newsletter_reengage: bool = True
+    newsletter_reengage_after_issues: int = Field(default=8, ge=2, le=100)
+    newsletter_reengage_answer_days: float = Field(default=14.0, gt=0)
 
     # Identity of the list
     newsletter_from_email: str = "verdicts@aitoolverdicts.example"

@@ -17,7 +17,12 @@ from newsletter.rendering.mjml import compile_mjml
 from newsletter.sender import sender
 from newsletter.settings import get_settings
 from newsletter.templating import web_environment
-from subscribers.service import CONFIRM_TTL_SECONDS, ConfirmationRequest, WelcomeRequest
+from subscribers.service import (
+    CONFIRM_TTL_SECONDS,
+    ConfirmationRequest,
+    StillReadingRequest,
+    WelcomeRequest,
+)
 
 log = logging.getLogger(__name__)
 DAYS = {
@@ -99,4 +104,48 @@ def send_welcome(request: WelcomeRequest) -> SendResult:
         return SendResult(ok=False, error=str(exc))
     if not result.ok:
         log.error("welcome mail to subscriber %s refused: %s", request.subscriber_id, result.error)
+    return result
+
+
+def still_reading_message(request: StillReadingRequest) -> OutgoingMessage:
+    """Once, to someone who has read nothing in NEWSLETTER_REENGAGE_AFTER_ISSUES issues: say
+    yes, or be paused after NEWSLETTER_REENGAGE_ANSWER_DAYS. No name in it, as in every mail
+    outside the issue."""
+    settings = get_settings()
+    base = settings.newsletter_base_url.rstrip("/")
+    context = {
+        "list_name": settings.newsletter_from_name,
+        "sender": sender(settings),
+        "issues": settings.newsletter_reengage_after_issues,
+        "days": round(settings.newsletter_reengage_answer_days),
+        "answer": base + paths.still_reading(request.token),
+        "preferences": base + paths.preferences(request.token),
+        "unsubscribe": base + paths.unsubscribe(request.token),
+    }
+    env = web_environment()
+    return OutgoingMessage(
+        to_email=request.email,
+        subject=f"Still want {settings.newsletter_from_name}?",
+        text=env.get_template("email/still_reading.txt").render(context),
+        html=env.get_template("email/still_reading.html").render(context),
+        headers={
+            "List-Id": list_id_header(settings.newsletter_from_name, settings.newsletter_list_id),
+            **unsubscribe_headers(base, request.token),
+        },
+        categories=("still-reading",),
+        custom_args={"subscriber_id": str(request.subscriber_id)},
+    )
+
+
+def send_still_reading(request: StillReadingRequest) -> SendResult:
+    """Never raises: the caller forgets the asking when this did not go out."""
+    try:
+        result = get_transport().send_one(still_reading_message(request))
+    except Exception as exc:
+        log.exception("still-reading mail to subscriber %s not sent", request.subscriber_id)
+        return SendResult(ok=False, error=str(exc))
+    if not result.ok:
+        log.error(
+            "still-reading mail to subscriber %s refused: %s", request.subscriber_id, result.error
+        )
     return result

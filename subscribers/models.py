@@ -82,6 +82,11 @@ class Subscriber(Base):
     # pause the subscriber.
     soft_bounces: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     soft_bounce_issue_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Asked "still want this?" after issues without a click, a vote or a person's open
+    # (newsletter/people/reengagement.py); paused when no answer came in time. Answering, or
+    # reading again, clears both.
+    reengage_asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    reengage_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     tracking_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

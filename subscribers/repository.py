@@ -578,3 +578,86 @@ def reset_soft_bounces(session: Session, subscriber_ids: Sequence[int]) -> None:
             .values(soft_bounces=0, soft_bounce_issue_id=None)
             .execution_options(synchronize_session=False)
         )
+
+
+# --- asking the silent ones -----------------------------------------------------------------
+
+
+def ask_still_reading(
+    session: Session, subscriber_ids: Sequence[int], now: datetime
+) -> list[tuple[int, str, str]]:
+    """Mark the asking of those still active, not paused and not asked yet; returns (id,
+    email, public id) of each one marked (the others were asked, paused or left meanwhile)."""
+    if not subscriber_ids:
+        return []
+    stmt = (
+        update(Subscriber)
+        .where(
+            Subscriber.id.in_(sorted(set(subscriber_ids))),
+            Subscriber.status == SubscriberStatus.ACTIVE,
+            Subscriber.paused.is_(False),
+            Subscriber.reengage_asked_at.is_(None),
+        )
+        .values(reengage_asked_at=now)
+        .returning(Subscriber.id, Subscriber.email, Subscriber.public_id)
+        .execution_options(synchronize_session=False)
+    )
+    return [(row[0], row[1], row[2]) for row in session.execute(stmt)]
+
+
+def forget_asking(session: Session, subscriber_ids: Sequence[int]) -> None:
+    """They answered or read again (or the mail could not go): not asked, not paused for it."""
+    if not subscriber_ids:
+        return
+    ids = sorted(set(subscriber_ids))
+    session.execute(
+        update(Subscriber)
+        .where(Subscriber.id.in_(ids), Subscriber.reengage_paused_at.is_not(None))
+        .values(paused=False, reengage_paused_at=None, reengage_asked_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(Subscriber)
+        .where(Subscriber.id.in_(ids), Subscriber.reengage_asked_at.is_not(None))
+        .values(reengage_asked_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def asked_before(session: Session, before: datetime) -> list[tuple[int, datetime]]:
+    """(id, asked at) of those asked before `before` who are neither answered nor paused yet."""
+    rows = session.execute(
+        select(Subscriber.id, Subscriber.reengage_asked_at).where(
+            Subscriber.reengage_asked_at < before,
+            Subscriber.reengage_paused_at.is_(None),
+            Subscriber.status == SubscriberStatus.ACTIVE,
+            Subscriber.paused.is_(False),
+        )
+    )
+    return [(row[0], row[1]) for row in rows if row[1] is not None]
+
+
+def pause_unanswered(session: Session, subscriber_ids: Sequence[int], now: datetime) -> int:
+    if not subscriber_ids:
+        return 0
+    result = session.execute(
+        update(Subscriber)
+        .where(
+            Subscriber.id.in_(sorted(set(subscriber_ids))),
+            Subscriber.reengage_asked_at.is_not(None),
+            Subscriber.paused.is_(False),
+        )
+        .values(paused=True, reengage_paused_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def reengagement_counts(session: Session) -> dict[str, int]:
+    asked = session.scalar(
+        select(func.count()).where(
+            Subscriber.reengage_asked_at.is_not(None), Subscriber.reengage_paused_at.is_(None)
+        )
+    )
+    paused = session.scalar(select(func.count()).where(Subscriber.reengage_paused_at.is_not(None)))
+    return {"asked_awaiting_answer": int(asked or 0), "paused_for_no_answer": int(paused or 0)}

@@ -622,3 +622,50 @@ def own_data(session: Session, subscriber: Subscriber) -> dict[str, Any]:
     data = to_json(subscriber)
     data["tags"] = repository.tags_of(session, subscriber.id)
     return data
+
+
+# --- asking the silent ones (newsletter/people/reengagement.py decides who) ----------------
+
+
+@dataclass(frozen=True)
+class StillReadingRequest:
+    """A "still want this?" mail to send once the asking has committed."""
+
+    subscriber_id: int
+    email: str
+    token: str  # a subscriber token: the mail's answer, preferences and unsubscribe links
+
+
+def ask_still_reading(
+    session: Session, subscriber_ids: list[int], now: datetime
+) -> list[StillReadingRequest]:
+    """Record the question for each one still active, unpaused and not asked yet."""
+    return [
+        StillReadingRequest(subscriber_id, email, subscriber_token(public_id))
+        for subscriber_id, email, public_id in repository.ask_still_reading(
+            session, subscriber_ids, now
+        )
+    ]
+
+
+def still_reading(session: Session, subscriber_id: int) -> None:
+    """They answered yes, or read again: not asked any more, unpaused if the silence paused them
+    (a pause they chose themselves stays)."""
+    repository.forget_asking(session, [subscriber_id])
+
+
+def forget_asking(session: Session, subscriber_ids: list[int]) -> None:
+    repository.forget_asking(session, subscriber_ids)
+
+
+def asked_before(session: Session, before: datetime) -> list[tuple[int, datetime]]:
+    return repository.asked_before(session, before)
+
+
+def pause_unanswered(session: Session, subscriber_ids: list[int], now: datetime) -> int:
+    return repository.pause_unanswered(session, subscriber_ids, now)
+
+
+def reengagement_counts(session: Session) -> dict[str, int]:
+    """How many are asked and awaited, and how many the silence paused."""
+    return repository.reengagement_counts(session)

@@ -58,6 +58,14 @@ def _as_text(n: dict[str, Any]) -> str:
         f"  clicks {n['clicks_unique']} people  unsubscribes {n['unsubscribes']}"
         f"  complaints {n['complaints']}",
     ]
+    if n.get("pause_reason"):
+        lines.append(f"  the send {n['pause_reason']}")
+    asked = n["re_engagement"]
+    if asked["asked_awaiting_answer"] or asked["paused_for_no_answer"]:
+        lines.append(
+            f"  still reading? {asked['asked_awaiting_answer']} asked and awaited, "
+            f"{asked['paused_for_no_answer']} paused after no answer"
+        )
     if n["matchups"]:
         lines.append("  matchups:")
     for m in n["matchups"]:

@@ -232,3 +232,14 @@ def latest_sent_issue_id(session: Session) -> int | None:
         .limit(1)
     )
     return session.scalars(stmt).first()
+
+
+def last_sent_issues(session: Session, count: int) -> list[tuple[int, datetime | None]]:
+    """(id, sent at) of the latest `count` issues whose send finished, newest week first."""
+    stmt = (
+        select(Issue.id, Issue.sent_at)
+        .where(Issue.status == IssueStatus.SENT)
+        .order_by(Issue.week.desc())
+        .limit(count)
+    )
+    return [(row[0], row[1]) for row in session.execute(stmt)]

@@ -843,3 +843,8 @@ def matchup_in_issue(session: Session, issue_id: int, matchup_id: int) -> bool:
 
 def latest_sent_issue_id(session: Session) -> int | None:
     return repository.latest_sent_issue_id(session)
+
+
+def last_sent_issues(session: Session, count: int) -> list[tuple[int, datetime | None]]:
+    """(id, sent at) of the latest `count` sent issues, newest first."""
+    return repository.last_sent_issues(session, count)

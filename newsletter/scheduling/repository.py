@@ -186,6 +186,25 @@ def mark_seen(session: Session, now: datetime) -> None:
     set_value(session, SEEN_AT, now.isoformat())
 
 
+REENGAGED_AT = "reengagement_ran_at"
+
+
+def reengagement_ran_at(session: Session) -> datetime | None:
+    from newsletter.instance import get_value
+
+    value = get_value(session, REENGAGED_AT)
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def mark_reengagement_ran(session: Session, now: datetime) -> None:
+    from newsletter.instance import set_value
+
+    set_value(session, REENGAGED_AT, now.isoformat())
+
+
 def last_seen(session: Session) -> datetime | None:
     from newsletter.instance import get_value
 

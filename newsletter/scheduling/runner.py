@@ -61,6 +61,8 @@ class TickReport:
     swept_deliveries: int = 0
     resent_uncertain: int = 0  # uncertain deliveries healing queued again (once each)
     pause_notices: list[int] = field(default_factory=list)  # self-paused sends told to editors
+    asked_still_reading: int = 0  # "still want this?" mails sent (once a day at most)
+    paused_for_silence: int = 0
     skipped: bool = False  # the previous tick of this process was still running
 
 
@@ -121,6 +123,7 @@ class Scheduler:
         self._step("sweep", lambda: self._sweep(report))
         self._step("healing", lambda: self._heal(report))
         self._step("pause notices", lambda: self._pause_notices(report))
+        self._step("re-engagement", lambda: self._reengage(report))
         self._step("planned sends", lambda: self._planned_sends(now, report))
         self._step("due issues", lambda: self._due_issues(now, report))
         self._step("sends", lambda: self._run_sends(report))
@@ -278,6 +281,37 @@ class Scheduler:
                 "webhook showed it took the later ones, queued again (once)",
                 healed.resent,
                 healed.requests,
+            )
+
+    def _reengage(self, report: TickReport) -> None:
+        """Once a day: ask the silent ones whether they still want the mail, pause those who
+        never answered (newsletter/people/reengagement.py)."""
+        from newsletter.people import reengagement
+        from subscribers import emails
+        from subscribers import service as subscribers
+
+        now = self.clock.now()
+        with transaction() as session:
+            last = repository.reengagement_ran_at(session)
+            if last is not None and now - last < timedelta(days=1):
+                return
+            done = reengagement.run(session, now)
+            repository.mark_reengagement_ran(session, now)
+        report.paused_for_silence = done.paused
+        for request in done.to_ask:
+            if emails.send_still_reading(request).ok:
+                report.asked_still_reading += 1
+            else:
+                # Not asked after all: the next round asks again.
+                with transaction() as session:
+                    subscribers.forget_asking(session, [request.subscriber_id])
+        if report.asked_still_reading or done.paused:
+            log.info(
+                "re-engagement: %d asked whether they still want the mail, %d paused after no "
+                "answer, %d read again",
+                report.asked_still_reading,
+                done.paused,
+                done.read_again,
             )
 
     def _pause_notices(self, report: TickReport) -> None:

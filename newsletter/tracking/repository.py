@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, bindparam, distinct, func, select
+from sqlalchemy import Connection, and_, bindparam, case, distinct, func, select
 from sqlalchemy.orm import Session
 
 from newsletter.issues.models import Issue, IssueLink
 from newsletter.matchups.models import MatchupTool
 from newsletter.orm import upsert_insert
-from newsletter.sending.models import Delivery
+from newsletter.sending.models import Delivery, DeliveryStatus
 from newsletter.tracking.models import EventType, TrackingEvent
 from newsletter.votes.models import Vote
 from subscribers.models import Subscriber
@@ -240,3 +240,59 @@ def reader_votes(session: Session, subscriber_id: int) -> list[tuple[str, int, i
         .order_by(Issue.week, Vote.matchup_id)
     )
     return [(week, tool, a, b) for week, tool, a, b in session.execute(stmt)]
+
+
+# --- who reads ------------------------------------------------------------------------------
+
+# What only a reader does: a person's open (a proxy's or a scanner's is flagged machine), a
+# click, a vote.
+_READING = (EventType.OPENED, EventType.CLICKED, EventType.VOTED)
+
+
+def silent_in_all(session: Session, issue_ids: Sequence[int]) -> list[int]:
+    """Subscribers sent every one of these issues who left no person's open, click or vote on
+    any of them."""
+    if not issue_ids:
+        return []
+    read = (
+        select(TrackingEvent.delivery_id)
+        .where(
+            TrackingEvent.delivery_id == Delivery.id,
+            TrackingEvent.type.in_(_READING),
+            TrackingEvent.machine.is_(False),
+        )
+        .exists()
+    )
+    stmt = (
+        select(Delivery.subscriber_id)
+        .where(
+            Delivery.issue_id.in_(list(issue_ids)),
+            Delivery.subscriber_id.is_not(None),
+            Delivery.status == DeliveryStatus.SENT,
+        )
+        .group_by(Delivery.subscriber_id)
+        .having(func.count(distinct(Delivery.issue_id)) == len(set(issue_ids)))
+        .having(func.sum(case((read, 1), else_=0)) == 0)
+    )
+    return [int(s) for s in session.scalars(stmt) if s is not None]
+
+
+def last_read(
+    session: Session, subscriber_ids: Sequence[int], since: datetime
+) -> dict[int, datetime]:
+    """When each of `subscriber_ids` last opened (as a person), clicked or voted, if since
+    `since`."""
+    if not subscriber_ids:
+        return {}
+    stmt = (
+        select(Delivery.subscriber_id, func.max(TrackingEvent.occurred_at))
+        .join(TrackingEvent, TrackingEvent.delivery_id == Delivery.id)
+        .where(
+            Delivery.subscriber_id.in_(sorted(set(subscriber_ids))),
+            TrackingEvent.type.in_(_READING),
+            TrackingEvent.machine.is_(False),
+            TrackingEvent.occurred_at >= since,
+        )
+        .group_by(Delivery.subscriber_id)
+    )
+    return {int(s): at for s, at in session.execute(stmt) if s is not None and at is not None}

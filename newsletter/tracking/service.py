@@ -316,3 +316,14 @@ def _clip(user_agent: str | None) -> str | None:
 def _agent(info: DeliveryInfo, user_agent: str | None) -> str | None:
     # An erased person's old mail still counts, anonymously: what their device says is not kept.
     return _clip(user_agent) if info.subscriber_id is not None else None
+
+
+def silent_in_all(session: Session, issue_ids: list[int]) -> list[int]:
+    """Subscribers sent each of these issues who read none of them (no person's open, click or
+    vote)."""
+    return repository.silent_in_all(session, issue_ids)
+
+
+def last_read(session: Session, subscriber_ids: list[int], since: datetime) -> dict[int, datetime]:
+    """When each of them last read (a person's open, a click, a vote), if since `since`."""
+    return repository.last_read(session, subscriber_ids, since)

@@ -15,6 +15,7 @@ from newsletter.sending import service as sending
 from newsletter.tracking import repository
 from newsletter.tracking.models import EventType
 from newsletter.votes import service as votes
+from subscribers import service as subscribers
 
 OPENS_WINDOW_HOURS = 72
 
@@ -79,6 +80,9 @@ def issue_stats(session: Session, issue_id: int) -> dict[str, Any]:
             for matchup_id, slug, names in matchups
         ],
         "links": [_link_stats(link, clicks_by_link) for link in issues.links_of(session, issue_id)],
+        # The list's health beside the issue: who was asked "still want this?", who was paused.
+        "re_engagement": subscribers.reengagement_counts(session),
+        "pause_reason": issue.pause_reason,
         "opens_by_hour": _opens_by_hour(
             repository.first_human_opens(session, issue_id), issue.send_started_at
         ),

@@ -229,6 +229,9 @@ def _act(request: Request, token: str, action: str) -> Response:
         elif action == "resubscribe":
             service.resubscribe(session, subscriber.id, ip=_ip(request))
             message = "Welcome back: you are subscribed again."
+        elif action == "still-reading":
+            service.still_reading(session, subscriber.id)
+            message = "Thanks: you stay on the list, and the next issue will reach you."
         elif action == "tracking-off":
             service.set_tracking_opt_out(session, subscriber.id, True)
             message = "Tracking is off: your issues carry no open pixel or tracked links."
@@ -237,6 +240,31 @@ def _act(request: Request, token: str, action: str) -> Response:
             message = "Tracking is on."
     flash(request, message)
     return redirect(paths.preferences(token))
+
+
+@router.get(paths.STILL_READING_PATTERN, response_class=HTMLResponse)
+def still_reading_page(request: Request, token: str) -> HTMLResponse:
+    """The "still want this?" mail's button: a page with the button that answers (a link
+    scanner's GET answers nothing)."""
+    if is_sample_token(token):
+        return sample_link_page(request, token, "preferences")
+    with transaction() as session:
+        subscriber = resolve_token(session, token)
+        if subscriber is None:
+            return _link_invalid(request, "preferences")
+        context = {
+            "email": subscriber.email,
+            "prefs": paths.preferences(token),
+            "action": paths.still_reading(token),
+            "left": subscriber.status is not SubscriberStatus.ACTIVE,
+            "paused_for_silence": subscriber.reengage_paused_at is not None,
+        }
+    return render(request, T + "still_reading.html", context)
+
+
+@router.post(paths.STILL_READING_PATTERN)
+def still_reading(request: Request, token: str) -> Response:
+    return _act(request, token, "still-reading")
 
 
 @router.post(paths.PREFERENCES_PATTERN + "/pause")

@@ -1,6 +1,6 @@
 """the ledger remembers how an uncertain delivery was settled, and when SendGrid's webhook
 first showed it had taken each request; a send that paused itself says why; subscribers count
-soft bounces in a row
+soft bounces in a row and remember asking the silent ones whether they still want the mail
 
 Revision ID: 0008_healing
 Revises: 0007_erasure
@@ -33,10 +33,14 @@ def upgrade() -> None:
         sa.Column("soft_bounces", sa.Integer(), nullable=False, server_default="0"),
     )
     op.add_column("subscribers", sa.Column("soft_bounce_issue_id", sa.Integer(), nullable=True))
+    for column in ("reengage_asked_at", "reengage_paused_at"):
+        op.add_column("subscribers", sa.Column(column, sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     # Plain DROP COLUMN too (SQLite 3.35+): a batch rebuild would lose deliveries' AUTOINCREMENT.
+    op.drop_column("subscribers", "reengage_paused_at")
+    op.drop_column("subscribers", "reengage_asked_at")
     op.drop_column("subscribers", "soft_bounce_issue_id")
     op.drop_column("subscribers", "soft_bounces")
     op.drop_column("issues", "pause_noticed_at")

@@ -1,0 +1,191 @@
+"""Asking the silent ones, once (issue 18): someone sent each of the last N issues who left no
+person's open, click or vote gets one "still want this?" mail; its button keeps them, reading
+again keeps them, silence pauses them after the answer window."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.issues.models import Issue, IssueStatus
+from newsletter.scheduling.clock import ManualClock
+from newsletter.scheduling.runner import Scheduler
+from newsletter.sending.models import Delivery, DeliveryStatus
+from newsletter.settings import reset_settings
+from newsletter.tracking.models import EventType, TrackingEvent
+from subscribers import service as subscribers
+from subscribers.models import Subscriber
+from tests.subscribers.helpers import cli, outbox
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+ISSUES = 4
+
+
+@pytest.fixture
+def readers(db: Session, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Four sent issues. `reader` opened one (a person), `quiet` was sent all four and only a
+    mail proxy opened them, `newcomer` got the last three only, `paused` is paused."""
+    monkeypatch.setenv("NEWSLETTER_REENGAGE_AFTER_ISSUES", str(ISSUES))
+    monkeypatch.setenv("NEWSLETTER_REENGAGE_ANSWER_DAYS", "14")
+    reset_settings()
+    people = {}
+    for name in ("reader", "quiet", "newcomer", "paused"):
+        person, _ = subscribers.add_by_admin(db, f"{name}@example.com")
+        people[name] = person.id
+    subscribers.set_paused(db, people["paused"], True)
+    for n in range(ISSUES):
+        sent_at = NOW - timedelta(weeks=ISSUES - n)
+        issue = Issue(
+            week=f"2026-W{10 + n:02d}",
+            status=IssueStatus.SENT,
+            send_started_at=sent_at,
+            sent_at=sent_at,
+            cutoff_at=sent_at,
+        )
+        db.add(issue)
+        db.flush()
+        for name, subscriber_id in people.items():
+            if name == "newcomer" and n == 0:
+                continue
+            delivery = Delivery(
+                issue_id=issue.id,
+                subscriber_id=subscriber_id,
+                status=DeliveryStatus.SENT,
+                sent_at=sent_at,
+            )
+            db.add(delivery)
+            db.flush()
+            machine = name != "reader" or n != 2
+            if name in ("reader", "quiet"):
+                db.add(
+                    TrackingEvent(
+                        type=EventType.OPENED,
+                        source="first_party",
+                        delivery_id=delivery.id,
+                        issue_id=issue.id,
+                        machine=machine,
+                        occurred_at=sent_at,
+                    )
+                )
+    db.commit()
+    return people
+
+
+def _asked(db: Session) -> dict[str, tuple[bool, bool]]:
+    db.expire_all()
+    rows = db.execute(select(Subscriber.email, Subscriber.reengage_asked_at, Subscriber.paused))
+    return {email.split("@")[0]: (asked is not None, paused) for email, asked, paused in rows}
+
+
+def _tick(at: datetime) -> Scheduler:
+    scheduler = Scheduler(clock=ManualClock(at))
+    scheduler.dispatch()
+    return scheduler
+
+
+def test_the_silent_one_is_asked_once_and_the_button_keeps_them(
+    readers: dict[str, int], db: Session
+) -> None:
+    report = Scheduler(clock=ManualClock(NOW)).dispatch()
+    assert report.asked_still_reading == 1
+    assert _asked(db) == {
+        "reader": (False, False),
+        "quiet": (True, False),
+        "newcomer": (False, False),
+        "paused": (False, True),
+    }
+    [mail] = [m for m in outbox() if "Still want" in str(m["Subject"])]
+    assert str(mail["To"]) == "quiet@example.com"
+    assert mail["List-Unsubscribe"]
+    # Once a day at most, and never twice to the same person.
+    assert (
+        Scheduler(clock=ManualClock(NOW + timedelta(hours=2))).dispatch().asked_still_reading == 0
+    )
+    assert Scheduler(clock=ManualClock(NOW + timedelta(days=2))).dispatch().asked_still_reading == 0
+    assert len([m for m in outbox() if "Still want" in str(m["Subject"])]) == 1
+
+    # The person follows the mail's button: a page (a scanner's GET answers nothing), then
+    # the button on it.
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    link = re.search(r"http://\S+/still-reading", text)
+    assert link is not None
+    path = link.group(0).split("8000", 1)[1]
+    with TestClient(_app(), base_url="http://localhost:8000") as browser:
+        page = browser.get(path)
+        assert page.status_code == 200 and "Yes, keep sending" in page.text
+        assert _asked(db)["quiet"] == (True, False)
+        answered = browser.post(path, follow_redirects=True)
+        assert "you stay on the list" in answered.text
+    assert _asked(db)["quiet"] == (False, False)
+
+
+def test_silence_pauses_after_the_window_and_the_button_ends_that_pause(
+    readers: dict[str, int], db: Session
+) -> None:
+    _tick(NOW)
+    report = Scheduler(clock=ManualClock(NOW + timedelta(days=13))).dispatch()
+    assert report.paused_for_silence == 0
+    report = Scheduler(clock=ManualClock(NOW + timedelta(days=15))).dispatch()
+    assert report.paused_for_silence == 1
+    assert _asked(db)["quiet"] == (True, True)
+    assert subscribers.reengagement_counts(db) == {
+        "asked_awaiting_answer": 0,
+        "paused_for_no_answer": 1,
+    }
+    shown = cli("stats", "--json")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["re_engagement"] == {
+        "asked_awaiting_answer": 0,
+        "paused_for_no_answer": 1,
+    }
+    assert "0 asked and awaited, 1 paused after no answer" in cli("stats").output
+    # A paused person is not mailed: the next issue's audience leaves them out.
+    assert readers["quiet"] not in set(db.scalars(subscribers.mailable_ids_select()))
+    subscribers.still_reading(db, readers["quiet"])
+    db.commit()
+    assert _asked(db)["quiet"] == (False, False)
+    # A pause the person chose stays: the answer only ends the pause the silence made.
+    subscribers.still_reading(db, readers["paused"])
+    db.commit()
+    assert _asked(db)["paused"] == (False, True)
+
+
+def test_reading_again_after_being_asked_is_an_answer(readers: dict[str, int], db: Session) -> None:
+    _tick(NOW)
+    delivery = db.scalar(
+        select(Delivery.id).where(Delivery.subscriber_id == readers["quiet"]).limit(1)
+    )
+    db.add(
+        TrackingEvent(
+            type=EventType.CLICKED,
+            source="first_party",
+            delivery_id=delivery,
+            machine=False,
+            occurred_at=NOW + timedelta(days=3),
+        )
+    )
+    db.commit()
+    report = Scheduler(clock=ManualClock(NOW + timedelta(days=15))).dispatch()
+    assert report.paused_for_silence == 0
+    assert _asked(db)["quiet"] == (False, False)
+
+
+def test_turned_off_it_asks_nobody(
+    readers: dict[str, int], db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_REENGAGE", "false")
+    reset_settings()
+    assert Scheduler(clock=ManualClock(NOW)).dispatch().asked_still_reading == 0
+    assert not any(asked for asked, _ in _asked(db).values())
+
+
+def _app() -> object:
+    from newsletter.web.app import create_app
+
+    return create_app()
