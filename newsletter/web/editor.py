@@ -136,6 +136,7 @@ def issue_page(request: Request, issue_id: int, staff: Staff) -> Response:
         _, text = _saved_preview(session, issue)
         progress = _progress(session, issue_id) if issue.status in SEND_STARTED else None
         uncertain = _uncertain(session, issue_id) if progress and progress.get("uncertain") else []
+        healing = _healing(session, issue_id) if progress else None
         skipped = skipped_reasons(session, issue_id) if progress and progress.get("skipped") else []
         zone = ZoneInfo(settings.newsletter_timezone)
         planned = scheduler_status.planned_send_for(session, issue_id)
@@ -147,6 +148,7 @@ def issue_page(request: Request, issue_id: int, staff: Staff) -> Response:
             "text": text,
             "progress": progress,
             "uncertain": uncertain,
+            "healing": healing,
             "skipped": skipped,
             "planned_local": planned.astimezone(zone) if planned else None,
             "scheduler_idle": idle,
@@ -547,6 +549,25 @@ def resume(request: Request, issue_id: int) -> Response:
         return "Sending resumed."
 
     return _act(request, issue_id, action)
+
+
+def _healing(session: Session, issue_id: int) -> dict[str, Any]:
+    """How once-uncertain deliveries were settled, and what the uncertain ones wait for."""
+    from newsletter.sending import service as sending
+
+    zone = ZoneInfo(get_settings().newsletter_timezone)
+    waiting = sending.heal_uncertain(session, issue_id=issue_id, act=False).waiting
+    return {
+        "settled": sending.settled_counts(session, issue_id),
+        "waiting": [
+            {
+                "deliveries": w.deliveries,
+                "reason": w.reason,
+                "at": w.resend_at.astimezone(zone) if w.resend_at else None,
+            }
+            for w in waiting
+        ],
+    }
 
 
 def _uncertain(session: Session, issue_id: int) -> list[dict[str, Any]]:
