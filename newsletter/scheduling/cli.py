@@ -53,7 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--once",
         action="store_true",
-        help="run the weekly job now (inbox, build, notify), send whatever is due, and exit",
+        help=(
+            "run the weekly job now (inbox, build, notify), then one tick (sweep, healing of "
+            "uncertain deliveries, notices, re-engagement, whatever is due to send), and exit"
+        ),
     )
     parser.add_argument("--json", action="store_true", help="with --once: print the report as JSON")
     parser.add_argument(
@@ -118,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             data = asdict(report)
             data["send_at"] = report.send_at.isoformat() if report.send_at else None
             data["started_sends"] = tick.started_sends
+            data["resent_uncertain"] = tick.resent_uncertain
+            data["pause_notices"] = tick.pause_notices
+            data["asked_still_reading"] = tick.asked_still_reading
+            data["paused_for_silence"] = tick.paused_for_silence
             print(json.dumps(data, indent=2, default=str))
         else:
             print(report.summary())
