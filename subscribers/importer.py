@@ -635,33 +635,36 @@ def _write_batch(session: Session, run: _Run, batch: list[Candidate]) -> list[Co
     fresh.sort()
     inserted = repository.insert_new(session, fresh, _VARYING, _shared_columns(run, now))
     added: set[str] = set()
+    if len(inserted) < len(fresh):
+        added.update(email for _, email, _ in inserted)
     leaving: list[dict[str, str]] = []
     tags: list[dict[str, Any]] = []
     confirmations: list[ConfirmationRequest] = []
     active_lines: list[int] = []
-    for row in inserted:
-        added.add(row.email)
-        candidate = first[row.email]
+    for subscriber_id, email, public_id in inserted:
+        candidate = first[email]
+        if candidate.tags:
+            tags.extend({"subscriber_id": subscriber_id, "name": t} for t in candidate.tags)
         state = candidate.verdict.state
-        tags.extend({"subscriber_id": row.id, "name": t} for t in candidate.tags)
+        if state is State.ACTIVE and not run.require_confirmation:
+            active_lines.append(candidate.line)
+            continue
         if state.left:
             report.keep_out(candidate.verdict, candidate.line)
-            leaving.append(run.suppression(candidate, hashes[row.email]))
+            leaving.append(run.suppression(candidate, hashes[email]))
             continue
-        report.imported += 1
+        report.pending += 1
         if state == State.PENDING:
-            report.pending += 1
             report.note("imported", "pending: never confirmed, sent nothing", candidate.line)
-        elif run.require_confirmation:
-            report.pending += 1
+        else:
             report.note("imported", "pending: confirmation mailed", candidate.line)
             confirmations.append(
-                ConfirmationRequest(row.email, row.name, confirmation_token_for(row.public_id, now))
+                ConfirmationRequest(email, candidate.name, confirmation_token_for(public_id, now))
             )
-        else:
-            active_lines.append(candidate.line)
+    report.imported += len(inserted) - len(leaving)
     report.note_many("imported", "active", sorted(active_lines))
-    there = [email for email, *_ in fresh if email not in added]
+    # Every row went in (the usual case in a large import): nobody to look up.
+    there = [] if len(inserted) == len(fresh) else [e for e, *_ in fresh if e not in added]
     existing = repository.existing_by_email(session, there)
     renames: list[dict[str, Any]] = []
     renamed_lines: list[int] = []
