@@ -18,6 +18,7 @@ skipped. A dry run does all the same work in one transaction and rolls it back.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import ipaddress
 from collections.abc import Callable, Iterator
@@ -25,13 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
 from newsletter.db import transaction
 from newsletter.orm import utcnow
-from subscribers import repository
+from newsletter.settings import get_settings
+from subscribers import addresses, repository
 from subscribers.addresses import InvalidAddress, address_hash, normalise
 from subscribers.formats import (
     EMAIL_HEADERS,
@@ -199,8 +201,9 @@ class ImportReport:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+# A named tuple rather than a frozen dataclass: made once per row, and a frozen dataclass's
+# __init__ (one object.__setattr__ a field) cost four times as much.
+class Candidate(NamedTuple):
     line: int
     email: str
     name: str
@@ -516,6 +519,34 @@ def _ip(cell: str) -> str | None:
 
 # --- writing --------------------------------------------------------------------------------
 
+
+def _hasher() -> Callable[[str], str]:
+    """`address_hash` for every row of one import, three times faster: the HMAC's keyed inner
+    and outer SHA-256 states made once (RFC 2104), copied for each address, instead of the key
+    read from the settings and set up again for each. Checked against `address_hash` itself
+    first; should the two ever differ, `address_hash` it is."""
+    settings = get_settings()
+    key = addresses._key(settings.newsletter_suppression_key or settings.newsletter_secret_key)
+    block = hashlib.sha256().block_size
+    if len(key) > block:
+        return address_hash
+    padded = key.ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+
+    def fast(email: str) -> str:
+        digest = inner.copy()
+        digest.update(email.encode())
+        result = outer.copy()
+        result.update(digest.digest())
+        return result.hexdigest()
+
+    probes = ("reader@example.com", "ünïcode.ß@exämple.org", "")
+    if any(fast(probe) != address_hash(probe) for probe in probes):
+        return address_hash
+    return fast
+
+
 _STATUS = {
     State.ACTIVE: SubscriberStatus.ACTIVE,
     State.PENDING: SubscriberStatus.PENDING,
@@ -547,6 +578,7 @@ class _Run:
     # and an eighth of a byte per existing subscriber, whatever the file's length.
     seen: bytearray
     report: ImportReport
+    hash_of: Callable[[str], str] = address_hash
     _plain: tuple[Any, tuple[Any, ...]] = (None, ())
 
     def first_sight(self, subscriber_id: int) -> bool:
@@ -617,7 +649,7 @@ def _write_batch(session: Session, run: _Run, batch: list[Candidate]) -> list[Co
             report.keep_out(candidate.verdict, candidate.line)
         else:
             first[candidate.email] = candidate
-    hashes = {email: address_hash(email) for email in first}
+    hashes = {email: run.hash_of(email) for email in first}
     suppressed = repository.suppressed_among(session, list(hashes.values()))
     fresh: list[tuple[str, str, str, tuple[Any, ...]]] = []
     for email, email_hash in hashes.items():
@@ -814,6 +846,7 @@ def import_csv(
             max_id_before=max_id_before,
             seen=bytearray(max_id_before // 8 + 1),
             report=report,
+            hash_of=_hasher(),
         )
         candidates = iter(reader)
         if dry_run:

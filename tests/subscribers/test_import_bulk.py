@@ -1,0 +1,165 @@
+"""The bulk import's shortcuts store exactly what the plain way would: the faster address hash,
+and the SQLite insert that binds a value many rows share once per statement."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from newsletter.settings import reset_settings
+from subscribers import importer, repository
+from subscribers.addresses import address_hash
+from subscribers.models import Subscriber, SubscriberTag, Suppression
+from subscribers.service import ConfirmationRequest
+from tests.subscribers.factories import active_subscriber
+
+# Later than the arranged rows' consent, so that a leaving without a time (now) stands.
+NOW = datetime(2031, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("suppression_key", [None, "another key", "k" * 200])
+def test_the_import_hashes_addresses_as_address_hash_does(
+    monkeypatch: pytest.MonkeyPatch, suppression_key: str | None
+) -> None:
+    if suppression_key:
+        monkeypatch.setenv("NEWSLETTER_SUPPRESSION_KEY", suppression_key)
+    reset_settings()
+    fast = importer._hasher()
+    assert fast is not address_hash  # the fast one was taken: this test checks something
+    for email in ("a@b.co", "reader1@example.com", "ü@exämple.org", "x" * 300, "", "'=x@e.com"):
+        assert fast(email) == address_hash(email)
+
+
+def _file(tmp_path: Path) -> Path:
+    """Our own export's columns: plain active rows (most), dated consent with an IP, paused and
+    tags, never-confirmed rows (the same values, distinct tuples), and people who left."""
+    lines = ["email,name,status,consent_at,consent_ip,unsubscribed_at,paused,topics"]
+    for i in range(400):
+        kind = i % 8
+        if kind <= 3:
+            lines.append(f"plain{i}@example.com,Plain {i},active,,,,,")
+        elif kind == 4:
+            lines.append(
+                f"dated{i}@example.com,Dated {i},active,2024-01-{i % 28 + 1:02d}T10:00:00Z,"
+                f"192.0.2.{i % 250},,{'true' if i % 3 else 'false'},news;offers"
+            )
+        elif kind in (5, 6):
+            lines.append(f"pending{i}@example.com,,pending,,,,,")
+        else:
+            lines.append(
+                f"left{i}@example.com,Left {i},unsubscribed,2023-05-01T00:00:00Z,,"
+                f"2025-02-{i % 28 + 1:02d}T08:00:00Z,,"
+            )
+    lines += ["plain0@example.com,Again,active,,,,,", "known1@example.com,Known New,active,,,,,"]
+    lines += ["known2@example.com,,unsubscribed,,,,,", "known3@example.com,Known 3,active,,,,,"]
+    path = tmp_path / "export.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _arrange(db: Session) -> None:
+    for n in (1, 2, 3):
+        active_subscriber(db, f"known{n}@example.com", f"Known {n}")
+    db.commit()
+
+
+def _stored(db: Session) -> dict[str, Any]:
+    db.expire_all()
+    columns = [c for c in Subscriber.__table__.c if c.name not in ("id", "public_id")]
+    people = {
+        row.email: tuple(getattr(row, c.name) for c in columns)
+        for row in db.scalars(select(Subscriber))
+        if not row.email.startswith("known")  # arranged at the time of each run
+    }
+    known = {
+        row.email: (row.name, row.status.value)
+        for row in db.scalars(select(Subscriber).where(Subscriber.email.like("known%")))
+    }
+    ids = {s.id: s.email for s in db.scalars(select(Subscriber))}
+    tags = sorted((ids[t.subscriber_id], t.name) for t in db.scalars(select(SubscriberTag)))
+    suppressed = sorted((s.email_hash, s.reason, s.detail) for s in db.scalars(select(Suppression)))
+    public_ids = [s.public_id for s in db.scalars(select(Subscriber))]
+    assert len(set(public_ids)) == len(public_ids) and all(len(p) == 22 for p in public_ids)
+    return {"people": people, "known": known, "tags": tags, "suppressed": suppressed}
+
+
+def _mail(mailed: list[tuple[str, str]], request: ConfirmationRequest) -> None:
+    mailed.append((request.email, request.name))
+
+
+@pytest.mark.parametrize("require_confirmation", [False, True])
+def test_rows_are_stored_the_same_however_the_insert_groups_them(
+    db: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, require_confirmation: bool
+) -> None:
+    monkeypatch.setattr(importer, "utcnow", lambda: NOW)
+    path = _file(tmp_path)
+    results = []
+    for shared_run in (repository._SHARED_RUN, 10**9):  # grouped as usual; every row alone
+        monkeypatch.setattr(repository, "_SHARED_RUN", shared_run)
+        db.execute(delete(Subscriber))
+        db.execute(delete(Suppression))
+        db.commit()
+        _arrange(db)
+        mailed: list[tuple[str, str]] = []
+        run = importer.import_csv(
+            path,
+            fmt="newsletter",
+            require_confirmation=require_confirmation,
+            send_confirmation=partial(_mail, mailed),
+        )
+        results.append((run.to_json(), _stored(db), sorted(mailed)))
+    assert results[0] == results[1]
+    report, stored, mailed = results[0]
+    assert report["imported"] == 350 and report["kept_out"] == 51  # known2 left as well
+    assert report["updated"] == 1 and report["skipped"] == 2  # the second plain0; known3
+    assert len(mailed) == (250 if require_confirmation else 0)
+    people = stored["people"]
+    columns = [c.name for c in Subscriber.__table__.c if c.name not in ("id", "public_id")]
+
+    def of(email: str) -> dict[str, Any]:
+        return dict(zip(columns, people[email], strict=True))
+
+    plain, dated, pending = (
+        of("plain8@example.com"),
+        of("dated4@example.com"),
+        of("pending5@example.com"),
+    )
+    if require_confirmation:
+        assert (plain["status"], plain["consent_at"], plain["confirm_sent_at"]) == (
+            "pending",
+            None,
+            NOW,
+        )
+    else:
+        assert (plain["status"], plain["consent_at"], plain["confirmed_at"]) == ("active", NOW, NOW)
+        assert plain["consent_method"] == "import" and plain["confirm_sent_at"] is None
+        assert dated["consent_at"] == datetime(2024, 1, 5, 10, tzinfo=UTC)
+        assert (dated["consent_ip"], dated["paused"]) == ("192.0.2.4", True)
+    assert (plain["name"], plain["source"], plain["created_at"]) == (
+        "Plain 8",
+        "import:newsletter:export.csv",
+        NOW,
+    )
+    assert (pending["status"], pending["confirm_sent_at"], pending["paused"]) == (
+        "pending",
+        None,
+        False,
+    )
+    left = of("left7@example.com")
+    assert (left["status"], left["unsubscribed_at"]) == (
+        "unsubscribed",
+        datetime(2025, 2, 8, 8, tzinfo=UTC),
+    )
+    assert stored["known"] == {
+        "known1@example.com": ("Known New", "active"),
+        "known2@example.com": ("Known 2", "unsubscribed"),
+        "known3@example.com": ("Known 3", "active"),
+    }
+    assert ("dated4@example.com", "news") in stored["tags"]
+    assert len(stored["suppressed"]) == 51
