@@ -668,15 +668,15 @@ def _write_batch(session: Session, run: _Run, batch: list[Candidate]) -> list[Co
     inserted = repository.insert_new(session, fresh, _VARYING, _shared_columns(run, now))
     added: set[str] = set()
     if len(inserted) < len(fresh):
-        added.update(email for _, email, _ in inserted)
+        added.update(email for email, _ in inserted)
     leaving: list[dict[str, str]] = []
-    tags: list[dict[str, Any]] = []
+    tags: list[tuple[str, str]] = []
     confirmations: list[ConfirmationRequest] = []
     active_lines: list[int] = []
-    for subscriber_id, email, public_id in inserted:
+    for email, public_id in inserted:
         candidate = first[email]
         if candidate.tags:
-            tags.extend({"subscriber_id": subscriber_id, "name": t} for t in candidate.tags)
+            tags.extend((email, t) for t in candidate.tags)
         state = candidate.verdict.state
         if state is State.ACTIVE and not run.require_confirmation:
             active_lines.append(candidate.line)
@@ -710,7 +710,7 @@ def _write_batch(session: Session, run: _Run, batch: list[Candidate]) -> list[Co
             # erased in the instant between the insert and the look-up: nothing to do.)
             report.skip("duplicate", candidate.line)
             continue
-        tags.extend({"subscriber_id": known.id, "name": t} for t in candidate.tags)
+        tags.extend((email, t) for t in candidate.tags)
         if candidate.verdict.state.left:
             if known.status in repository.LEFT:
                 report.keep_out(candidate.verdict, candidate.line)
