@@ -459,6 +459,12 @@ def bulk_write(session: Session) -> Iterator[None]:
     if not _fts_ready(session):
         yield
         return
+    connection = session.connection()
+    if not connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+        # pysqlite opens a transaction only before an INSERT, UPDATE or DELETE: without this
+        # the DROP below committed at once, so an error, a crash or a dry run's rollback left
+        # the trigger gone and later sign-ups missing from search.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     session.execute(text(f"DROP TRIGGER IF EXISTS {search_index.INSERT_TRIGGER_NAME}"))
     since = max_id(session)
     yield

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from newsletter.settings import reset_settings
 from subscribers import importer, repository
+from subscribers import search as search_index
 from subscribers.addresses import address_hash
 from subscribers.models import Subscriber, SubscriberTag, Suppression
 from subscribers.service import ConfirmationRequest
@@ -163,3 +164,74 @@ def test_rows_are_stored_the_same_however_the_insert_groups_them(
     }
     assert ("dated4@example.com", "news") in stored["tags"]
     assert len(stored["suppressed"]) == 51
+
+
+def _search_state(db: Session) -> tuple[Any, ...]:
+    if db.get_bind().dialect.name != "sqlite":
+        return ()
+    fts = search_index.FTS_TABLE
+    return (
+        db.scalar(text("SELECT sql FROM sqlite_master WHERE name = :n"), {"n": INSERT_TRIGGER}),
+        db.scalar(text(f"SELECT v FROM {fts}_config WHERE k = 'hashsize'")),
+        db.scalar(text(f"SELECT count(*) FROM {fts}_data")),
+    )
+
+
+INSERT_TRIGGER = search_index.INSERT_TRIGGER_NAME
+
+
+def test_an_import_leaves_the_search_index_settings_as_they_were(
+    db: Session, tmp_path: Path
+) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text("email,name\n" + "".join(f"r{n}@example.org,Quill {n}\n" for n in range(300)))
+    before = _search_state(db)
+    assert importer.import_csv(path, dry_run=True).imported == 300
+    assert _search_state(db) == before  # a dry run leaves no trace, the trigger included
+    assert importer.import_csv(path).imported == 300
+    after = _search_state(db)
+    if before:
+        assert after == (before[0], None, after[2])  # the trigger exactly as made
+        fts = search_index.FTS_TABLE
+        found = db.scalar(text(f"SELECT count(*) FROM {fts} WHERE {fts} MATCH '\"quill 12\"'"))
+        assert found == 11  # Quill 12, 120…129
+        db.execute(text(f"INSERT INTO {fts}({fts}, rank) VALUES ('integrity-check', 1)"))
+
+
+@pytest.mark.parametrize("stage", ["writing", "indexing"])
+def test_an_import_that_fails_midway_leaves_rows_and_search_index_as_before(
+    db: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    """An error (or a crash) inside a commit's work rolls all of it back: its rows, the
+    trigger the fill set aside."""
+    _arrange(db)
+    monkeypatch.setattr(importer, "BATCH_ROWS", 10)
+    path = tmp_path / "list.csv"
+    path.write_text("email,name\n" + "".join(f"n{n}@example.org,N {n}\n" for n in range(100)))
+    people_before, search_before = _stored(db), _search_state(db)
+    if stage == "writing":
+        real = repository.insert_new
+        calls: list[int] = []
+
+        def failing(*args: Any) -> Any:
+            calls.append(1)
+            if len(calls) == 3:
+                raise RuntimeError("disk on fire")
+            return real(*args)
+
+        monkeypatch.setattr(repository, "insert_new", failing)
+    elif db.get_bind().dialect.name == "sqlite":
+        monkeypatch.setattr(search_index, "INSERT_TRIGGER", "CREATE TRIGGER broken")
+    else:
+        pytest.skip("PostgreSQL's trigram indexes follow the table: there is no fill to fail")
+    with pytest.raises(Exception, match=r"disk on fire|syntax error|incomplete input"):
+        importer.import_csv(path)
+    db.rollback()
+    assert _stored(db) == people_before
+    assert _search_state(db) == search_before
+    if search_before:  # the trigger still indexes people added one at a time
+        monkeypatch.undo()
+        active_subscriber(db, "later@example.org", "Zebulon Later")
+        db.commit()
+        fts = search_index.FTS_TABLE
+        assert db.scalar(text(f"SELECT count(*) FROM {fts} WHERE {fts} MATCH 'zebulon'")) == 1
