@@ -18,6 +18,7 @@ skipped. A dry run does all the same work in one transaction and rolls it back.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import ipaddress
 from collections.abc import Callable, Iterator
@@ -25,13 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
 from newsletter.db import transaction
 from newsletter.orm import utcnow
-from subscribers import repository
+from newsletter.settings import get_settings
+from subscribers import addresses, repository
 from subscribers.addresses import InvalidAddress, address_hash, normalise
 from subscribers.formats import (
     EMAIL_HEADERS,
@@ -199,8 +201,9 @@ class ImportReport:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+# A named tuple rather than a frozen dataclass: made once per row, and a frozen dataclass's
+# __init__ (one object.__setattr__ a field) cost four times as much.
+class Candidate(NamedTuple):
     line: int
     email: str
     name: str
@@ -516,6 +519,34 @@ def _ip(cell: str) -> str | None:
 
 # --- writing --------------------------------------------------------------------------------
 
+
+def _hasher() -> Callable[[str], str]:
+    """`address_hash` for every row of one import, three times faster: the HMAC's keyed inner
+    and outer SHA-256 states made once (RFC 2104), copied for each address, instead of the key
+    read from the settings and set up again for each. Checked against `address_hash` itself
+    first; should the two ever differ, `address_hash` it is."""
+    settings = get_settings()
+    key = addresses._key(settings.newsletter_suppression_key or settings.newsletter_secret_key)
+    block = hashlib.sha256().block_size
+    if len(key) > block:
+        return address_hash
+    padded = key.ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+
+    def fast(email: str) -> str:
+        digest = inner.copy()
+        digest.update(email.encode())
+        result = outer.copy()
+        result.update(digest.digest())
+        return result.hexdigest()
+
+    probes = ("reader@example.com", "ünïcode.ß@exämple.org", "")
+    if any(fast(probe) != address_hash(probe) for probe in probes):
+        return address_hash
+    return fast
+
+
 _STATUS = {
     State.ACTIVE: SubscriberStatus.ACTIVE,
     State.PENDING: SubscriberStatus.PENDING,
@@ -547,6 +578,7 @@ class _Run:
     # and an eighth of a byte per existing subscriber, whatever the file's length.
     seen: bytearray
     report: ImportReport
+    hash_of: Callable[[str], str] = address_hash
     _plain: tuple[Any, tuple[Any, ...]] = (None, ())
 
     def first_sight(self, subscriber_id: int) -> bool:
@@ -617,7 +649,7 @@ def _write_batch(session: Session, run: _Run, batch: list[Candidate]) -> list[Co
             report.keep_out(candidate.verdict, candidate.line)
         else:
             first[candidate.email] = candidate
-    hashes = {email: address_hash(email) for email in first}
+    hashes = {email: run.hash_of(email) for email in first}
     suppressed = repository.suppressed_among(session, list(hashes.values()))
     fresh: list[tuple[str, str, str, tuple[Any, ...]]] = []
     for email, email_hash in hashes.items():
@@ -635,33 +667,36 @@ def _write_batch(session: Session, run: _Run, batch: list[Candidate]) -> list[Co
     fresh.sort()
     inserted = repository.insert_new(session, fresh, _VARYING, _shared_columns(run, now))
     added: set[str] = set()
+    if len(inserted) < len(fresh):
+        added.update(email for email, _ in inserted)
     leaving: list[dict[str, str]] = []
-    tags: list[dict[str, Any]] = []
+    tags: list[tuple[str, str]] = []
     confirmations: list[ConfirmationRequest] = []
     active_lines: list[int] = []
-    for row in inserted:
-        added.add(row.email)
-        candidate = first[row.email]
+    for email, public_id in inserted:
+        candidate = first[email]
+        if candidate.tags:
+            tags.extend((email, t) for t in candidate.tags)
         state = candidate.verdict.state
-        tags.extend({"subscriber_id": row.id, "name": t} for t in candidate.tags)
+        if state is State.ACTIVE and not run.require_confirmation:
+            active_lines.append(candidate.line)
+            continue
         if state.left:
             report.keep_out(candidate.verdict, candidate.line)
-            leaving.append(run.suppression(candidate, hashes[row.email]))
+            leaving.append(run.suppression(candidate, hashes[email]))
             continue
-        report.imported += 1
+        report.pending += 1
         if state == State.PENDING:
-            report.pending += 1
             report.note("imported", "pending: never confirmed, sent nothing", candidate.line)
-        elif run.require_confirmation:
-            report.pending += 1
+        else:
             report.note("imported", "pending: confirmation mailed", candidate.line)
             confirmations.append(
-                ConfirmationRequest(row.email, row.name, confirmation_token_for(row.public_id, now))
+                ConfirmationRequest(email, candidate.name, confirmation_token_for(public_id, now))
             )
-        else:
-            active_lines.append(candidate.line)
+    report.imported += len(inserted) - len(leaving)
     report.note_many("imported", "active", sorted(active_lines))
-    there = [email for email, *_ in fresh if email not in added]
+    # Every row went in (the usual case in a large import): nobody to look up.
+    there = [] if len(inserted) == len(fresh) else [e for e, *_ in fresh if e not in added]
     existing = repository.existing_by_email(session, there)
     renames: list[dict[str, Any]] = []
     renamed_lines: list[int] = []
@@ -675,7 +710,7 @@ def _write_batch(session: Session, run: _Run, batch: list[Candidate]) -> list[Co
             # erased in the instant between the insert and the look-up: nothing to do.)
             report.skip("duplicate", candidate.line)
             continue
-        tags.extend({"subscriber_id": known.id, "name": t} for t in candidate.tags)
+        tags.extend((email, t) for t in candidate.tags)
         if candidate.verdict.state.left:
             if known.status in repository.LEFT:
                 report.keep_out(candidate.verdict, candidate.line)
@@ -811,6 +846,7 @@ def import_csv(
             max_id_before=max_id_before,
             seen=bytearray(max_id_before // 8 + 1),
             report=report,
+            hash_of=_hasher(),
         )
         candidates = iter(reader)
         if dry_run:

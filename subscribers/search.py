@@ -27,6 +27,9 @@ INSERT_TRIGGER_NAME = f"{FTS_TABLE}_insert"
 INSERT_TRIGGER = f"""CREATE TRIGGER {FTS_TABLE}_insert AFTER INSERT ON subscribers BEGIN
         INSERT INTO {FTS_TABLE}(rowid, email, name) VALUES (new.id, new.email, new.name);
     END"""
+# FTS5's in-memory buffer of pending trigrams: its default, and the import's (bulk_write).
+DEFAULT_HASHSIZE = 1024 * 1024
+BULK_HASHSIZE = 8 * 1024 * 1024
 # FTS5's trigram tokenizer indexes three characters at a time: a shorter term has no trigram.
 MIN_INDEXED_CHARS = 3
 
