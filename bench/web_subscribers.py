@@ -89,7 +89,7 @@ def main() -> None:
             create_user(session, "bench@example.com", "bench password 123", Role.ADMIN)
             # What autovacuum does within a minute of a load, and the importer itself after a
             # large import: without it PostgreSQL plans for the empty table it last saw.
-            from subscribers.repository import refresh_statistics
+            from subscribers.bulk import refresh_statistics
 
             refresh_statistics(session)
 

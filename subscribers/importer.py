@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from newsletter.db import transaction
 from newsletter.orm import utcnow
 from newsletter.settings import get_settings
-from subscribers import addresses, repository
+from subscribers import addresses, bulk, repository
 from subscribers.addresses import InvalidAddress, address_hash, normalise
 from subscribers.formats import (
     EMAIL_HEADERS,
@@ -650,7 +650,7 @@ def _write_batch(session: Session, run: _Run, batch: list[Candidate]) -> list[Co
         else:
             first[candidate.email] = candidate
     hashes = {email: run.hash_of(email) for email in first}
-    suppressed = repository.suppressed_among(session, list(hashes.values()))
+    suppressed = bulk.suppressed_among(session, list(hashes.values()))
     fresh: list[tuple[str, str, str, tuple[Any, ...]]] = []
     for email, email_hash in hashes.items():
         candidate = first[email]
@@ -665,7 +665,7 @@ def _write_batch(session: Session, run: _Run, batch: list[Candidate]) -> list[Co
     # most rows are new, and one probe of the email index per row is enough.
     # Sorted, so the inserts walk the index in order instead of jumping around it.
     fresh.sort()
-    inserted = repository.insert_new(session, fresh, _VARYING, _shared_columns(run, now))
+    inserted = bulk.insert_new(session, fresh, _VARYING, _shared_columns(run, now))
     added: set[str] = set()
     if len(inserted) < len(fresh):
         added.update(email for email, _ in inserted)
@@ -697,7 +697,7 @@ def _write_batch(session: Session, run: _Run, batch: list[Candidate]) -> list[Co
     report.note_many("imported", "active", sorted(active_lines))
     # Every row went in (the usual case in a large import): nobody to look up.
     there = [] if len(inserted) == len(fresh) else [e for e, *_ in fresh if e not in added]
-    existing = repository.existing_by_email(session, there)
+    existing = bulk.existing_by_email(session, there)
     renames: list[dict[str, Any]] = []
     renamed_lines: list[int] = []
     left_now: list[dict[str, Any]] = []
@@ -738,8 +738,8 @@ def _write_batch(session: Session, run: _Run, batch: list[Candidate]) -> list[Co
         else:
             report.skip("unchanged", candidate.line)
     if left_now:
-        repository.mark_left_many(session, left_now)
-        now_left = repository.left_among(session, [change["b_id"] for change in left_now])
+        bulk.mark_left_many(session, left_now)
+        now_left = bulk.left_among(session, [change["b_id"] for change in left_now])
         for change, candidate in zip(left_now, left_candidates, strict=True):
             if change["b_id"] in now_left:
                 report.marked_left += 1
@@ -756,14 +756,14 @@ def _write_batch(session: Session, run: _Run, batch: list[Candidate]) -> list[Co
                 )
                 drop = hashes[candidate.email]
                 leaving = [e for e in leaving if e["email_hash"] != drop]
-    repository.suppress_many(session, leaving)
-    renamed = repository.rename_many(session, renames)
+    bulk.suppress_many(session, leaving)
+    renamed = bulk.rename_many(session, renames)
     report.updated += renamed
     for line in renamed_lines[:renamed]:
         report.note("updated", "name changed", line)
     for line in renamed_lines[renamed:]:
         report.skip("suppressed", line)
-    repository.add_tags(session, tags)
+    bulk.add_tags(session, tags)
     return confirmations
 
 
@@ -837,7 +837,7 @@ def import_csv(
         mapping = reader.mapping
         report.mapping = mapping.to_json()
         with transaction() as session:
-            max_id_before = repository.max_id(session)
+            max_id_before = bulk.max_id(session)
         tool = "" if mapping.fmt.key == "generic" else f"{mapping.fmt.key}:"
         run = _Run(
             source=f"import:{tool}{name}"[:64],
@@ -853,7 +853,7 @@ def import_csv(
             # One transaction for the whole file, rolled back: the counts are exactly those of
             # a real import (a duplicate in a later batch is still a duplicate).
             with transaction() as session:
-                with repository.bulk_write(session):
+                with bulk.bulk_write(session):
                     while batch := list(islice(candidates, BATCH_ROWS)):
                         _write_batch(session, run, batch)
                         if on_progress:
@@ -863,7 +863,7 @@ def import_csv(
         done = False
         while not done:
             confirmations: list[ConfirmationRequest] = []
-            with transaction() as session, repository.bulk_write(session):
+            with transaction() as session, bulk.bulk_write(session):
                 written = 0
                 while written < COMMIT_ROWS:
                     batch = list(islice(candidates, BATCH_ROWS))
@@ -881,5 +881,5 @@ def import_csv(
                     report.confirmations_sent += 1
     if report.imported + report.kept_out >= ANALYZE_AFTER_ROWS:
         with transaction() as session:
-            repository.refresh_statistics(session)
+            bulk.refresh_statistics(session)
     return report

@@ -22,7 +22,7 @@ from typing import Any
 FTS_TABLE = "subscriber_search"
 TRIGRAM_INDEXES = ("ix_subscribers_email_trgm", "ix_subscribers_name_trgm")
 # The trigger that indexes each new subscriber, exactly as 0003_staff made it (a test compares
-# them); a large import drops it and indexes its rows at once (repository.bulk_write).
+# them); a large import drops it and indexes its rows at once (bulk.bulk_write).
 INSERT_TRIGGER_NAME = f"{FTS_TABLE}_insert"
 INSERT_TRIGGER = f"""CREATE TRIGGER {FTS_TABLE}_insert AFTER INSERT ON subscribers BEGIN
         INSERT INTO {FTS_TABLE}(rowid, email, name) VALUES (new.id, new.email, new.name);

@@ -23,7 +23,7 @@ from newsletter.numbers import ascii_int
 from newsletter.orm import utcnow
 from newsletter.security.signing import sign, unsign
 from newsletter.settings import get_settings
-from subscribers import repository
+from subscribers import bulk, repository
 from subscribers.addresses import InvalidAddress, address_hash, normalise
 from subscribers.models import Subscriber, SubscriberStatus, Suppression
 
@@ -150,7 +150,7 @@ def mailable_count(session: Session) -> int:
 
 
 def suppressed_among(session: Session, hashes: Sequence[str]) -> set[str]:
-    return repository.suppressed_among(session, hashes)
+    return bulk.suppressed_among(session, hashes)
 
 
 def suppression_for(session: Session, email_hash: str) -> Suppression | None:

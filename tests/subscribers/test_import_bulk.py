@@ -13,7 +13,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from newsletter.settings import reset_settings
-from subscribers import importer, repository
+from subscribers import bulk, importer
 from subscribers import search as search_index
 from subscribers.addresses import address_hash
 from subscribers.models import Subscriber, SubscriberTag, Suppression
@@ -101,8 +101,8 @@ def test_rows_are_stored_the_same_however_the_insert_groups_them(
     monkeypatch.setattr(importer, "utcnow", lambda: NOW)
     path = _file(tmp_path)
     results = []
-    for shared_run in (repository._SHARED_RUN, 10**9):  # grouped as usual; every row alone
-        monkeypatch.setattr(repository, "_SHARED_RUN", shared_run)
+    for shared_run in (bulk._SHARED_RUN, 10**9):  # grouped as usual; every row alone
+        monkeypatch.setattr(bulk, "_SHARED_RUN", shared_run)
         db.execute(delete(Subscriber))
         db.execute(delete(Suppression))
         db.commit()
@@ -212,7 +212,7 @@ def test_an_import_that_fails_midway_leaves_rows_and_search_index_as_before(
     path.write_text("email,name\n" + "".join(f"n{n}@example.org,N {n}\n" for n in range(100)))
     people_before, search_before = _stored(db), _search_state(db)
     if stage == "writing":
-        real = repository.insert_new
+        real = bulk.insert_new
         calls: list[int] = []
 
         def failing(*args: Any) -> Any:
@@ -221,7 +221,7 @@ def test_an_import_that_fails_midway_leaves_rows_and_search_index_as_before(
                 raise RuntimeError("disk on fire")
             return real(*args)
 
-        monkeypatch.setattr(repository, "insert_new", failing)
+        monkeypatch.setattr(bulk, "insert_new", failing)
     elif db.get_bind().dialect.name == "sqlite":
         monkeypatch.setattr(search_index, "INSERT_TRIGGER", "CREATE TRIGGER broken")
     else:
