@@ -67,7 +67,9 @@ TARGETS: dict[str, Target] = {
         ("tests/sending",),
         ignore=("tests/sending/test_crash.py", "tests/sending/test_interrupt.py"),
     ),
-    "subscribers/importer": Target(("subscribers/importer.py",), ("tests/subscribers",)),
+    "subscribers/importer": Target(
+        ("subscribers/importer.py", "subscribers/csv_reading.py"), ("tests/subscribers",)
+    ),
     # One person across the domains: their links, export and erasure, each owner's part.
     "people": Target(
         (

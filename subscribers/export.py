@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from sqlalchemy.orm import Session
 
 from subscribers import listing, service
-from subscribers.importer import spreadsheet_safe
+from subscribers.csv_reading import spreadsheet_safe
 from subscribers.models import SubscriberStatus
 
 COLUMNS = [

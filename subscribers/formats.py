@@ -22,6 +22,8 @@ from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from newsletter.errors import Refused
+
 MAX_TAG = 100
 MAX_TAGS = 50
 
@@ -569,7 +571,7 @@ FORMATS: dict[str, Format] = {
 }
 
 
-class MappingError(ValueError):
+class MappingError(Refused):
     """The header cannot be read as a list with this format and mapping; nothing was written."""
 
 

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from subscribers import repository, service
-from subscribers.importer import MAX_LINE_BYTES
+from subscribers import csv_reading, repository, service
+from subscribers.csv_reading import MAX_LINE_BYTES
 from subscribers.models import Subscriber, SubscriberTag, Suppression
 from tests.subscribers.factories import active_subscriber
 from tests.subscribers.helpers import cli
@@ -299,7 +299,7 @@ def test_utf16_lines_that_are_broken_or_endless_are_refused_alone(
 ) -> None:
     from subscribers import importer
 
-    monkeypatch.setattr(importer, "MAX_LINE_BYTES", 200)
+    monkeypatch.setattr(csv_reading, "MAX_LINE_BYTES", 200)
     data = (
         "\ufeffemail,name\n".encode("utf-16-le")
         + "a@example.com,A\n".encode("utf-16-le")

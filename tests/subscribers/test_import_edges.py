@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from subscribers.importer import MAX_LINE_BYTES
+from subscribers.csv_reading import MAX_LINE_BYTES
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.subscribers.factories import active_subscriber
 from tests.subscribers.helpers import cli
