@@ -1,4 +1,8 @@
-"""The `newsletter` command. Each domain owns its group; this file only assembles them."""
+"""The `newsletter` command. Each domain owns its group; this file only assembles them.
+
+Typer builds every command of every group before it runs one (even for `--help`), so the group
+modules import at their top only what their signatures need; each command imports the
+database, the domains and their libraries when it runs (tests/foundation/test_cli_start.py)."""
 
 from __future__ import annotations
 
@@ -39,12 +43,12 @@ def _every_command(context: typer.Context) -> None:
     except InsecureSecretKey as exc:
         fail(str(exc), code=2)
     # Every command that reads or writes the list hashes addresses with the suppression key.
-    if context.invoked_subcommand not in ("init", "demo"):
+    # Help reads no database: it works anywhere, leaves no empty SQLite file behind, and does
+    # not load SQLAlchemy to print a usage.
+    if context.invoked_subcommand not in ("init", "demo") and not _asking_for_help():
         from newsletter.settings import get_settings
 
-        url = get_settings().database_url
-        if not _asking_for_help():
-            _require_database(url)
+        _require_database(get_settings().database_url)
         require_suppression_key()
 
 

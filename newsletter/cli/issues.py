@@ -12,10 +12,6 @@ from typing import Any
 import typer
 
 from newsletter.cli.support import JsonOption, fail, print_json, warn
-from newsletter.db import transaction
-from newsletter.issues import service
-from newsletter.issues.service import IssueError
-from newsletter.issues.weeks import WeekError
 
 app = typer.Typer(
     help="Build, preview, approve, schedule and send the weekly issue.", no_args_is_help=True
@@ -36,6 +32,11 @@ def build(
     Picks the matchups published since the previous issue's cut-off that are in no sent issue,
     most decisive panel first; above NEWSLETTER_MAX_MATCHUPS the rest go to "more this week".
     """
+    from newsletter.db import transaction
+    from newsletter.issues import service
+    from newsletter.issues.service import IssueError
+    from newsletter.issues.weeks import WeekError
+
     try:
         with transaction() as session:
             result = service.build(session, week)
@@ -60,6 +61,9 @@ def build(
 @app.command("list")
 def list_(as_json: bool = JsonOption) -> None:
     """List every issue, newest week first."""
+    from newsletter.db import transaction
+    from newsletter.issues import service
+
     with transaction() as session:
         data = [service.to_json(session, issue) for issue in service.list_all(session)]
     if as_json:
@@ -75,6 +79,10 @@ def list_(as_json: bool = JsonOption) -> None:
 @app.command()
 def show(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
     """Show an issue: status, subject, matchups in order, the editor's overrides."""
+    from newsletter.db import transaction
+    from newsletter.issues import service
+    from newsletter.issues.service import IssueError
+
     try:
         with transaction() as session:
             issue = service.require(session, issue_id)
@@ -112,6 +120,10 @@ def preview(
     as_json: bool = JsonOption,
 ) -> None:
     """Write what a subscriber would get (placeholders filled for a sample subscriber)."""
+    from newsletter.db import transaction
+    from newsletter.issues import service
+    from newsletter.issues.service import IssueError
+
     if html is None and text is None:
         fail("give --html FILE and/or --text FILE")
     try:
@@ -142,6 +154,10 @@ def edit(
     as_json: bool = JsonOption,
 ) -> None:
     """Override the issue's subject, preheader or intro; kept across rebuilds."""
+    from newsletter.db import transaction
+    from newsletter.issues import service
+    from newsletter.issues.service import IssueError
+
     if subject is None and preheader is None and intro is None:
         fail("nothing to change: give --subject, --preheader and/or --intro")
     try:
@@ -170,6 +186,10 @@ def matchup(
     as_json: bool = JsonOption,
 ) -> None:
     """Edit one matchup of an issue: summary, position, exclusion. Kept across rebuilds."""
+    from newsletter.db import transaction
+    from newsletter.issues import service
+    from newsletter.issues.service import IssueError
+
     if exclude and include:
         fail("--exclude and --include contradict each other")
     if summary is None and position is None and not exclude and not include:
@@ -210,6 +230,10 @@ def approve(
     as_json: bool = JsonOption,
 ) -> None:
     """Approve a draft: its render is frozen; this is exactly what will be sent."""
+    from newsletter.db import transaction
+    from newsletter.issues import service
+    from newsletter.issues.service import IssueError
+
     try:
         with transaction() as session:
             issue = service.approve(session, issue_id, by=by)
@@ -233,6 +257,10 @@ def schedule_(
     as_json: bool = JsonOption,
 ) -> None:
     """Schedule an approved issue; the scheduler sends it when the time comes."""
+    from newsletter.db import transaction
+    from newsletter.issues import service
+    from newsletter.issues.service import IssueError
+
     try:
         when = service.parse_send_time(at)
         with transaction() as session:

@@ -8,8 +8,6 @@ from pathlib import Path
 import typer
 
 from newsletter.cli.support import JsonOption, print_json, warn
-from newsletter.db import transaction
-from newsletter.matchups import service
 
 app = typer.Typer(
     help="Import and list matchups (the site's comparison pages).", no_args_is_help=True
@@ -35,6 +33,9 @@ def import_(
     as_json: bool = JsonOption,
 ) -> None:
     """Import matchup pages; re-importing a page updates it. Bad files are refused whole."""
+    from newsletter.db import transaction
+    from newsletter.matchups import service
+
     when = _parse_when(published_at)
     report: dict[str, list[dict[str, object]]] = {"imported": [], "refused": []}
     for item in service.expand_paths(paths):
@@ -80,6 +81,9 @@ def import_(
 @app.command("list")
 def list_(as_json: bool = JsonOption) -> None:
     """List every matchup, oldest first."""
+    from newsletter.db import transaction
+    from newsletter.matchups import service
+
     with transaction() as session:
         matchups = service.list_all(session)
         data = [service.to_json(m) for m in matchups]

@@ -1,10 +1,13 @@
 """`newsletter issue send|send-test|resolve|pause|resume|cancel|deliveries|worker`.
 
-Registered on the `issue` group owned by newsletter/cli/issues.py.
+Registered on the `issue` group owned by newsletter/cli/issues.py. The ledger, the worker and
+the transports are imported by the commands that use them: `newsletter --help` builds every
+command's help from these signatures and should not load SQLAlchemy to do it.
 """
 
 from __future__ import annotations
 
+import enum
 import signal
 import threading
 import time
@@ -18,22 +21,34 @@ import typer
 
 from newsletter.cli.issues import app
 from newsletter.cli.support import JsonOption, fail, is_terminal, print_json, warn
-from newsletter.db import transaction
 from newsletter.errors import Refused
-from newsletter.issues import service as issues
-from newsletter.issues.models import IssueStatus
-from newsletter.mail.transport import get_transport
 from newsletter.numbers import ascii_int
-from newsletter.sending import service
-from newsletter.sending.models import DeliveryStatus
-from newsletter.sending.worker import run_until_done
 
 IssueId = typer.Argument(..., help="The issue's id (see `newsletter issue list`).")
 EXIT_PAUSED = 2
 EXIT_INTERRUPTED = 130
 
 
+class DeliveryStatusChoice(enum.StrEnum):
+    """`issue deliveries --status`: the values of newsletter.sending.models.DeliveryStatus, in
+    its order (tests/foundation/test_cli_start.py checks they stay the same). Typer reads the
+    choices from the annotation when it builds any help, so the real one would load the ledger's
+    models, and SQLAlchemy, for `newsletter --help`."""
+
+    QUEUED = "queued"
+    IN_FLIGHT = "in_flight"
+    SENT = "sent"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+    SKIPPED = "skipped"
+
+
 def _summary(issue_id: int, started: float | None = None) -> dict[str, Any]:
+    from newsletter.db import transaction
+    from newsletter.issues import service as issues
+    from newsletter.issues.models import IssueStatus
+    from newsletter.sending import service
+
     with transaction() as session:
         status = issues.status_of(session, issue_id)
         counts = service.status_counts(session, issue_id)
@@ -118,6 +133,10 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 def _run_with_progress(issue_id: int, *, show: bool, resolving: bool = False) -> bool:
     """Run a worker in this process until the send is over; False if interrupted."""
+    from newsletter.db import transaction
+    from newsletter.sending import service
+    from newsletter.sending.worker import run_until_done
+
     stop = threading.Event()
     failure: list[BaseException] = []
 
@@ -161,6 +180,8 @@ def _run_with_progress(issue_id: int, *, show: bool, resolving: bool = False) ->
 
 
 def _finish(issue_id: int, started: float, as_json: bool, completed: bool) -> None:
+    from newsletter.issues.models import IssueStatus
+
     summary = _summary(issue_id, started)
     _print_summary(summary, as_json)
     if not completed:
@@ -180,6 +201,8 @@ def _finish(issue_id: int, started: float, as_json: bool, completed: bool) -> No
 def _require_transport() -> None:
     """A send that could not leave (say, sendgrid without NEWSLETTER_POSTAL_ADDRESS) is refused
     before anything is queued, naming the setting to fix."""
+    from newsletter.mail.transport import get_transport
+
     try:
         get_transport()
     except ValueError as exc:
@@ -189,6 +212,11 @@ def _require_transport() -> None:
 @app.command()
 def send(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
     """Send an approved issue now; returns when every delivery has an end state."""
+    from newsletter.db import transaction
+    from newsletter.issues import service as issues
+    from newsletter.issues.models import IssueStatus
+    from newsletter.sending import service
+
     _require_transport()
     started = time.monotonic()
     with transaction() as session:
@@ -219,6 +247,9 @@ def resume(
     as_json: bool = JsonOption,
 ) -> None:
     """Resume a paused send (and, by default, send the rest from this process)."""
+    from newsletter.db import transaction
+    from newsletter.sending import service
+
     _require_transport()
     started = time.monotonic()
     try:
@@ -235,6 +266,9 @@ def resume(
 @app.command()
 def pause(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
     """Pause a send in progress: workers stop after the batches they have in flight."""
+    from newsletter.db import transaction
+    from newsletter.sending import service
+
     try:
         with transaction() as session:
             service.pause(session, issue_id)
@@ -247,6 +281,9 @@ def pause(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
 def status_(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
     """Where a send stands: deliveries per state, how once-uncertain ones were settled (by
     SendGrid's evidence, an operator, a resend) and what the uncertain ones still wait for."""
+    from newsletter.db import transaction
+    from newsletter.issues import service as issues
+
     with transaction() as session:
         if issues.status_of(session, issue_id) is None:
             fail(f"issue {issue_id} does not exist")
@@ -256,6 +293,9 @@ def status_(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
 @app.command()
 def cancel(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
     """Cancel an issue; during a send, what was not handed off yet is skipped (with why)."""
+    from newsletter.db import transaction
+    from newsletter.sending import service
+
     try:
         with transaction() as session:
             service.cancel(session, issue_id)
@@ -287,6 +327,9 @@ def resolve(
     uncertain delivery in SendGrid's activity feed (custom arg delivery_id), then
     --mark-sent the ones it shows and --resend the others.
     """
+    from newsletter.db import transaction
+    from newsletter.sending import service
+
     if resend == mark_sent:
         fail("choose exactly one of --resend or --mark-sent")
     chosen = _chosen_deliveries(delivery, delivery_file)
@@ -344,6 +387,9 @@ def send_test(
 ) -> None:
     """Send test copies (untracked, outside the delivery ledger). Their vote, unsubscribe and
     preferences links open pages that say what they do, and record nothing."""
+    from newsletter.db import transaction
+    from newsletter.sending import service
+
     try:
         addresses = service.test_addresses(to)
         with transaction() as session:
@@ -373,15 +419,21 @@ def send_test(
 @app.command()
 def deliveries(
     issue_id: int = IssueId,
-    status: DeliveryStatus | None = typer.Option(None, "--status", help="Only this state."),
+    status: DeliveryStatusChoice | None = typer.Option(None, "--status", help="Only this state."),
     limit: int = typer.Option(100, "--limit", min=1, max=100_000),
     as_json: bool = JsonOption,
 ) -> None:
     """The delivery ledger of an issue: who, in what state, and why."""
+    from newsletter.db import transaction
+    from newsletter.issues import service as issues
+    from newsletter.sending import service
+    from newsletter.sending.models import DeliveryStatus
+
+    wanted = None if status is None else DeliveryStatus(status.value)
     with transaction() as session:
         if issues.status_of(session, issue_id) is None:
             fail(f"issue {issue_id} does not exist")
-        rows = service.list_deliveries(session, issue_id, status=status, limit=limit)
+        rows = service.list_deliveries(session, issue_id, status=wanted, limit=limit)
         items = [
             {
                 "id": d.id,
@@ -410,6 +462,12 @@ def worker(
     ),
 ) -> None:
     """An extra worker process: helps send every issue that is sending (or just --issue)."""
+    from newsletter.db import transaction
+    from newsletter.issues import service as issues
+    from newsletter.issues.models import IssueStatus
+    from newsletter.sending import service
+    from newsletter.sending.worker import run_until_done
+
     worker_id = service.default_worker_id()
     stop = threading.Event()
     with _stop_on_signals(stop):

@@ -7,10 +7,6 @@ from typing import Any
 import typer
 
 from newsletter.cli.support import JsonOption, fail, print_json
-from newsletter.db import transaction
-from newsletter.issues import service as issues
-from newsletter.issues.service import IssueNotFound
-from newsletter.tracking import stats as numbers_of
 
 # `stats` is a group (the root CLI adds one per domain) used as a single command: options may
 # follow the issue id, as in every other command.
@@ -28,6 +24,11 @@ def stats(
     as_json: bool = JsonOption,
 ) -> None:
     """Deliveries, bounces, human and machine opens, clicks and votes for one issue."""
+    from newsletter.db import transaction
+    from newsletter.issues import service as issues
+    from newsletter.issues.service import IssueNotFound
+    from newsletter.tracking import stats as numbers_of
+
     with transaction() as session:
         issue_id = issue if issue is not None else issues.latest_sent_issue_id(session)
         if issue_id is None:

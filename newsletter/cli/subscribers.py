@@ -5,19 +5,19 @@ from __future__ import annotations
 import csv
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from newsletter.cli.support import JsonOption, fail, is_terminal, print_json, warn
-from newsletter.db import transaction
-from newsletter.people import erasure
-from newsletter.people.export import personal_data
-from subscribers import emails, importer, listing, service
-from subscribers.addresses import InvalidAddress
-from subscribers.export import csv_rows
-from subscribers.formats import FORMATS, MappingError, parse_map
-from subscribers.models import SubscriberStatus
+
+# The list's formats name themselves in `import --help`; formats.py needs nothing but the
+# standard library. The rest of the list (its models, SQLAlchemy) is imported by each command.
+from subscribers.formats import FORMATS
+
+if TYPE_CHECKING:
+    from subscribers.importer import ImportReport
+    from subscribers.models import SubscriberStatus
 
 app = typer.Typer(help="Manage the subscriber list.", no_args_is_help=True)
 
@@ -25,6 +25,8 @@ app = typer.Typer(help="Manage the subscriber list.", no_args_is_help=True)
 def _status(value: str | None) -> SubscriberStatus | None:
     if value is None:
         return None
+    from subscribers.models import SubscriberStatus
+
     try:
         return SubscriberStatus(value.lower())
     except ValueError:
@@ -50,6 +52,10 @@ def add(
     as_json: bool = JsonOption,
 ) -> None:
     """Add one subscriber (active, or pending with --confirm)."""
+    from newsletter.db import transaction
+    from subscribers import emails, service
+    from subscribers.addresses import InvalidAddress
+
     try:
         with transaction() as session:
             if confirm:
@@ -106,6 +112,9 @@ def import_(
     """Import subscribers from CSV. People the file says left are stored as having left and
     suppressed, never active; invalid rows are listed with their line number and nothing of
     them is written."""
+    from subscribers import emails, importer
+    from subscribers.formats import MappingError, parse_map
+
     try:
         if not path.is_file():
             fail(f"{path}: no such file")
@@ -138,7 +147,7 @@ def import_(
         raise typer.Exit(1)
 
 
-def _print_report(path: Path, report: importer.ImportReport) -> None:
+def _print_report(path: Path, report: ImportReport) -> None:
     mapped = ", ".join(f"{f} ← {h!r}" for f, h in report.mapping["columns"].items())
     typer.echo(f"format: {report.mapping['format_label']}; columns: {mapped}")
     if report.mapping["file_state"]:
@@ -165,9 +174,11 @@ def _print_report(path: Path, report: importer.ImportReport) -> None:
     )
 
 
-def _import_with_progress(path: Path, options: dict[str, Any]) -> importer.ImportReport:
+def _import_with_progress(path: Path, options: dict[str, Any]) -> ImportReport:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from subscribers import importer
 
     size = path.stat().st_size
     with Progress(
@@ -192,6 +203,9 @@ def export(
     status: str | None = StatusOption,
 ) -> None:
     """Export the list as CSV (UTF-8, header line, one subscriber per row)."""
+    from newsletter.db import transaction
+    from subscribers.export import csv_rows
+
     wanted = _status(status)
     stream = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
     try:
@@ -216,6 +230,9 @@ def list_(
     as_json: bool = JsonOption,
 ) -> None:
     """List subscribers, oldest first."""
+    from newsletter.db import transaction
+    from subscribers import listing, service
+
     wanted = _status(status)
     with transaction() as session:
         rows = [
@@ -233,6 +250,9 @@ def list_(
 
 
 def _find_or_fail(session: Any, email: str) -> Any:
+    from subscribers import service
+    from subscribers.addresses import InvalidAddress
+
     try:
         subscriber = service.find(session, email)
     except InvalidAddress as exc:
@@ -245,6 +265,9 @@ def _find_or_fail(session: Any, email: str) -> Any:
 @app.command()
 def show(email: str = typer.Argument(...), as_json: bool = JsonOption) -> None:
     """Everything held about one person (the same data as their own export)."""
+    from newsletter.db import transaction
+    from newsletter.people.export import personal_data
+
     with transaction() as session:
         data = personal_data(session, _find_or_fail(session, email))
     if as_json:
@@ -263,6 +286,9 @@ def show(email: str = typer.Argument(...), as_json: bool = JsonOption) -> None:
 @app.command()
 def unsubscribe(email: str = typer.Argument(...), as_json: bool = JsonOption) -> None:
     """Unsubscribe someone (at their request): no more mail, never reactivated by an import."""
+    from newsletter.db import transaction
+    from subscribers import service
+
     with transaction() as session:
         subscriber = _find_or_fail(session, email)
         changed = service.unsubscribe(session, subscriber.id, reason="unsubscribed")
@@ -283,6 +309,9 @@ def erase(
 ) -> None:
     """GDPR erasure: delete the person's data, keep only a one-way hash so the address stays
     suppressed. Their past deliveries stay counted, anonymous."""
+    from newsletter.db import transaction
+    from newsletter.people import erasure
+
     with transaction() as session:
         subscriber = _find_or_fail(session, email)
         address = subscriber.email
