@@ -249,3 +249,64 @@ def test_what_healing_leaves_to_an_operator_says_why(
     summary = json.loads(shown.stdout)
     assert summary["uncertain"] == 3
     assert [w["reason"] for w in summary["uncertain_waiting"]] == [reason]
+
+
+# --- found by the fault benchmark (bench/faults.py) -------------------------------------------
+
+
+def test_events_that_arrive_while_the_request_is_in_flight_settle_it_when_its_worker_dies(
+    client: TestClient, crashed: World, signing_key: ec.EllipticCurvePrivateKey, db: Session
+) -> None:
+    """SendGrid took the request and said so before the worker heard back (a slow answer
+    the client gave up on, or a worker killed after sending): the events are the only word
+    about those deliveries, so they must not be lost while the worker still holds them."""
+    middle = db.scalar(select(Delivery.batch_id).where(Delivery.id == crashed.deliveries[3]))
+    db.execute(
+        update(SendBatch)
+        .where(SendBatch.id == middle)
+        .values(status=BatchStatus.IN_FLIGHT, claimed_by="elsewhere:1:0")
+    )
+    db.execute(
+        update(Delivery)
+        .where(Delivery.batch_id == middle)
+        .values(status=DeliveryStatus.IN_FLIGHT, error=None)
+    )
+    db.commit()
+    post(
+        client,
+        signing_key,
+        [sendgrid_event(crashed, i, "processed", f"p{i}") for i in (3, 4, 5, 6)],
+    )
+    # The worker is gone: the sweep finds nothing left in doubt.
+    assert sending.sweep_stuck(db, older_than=timedelta(minutes=1)) == 0
+    db.commit()
+    assert [row[:2] for row in ledger(db, crashed)[3:6]] == [("sent", "evidence:processed")] * 3
+    report = sending.heal_uncertain(db, now=datetime.now(UTC) + timedelta(days=1))
+    assert report.resent == 0 and report.waiting == []
+
+
+def test_a_request_never_named_heals_beside_one_of_its_batch_that_sendgrid_took(
+    client: TestClient, crashed: World, signing_key: ec.EllipticCurvePrivateKey, db: Session
+) -> None:
+    """One batch can be several requests (tracking opt-outs get their own, a 400 resends the
+    rest): SendGrid naming the deliveries of one of them says nothing of the other's."""
+    post(
+        client,
+        signing_key,
+        [sendgrid_event(crashed, i, "processed", f"p{i}") for i in (3, 4, 6)],
+    )
+    named_at = datetime.now(UTC)
+    assert [row[:2] for row in ledger(db, crashed)[3:6]] == [
+        ("sent", "evidence:processed"),
+        ("sent", "evidence:processed"),
+        ("uncertain", None),
+    ]
+    # The request's other events may still come: it waits as long as any request would.
+    early = sending.heal_uncertain(db, now=named_at + timedelta(seconds=60), act=False)
+    assert [(w.deliveries, w.reason) for w in early.waiting] == [
+        (1, "SendGrid named others of its batch: resent if no event comes for it")
+    ]
+    assert early.waiting[0].resend_at is not None
+    assert early.waiting[0].resend_at >= named_at + timedelta(seconds=3599)
+    late = sending.heal_uncertain(db, now=named_at + timedelta(seconds=3601))
+    assert late.resent == 1 and late.waiting == []
