@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    case,
     func,
     literal,
     or_,
@@ -233,7 +234,15 @@ def record_evidence(session: Session, evidence: Sequence[Evidence], now: datetim
             chosen[e.delivery_id] = e
     settled = 0
     for e in chosen.values():
-        values: dict[str, object] = {"settled_by": f"evidence:{e.kind}", "updated_at": now}
+        word = literal(f"evidence:{e.kind}")
+        values: dict[str, object] = {
+            # A resend still in flight or queued stays recorded as the resend it is.
+            "settled_by": case(
+                (Delivery.status == DeliveryStatus.UNCERTAIN, word),
+                else_=func.coalesce(Delivery.settled_by, word),
+            ),
+            "updated_at": now,
+        }
         if e.kind == DROPPED:
             values.update(
                 status=DeliveryStatus.FAILED,

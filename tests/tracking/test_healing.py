@@ -271,6 +271,12 @@ def test_events_that_arrive_while_the_request_is_in_flight_settle_it_when_its_wo
         .where(Delivery.batch_id == middle)
         .values(status=DeliveryStatus.IN_FLIGHT, error=None)
     )
+    # The third is an automatic resend on its way: it stays recorded as one.
+    db.execute(
+        update(Delivery)
+        .where(Delivery.id == crashed.deliveries[5])
+        .values(settled_by="resend:auto")
+    )
     db.commit()
     post(
         client,
@@ -280,7 +286,11 @@ def test_events_that_arrive_while_the_request_is_in_flight_settle_it_when_its_wo
     # The worker is gone: the sweep finds nothing left in doubt.
     assert sending.sweep_stuck(db, older_than=timedelta(minutes=1)) == 0
     db.commit()
-    assert [row[:2] for row in ledger(db, crashed)[3:6]] == [("sent", "evidence:processed")] * 3
+    assert [row[:2] for row in ledger(db, crashed)[3:6]] == [
+        ("sent", "evidence:processed"),
+        ("sent", "evidence:processed"),
+        ("sent", "resend:auto"),
+    ]
     report = sending.heal_uncertain(db, now=datetime.now(UTC) + timedelta(days=1))
     assert report.resent == 0 and report.waiting == []
 
