@@ -205,6 +205,17 @@ def record_evidence(session: Session, evidence: Sequence[Evidence], now: datetim
     if not evidence:
         return 0
     ids = sorted({e.delivery_id for e in evidence})
+    # A worker settling these right now holds their rows and then wants their batch's, which
+    # the UPDATE below takes: waiting for it here would deadlock (PostgreSQL). So the rows a
+    # worker holds are not waited for: this fails at once, the webhook answers 500 and
+    # SendGrid posts the events again, when the worker's answer is in. Rows first, batch next,
+    # the worker's order.
+    session.execute(
+        select(Delivery.id)
+        .where(Delivery.id.in_(ids), Delivery.status.in_(OPEN_STATES))
+        .order_by(Delivery.id)
+        .with_for_update(nowait=True)
+    )
     session.execute(
         update(SendBatch)
         .where(

@@ -320,3 +320,42 @@ def test_a_request_never_named_heals_beside_one_of_its_batch_that_sendgrid_took(
     assert early.waiting[0].resend_at >= named_at + timedelta(seconds=3599)
     late = sending.heal_uncertain(db, now=named_at + timedelta(seconds=3601))
     assert late.resent == 1 and late.waiting == []
+
+
+def test_events_for_deliveries_a_worker_is_settling_are_refused_at_once_and_posted_again(
+    client: TestClient,
+    crashed: World,
+    signing_key: ec.EllipticCurvePrivateKey,
+    db: Session,
+    db_url: str,
+) -> None:
+    """The worker settling a batch holds its deliveries' rows, then takes the batch's; the
+    webhook taking the batch's row first and then waiting for the deliveries' deadlocked on
+    PostgreSQL (found by bench/faults.py --postgres). It waits for no row a worker holds: it
+    answers 500 at once and SendGrid's next post settles them."""
+    from newsletter.db import session_factory
+
+    middle = db.scalar(select(Delivery.batch_id).where(Delivery.id == crashed.deliveries[3]))
+    db.execute(
+        update(Delivery)
+        .where(Delivery.batch_id == middle)
+        .values(status=DeliveryStatus.IN_FLIGHT, error=None)
+    )
+    db.commit()
+    events = [sendgrid_event(crashed, i, "processed", f"p{i}") for i in (3, 4, 5)]
+    if db_url.startswith("postgresql"):
+        worker = session_factory(db_url)()
+        try:
+            # A worker in the middle of settling the batch: its rows are locked.
+            worker.execute(update(Delivery).where(Delivery.batch_id == middle).values(attempts=2))
+            began = time.monotonic()
+            body, headers = signed(signing_key, events)
+            refused = client.post(URL, content=body, headers=headers)
+            assert refused.status_code == 500
+            assert time.monotonic() - began < 5
+        finally:
+            worker.rollback()
+            worker.close()
+        assert [row[0] for row in ledger(db, crashed)[3:6]] == ["in_flight"] * 3
+    post(client, signing_key, events)
+    assert [row[:2] for row in ledger(db, crashed)[3:6]] == [("sent", "evidence:processed")] * 3
