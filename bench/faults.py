@@ -126,7 +126,7 @@ class FaultyServer(SendGridServer):
 
 
 @contextmanager
-def database(postgres: bool, workdir: Path) -> Iterator[str]:
+def database(postgres: bool, workdir: Path, keep: bool = False) -> Iterator[str]:
     if not postgres:
         yield f"sqlite:///{workdir / 'faults.db'}"
         return
@@ -147,8 +147,11 @@ def database(postgres: bool, workdir: Path) -> Iterator[str]:
         from newsletter.db import dispose_engines
 
         dispose_engines()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if keep:
+            print(f"  kept PostgreSQL database {name}")
+        else:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
@@ -414,7 +417,7 @@ def main() -> None:
     began = time.monotonic()
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-        with database(args.postgres, args.keep) as url:
+        with database(args.postgres, args.keep, keep=True) as url:
             sys.exit(run(args, url, args.keep, began))
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as tmp:
         workdir = Path(tmp)
@@ -667,6 +670,7 @@ def after_healing(
     taken_at_crash = sum(1 for d in uncertain_at_crash if d in accepted_at_crash)
     problems = list(fleet.failures)
     injected_send = sum(server.injected.values())
+    webhook_waiting_at_crash = server.webhook.stats()["pending"] if server.webhook else 0
     requests_send = server.stats()["requests"]
 
     # This process reads what healing waits for with the same settings as the scheduler.
@@ -766,6 +770,7 @@ def after_healing(
         "faults": dict(server.injected),
         "uncertain_after_crashes": len(uncertain_at_crash),
         "uncertain_after_crashes_taken": taken_at_crash,
+        "webhook_events_waiting_after_crashes": webhook_waiting_at_crash,
         "settled_by": dict(sorted(settled_by.items())),
         "settled_by_evidence": sum(n for k, n in settled_by.items() if k.startswith("evidence:")),
         "resent_automatically": len(resent),
@@ -819,7 +824,8 @@ def report_healing(args: argparse.Namespace, f: dict[str, Any]) -> None:
     )
     print(
         f"  uncertain right after the crashes: {f['uncertain_after_crashes']:,} "
-        f"({f['uncertain_after_crashes_taken']:,} of them in requests the server had taken)"
+        f"({f['uncertain_after_crashes_taken']:,} of them in requests the server had taken); "
+        f"webhook events still to post: {f['webhook_events_waiting_after_crashes']:,}"
     )
     print(
         f"  healing (scheduler ticks every 1 s, resend after {f['resend_after_seconds']:g} s, "
