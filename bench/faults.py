@@ -384,7 +384,10 @@ def main() -> None:
     parser.add_argument(
         "--resend-after",
         type=float,
-        default=2.0,
+        # Longer than the loopback webhook's lag here: on PostgreSQL the app ingests events
+        # slower than the send makes them (~25,000 still to post when the crashes end), and a
+        # 2 s window then resends requests SendGrid took (265-1,994 mailed twice, counted).
+        default=30.0,
         help="NEWSLETTER_UNCERTAIN_RESEND_AFTER_SECONDS of every process (healing)",
     )
     parser.add_argument(
@@ -395,7 +398,7 @@ def main() -> None:
         "(healing; above --resend-after, events can come after the resend)",
     )
     parser.add_argument(
-        "--heal-time-limit", type=float, default=120.0, help="seconds healing may take"
+        "--heal-time-limit", type=float, default=180.0, help="seconds healing may take"
     )
     parser.add_argument(
         "--drop-untaken",
