@@ -66,12 +66,14 @@ architecture: venv
 	$(BIN)/lint-imports
 
 ## The proving suite (a few minutes): a 20,000-subscriber send under SendGrid faults and worker
-## SIGKILLs on SQLite and PostgreSQL, the abuse tests with deeper fuzzing, and the tracking
-## endpoints and the webhook under load from a second process, bounded in count and time.
+## SIGKILLs on SQLite and PostgreSQL that heals with no operator action (and once resolved by
+## an operator), the abuse tests with deeper fuzzing, and the tracking endpoints and the
+## webhook under load from a second process, bounded in count and time.
 check-all: venv
 	HYPOTHESIS_PROFILE=deep $(BIN)/pytest -q tests/prove
 	$(BIN)/python -m bench.faults
 	$(BIN)/python -m bench.faults --postgres
+	$(BIN)/python -m bench.faults --operator
 	$(BIN)/python -m bench.tracking_load --requests 10000 --connections 8 --seconds 60
 	$(BIN)/python -m bench.webhook --batches 20
 

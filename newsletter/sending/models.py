@@ -100,7 +100,8 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    # How an uncertain delivery was settled: "evidence:<event>" (SendGrid's webhook said so),
-    # "operator" (marked sent by hand), "resend:operator" or "resend:auto" (queued again; an
-    # automatic resend happens once, never twice). None for a delivery never uncertain.
+    # How an uncertain delivery was settled: "evidence:<event>" (SendGrid's webhook said so,
+    # also when it did before the worker heard SendGrid's answer), "operator" (marked sent by
+    # hand), "resend:operator" or "resend:auto" (queued again; an automatic resend happens
+    # once, never twice). None for a delivery its worker's answer settled.
     settled_by: Mapped[str | None] = mapped_column(String(32), nullable=True)

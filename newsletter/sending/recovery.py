@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    case,
     func,
     literal,
     or_,
@@ -40,6 +41,8 @@ OPERATOR = "operator"
 RESEND_BY_OPERATOR = "resend:operator"
 RESEND_AUTOMATICALLY = "resend:auto"
 _LIFECYCLE = {kind: order for order, kind in enumerate(TOOK_IT)}
+# What SendGrid's evidence settles: every delivery without an outcome yet.
+_UNSETTLED = (DeliveryStatus.UNCERTAIN, *OPEN_STATES)
 
 # --- crashed workers ------------------------------------------------------------------------
 
@@ -189,14 +192,30 @@ def issues_with_work(session: Session) -> list[tuple[int, bool]]:
 
 def record_evidence(session: Session, evidence: Sequence[Evidence], now: datetime) -> int:
     """Note which requests SendGrid has shown it took (send_batches.evidence_at, first time
-    only) and settle the uncertain deliveries the events name. Returns how many settled.
+    only) and settle the deliveries the events name that are not settled yet. Returns how many
+    settled.
 
-    Only an uncertain delivery changes: a sent or failed one is settled already, and a queued
-    or in-flight one is still the worker's to settle (its answer from SendGrid comes first).
+    A sent or failed delivery is settled already and stays as it is. An uncertain one is
+    settled by the events. So is one still in flight or queued: SendGrid took it, so its
+    worker's answer can only say the same (every worker's settle requires `in_flight`, so it
+    then changes nothing), and the events may be the only word about it (the answer never
+    comes: a slow answer given up on, a worker killed after sending; or a resend queued before
+    the first request's events came would mail it twice).
     """
     if not evidence:
         return 0
     ids = sorted({e.delivery_id for e in evidence})
+    # A worker settling these right now holds their rows and then wants their batch's, which
+    # the UPDATE below takes: waiting for it here would deadlock (PostgreSQL). So the rows a
+    # worker holds are not waited for: this fails at once, the webhook answers 500 and
+    # SendGrid posts the events again, when the worker's answer is in. Rows first, batch next,
+    # the worker's order.
+    session.execute(
+        select(Delivery.id)
+        .where(Delivery.id.in_(ids), Delivery.status.in_(OPEN_STATES))
+        .order_by(Delivery.id)
+        .with_for_update(nowait=True)
+    )
     session.execute(
         update(SendBatch)
         .where(
@@ -212,9 +231,7 @@ def record_evidence(session: Session, evidence: Sequence[Evidence], now: datetim
     )
     uncertain = set(
         session.scalars(
-            select(Delivery.id).where(
-                Delivery.id.in_(ids), Delivery.status == DeliveryStatus.UNCERTAIN
-            )
+            select(Delivery.id).where(Delivery.id.in_(ids), Delivery.status.in_(_UNSETTLED))
         )
     )
     if not uncertain:
@@ -228,7 +245,15 @@ def record_evidence(session: Session, evidence: Sequence[Evidence], now: datetim
             chosen[e.delivery_id] = e
     settled = 0
     for e in chosen.values():
-        values: dict[str, object] = {"settled_by": f"evidence:{e.kind}", "updated_at": now}
+        word = literal(f"evidence:{e.kind}")
+        values: dict[str, object] = {
+            # A resend still in flight or queued stays recorded as the resend it is.
+            "settled_by": case(
+                (Delivery.status == DeliveryStatus.UNCERTAIN, word),
+                else_=func.coalesce(Delivery.settled_by, word),
+            ),
+            "updated_at": now,
+        }
         if e.kind == DROPPED:
             values.update(
                 status=DeliveryStatus.FAILED,
@@ -241,7 +266,7 @@ def record_evidence(session: Session, evidence: Sequence[Evidence], now: datetim
             )
         settled += session.execute(
             update(Delivery)
-            .where(Delivery.id == e.delivery_id, Delivery.status == DeliveryStatus.UNCERTAIN)
+            .where(Delivery.id == e.delivery_id, Delivery.status.in_(_UNSETTLED))
             .values(**values)
             .execution_options(synchronize_session=False)
         ).rowcount  # type: ignore[attr-defined]
@@ -258,6 +283,17 @@ class UncertainRequest:
     uncertain_since: datetime
     resent_before: bool  # an automatic resend happened once: never a second time
     flowing_past: bool  # SendGrid's webhook has shown it took requests made after this one
+    # When SendGrid first named other deliveries of this batch (None: never). A batch can be
+    # several requests (tracking opt-outs get their own; a 400 resends the rest), so that
+    # says nothing of these, beyond: their events, if SendGrid took them, come about as soon.
+    batch_named_at: datetime | None = None
+
+    @property
+    def resend_from(self) -> datetime:
+        """From when the absence of events for these counts."""
+        if self.batch_named_at is None:
+            return self.uncertain_since
+        return max(self.uncertain_since, self.batch_named_at)
 
 
 def uncertain_requests(session: Session, issue_id: int | None = None) -> list[UncertainRequest]:
@@ -265,7 +301,8 @@ def uncertain_requests(session: Session, issue_id: int | None = None) -> list[Un
 
     "Flowing past": events have arrived for a request of the same send claimed after this one,
     or, when no request was claimed after it (it was among the last), for any other request of
-    the send. Then the absence of events for this one means SendGrid did not take it.
+    the send, or for another request of its own batch. Then the absence of events for this one
+    means SendGrid did not take it.
     """
     stmt = (
         select(
@@ -307,8 +344,11 @@ def uncertain_requests(session: Session, issue_id: int | None = None) -> list[Un
                 deliveries=[r.id for r in rows],
                 uncertain_since=max(r.updated_at for r in rows),
                 resent_before=any(r.settled_by == RESEND_AUTOMATICALLY for r in rows),
-                flowing_past=rows[0].evidence_at is None
-                and any(b.evidence_at is not None for b in witnesses),
+                # The deliveries SendGrid named are settled (record_evidence), so these are
+                # not among them, even when their batch has evidence.
+                flowing_past=rows[0].evidence_at is not None
+                or any(b.evidence_at is not None for b in witnesses),
+                batch_named_at=rows[0].evidence_at,
             )
         )
     return found

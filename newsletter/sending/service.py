@@ -434,7 +434,7 @@ def heal_uncertain(
                     request.issue_id,
                     len(request.deliveries),
                     reason,
-                    request.uncertain_since + after if request.flowing_past else None,
+                    request.resend_from + after if request.flowing_past else None,
                 )
             )
             continue
@@ -444,7 +444,7 @@ def heal_uncertain(
                     request.issue_id,
                     len(request.deliveries),
                     "due: the scheduler's next tick sends them again",
-                    request.uncertain_since + after,
+                    request.resend_from + after,
                 )
             )
             continue
@@ -477,6 +477,8 @@ def _why_waiting(
         return "resent automatically once already and uncertain again: an operator decides"
     if not request.flowing_past:
         return "waiting for SendGrid's events to show it took the requests made after this one"
-    if now - request.uncertain_since < after:
+    if now - request.resend_from < after:
+        if request.resend_from > request.uncertain_since:
+            return "SendGrid named others of its batch: resent if no event comes for it"
         return "no event from SendGrid for it yet: resent if none comes"
     return None

@@ -95,6 +95,9 @@ class _Send:
     stuck_after: timedelta
     categories: tuple[str, ...] = ()
     contents: dict[bool, MailContent] = field(default_factory=dict)
+    # A thread failed: its siblings stop at their next batch. Not `stop`, which is the
+    # caller's (the scheduler's own: setting it would end the scheduler).
+    failed: threading.Event = field(default_factory=threading.Event)
     # SQLite has one writer: threads that queue on its lock sleep in its busy handler (1, 2,
     # 5, 10 ms...) long after the lock is free. Queuing on a lock of our own wakes the next
     # writer at once. (Other processes still meet at SQLite's lock; PostgreSQL needs neither.)
@@ -169,7 +172,7 @@ def run_until_done(
             _loop(send, thread_worker_id)
         except BaseException as exc:
             errors.append(exc)
-            send.stop.set()
+            send.failed.set()
 
     workers = [
         threading.Thread(target=run, args=(f"{worker_id}:{n}",), daemon=True)
@@ -186,7 +189,7 @@ def run_until_done(
 def _loop(send: _Send, worker_id: str) -> None:
     transport = send.transport_for_thread()
     batch_size = send.settings.newsletter_batch_size
-    while not send.stop.is_set():
+    while not (send.stop.is_set() or send.failed.is_set()):
         if send.limiter is not None:
             # The limiter's wait comes before the claim: a batch claimed and then held while
             # waiting would be flagged uncertain by a crash although none of it ever left.

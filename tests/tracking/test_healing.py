@@ -249,3 +249,113 @@ def test_what_healing_leaves_to_an_operator_says_why(
     summary = json.loads(shown.stdout)
     assert summary["uncertain"] == 3
     assert [w["reason"] for w in summary["uncertain_waiting"]] == [reason]
+
+
+# --- found by the fault benchmark (bench/faults.py) -------------------------------------------
+
+
+def test_events_that_arrive_while_the_request_is_in_flight_settle_it_when_its_worker_dies(
+    client: TestClient, crashed: World, signing_key: ec.EllipticCurvePrivateKey, db: Session
+) -> None:
+    """SendGrid took the request and said so before the worker heard back (a slow answer
+    the client gave up on, or a worker killed after sending): the events are the only word
+    about those deliveries, so they must not be lost while the worker still holds them."""
+    middle = db.scalar(select(Delivery.batch_id).where(Delivery.id == crashed.deliveries[3]))
+    db.execute(
+        update(SendBatch)
+        .where(SendBatch.id == middle)
+        .values(status=BatchStatus.IN_FLIGHT, claimed_by="elsewhere:1:0")
+    )
+    db.execute(
+        update(Delivery)
+        .where(Delivery.batch_id == middle)
+        .values(status=DeliveryStatus.IN_FLIGHT, error=None)
+    )
+    # The third is an automatic resend on its way: it stays recorded as one.
+    db.execute(
+        update(Delivery)
+        .where(Delivery.id == crashed.deliveries[5])
+        .values(settled_by="resend:auto")
+    )
+    db.commit()
+    post(
+        client,
+        signing_key,
+        [sendgrid_event(crashed, i, "processed", f"p{i}") for i in (3, 4, 5, 6)],
+    )
+    # The worker is gone: the sweep finds nothing left in doubt.
+    assert sending.sweep_stuck(db, older_than=timedelta(minutes=1)) == 0
+    db.commit()
+    assert [row[:2] for row in ledger(db, crashed)[3:6]] == [
+        ("sent", "evidence:processed"),
+        ("sent", "evidence:processed"),
+        ("sent", "resend:auto"),
+    ]
+    report = sending.heal_uncertain(db, now=datetime.now(UTC) + timedelta(days=1))
+    assert report.resent == 0 and report.waiting == []
+
+
+def test_a_request_never_named_heals_beside_one_of_its_batch_that_sendgrid_took(
+    client: TestClient, crashed: World, signing_key: ec.EllipticCurvePrivateKey, db: Session
+) -> None:
+    """One batch can be several requests (tracking opt-outs get their own, a 400 resends the
+    rest): SendGrid naming the deliveries of one of them says nothing of the other's."""
+    post(
+        client,
+        signing_key,
+        [sendgrid_event(crashed, i, "processed", f"p{i}") for i in (3, 4, 6)],
+    )
+    named_at = datetime.now(UTC)
+    assert [row[:2] for row in ledger(db, crashed)[3:6]] == [
+        ("sent", "evidence:processed"),
+        ("sent", "evidence:processed"),
+        ("uncertain", None),
+    ]
+    # The request's other events may still come: it waits as long as any request would.
+    early = sending.heal_uncertain(db, now=named_at + timedelta(seconds=60), act=False)
+    assert [(w.deliveries, w.reason) for w in early.waiting] == [
+        (1, "SendGrid named others of its batch: resent if no event comes for it")
+    ]
+    assert early.waiting[0].resend_at is not None
+    assert early.waiting[0].resend_at >= named_at + timedelta(seconds=3599)
+    late = sending.heal_uncertain(db, now=named_at + timedelta(seconds=3601))
+    assert late.resent == 1 and late.waiting == []
+
+
+def test_events_for_deliveries_a_worker_is_settling_are_refused_at_once_and_posted_again(
+    client: TestClient,
+    crashed: World,
+    signing_key: ec.EllipticCurvePrivateKey,
+    db: Session,
+    db_url: str,
+) -> None:
+    """The worker settling a batch holds its deliveries' rows, then takes the batch's; the
+    webhook taking the batch's row first and then waiting for the deliveries' deadlocked on
+    PostgreSQL (found by bench/faults.py --postgres). It waits for no row a worker holds: it
+    answers 500 at once and SendGrid's next post settles them."""
+    from newsletter.db import session_factory
+
+    middle = db.scalar(select(Delivery.batch_id).where(Delivery.id == crashed.deliveries[3]))
+    db.execute(
+        update(Delivery)
+        .where(Delivery.batch_id == middle)
+        .values(status=DeliveryStatus.IN_FLIGHT, error=None)
+    )
+    db.commit()
+    events = [sendgrid_event(crashed, i, "processed", f"p{i}") for i in (3, 4, 5)]
+    if db_url.startswith("postgresql"):
+        worker = session_factory(db_url)()
+        try:
+            # A worker in the middle of settling the batch: its rows are locked.
+            worker.execute(update(Delivery).where(Delivery.batch_id == middle).values(attempts=2))
+            began = time.monotonic()
+            body, headers = signed(signing_key, events)
+            refused = client.post(URL, content=body, headers=headers)
+            assert refused.status_code == 500
+            assert time.monotonic() - began < 5
+        finally:
+            worker.rollback()
+            worker.close()
+        assert [row[0] for row in ledger(db, crashed)[3:6]] == ["in_flight"] * 3
+    post(client, signing_key, events)
+    assert [row[:2] for row in ledger(db, crashed)[3:6]] == [("sent", "evidence:processed")] * 3
