@@ -71,7 +71,7 @@ def _require_database(url: str) -> None:
 
     from newsletter.cli.support import fail
     from newsletter.db import is_sqlite
-    from newsletter.migrate import current_revision, head_revision
+    from newsletter.migrate import HEAD_REVISION, current_revision
 
     shown = make_url(url).render_as_string(hide_password=True)
     if is_sqlite(url) and not _sqlite_file_exists(url):
@@ -85,7 +85,7 @@ def _require_database(url: str) -> None:
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         fail(f"cannot open the database {shown}: {reason}", code=2)
-    head = head_revision(url)
+    head = HEAD_REVISION
     if revision is None:
         fail(f"the database {shown} has no schema yet: run `newsletter init`", code=2)
     elif revision != head:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -30,3 +32,11 @@ def test_models_and_migrations_agree(db_url: str) -> None:
 def test_upgrade_is_idempotent(db_url: str) -> None:
     before, after = upgrade(db_url)
     assert before == after == head_revision(db_url)
+
+
+def test_the_head_every_command_checks_against_is_alembics_head(tmp_path: Path) -> None:
+    """The CLI compares the database with migrate.HEAD_REVISION (no Alembic import per
+    command): a new revision must move it too."""
+    from newsletter.migrate import HEAD_REVISION, head_revision
+
+    assert head_revision(f"sqlite:///{tmp_path / 'any.db'}") == HEAD_REVISION
