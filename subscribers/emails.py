@@ -4,6 +4,8 @@ the confirmation (double opt-in) and the welcome after confirming."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from newsletter import paths
 from newsletter.mail.message import (
@@ -25,6 +27,7 @@ from subscribers.service import (
 )
 
 log = logging.getLogger(__name__)
+R = TypeVar("R", WelcomeRequest, StillReadingRequest)
 DAYS = {
     "mon": "Monday",
     "tue": "Tuesday",
@@ -97,13 +100,19 @@ def welcome_message(request: WelcomeRequest) -> OutgoingMessage:
 
 def send_welcome(request: WelcomeRequest) -> SendResult:
     """Never raises: a welcome that cannot go out must not undo the confirmation."""
+    return _send_quietly(welcome_message, request, "welcome")
+
+
+def _send_quietly(build: Callable[[R], OutgoingMessage], request: R, what: str) -> SendResult:
+    """Build and send one subscriber's mail, logging (never raising) what went wrong: the
+    caller's own work is committed already and must not be undone by a mail."""
     try:
-        result = get_transport().send_one(welcome_message(request))
+        result = get_transport().send_one(build(request))
     except Exception as exc:  # a transport that cannot be built (settings) or a bug in one
-        log.exception("welcome mail to subscriber %s not sent", request.subscriber_id)
+        log.exception("%s mail to subscriber %s not sent", what, request.subscriber_id)
         return SendResult(ok=False, error=str(exc))
     if not result.ok:
-        log.error("welcome mail to subscriber %s refused: %s", request.subscriber_id, result.error)
+        log.error("%s mail to subscriber %s refused: %s", what, request.subscriber_id, result.error)
     return result
 
 
@@ -139,13 +148,4 @@ def still_reading_message(request: StillReadingRequest) -> OutgoingMessage:
 
 def send_still_reading(request: StillReadingRequest) -> SendResult:
     """Never raises: the caller forgets the asking when this did not go out."""
-    try:
-        result = get_transport().send_one(still_reading_message(request))
-    except Exception as exc:
-        log.exception("still-reading mail to subscriber %s not sent", request.subscriber_id)
-        return SendResult(ok=False, error=str(exc))
-    if not result.ok:
-        log.error(
-            "still-reading mail to subscriber %s refused: %s", request.subscriber_id, result.error
-        )
-    return result
+    return _send_quietly(still_reading_message, request, "still-reading")
