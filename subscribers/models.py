@@ -87,6 +87,9 @@ class Subscriber(Base):
     # reading again, clears both.
     reengage_asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     reengage_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # When they last answered (the button, reading again, resuming by themselves): asked again
+    # only after as many new silent issues as made us ask the first time.
+    reengage_answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     tracking_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -10,10 +10,12 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
+    and_,
     case,
     delete,
     exists,
     func,
+    or_,
     select,
     text,
     update,
@@ -143,7 +145,7 @@ def release_welcome(session: Session, subscriber_id: int, claimed_at: datetime) 
     )
 
 
-def set_flags(session: Session, subscriber_id: int, **values: bool) -> None:
+def set_flags(session: Session, subscriber_id: int, **values: object) -> None:
     session.execute(
         update(Subscriber)
         .where(Subscriber.id == subscriber_id)
@@ -151,6 +153,21 @@ def set_flags(session: Session, subscriber_id: int, **values: bool) -> None:
         .execution_options(synchronize_session=False)
     )
     session.expire_all()
+
+
+# A pause or a resume chosen by someone (the person, an admin, the soft-bounce rule) settles
+# the "still want this?" question: resuming answers it, and a chosen pause is no longer the
+# silence's, so the answer button must not lift it.
+_CHOSEN_PAUSE: dict[str, object] = {"reengage_paused_at": None}
+_CHOSEN_RESUME: dict[str, object] = {"reengage_paused_at": None}
+
+
+def _chosen(paused: bool) -> dict[str, object]:
+    return dict(_CHOSEN_PAUSE) if paused else {**_CHOSEN_RESUME, "reengage_answered_at": utcnow()}
+
+
+def set_paused(session: Session, subscriber_id: int, paused: bool) -> None:
+    set_flags(session, subscriber_id, paused=paused, **_chosen(paused))
 
 
 def set_paused_if_subscribed(session: Session, subscriber_id: int, paused: bool) -> bool:
@@ -163,7 +180,7 @@ def set_paused_if_subscribed(session: Session, subscriber_id: int, paused: bool)
             Subscriber.status.in_([SubscriberStatus.ACTIVE, SubscriberStatus.PENDING]),
             Subscriber.paused.is_not(paused),
         )
-        .values(updated_at=utcnow(), paused=paused)
+        .values(updated_at=utcnow(), paused=paused, **_chosen(paused))
         .execution_options(synchronize_session=False)
     )
     session.expire_all()
@@ -276,17 +293,26 @@ def _fts_ready(session: Session) -> bool:
 
 
 def count_soft_bounce(session: Session, subscriber_id: int, issue_id: int) -> int:
-    """One more issue in a row whose mail soft-bounced (a second bounce of the same issue does
-    not count again); returns the count now (0: no such subscriber)."""
+    """One more issue in a row whose mail soft-bounced (a second bounce of the same issue, or
+    a late one of an earlier issue, does not count again); returns the count now (0: no such
+    subscriber)."""
     stmt = (
         update(Subscriber)
         .where(Subscriber.id == subscriber_id)
         .values(
+            # Issue ids grow with time: a late event of an issue counted already (or of an
+            # earlier one) counts nothing.
             soft_bounces=case(
-                (Subscriber.soft_bounce_issue_id == issue_id, Subscriber.soft_bounces),
+                (Subscriber.soft_bounce_issue_id >= issue_id, Subscriber.soft_bounces),
                 else_=Subscriber.soft_bounces + 1,
             ),
-            soft_bounce_issue_id=issue_id,
+            soft_bounce_issue_id=func.coalesce(
+                case(
+                    (Subscriber.soft_bounce_issue_id >= issue_id, Subscriber.soft_bounce_issue_id),
+                    else_=issue_id,
+                ),
+                issue_id,
+            ),
         )
         .returning(Subscriber.soft_bounces)
         .execution_options(synchronize_session=False)
@@ -308,11 +334,23 @@ def reset_soft_bounces(session: Session, subscriber_ids: Sequence[int]) -> None:
 # --- asking the silent ones -----------------------------------------------------------------
 
 
+def _awaiting() -> ColumnElement[bool]:
+    """Asked, and not answered since."""
+    return and_(
+        Subscriber.reengage_asked_at.is_not(None),
+        or_(
+            Subscriber.reengage_answered_at.is_(None),
+            Subscriber.reengage_answered_at < Subscriber.reengage_asked_at,
+        ),
+    )
+
+
 def ask_still_reading(
-    session: Session, subscriber_ids: Sequence[int], now: datetime
+    session: Session, subscriber_ids: Sequence[int], now: datetime, not_asked_since: datetime
 ) -> list[tuple[int, str, str]]:
-    """Mark the asking of those still active, not paused and not asked yet; returns (id,
-    email, public id) of each one marked (the others were asked, paused or left meanwhile)."""
+    """Mark the asking of those still active and not paused who were not asked since
+    `not_asked_since` (the oldest of the silent issues: they were not asked about these);
+    returns (id, email, public id) of each one marked."""
     if not subscriber_ids:
         return []
     stmt = (
@@ -321,7 +359,14 @@ def ask_still_reading(
             Subscriber.id.in_(sorted(set(subscriber_ids))),
             Subscriber.status == SubscriberStatus.ACTIVE,
             Subscriber.paused.is_(False),
-            Subscriber.reengage_asked_at.is_(None),
+            or_(
+                Subscriber.reengage_asked_at.is_(None),
+                Subscriber.reengage_asked_at < not_asked_since,
+            ),
+            or_(
+                Subscriber.reengage_answered_at.is_(None),
+                Subscriber.reengage_answered_at < not_asked_since,
+            ),
         )
         .values(reengage_asked_at=now)
         .returning(Subscriber.id, Subscriber.email, Subscriber.public_id)
@@ -330,30 +375,47 @@ def ask_still_reading(
     return [(row[0], row[1], row[2]) for row in session.execute(stmt)]
 
 
-def forget_asking(session: Session, subscriber_ids: Sequence[int]) -> None:
-    """They answered or read again (or the mail could not go): not asked, not paused for it."""
+def answered(session: Session, subscriber_ids: Sequence[int], now: datetime) -> None:
+    """They said yes or read again: not awaited any more, and unpaused if the silence paused
+    them (a pause they chose stays: it carries no reengage_paused_at)."""
     if not subscriber_ids:
         return
     ids = sorted(set(subscriber_ids))
     session.execute(
         update(Subscriber)
-        .where(Subscriber.id.in_(ids), Subscriber.reengage_paused_at.is_not(None))
-        .values(paused=False, reengage_paused_at=None, reengage_asked_at=None)
+        .where(
+            Subscriber.id.in_(ids),
+            Subscriber.reengage_paused_at.is_not(None),
+            Subscriber.status == SubscriberStatus.ACTIVE,
+        )
+        .values(paused=False, reengage_paused_at=None)
         .execution_options(synchronize_session=False)
     )
     session.execute(
         update(Subscriber)
-        .where(Subscriber.id.in_(ids), Subscriber.reengage_asked_at.is_not(None))
-        .values(reengage_asked_at=None)
+        .where(Subscriber.id.in_(ids), Subscriber.status == SubscriberStatus.ACTIVE)
+        .values(reengage_answered_at=now)
         .execution_options(synchronize_session=False)
     )
 
 
+def unask(session: Session, subscriber_ids: Sequence[int]) -> None:
+    """The question could not be mailed: they were not asked after all."""
+    if subscriber_ids:
+        session.execute(
+            update(Subscriber)
+            .where(Subscriber.id.in_(sorted(set(subscriber_ids))))
+            .values(reengage_asked_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
 def asked_before(session: Session, before: datetime) -> list[tuple[int, datetime]]:
-    """(id, asked at) of those asked before `before` who are neither answered nor paused yet."""
+    """(id, asked at) of those asked before `before`, awaited, and not paused yet."""
     rows = session.execute(
         select(Subscriber.id, Subscriber.reengage_asked_at).where(
             Subscriber.reengage_asked_at < before,
+            _awaiting(),
             Subscriber.reengage_paused_at.is_(None),
             Subscriber.status == SubscriberStatus.ACTIVE,
             Subscriber.paused.is_(False),
@@ -369,7 +431,7 @@ def pause_unanswered(session: Session, subscriber_ids: Sequence[int], now: datet
         update(Subscriber)
         .where(
             Subscriber.id.in_(sorted(set(subscriber_ids))),
-            Subscriber.reengage_asked_at.is_not(None),
+            _awaiting(),
             Subscriber.paused.is_(False),
         )
         .values(paused=True, reengage_paused_at=now)
@@ -380,9 +442,7 @@ def pause_unanswered(session: Session, subscriber_ids: Sequence[int], now: datet
 
 def reengagement_counts(session: Session) -> dict[str, int]:
     asked = session.scalar(
-        select(func.count()).where(
-            Subscriber.reengage_asked_at.is_not(None), Subscriber.reengage_paused_at.is_(None)
-        )
+        select(func.count()).where(_awaiting(), Subscriber.reengage_paused_at.is_(None))
     )
     paused = session.scalar(select(func.count()).where(Subscriber.reengage_paused_at.is_not(None)))
     return {"asked_awaiting_answer": int(asked or 0), "paused_for_no_answer": int(paused or 0)}

@@ -145,6 +145,11 @@ def mailable_ids_select() -> Select[int]:
     return repository.mailable_ids_select()
 
 
+def is_paused(session: Session, subscriber_id: int) -> bool:
+    subscriber = repository.get(session, subscriber_id)
+    return bool(subscriber is not None and subscriber.paused)
+
+
 def mailable_count(session: Session) -> int:
     return repository.mailable_count(session)
 
@@ -490,7 +495,9 @@ def _suppress_as(
 
 
 def set_paused(session: Session, subscriber_id: int, paused: bool) -> None:
-    repository.set_flags(session, subscriber_id, paused=paused)
+    """The person's (or an admin's) own pause or resume; resuming also answers a "still want
+    this?" question, and a chosen pause is theirs, not the silence's."""
+    repository.set_paused(session, subscriber_id, paused)
 
 
 def set_tracking_opt_out(session: Session, subscriber_id: int, opt_out: bool) -> None:
@@ -637,13 +644,14 @@ class StillReadingRequest:
 
 
 def ask_still_reading(
-    session: Session, subscriber_ids: list[int], now: datetime
+    session: Session, subscriber_ids: list[int], now: datetime, not_asked_since: datetime
 ) -> list[StillReadingRequest]:
-    """Record the question for each one still active, unpaused and not asked yet."""
+    """Record the question for each one still active and unpaused, not asked or answering
+    since `not_asked_since` (the oldest of the silent issues)."""
     return [
         StillReadingRequest(subscriber_id, email, subscriber_token(public_id))
         for subscriber_id, email, public_id in repository.ask_still_reading(
-            session, subscriber_ids, now
+            session, subscriber_ids, now, not_asked_since
         )
     ]
 
@@ -651,11 +659,17 @@ def ask_still_reading(
 def still_reading(session: Session, subscriber_id: int) -> None:
     """They answered yes, or read again: not asked any more, unpaused if the silence paused them
     (a pause they chose themselves stays)."""
-    repository.forget_asking(session, [subscriber_id])
+    repository.answered(session, [subscriber_id], utcnow())
 
 
-def forget_asking(session: Session, subscriber_ids: list[int]) -> None:
-    repository.forget_asking(session, subscriber_ids)
+def read_again(session: Session, subscriber_ids: list[int], now: datetime) -> None:
+    """Reading since being asked is an answer."""
+    repository.answered(session, subscriber_ids, now)
+
+
+def unask(session: Session, subscriber_ids: list[int]) -> None:
+    """The question could not be mailed: not asked after all (the next round asks)."""
+    repository.unask(session, subscriber_ids)
 
 
 def asked_before(session: Session, before: datetime) -> list[tuple[int, datetime]]:

@@ -68,6 +68,9 @@ class Issue(Base):
     # editors were told; cleared when it resumes.
     pause_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     pause_noticed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # When an editor last resumed the send: from then on, the send judges only the bounces and
+    # complaints that arrive after it (the editor has seen the ones before).
+    resumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -15,14 +15,19 @@ from sqlalchemy.orm import Session, selectinload
 
 from newsletter.issues.models import SEND_STARTED, Issue, IssueLink, IssueMatchup, IssueStatus
 from newsletter.matchups.models import Matchup, MatchupTool
+from newsletter.numbers import MAX_ROW_ID
 
 
 def get(session: Session, issue_id: int) -> Issue | None:
+    if not 0 < issue_id <= MAX_ROW_ID:  # beyond the column: no such issue, not an overflow
+        return None
     stmt = select(Issue).where(Issue.id == issue_id).options(selectinload(Issue.items))
     return session.scalars(stmt).one_or_none()
 
 
 def status_of(session: Session, issue_id: int) -> IssueStatus | None:
+    if not 0 < issue_id <= MAX_ROW_ID:
+        return None
     status = session.scalar(select(Issue.status).where(Issue.id == issue_id))
     return IssueStatus(status) if status is not None else None
 

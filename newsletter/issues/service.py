@@ -121,6 +121,7 @@ def resume_sending(session: Session, issue_id: int, now: datetime) -> bool:
         updated_at=now,
         pause_reason=None,
         pause_noticed_at=None,
+        resumed_at=now,
     )
 
 

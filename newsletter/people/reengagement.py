@@ -45,7 +45,7 @@ def run(session: Session, now: datetime) -> Round:
         read = tracking.last_read(session, [i for i, _ in asked], min(at for _, at in asked))
         # Reading since being asked is an answer.
         again = [i for i, at in asked if i in read and read[i] >= at]
-        subscribers.forget_asking(session, again)
+        subscribers.read_again(session, again, now)
         done.read_again = len(again)
         deadline = now - timedelta(days=settings.newsletter_reengage_answer_days)
         silent = [i for i, at in asked if at < deadline and i not in again]
@@ -53,5 +53,7 @@ def run(session: Session, now: datetime) -> Round:
     recent = issues.last_sent_issues(session, settings.newsletter_reengage_after_issues)
     if len(recent) == settings.newsletter_reengage_after_issues:
         quiet = tracking.silent_in_all(session, [issue_id for issue_id, _ in recent])
-        done.to_ask = subscribers.ask_still_reading(session, quiet, now)
+        # Asked again only about issues sent after the last question or answer.
+        oldest = min((at for _, at in recent if at is not None), default=now)
+        done.to_ask = subscribers.ask_still_reading(session, quiet, now, oldest)
     return done

@@ -304,7 +304,7 @@ class Scheduler:
             else:
                 # Not asked after all: the next round asks again.
                 with transaction() as session:
-                    subscribers.forget_asking(session, [request.subscriber_id])
+                    subscribers.unask(session, [request.subscriber_id])
         if report.asked_still_reading or done.paused:
             log.info(
                 "re-engagement: %d asked whether they still want the mail, %d paused after no "

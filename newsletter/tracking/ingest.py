@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from newsletter.issues import service as issues
 from newsletter.sending import service as sending
 from newsletter.sending.models import DROPPED, Evidence
 from newsletter.tracking import repository
@@ -141,8 +142,13 @@ _FACTS = {
 def _guard_reputation(session: Session, issue_id: int, now: datetime) -> None:
     """The send's hard bounces and complaints so far (each delivery once), to the ledger, which
     pauses the send past the thresholds."""
-    bounces = repository.unique_deliveries_by_provider_type(session, issue_id, EventType.BOUNCED)
-    complaints = repository.unique_deliveries_by_type(session, issue_id).get(
+    issue = issues.get(session, issue_id)
+    # After an editor resumed the send, only what arrived since counts: they saw the rest.
+    since = issue.resumed_at if issue is not None else None
+    bounces = repository.unique_deliveries_by_provider_type(
+        session, issue_id, EventType.BOUNCED, since=since
+    )
+    complaints = repository.unique_deliveries_by_type(session, issue_id, since=since).get(
         (EventType.COMPLAINED, False), 0
     )
     sending.guard_reputation(

@@ -159,8 +159,11 @@ def hit_target(
 # --- the numbers ------------------------------------------------------------------------------
 
 
-def unique_deliveries_by_type(session: Session, issue_id: int) -> dict[tuple[EventType, bool], int]:
-    """Distinct deliveries per (event type, machine) for one issue."""
+def unique_deliveries_by_type(
+    session: Session, issue_id: int, *, since: datetime | None = None
+) -> dict[tuple[EventType, bool], int]:
+    """Distinct deliveries per (event type, machine) for one issue (only events received
+    since `since`, when given)."""
     stmt = (
         select(
             TrackingEvent.type,
@@ -170,11 +173,13 @@ def unique_deliveries_by_type(session: Session, issue_id: int) -> dict[tuple[Eve
         .where(TrackingEvent.issue_id == issue_id, TrackingEvent.delivery_id.is_not(None))
         .group_by(TrackingEvent.type, TrackingEvent.machine)
     )
+    if since is not None:
+        stmt = stmt.where(TrackingEvent.received_at >= since)
     return {(EventType(t), bool(m)): n for t, m, n in session.execute(stmt)}
 
 
 def unique_deliveries_by_provider_type(
-    session: Session, issue_id: int, event_type: EventType
+    session: Session, issue_id: int, event_type: EventType, *, since: datetime | None = None
 ) -> dict[str, int]:
     stmt = (
         select(TrackingEvent.provider_type, func.count(distinct(TrackingEvent.delivery_id)))
@@ -185,6 +190,8 @@ def unique_deliveries_by_provider_type(
         )
         .group_by(TrackingEvent.provider_type)
     )
+    if since is not None:
+        stmt = stmt.where(TrackingEvent.received_at >= since)
     return {p: n for p, n in session.execute(stmt)}
 
 

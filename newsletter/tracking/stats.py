@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from newsletter.issues import service as issues
-from newsletter.issues.models import Issue, IssueLink
+from newsletter.issues.models import IssueLink
 from newsletter.issues.service import IssueNotFound
 from newsletter.sending import service as sending
 from newsletter.tracking import repository
@@ -22,7 +22,7 @@ OPENS_WINDOW_HOURS = 72
 
 def issue_stats(session: Session, issue_id: int) -> dict[str, Any]:
     """Every number the editors read for one issue (the CLI's --json and the dashboard)."""
-    issue = session.get(Issue, issue_id)
+    issue = issues.get(session, issue_id)
     if issue is None:
         raise IssueNotFound(f"no issue with id {issue_id}")
     counts = sending.status_counts(session, issue_id)

@@ -230,8 +230,19 @@ def _act(request: Request, token: str, action: str) -> Response:
             service.resubscribe(session, subscriber.id, ip=_ip(request))
             message = "Welcome back: you are subscribed again."
         elif action == "still-reading":
-            service.still_reading(session, subscriber.id)
-            message = "Thanks: you stay on the list, and the next issue will reach you."
+            if subscriber.status is not SubscriberStatus.ACTIVE:
+                message = "You are not on the list: there is nothing to keep."
+            else:
+                service.still_reading(session, subscriber.id)
+                if service.get(session, subscriber.id) is not None and service.is_paused(
+                    session, subscriber.id
+                ):
+                    message = (
+                        "Thanks: you stay on the list. Your subscription stays paused, as you "
+                        "chose: resume it below when you want issues again."
+                    )
+                else:
+                    message = "Thanks: you stay on the list, and the next issue will reach you."
         elif action == "tracking-off":
             service.set_tracking_opt_out(session, subscriber.id, True)
             message = "Tracking is off: your issues carry no open pixel or tracked links."

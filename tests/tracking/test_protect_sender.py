@@ -153,3 +153,33 @@ def test_a_blocked_bounce_from_the_webhook_counts_once_per_issue(
     post(client, signing_key, [sendgrid_event(world, 0, "delivered", "ok")])
     db.expire_all()
     assert db.scalar(select(Subscriber.soft_bounces)) == 0
+
+
+def test_after_an_editors_resume_only_new_bounces_count(
+    client: TestClient, signing_key: ec.EllipticCurvePrivateKey, db: Session
+) -> None:
+    """Found by the attacker: a repeat bounce of a delivery already counted re-paused a send the
+    editor had just resumed, so a send past the threshold could never go on."""
+    world = _sending(db, 300)
+    post(client, signing_key, _bounces(world, range(7)))
+    assert _issue(db, world)[0] is IssueStatus.PAUSED
+    sending.resume(db, world.issue_id)
+    db.commit()
+    again = [sendgrid_event(world, 0, "bounce", "again0", type="bounce", reason="550 no such user")]
+    post(client, signing_key, again)
+    assert _issue(db, world) == (IssueStatus.SENDING, None)
+    # New bounces past the threshold after the resume pause it again.
+    post(client, signing_key, _bounces(world, range(10, 17)))
+    assert _issue(db, world)[0] is IssueStatus.PAUSED
+
+
+def test_a_late_soft_bounce_of_an_earlier_issue_counts_nothing(db: Session) -> None:
+    world = build_world(db, readers=1)
+    [person] = world.subscribers
+    soft = subscribers.MailFact.SOFT_BOUNCE
+    subscribers.on_mail_fact(db, person, soft, "blocked", issue_id=1)
+    subscribers.on_mail_fact(db, person, soft, "blocked", issue_id=2)
+    subscribers.on_mail_fact(db, person, soft, "blocked", issue_id=1)  # late, out of order
+    db.expire_all()
+    row = db.execute(select(Subscriber.soft_bounces, Subscriber.soft_bounce_issue_id)).one()
+    assert tuple(row) == (2, 2)

@@ -78,9 +78,23 @@ def readers(db: Session, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
 
 
 def _asked(db: Session) -> dict[str, tuple[bool, bool]]:
+    """Per person: (asked and awaited, paused)."""
     db.expire_all()
-    rows = db.execute(select(Subscriber.email, Subscriber.reengage_asked_at, Subscriber.paused))
-    return {email.split("@")[0]: (asked is not None, paused) for email, asked, paused in rows}
+    rows = db.execute(
+        select(
+            Subscriber.email,
+            Subscriber.reengage_asked_at,
+            Subscriber.reengage_answered_at,
+            Subscriber.paused,
+        )
+    )
+    return {
+        email.split("@")[0]: (
+            asked is not None and (answered is None or answered < asked),
+            paused,
+        )
+        for email, asked, answered, paused in rows
+    }
 
 
 def _tick(at: datetime) -> Scheduler:
@@ -123,6 +137,8 @@ def test_the_silent_one_is_asked_once_and_the_button_keeps_them(
         answered = browser.post(path, follow_redirects=True)
         assert "you stay on the list" in answered.text
     assert _asked(db)["quiet"] == (False, False)
+    # Answered: not asked again the next day about the same silent issues.
+    assert Scheduler(clock=ManualClock(NOW + timedelta(days=3))).dispatch().asked_still_reading == 0
 
 
 def test_silence_pauses_after_the_window_and_the_button_ends_that_pause(
@@ -189,3 +205,59 @@ def _app() -> object:
     from newsletter.web.app import create_app
 
     return create_app()
+
+
+def test_a_pause_or_resume_the_person_chooses_settles_the_question(
+    readers: dict[str, int], db: Session
+) -> None:
+    """Found by the attacker: after resuming by themselves, a later pause they chose was lifted
+    by the answer button, stats still counted them as paused for silence, and someone asked who
+    resumed by themselves was paused for "no answer" at the next tick."""
+    _tick(NOW)
+    quiet = readers["quiet"]
+    # Asked, then resumes by choice (after pausing): that answers the question.
+    subscribers.set_paused(db, quiet, True)
+    subscribers.set_paused(db, quiet, False)
+    db.commit()
+    assert _asked(db)["quiet"] == (False, False)
+    report = Scheduler(clock=ManualClock(NOW + timedelta(days=15))).dispatch()
+    assert report.paused_for_silence == 0 and _asked(db)["quiet"] == (False, False)
+    # Paused for silence, resumed by choice, paused by choice: the button keeps their pause.
+    db.execute(
+        Subscriber.__table__.update()
+        .where(Subscriber.id == quiet)
+        .values(paused=True, reengage_asked_at=NOW, reengage_paused_at=NOW)
+    )
+    db.commit()
+    subscribers.set_paused(db, quiet, False)
+    subscribers.set_paused(db, quiet, True)
+    db.commit()
+    assert subscribers.reengagement_counts(db)["paused_for_no_answer"] == 0
+    subscribers.still_reading(db, quiet)
+    db.commit()
+    assert _asked(db)["quiet"] == (False, True)
+
+
+def test_the_answer_of_someone_who_left_changes_nothing_and_says_so(
+    readers: dict[str, int], db: Session
+) -> None:
+    from newsletter import paths
+
+    quiet = readers["quiet"]
+    person = db.get(Subscriber, quiet)
+    assert person is not None
+    token = subscribers.subscriber_token(person.public_id)
+    subscribers.unsubscribe(db, quiet)
+    db.commit()
+    with TestClient(_app(), base_url="http://localhost:8000") as browser:  # type: ignore[arg-type]
+        answer = browser.post(paths.still_reading(token), follow_redirects=True)
+    assert "You are not on the list: there is nothing to keep." in answer.text
+
+
+def test_an_issue_id_beyond_the_column_is_not_found_at_every_command(
+    readers: dict[str, int],
+) -> None:
+    for command in (["issue", "status"], ["issue", "show"], ["issue", "resume"], ["stats"]):
+        shown = cli(*command, str(2**63))
+        assert shown.exit_code == 1, (command, shown.output)
+        assert "Traceback" not in shown.output and str(2**63) in shown.output

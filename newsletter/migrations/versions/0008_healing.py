@@ -25,6 +25,7 @@ def upgrade() -> None:
         "send_batches", sa.Column("evidence_at", sa.DateTime(timezone=True), nullable=True)
     )
     op.add_column("issues", sa.Column("pause_reason", sa.Text(), nullable=True))
+    op.add_column("issues", sa.Column("resumed_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column(
         "issues", sa.Column("pause_noticed_at", sa.DateTime(timezone=True), nullable=True)
     )
@@ -33,17 +34,19 @@ def upgrade() -> None:
         sa.Column("soft_bounces", sa.Integer(), nullable=False, server_default="0"),
     )
     op.add_column("subscribers", sa.Column("soft_bounce_issue_id", sa.Integer(), nullable=True))
-    for column in ("reengage_asked_at", "reengage_paused_at"):
+    for column in ("reengage_asked_at", "reengage_paused_at", "reengage_answered_at"):
         op.add_column("subscribers", sa.Column(column, sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     # Plain DROP COLUMN too (SQLite 3.35+): a batch rebuild would lose deliveries' AUTOINCREMENT.
+    op.drop_column("subscribers", "reengage_answered_at")
     op.drop_column("subscribers", "reengage_paused_at")
     op.drop_column("subscribers", "reengage_asked_at")
     op.drop_column("subscribers", "soft_bounce_issue_id")
     op.drop_column("subscribers", "soft_bounces")
     op.drop_column("issues", "pause_noticed_at")
+    op.drop_column("issues", "resumed_at")
     op.drop_column("issues", "pause_reason")
     op.drop_column("send_batches", "evidence_at")
     op.drop_column("deliveries", "settled_by")
