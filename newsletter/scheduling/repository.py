@@ -177,42 +177,41 @@ def planned_send_for(session: Session, issue_id: int) -> datetime | None:
 
 
 SEEN_AT = "scheduler_seen_at"
+REENGAGED_AT = "reengagement_ran_at"
+
+
+def _moment(session: Session, name: str) -> datetime | None:
+    """A time kept in instance_state (None: never, or not a time)."""
+    from newsletter.instance import get_value
+
+    value = get_value(session, name)
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _mark(session: Session, name: str, now: datetime) -> None:
+    from newsletter.instance import set_value
+
+    set_value(session, name, now.isoformat())
 
 
 def mark_seen(session: Session, now: datetime) -> None:
     """A running scheduler says so every tick; the web app warns when none has for a while."""
-    from newsletter.instance import set_value
-
-    set_value(session, SEEN_AT, now.isoformat())
-
-
-REENGAGED_AT = "reengagement_ran_at"
-
-
-def reengagement_ran_at(session: Session) -> datetime | None:
-    from newsletter.instance import get_value
-
-    value = get_value(session, REENGAGED_AT)
-    try:
-        return datetime.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
-def mark_reengagement_ran(session: Session, now: datetime) -> None:
-    from newsletter.instance import set_value
-
-    set_value(session, REENGAGED_AT, now.isoformat())
+    _mark(session, SEEN_AT, now)
 
 
 def last_seen(session: Session) -> datetime | None:
-    from newsletter.instance import get_value
+    return _moment(session, SEEN_AT)
 
-    value = get_value(session, SEEN_AT)
-    try:
-        return datetime.fromisoformat(value) if value else None
-    except ValueError:
-        return None
+
+def reengagement_ran_at(session: Session) -> datetime | None:
+    return _moment(session, REENGAGED_AT)
+
+
+def mark_reengagement_ran(session: Session, now: datetime) -> None:
+    _mark(session, REENGAGED_AT, now)
 
 
 def settle(session: Session, run_id: int, *, now: datetime, detail: str) -> bool:
