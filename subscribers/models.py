@@ -121,3 +121,17 @@ class SubscriberTag(Base):
         ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
     )
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+
+class SubscriberTopic(Base):
+    """A topic the person chose: one of the categories the site publishes matchups in
+    ("Developer Tools", "Design Tools"…), stored as the site spells it. None chosen means
+    every topic. Validated against the published categories by the door that takes them
+    (newsletter/matchups/service.py, `categories_named`): this layer knows no matchups."""
+
+    __tablename__ = "subscriber_topics"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    insert,
     or_,
     select,
     text,
@@ -29,6 +30,7 @@ from subscribers.models import (
     Subscriber,
     SubscriberStatus,
     SubscriberTag,
+    SubscriberTopic,
     Suppression,
 )
 
@@ -270,6 +272,44 @@ def tags_of(session: Session, subscriber_id: int) -> list[str]:
             .where(SubscriberTag.subscriber_id == subscriber_id)
             .order_by(SubscriberTag.name)
         )
+    )
+
+
+def topics_of(session: Session, subscriber_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(SubscriberTopic.name)
+            .where(SubscriberTopic.subscriber_id == subscriber_id)
+            .order_by(SubscriberTopic.name)
+        )
+    )
+
+
+def topics_by_subscriber(session: Session, subscriber_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Each one's topics (only those who chose any), for a page of the list."""
+    chosen: dict[int, list[str]] = {}
+    if not subscriber_ids:
+        return chosen
+    rows = session.execute(
+        select(SubscriberTopic.subscriber_id, SubscriberTopic.name)
+        .where(SubscriberTopic.subscriber_id.in_(subscriber_ids))
+        .order_by(SubscriberTopic.subscriber_id, SubscriberTopic.name)
+    )
+    for subscriber_id, name in rows:
+        chosen.setdefault(subscriber_id, []).append(name)
+    return chosen
+
+
+def set_topics(session: Session, subscriber_id: int, names: Sequence[str]) -> None:
+    """Replace the person's topics with `names` (already checked and de-duplicated)."""
+    session.execute(delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == subscriber_id))
+    if names:
+        session.execute(
+            insert(SubscriberTopic),
+            [{"subscriber_id": subscriber_id, "name": name} for name in names],
+        )
+    session.execute(
+        update(Subscriber).where(Subscriber.id == subscriber_id).values(updated_at=utcnow())
     )
 
 

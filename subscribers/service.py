@@ -238,7 +238,12 @@ def add_by_admin(
 
 
 def request_confirmation(
-    session: Session, raw_email: str, name: str = "", *, source: str
+    session: Session,
+    raw_email: str,
+    name: str = "",
+    *,
+    source: str,
+    topics: Sequence[str] = (),
 ) -> ConfirmationRequest | None:
     """Double opt-in, step one: a pending row and a confirmation to mail.
 
@@ -248,6 +253,9 @@ def request_confirmation(
     An address that bounced or complained gets nothing either, and nothing is written: mail
     to a dead mailbox or to someone who called ours spam hurts every reader's delivery, and
     anyone may type any address into the form.
+
+    `topics` (checked by the door) are kept for a new or still pending request only: a
+    stranger's form cannot change what someone already on the list reads.
     """
     email = normalise(raw_email)
     existing = repository.get_by_email(session, email)
@@ -258,13 +266,18 @@ def request_confirmation(
         subscriber = _new(email, name, SubscriberStatus.PENDING, source)
         subscriber.confirm_sent_at = now
         repository.add(session, subscriber)
+        if topics:
+            set_topics(session, subscriber.id, topics)
     elif existing.status == SubscriberStatus.ACTIVE:
         return None
     else:
         subscriber = existing
         subscriber.confirm_sent_at = now
-        if clean_name(name) and subscriber.status == SubscriberStatus.PENDING:
-            subscriber.name = clean_name(name)
+        if subscriber.status == SubscriberStatus.PENDING:
+            if clean_name(name):
+                subscriber.name = clean_name(name)
+            if topics:
+                set_topics(session, subscriber.id, topics)
         session.flush()
     return ConfirmationRequest(subscriber.email, subscriber.name, confirmation_token(subscriber))
 
@@ -627,8 +640,42 @@ def own_data(session: Session, subscriber: Subscriber) -> dict[str, Any]:
     """What the subscribers' tables hold about one person (their export adds the other
     owners': newsletter/people/export.py)."""
     data = to_json(subscriber)
+    data["topics"] = repository.topics_of(session, subscriber.id)
     data["tags"] = repository.tags_of(session, subscriber.id)
     return data
+
+
+# --- topics ---------------------------------------------------------------------------------
+
+# A person picks among the site's categories (a handful); the bounds only keep a scripted
+# request from writing a thousand rows.
+MAX_TOPICS = 50
+TOPIC_CHARS = 100
+
+
+def topics_of(session: Session, subscriber_id: int) -> list[str]:
+    """The topics they chose, by name; empty means every topic."""
+    return repository.topics_of(session, subscriber_id)
+
+
+def topics_by_subscriber(session: Session, subscriber_ids: Sequence[int]) -> dict[int, list[str]]:
+    return repository.topics_by_subscriber(session, subscriber_ids)
+
+
+def set_topics(session: Session, subscriber_id: int, names: Sequence[str]) -> list[str]:
+    """Replace their topics with `names`, as the door checked them against the published
+    categories (`newsletter.matchups.service.categories_named`); an empty list means every
+    topic again. Returns them as stored (sorted, each once)."""
+    chosen = sorted(set(names))
+    if len(chosen) > MAX_TOPICS:
+        raise SubscriberError(f"{len(chosen)} topics; at most {MAX_TOPICS}")
+    for name in chosen:
+        if not name or len(name) > TOPIC_CHARS:
+            raise SubscriberError(f"a topic name is 1 to {TOPIC_CHARS} characters: {name[:40]!r}")
+    if repository.get(session, subscriber_id) is None:
+        raise SubscriberError(f"no subscriber {subscriber_id} (erased?)")
+    repository.set_topics(session, subscriber_id, chosen)
+    return chosen
 
 
 # --- asking the silent ones (newsletter/people/reengagement.py decides who) ----------------

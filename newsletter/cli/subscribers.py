@@ -235,10 +235,9 @@ def list_(
 
     wanted = _status(status)
     with transaction() as session:
-        rows = [
-            service.to_json(s)
-            for s in listing.list_subscribers(session, status=wanted, search=search, limit=limit)
-        ]
+        found = list(listing.list_subscribers(session, status=wanted, search=search, limit=limit))
+        topics = service.topics_by_subscriber(session, [s.id for s in found])
+        rows = [service.to_json(s) | {"topics": topics.get(s.id, [])} for s in found]
     if as_json:
         print_json(rows)
         return
@@ -275,12 +274,55 @@ def show(email: str = typer.Argument(...), as_json: bool = JsonOption) -> None:
         return
     for key in ("email", "name", "status", "paused", "tracking_opt_out", "source"):
         typer.echo(f"{key:17} {data[key]}")
+    typer.echo(f"{'topics':17} {', '.join(data['topics']) or 'every topic'}")
     consent = data["consent"]
     typer.echo(f"{'consent':17} {consent['method']} at {consent['at']} from {consent['ip']}")
     typer.echo(
         f"{'activity':17} {len(data['deliveries'])} deliveries, {len(data['events'])} events, "
         f"{len(data['votes'])} votes"
     )
+
+
+@app.command()
+def topics(
+    email: str = typer.Argument(..., help="The subscriber's address."),
+    chosen: list[str] = typer.Option(
+        [],
+        "--set",
+        help="A topic (one of the site's categories); repeat for several. Replaces what they "
+        "chose. Without --set or --clear, prints their topics and the ones there are.",
+    ),
+    clear: bool = typer.Option(False, "--clear", help="No topics: every topic again."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Show or set the topics someone reads (none chosen means every topic)."""
+    from newsletter.db import transaction
+    from newsletter.errors import Refused
+    from newsletter.matchups import service as matchups
+    from subscribers import service
+
+    if clear and chosen:
+        fail("--set and --clear together: choose one")
+    try:
+        with transaction() as session:
+            subscriber = _find_or_fail(session, email)
+            if clear or chosen:
+                names = matchups.categories_named(
+                    session, chosen, also=service.topics_of(session, subscriber.id)
+                )
+                if chosen and not names:
+                    fail("--set names no topic (blank)")
+                service.set_topics(session, subscriber.id, names)
+            mine = service.topics_of(session, subscriber.id)
+            there_are = matchups.categories(session)
+            address = subscriber.email
+    except Refused as exc:
+        fail(f"{email}: {exc}")
+    if as_json:
+        print_json({"email": address, "topics": mine, "available": there_are})
+        return
+    typer.echo(f"{address}: {', '.join(mine) if mine else 'every topic (none chosen)'}")
+    typer.echo(f"topics: {', '.join(there_are) or 'none yet (no matchup is published)'}")
 
 
 @app.command()

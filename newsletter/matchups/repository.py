@@ -91,3 +91,10 @@ def _fill_children(matchup: Matchup, data: MatchupData, *, new: bool) -> None:
             "description",
         ):
             setattr(existing, column, getattr(fresh, column))
+
+
+def categories(session: Session) -> list[str]:
+    """Every category a published matchup's tool is in, each once, by name."""
+    return list(
+        session.scalars(select(MatchupTool.category).distinct().order_by(MatchupTool.category))
+    )

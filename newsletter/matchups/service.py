@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from newsletter.errors import Refused
 from newsletter.matchups import repository
 from newsletter.matchups.json_form import parse_json
 from newsletter.matchups.models import Matchup
@@ -155,3 +157,42 @@ def get_by_slug(session: Session, slug: str) -> Matchup | None:
 def list_all(session: Session) -> list[Matchup]:
     """Oldest published first."""
     return repository.list_all(session)
+
+
+# --- categories: the topics a reader can choose ---------------------------------------------
+
+
+class TopicError(Refused):
+    """A topic that is not one of the site's categories."""
+
+
+def categories(session: Session) -> list[str]:
+    """The categories the site has published matchups in: the topics readers choose from."""
+    return [name for name in repository.categories(session) if name.strip()]
+
+
+def _topic_key(name: str) -> str:
+    # "developer tools", "Developer  Tools" and a full-width "Ｄeveloper Tools" name the same
+    # category; a look-alike letter from another script does not (NFKC keeps it apart).
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def categories_named(
+    session: Session, raw_names: Sequence[str], *, also: Sequence[str] = ()
+) -> list[str]:
+    """The published categories `raw_names` name (case and spacing aside), each once, as the
+    site spells them; a name that is none of them is refused, naming it and every topic.
+    `also`: names allowed besides (the person's own, once the site stopped publishing one)."""
+    known = {_topic_key(name): name for name in also}
+    known |= {_topic_key(name): name for name in categories(session)}
+    chosen: list[str] = []
+    for raw in raw_names:
+        key = _topic_key(raw)
+        if not key:
+            continue
+        if key not in known:
+            topics = ", ".join(categories(session)) or "none yet (no matchup is published)"
+            raise TopicError(f"{raw[:100]!r} is not a topic; the topics are: {topics}")
+        if known[key] not in chosen:
+            chosen.append(known[key])
+    return chosen

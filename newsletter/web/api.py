@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from newsletter.db import transaction
 from newsletter.errors import NotFound, Refused
 from newsletter.issues import service as issues
+from newsletter.numbers import MAX_ROW_ID
 from newsletter.people import erasure
 from newsletter.sending import service as sending
 from newsletter.web.auth import ApiAdmin, ApiUser
@@ -52,6 +53,7 @@ class SubscriberOut(BaseModel):
     name: str
     status: str
     paused: bool
+    topics: list[str] = Field(description="The topics they chose; empty means every topic.")
     created_at: datetime
 
 
@@ -68,6 +70,18 @@ class NewSubscriber(BaseModel):
 class ActionResult(BaseModel):
     id: int
     outcome: str
+
+
+class TopicChoice(BaseModel):
+    topics: list[str] = Field(
+        max_length=50,
+        description="Category names (GET /api/v1/topics); an empty list means every topic.",
+    )
+
+
+class Topics(BaseModel):
+    id: int
+    topics: list[str]
 
 
 def _refused(exc: Exception, status: int = 409) -> HTTPException:
@@ -176,6 +190,9 @@ def list_subscribers(
         rows = listing.subscribers_page(
             session, status=wanted, search=q or None, before_id=before, limit=limit + 1
         )
+        from subscribers import service
+
+        topics = service.topics_by_subscriber(session, [s.id for s in rows[:limit]])
         items = [
             SubscriberOut(
                 id=s.id,
@@ -183,6 +200,7 @@ def list_subscribers(
                 name=s.name,
                 status=s.status.value,
                 paused=s.paused,
+                topics=topics.get(s.id, []),
                 created_at=s.created_at,
             )
             for s in rows[:limit]
@@ -203,6 +221,35 @@ def add_subscriber(body: NewSubscriber, user: ApiAdmin) -> ActionResult:
         raise _invalid(("body", "email"), exc) from exc
     except service.SubscriberError as exc:
         raise _refused(exc) from exc
+
+
+@router.get("/topics")
+def topics(user: ApiUser) -> dict[str, list[str]]:
+    """The topics readers choose from: the categories of the published matchups."""
+    from newsletter.matchups import service as matchups
+
+    with transaction() as session:
+        return {"topics": matchups.categories(session)}
+
+
+@router.put("/subscribers/{subscriber_id}/topics", response_model=Topics)
+def set_topics(subscriber_id: int, body: TopicChoice, user: ApiAdmin) -> Topics:
+    """Replace what someone reads (what they asked for by mail, say)."""
+    from newsletter.matchups import service as matchups
+    from subscribers import service
+
+    try:
+        with transaction() as session:
+            if not 0 < subscriber_id <= MAX_ROW_ID or service.get(session, subscriber_id) is None:
+                raise HTTPException(404, detail=f"no subscriber with id {subscriber_id}")
+            names = matchups.categories_named(
+                session, body.topics, also=service.topics_of(session, subscriber_id)
+            )
+            return Topics(
+                id=subscriber_id, topics=service.set_topics(session, subscriber_id, names)
+            )
+    except matchups.TopicError as exc:
+        raise _invalid(("body", "topics"), exc) from exc
 
 
 @router.post("/subscribers/{subscriber_id}/unsubscribe", response_model=ActionResult)

@@ -16,7 +16,9 @@ from pydantic import BaseModel, Field
 
 from newsletter import paths
 from newsletter.db import transaction
+from newsletter.errors import Refused
 from newsletter.issues.service import latest_published_week
+from newsletter.matchups import service as matchups
 from newsletter.people import erasure
 from newsletter.people.export import personal_data
 from newsletter.people.links import resolve_token
@@ -68,9 +70,27 @@ def _link_invalid(request: Request, what: str) -> HTMLResponse:
 # --- subscribing ----------------------------------------------------------------------------
 
 
+def _topic_choices() -> list[str]:
+    with transaction() as session:
+        return matchups.categories(session)
+
+
+def _subscribe_page(
+    request: Request, email: str, name: str, topics: list[str], error: str | None, status: int
+) -> HTMLResponse:
+    context = {
+        "email": email,
+        "name": name,
+        "error": error,
+        "topic_choices": _topic_choices(),
+        "chosen_topics": topics,
+    }
+    return render(request, T + "subscribe.html", context, status_code=status)
+
+
 @router.get(paths.SUBSCRIBE, response_class=HTMLResponse)
 def subscribe_form(request: Request) -> HTMLResponse:
-    return render(request, T + "subscribe.html", {"email": "", "name": "", "error": None})
+    return _subscribe_page(request, "", "", [], None, 200)
 
 
 @router.post(paths.SUBSCRIBE, response_class=HTMLResponse)
@@ -78,28 +98,31 @@ def subscribe(
     request: Request,
     email: Annotated[str, Form()] = "",
     name: Annotated[str, Form()] = "",
+    topic: Annotated[list[str] | None, Form()] = None,
 ) -> HTMLResponse:
     name = name[:MAX_NAME_LENGTH]
+    ticked = topic or []
     if len(email) > MAX_ADDRESS_LENGTH:
         error = f"That address is longer than {MAX_ADDRESS_LENGTH} characters: no address is."
-        context = {"email": "", "name": name, "error": error}
-        return render(request, T + "subscribe.html", context, status_code=400)
+        return _subscribe_page(request, "", name, ticked, error, 400)
     if wait := _over_limit(request, email):
         error = "Too many sign-up attempts from here. Please try again later."
-        context = {"email": email, "name": name, "error": error}
-        response = render(request, T + "subscribe.html", context, status_code=429)
+        response = _subscribe_page(request, email, name, ticked, error, 429)
         response.headers["Retry-After"] = str(wait)
         return response
     try:
         with transaction() as session:
-            confirmation = service.request_confirmation(session, email, name, source="web")
+            topics = matchups.categories_named(session, ticked)
+            confirmation = service.request_confirmation(
+                session, email, name, source="web", topics=topics
+            )
     except InvalidAddress as exc:
-        context = {"email": email, "name": name, "error": f"{email or 'That'}: {exc}"}
-        return render(request, T + "subscribe.html", context, status_code=400)
+        return _subscribe_page(request, email, name, ticked, f"{email or 'That'}: {exc}", 400)
+    except Refused as exc:
+        return _subscribe_page(request, email, name, [], str(exc), 400)
     if confirmation is not None and not emails.send_confirmation(confirmation).ok:
         error = "The confirmation mail could not be sent just now. Please try again later."
-        context = {"email": email, "name": name, "error": error}
-        return render(request, T + "subscribe.html", context, status_code=503)
+        return _subscribe_page(request, email, name, ticked, error, 503)
     # The same answer whether or not the address was already on the list.
     return render(request, T + "check_inbox.html", {"email": email.strip()})
 
@@ -107,6 +130,8 @@ def subscribe(
 class SubscribeRequest(BaseModel):
     email: str = Field(max_length=MAX_ADDRESS_LENGTH)
     name: str = ""
+    # Category names (GET /api/topics lists them); none means every topic.
+    topics: list[str] = Field(default_factory=list, max_length=50)
 
 
 @router.post("/api/subscribe", status_code=202)
@@ -120,11 +145,14 @@ def subscribe_api(request: Request, body: SubscribeRequest) -> JSONResponse:
         )
     try:
         with transaction() as session:
+            topics = matchups.categories_named(session, body.topics)
             confirmation = service.request_confirmation(
-                session, body.email, body.name[:MAX_NAME_LENGTH], source="api"
+                session, body.email, body.name[:MAX_NAME_LENGTH], source="api", topics=topics
             )
     except InvalidAddress as exc:
         return JSONResponse({"error": f"invalid email {body.email!r}: {exc}"}, status_code=422)
+    except Refused as exc:
+        return JSONResponse({"error": str(exc)}, status_code=422)
     if confirmation is not None and not emails.send_confirmation(confirmation).ok:
         return JSONResponse({"error": "the confirmation mail could not be sent"}, status_code=503)
     return JSONResponse({"status": "confirmation_sent"}, status_code=202)
@@ -193,6 +221,12 @@ def unsubscribe(request: Request, token: str) -> HTMLResponse:
     return render(request, T + "unsubscribed.html", context)
 
 
+@router.get("/api/topics")
+def topics_api() -> JSONResponse:
+    """The topics a reader can choose: the categories the site has published matchups in."""
+    return JSONResponse({"topics": _topic_choices()})
+
+
 # --- preferences ----------------------------------------------------------------------------
 
 
@@ -204,13 +238,45 @@ def preferences(request: Request, token: str) -> HTMLResponse:
         subscriber = resolve_token(session, token)
         if subscriber is None:
             return _link_invalid(request, "preferences")
+        chosen = service.topics_of(session, subscriber.id)
         context = {
             "subscriber": service.to_json(subscriber),
             "token": token,
             "left": subscriber.status in service.LEFT
             or subscriber.status == SubscriberStatus.PENDING,
+            "chosen_topics": chosen,
+            # A topic they chose that the site no longer publishes stays listed, so it can be
+            # unticked.
+            "topic_choices": sorted(set(matchups.categories(session)) | set(chosen)),
         }
     return render(request, T + "preferences.html", context)
+
+
+@router.post(paths.PREFERENCES_PATTERN + "/topics")
+def choose_topics(
+    request: Request, token: str, topic: Annotated[list[str] | None, Form()] = None
+) -> Response:
+    """The preferences page's topic boxes: what is ticked replaces what was chosen; nothing
+    ticked means every topic."""
+    if is_sample_token(token):
+        return sample_link_page(request, token, "preferences")
+    with transaction() as session:
+        subscriber = resolve_token(session, token)
+        if subscriber is None:
+            return _link_invalid(request, "preferences")
+        try:
+            names = matchups.categories_named(
+                session, topic or [], also=service.topics_of(session, subscriber.id)
+            )
+            chosen = service.set_topics(session, subscriber.id, names)
+        except Refused as exc:
+            context = {"title": "Not saved", "detail": str(exc)}
+            return render(request, "web/error.html", context, status_code=400)
+    if chosen:
+        flash(request, "Saved: you get the matchups in " + ", ".join(chosen) + ".")
+    else:
+        flash(request, "Saved: you get every topic.")
+    return redirect(paths.preferences(token) + "#topics")
 
 
 def _act(request: Request, token: str, action: str) -> Response:
