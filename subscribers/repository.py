@@ -8,14 +8,17 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Select,
     and_,
     case,
+    cast,
     delete,
     exists,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
@@ -311,6 +314,31 @@ def set_topics(session: Session, subscriber_id: int, names: Sequence[str]) -> No
     session.execute(
         update(Subscriber).where(Subscriber.id == subscriber_id).values(updated_at=utcnow())
     )
+
+
+def any_topics(session: Session) -> bool:
+    return (
+        session.scalar(select(exists().where(SubscriberTopic.subscriber_id.is_not(None)))) or False
+    )
+
+
+def topic_mask(bits: dict[str, int]) -> ColumnElement[int | None]:
+    """Per subscriber row: NULL if they chose no topic (everything), else the sum of `bits`
+    of the topics they chose (0 when none of them is among `bits`)."""
+    chose = exists().where(SubscriberTopic.subscriber_id == Subscriber.id)
+    bit = case(
+        *(
+            (SubscriberTopic.name == name, literal(value, BigInteger()))
+            for name, value in bits.items()
+        ),
+        else_=literal(0, BigInteger()),
+    )
+    total = (
+        select(func.coalesce(func.sum(bit), 0))
+        .where(SubscriberTopic.subscriber_id == Subscriber.id)
+        .scalar_subquery()
+    )
+    return case((chose, cast(total, BigInteger())), else_=literal(None, BigInteger()))
 
 
 _fts_present: dict[str, bool] = {}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import ColumnElement, Select
 from sqlalchemy.orm import Session
 
 from newsletter.errors import Refused
@@ -660,6 +660,18 @@ def topics_of(session: Session, subscriber_id: int) -> list[str]:
 
 def topics_by_subscriber(session: Session, subscriber_ids: Sequence[int]) -> dict[int, list[str]]:
     return repository.topics_by_subscriber(session, subscriber_ids)
+
+
+def any_topics(session: Session) -> bool:
+    """Whether anyone chose topics (else every send is the whole issue, at no extra cost)."""
+    return repository.any_topics(session)
+
+
+def topic_mask(bits: dict[str, int]) -> ColumnElement[int | None]:
+    """For the ledger's snapshot, per subscriber row: NULL when they chose no topic, else the
+    sum of `bits` (a bit per this week's category) of the ones they chose; 0 when none is
+    this week's."""
+    return repository.topic_mask(bits)
 
 
 def set_topics(session: Session, subscriber_id: int, names: Sequence[str]) -> list[str]:

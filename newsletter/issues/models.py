@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter.orm import Base, UTCDateTime, str_enum, utcnow
@@ -112,3 +112,27 @@ class IssueLink(Base):
     matchup_id: Mapped[int | None] = mapped_column(
         ForeignKey("matchups.id", ondelete="SET NULL"), nullable=True
     )
+
+
+class IssueVariant(Base):
+    """The issue as someone who chose topics gets it: only the matchups in their topics, with
+    the subject, overview and storyline made from those. Frozen when the send starts, for
+    each combination of this week's categories the audience chose (`mask`: a bit per category
+    in `categories`' order); every delivery names its variant (deliveries.variant, NULL for
+    the whole issue), so a crash, a restart or another worker sends the same bytes."""
+
+    __tablename__ = "issue_variants"
+
+    issue_id: Mapped[int] = mapped_column(
+        ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True
+    )
+    mask: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    categories: Mapped[str] = mapped_column(Text)  # the chosen ones, "; "-separated
+    matchup_ids: Mapped[str] = mapped_column(Text)  # what it carries, in the issue's order
+    subject: Mapped[str] = mapped_column(Text)
+    preheader: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    untracked_html: Mapped[str] = mapped_column(Text)
+    untracked_text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

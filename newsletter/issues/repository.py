@@ -13,7 +13,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, exists, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from newsletter.issues.models import SEND_STARTED, Issue, IssueLink, IssueMatchup, IssueStatus
+from newsletter.issues.models import (
+    SEND_STARTED,
+    Issue,
+    IssueLink,
+    IssueMatchup,
+    IssueStatus,
+    IssueVariant,
+)
 from newsletter.matchups.models import Matchup, MatchupTool
 from newsletter.numbers import MAX_ROW_ID
 
@@ -248,3 +255,22 @@ def last_sent_issues(session: Session, count: int) -> list[tuple[int, datetime |
         .limit(count)
     )
     return [(row[0], row[1]) for row in session.execute(stmt)]
+
+
+def variants_of(session: Session, issue_id: int) -> list[IssueVariant]:
+    return list(
+        session.scalars(
+            select(IssueVariant)
+            .where(IssueVariant.issue_id == issue_id)
+            .order_by(IssueVariant.mask)
+        )
+    )
+
+
+def variant(session: Session, issue_id: int, mask: int) -> IssueVariant | None:
+    return session.get(IssueVariant, (issue_id, mask))
+
+
+def add_variant(session: Session, variant: IssueVariant) -> None:
+    session.add(variant)
+    session.flush()

@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 
 from newsletter.errors import NotFound, Refused
 from newsletter.issues import repository, verdicts
-from newsletter.issues.models import IN_SEND, Issue, IssueLink, IssueMatchup, IssueStatus
+from newsletter.issues.models import (
+    IN_SEND,
+    Issue,
+    IssueLink,
+    IssueMatchup,
+    IssueStatus,
+    IssueVariant,
+)
 from newsletter.issues.render import (
     FeaturedMatchup,
     IssueContent,
@@ -485,16 +492,28 @@ class _Listed(Protocol):
     summary_override: str | None
 
 
-def content(session: Session, issue: Issue) -> IssueContent:
+def content(
+    session: Session, issue: Issue, *, categories: frozenset[str] | None = None
+) -> IssueContent:
+    """The issue's words; with `categories`, only the matchups with a tool in one of them (a
+    variant for readers who chose topics: subject, overview and storyline follow)."""
+    matchups = repository.matchups_of(session, issue)
+    items: Sequence[_Listed] = issue.items
+    if categories is not None:
+        items = [i for i in items if _categories_of(matchups[i.matchup_id]) & categories]
     return _content(
         session,
         issue.week,
-        issue.items,
-        repository.matchups_of(session, issue),
+        items,
+        matchups,
         subject=issue.subject_override,
         preheader=issue.preheader_override,
         intro=issue.intro_override,
     )
+
+
+def _categories_of(matchup: Matchup) -> frozenset[str]:
+    return frozenset(tool.category for tool in matchup.tools)
 
 
 def _content(
@@ -556,13 +575,18 @@ def assemble(
 
 
 def _render(
-    session: Session, issue: Issue, *, tracked: bool, public: bool = False
+    session: Session,
+    issue: Issue,
+    *,
+    tracked: bool,
+    public: bool = False,
+    categories: frozenset[str] | None = None,
 ) -> tuple[RenderedIssue, list[OutboundLink]]:
     """The issue as it reads now, and the links it points at. Writes nothing: only freezing
     records the links (the click redirect's table)."""
     settings = get_settings()
     return render_issue(
-        content(session, issue),
+        content(session, issue, categories=categories),
         base_url=settings.newsletter_base_url,
         site_url=settings.newsletter_site_url,
         tracked=tracked,
@@ -605,10 +629,111 @@ def freeze(session: Session, issue_id: int, *, now: datetime | None = None) -> N
     session.flush()
 
 
-def frozen_content(session: Session, issue_id: int, *, tracked: bool) -> RenderedIssue:
-    """What is sent: the frozen render. Reading writes nothing: an issue not frozen (a draft
-    for a test send, or an older row approved before approval froze) is rendered from its
-    current content each time; `freeze` is the write."""
+# --- variants: the issue for readers who chose topics ---------------------------------------
+
+# A variant is named by a bit per category of the week (a 64-bit column): a week of more
+# categories than this sends everyone the whole issue.
+MAX_VARIANT_CATEGORIES = 62
+
+
+def topic_bits(session: Session, issue_id: int) -> dict[str, int]:
+    """A bit per category of the issue's matchups (sorted by name), or nothing when there are
+    too many for a variant's mask."""
+    issue = require(session, issue_id)
+    matchups = repository.matchups_of(session, issue)
+    names = sorted(
+        {
+            c
+            for item in issue.items
+            if not item.excluded
+            for c in _categories_of(matchups[item.matchup_id])
+        }
+    )
+    if len(names) > MAX_VARIANT_CATEGORIES:
+        return {}
+    return {name: 1 << index for index, name in enumerate(names)}
+
+
+def freeze_variants(
+    session: Session, issue_id: int, masks: Sequence[int], *, now: datetime | None = None
+) -> dict[int, int | None]:
+    """Freeze the variant of each mask (`topic_bits`' bits of the chosen categories) and record
+    its links; returns what each delivery of that mask should name: the mask itself, or None
+    when its readers' topics take in every matchup (they get the whole issue). One render per
+    distinct set of matchups, however many masks lead to it."""
+    issue = require(session, issue_id)
+    bits = topic_bits(session, issue_id)
+    matchups = repository.matchups_of(session, issue)
+    included = [i.matchup_id for i in issue.items if not i.excluded]
+    made: dict[tuple[int, ...], IssueVariant] = {}
+    kept = {v.mask: v for v in repository.variants_of(session, issue_id)}
+    chosen: dict[int, int | None] = {}
+    for mask in masks:
+        categories = frozenset(name for name, bit in bits.items() if mask & bit)
+        carried = tuple(m for m in included if _categories_of(matchups[m]) & categories)
+        if carried == tuple(included):
+            chosen[mask] = None
+            continue
+        chosen[mask] = mask
+        if mask in kept:
+            continue
+        if carried in made:
+            variant = IssueVariant(**{c: getattr(made[carried], c) for c in _VARIANT_RENDERS})
+        else:
+            tracked, links = _render(session, issue, tracked=True, categories=categories)
+            repository.record_links(session, issue.id, [_link_row(link) for link in links])
+            untracked, _ = _render(session, issue, tracked=False, categories=categories)
+            variant = IssueVariant(
+                subject=tracked.subject,
+                preheader=tracked.preheader,
+                html=tracked.html,
+                text=tracked.text,
+                untracked_html=untracked.html,
+                untracked_text=untracked.text,
+            )
+            made[carried] = variant
+        variant.issue_id = issue_id
+        variant.mask = mask
+        variant.categories = "; ".join(sorted(categories))
+        variant.matchup_ids = ",".join(str(m) for m in carried)
+        variant.created_at = now or utcnow()
+        repository.add_variant(session, variant)
+    return chosen
+
+
+_VARIANT_RENDERS = ("subject", "preheader", "html", "text", "untracked_html", "untracked_text")
+
+
+def variant_summaries(session: Session, issue_id: int) -> list[dict[str, Any]]:
+    """Each frozen variant: its topics, subject and matchups (for the editor and the CLI)."""
+    return [
+        {
+            "mask": v.mask,
+            "categories": v.categories.split("; ") if v.categories else [],
+            "subject": v.subject,
+            "matchup_ids": [int(m) for m in v.matchup_ids.split(",") if m],
+        }
+        for v in repository.variants_of(session, issue_id)
+    ]
+
+
+def frozen_content(
+    session: Session, issue_id: int, *, tracked: bool, variant: int | None = None
+) -> RenderedIssue:
+    """What is sent: the frozen render (of `variant`, when the reader chose topics). Reading
+    writes nothing: an issue not frozen (a draft for a test send, or an older row approved
+    before approval froze) is rendered from its current content each time; `freeze` is the
+    write."""
+    if variant is not None:
+        frozen = repository.variant(session, issue_id, variant)
+        if frozen is None:
+            raise IssueError(f"issue {issue_id} has no variant {variant}")
+        return RenderedIssue(
+            subject=frozen.subject,
+            preheader=frozen.preheader,
+            html=frozen.html if tracked else frozen.untracked_html,
+            text=frozen.text if tracked else frozen.untracked_text,
+        )
     issue = require(session, issue_id)
     if issue.rendered_at is None:
         return _render(session, issue, tracked=tracked)[0]

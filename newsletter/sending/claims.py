@@ -50,6 +50,7 @@ class BatchRecipient(NamedTuple):
     name: str
     tracking_opt_out: bool
     public_id: str
+    variant: int | None = None  # the variant they get (their topics); None: all of it
 
 
 # The statements a worker runs for every batch are built once, with bound parameters, and run
@@ -175,7 +176,7 @@ _PUT_IN_FLIGHT = (
 
 
 @functools.lru_cache(maxsize=1)
-def _recipients_statement() -> Select[int, str, str | None, bool, str]:
+def _recipients_statement() -> Select[int, str, str | None, bool, str, int | None]:
     subscribers = cast(Table, Subscriber.__table__)
     return (
         select(
@@ -184,6 +185,7 @@ def _recipients_statement() -> Select[int, str, str | None, bool, str]:
             subscribers.c.name,
             subscribers.c.tracking_opt_out,
             subscribers.c.public_id,
+            _DELIVERIES.c.variant,
         )
         .join(subscribers, subscribers.c.id == _DELIVERIES.c.subscriber_id)
         .where(
@@ -200,8 +202,8 @@ def put_in_flight(session: Session, batch_id: int, now: datetime) -> list[BatchR
     connection.execute(_PUT_IN_FLIGHT, {"b_batch_id": batch_id, "b_now": now})
     rows = connection.execute(_recipients_statement(), {"b_batch_id": batch_id})
     return [
-        BatchRecipient(delivery_id, email, name or "", bool(opt_out), public_id)
-        for delivery_id, email, name, opt_out, public_id in rows
+        BatchRecipient(delivery_id, email, name or "", bool(opt_out), public_id, variant)
+        for delivery_id, email, name, opt_out, public_id, variant in rows
     ]
 
 

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.numbers import MAX_ROW_ID
@@ -105,3 +105,6 @@ class Delivery(Base):
     # hand), "resend:operator" or "resend:auto" (queued again; an automatic resend happens
     # once, never twice). None for a delivery its worker's answer settled.
     settled_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Which of the issue's variants this person gets (issue_variants.mask: the topics they
+    # chose among this week's categories), fixed at the snapshot; NULL for the whole issue.
+    variant: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

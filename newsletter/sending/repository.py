@@ -9,6 +9,7 @@ crashed worker's sweeper and an operator can race on the same rows and the datab
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -134,8 +135,19 @@ def no_delivery_open(issue_id: int) -> ColumnElement[bool]:
 # --- the audience snapshot ------------------------------------------------------------------
 
 
-def snapshot_audience(session: Session, issue_id: int, now: datetime, batch_size: int) -> int:
+def snapshot_audience(
+    session: Session,
+    issue_id: int,
+    now: datetime,
+    batch_size: int,
+    *,
+    variant: ColumnElement[int | None] | None = None,
+) -> int:
     """One queued delivery per mailable subscriber, already cut into batches of `batch_size`.
+
+    `variant`: per subscriber row, the variant they get (the topics they chose among this
+    week's categories; NULL for the whole issue), written on each delivery; the audience is
+    numbered by it, so a batch holds few variants and its requests stay full.
 
     The batches are created first (one multi-row INSERT), then the deliveries in one
     INSERT ... SELECT that numbers the audience and writes each row's batch id as it goes:
@@ -153,7 +165,12 @@ def snapshot_audience(session: Session, issue_id: int, now: datetime, batch_size
     at = literal(now, UTCDateTime())
     # Tracking opt-outs get another render, hence another request: numbering them after
     # everyone else keeps each batch to one render, so requests stay full.
-    order = (Subscriber.tracking_opt_out, Subscriber.id)
+    order: list[ColumnElement[Any]] = [
+        Subscriber.tracking_opt_out.expression,
+        Subscriber.id.expression,
+    ]
+    if variant is not None:
+        order.insert(0, variant)
     position = func.row_number().over(order_by=order) - 1
     batch_id: ColumnElement[int | None] = literal(None, Integer())
     if consecutive:
@@ -172,6 +189,7 @@ def snapshot_audience(session: Session, issue_id: int, now: datetime, batch_size
             literal(0),
             at,
             at,
+            *(() if variant is None else (variant,)),
         )
         .where(Subscriber.id.in_(mailable_ids_select()))
         .order_by(*order)
@@ -187,6 +205,7 @@ def snapshot_audience(session: Session, issue_id: int, now: datetime, batch_size
                     "attempts",
                     "created_at",
                     "updated_at",
+                    *(() if variant is None else ("variant",)),
                 ],
                 audience,
             )
@@ -203,6 +222,52 @@ def snapshot_audience(session: Session, issue_id: int, now: datetime, batch_size
             )
         )
     return made
+
+
+def variants_in(session: Session, issue_id: int) -> list[int]:
+    """The variants the issue's deliveries name (not the whole issue's NULL)."""
+    return list(
+        session.scalars(
+            select(Delivery.variant)
+            .where(Delivery.issue_id == issue_id, Delivery.variant.is_not(None))
+            .distinct()
+            .order_by(Delivery.variant)
+        )
+    )
+
+
+def rename_variant(session: Session, issue_id: int, old: int, new: int | None) -> None:
+    session.execute(
+        update(Delivery)
+        .where(Delivery.issue_id == issue_id, Delivery.variant == old)
+        .values(variant=new)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def skip_variant(session: Session, issue_id: int, mask: int, reason: str, now: datetime) -> int:
+    """The queued deliveries of a variant nobody should get (nothing in their topics) ->
+    skipped, with the reason, and out of their batches; a batch left empty goes."""
+    skipped = int(
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.issue_id == issue_id,
+                Delivery.variant == mask,
+                Delivery.status == DeliveryStatus.QUEUED,
+            )
+            .values(status=DeliveryStatus.SKIPPED, error=reason, batch_id=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+    )
+    session.execute(
+        delete(SendBatch).where(
+            SendBatch.issue_id == issue_id,
+            SendBatch.status == BatchStatus.PENDING,
+            ~select(Delivery.id).where(Delivery.batch_id == SendBatch.id).exists(),
+        )
+    )
+    return skipped
 
 
 def _new_batches(session: Session, issue_id: int, count: int, now: datetime) -> list[int]:

@@ -30,6 +30,7 @@ from newsletter.security.delivery_tokens import TEST_TOKEN, TOKEN_PLACEHOLDER, f
 from newsletter.sending import recovery, repository
 from newsletter.sending.models import Delivery, DeliveryStatus, Evidence
 from newsletter.settings import Settings, get_settings
+from subscribers import service as subscribers
 
 CANCELLED_REASON = "send cancelled by an operator before this delivery was handed off"
 
@@ -73,10 +74,36 @@ def start_send(session: Session, issue_id: int, *, now: datetime | None = None) 
         return False
     # Freeze the render now (if approval did not): every batch sends these exact bytes.
     issues.freeze(session, issue_id, now=now)
-    repository.snapshot_audience(session, issue_id, now, get_settings().newsletter_batch_size)
+    bits = issues.topic_bits(session, issue_id) if subscribers.any_topics(session) else {}
+    repository.snapshot_audience(
+        session,
+        issue_id,
+        now,
+        get_settings().newsletter_batch_size,
+        variant=subscribers.topic_mask(bits) if bits else None,
+    )
+    if bits:
+        _freeze_variants(session, issue_id, now)
     # An empty audience is a finished send.
     mark_sent_if_done(session, issue_id, now)
     return True
+
+
+# Someone whose topics have nothing this week gets no mail (an issue of none of their matchups
+# would be empty); the ledger says why, for each of them.
+NOTHING_IN_THEIR_TOPICS = "nothing in their topics this week"
+
+
+def _freeze_variants(session: Session, issue_id: int, now: datetime) -> None:
+    """Every variant the snapshot named, frozen; those whose topics take in every matchup get
+    the whole issue, those whose topics have none this week are skipped."""
+    masks = repository.variants_in(session, issue_id)
+    if 0 in masks:
+        repository.skip_variant(session, issue_id, 0, NOTHING_IN_THEIR_TOPICS, now)
+    chosen = issues.freeze_variants(session, issue_id, [m for m in masks if m], now=now)
+    for mask, named in chosen.items():
+        if named is None:
+            repository.rename_variant(session, issue_id, mask, None)
 
 
 def mark_sent_if_done(session: Session, issue_id: int, now: datetime) -> bool:

@@ -94,7 +94,10 @@ class _Send:
     issue_statuses: tuple[IssueStatus, ...]
     stuck_after: timedelta
     categories: tuple[str, ...] = ()
-    contents: dict[bool, MailContent] = field(default_factory=dict)
+    # The frozen renders, by (variant, tracked): the whole issue's read at the start, a
+    # variant's (for readers who chose topics) the first time a batch needs it.
+    contents: dict[tuple[int | None, bool], MailContent] = field(default_factory=dict)
+    contents_lock: threading.Lock = field(default_factory=threading.Lock)
     # A thread failed: its siblings stop at their next batch. Not `stop`, which is the
     # caller's (the scheduler's own: setting it would end the scheduler).
     failed: threading.Event = field(default_factory=threading.Event)
@@ -104,6 +107,17 @@ class _Send:
     write_lock: contextlib.AbstractContextManager[object] = field(
         default_factory=contextlib.nullcontext
     )
+
+    def content(self, variant: int | None, tracked: bool) -> MailContent:
+        key = (variant, tracked)
+        found = self.contents.get(key)
+        if found is None:
+            with self.contents_lock, transaction() as session:
+                found = self.contents.get(key)
+                if found is None:
+                    found = frozen_content(session, self.issue_id, tracked=tracked, variant=variant)
+                    self.contents[key] = found
+        return found
 
     def transport_for_thread(self) -> Transport:
         return self.transport or get_transport(self.settings)
@@ -158,8 +172,8 @@ def run_until_done(
             return
         send.categories = ("weekly-verdicts", issue.week)
         # The frozen render is read once per process, not once per batch.
-        send.contents[True] = frozen_content(session, issue_id, tracked=True)
-        send.contents[False] = frozen_content(session, issue_id, tracked=False)
+        send.contents[None, True] = frozen_content(session, issue_id, tracked=True)
+        send.contents[None, False] = frozen_content(session, issue_id, tracked=False)
 
     threads = concurrency or settings.newsletter_send_concurrency
     if threads == 1:
@@ -246,17 +260,18 @@ def _deliver(
     recipients: Sequence[BatchRecipient],
 ) -> None:
     tracking = send.settings.newsletter_tracking
-    groups: dict[bool, list[Recipient]] = {True: [], False: []}
+    # One request per render: the variant (their topics), tracked or not.
+    groups: dict[tuple[int | None, bool], list[Recipient]] = {}
     tokens = delivery_tokens((r.delivery_id, r.public_id) for r in recipients)
     for r, token in zip(recipients, tokens, strict=True):
-        groups[tracking and not r.tracking_opt_out].append(
+        groups.setdefault((r.variant, tracking and not r.tracking_opt_out), []).append(
             # A tuple runs no validation: the name becomes a To: header, so it is made one line.
             Recipient(r.delivery_id, r.email, header_phrase(r.name), token)
         )
     decision: _RetryDecision = DONE
     try:
         # Tracking opt-outs get the untracked render: a separate request.
-        for tracked, group in groups.items():
+        for (variant, tracked), group in groups.items():
             if group:
                 whole = len(group) == len(recipients)
                 decision = _send(
@@ -264,7 +279,7 @@ def _deliver(
                     transport,
                     worker_id,
                     claim,
-                    send.contents[tracked],
+                    send.content(variant, tracked),
                     group,
                     whole,
                     paid=True,

@@ -91,7 +91,7 @@ def test_a_database_without_this_versions_schema_is_named_with_what_to_do(
 ) -> None:
     from alembic import command
 
-    from newsletter.migrate import alembic_config
+    from newsletter.migrate import HEAD_REVISION, alembic_config
 
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
     create_engine(empty).connect().close()  # the file exists, with no tables
@@ -100,7 +100,7 @@ def test_a_database_without_this_versions_schema_is_named_with_what_to_do(
     server = make_url(postgres_url).set(database="no_such_database_here")
     cases = [
         (empty, "has no schema yet: run `newsletter init`"),
-        (old, "is at schema 0006_journeys; this version needs 0008_healing"),
+        (old, f"is at schema 0006_journeys; this version needs {HEAD_REVISION}"),
         (server.render_as_string(hide_password=False), 'database "no_such_database_here"'),
     ]
     for url, said in cases:
