@@ -217,3 +217,48 @@ def test_public_archive_pages_are_accessible(
     page.wait_for_load_state()
     assert "/issues/" in page.url
     page.screenshot(path=str(artifacts / "web" / "reader-web-version.png"), full_page=True)
+
+
+def test_reader_ticks_topics_on_the_form_and_changes_them_on_the_preferences_page(
+    server: str, page: Any, artifacts: Path, isolated_env: Path
+) -> None:
+    """The published matchups' categories are the boxes; what a reader ticks is kept."""
+    from datetime import timedelta
+
+    from newsletter.matchups.service import categories, import_matchup
+    from newsletter.orm import utcnow
+    from subscribers.service import find, topics_of
+    from tests.issues.helpers import example_pages
+
+    with transaction() as session:
+        for data in example_pages():
+            import_matchup(session, data, utcnow() - timedelta(hours=1))
+        offered = categories(session)
+    assert len(offered) >= 2, offered
+    first, second = offered[0], offered[1]
+    page.goto(f"{server}/subscribe")
+    page.get_by_label(re.compile("^Email", re.I)).fill("reader@example.com")
+    page.get_by_role("checkbox", name=first).check()
+    check(page, artifacts, "reader-subscribe-topics")
+    page.get_by_role("button", name=re.compile("subscribe", re.I)).click()
+    page.wait_for_load_state()
+    mails = _outbox(isolated_env / "outbox")
+    link = re.search(rf"{re.escape(server)}/confirm/[\w.~-]+", _body(mails[-1], "plain"))
+    assert link, "no confirmation link in the mail"
+    page.goto(link.group(0))
+    page.locator("main form button[type=submit]").click()
+    page.wait_for_load_state()
+    page.get_by_role("link", name=re.compile("preferences", re.I)).first.click()
+    page.wait_for_load_state()
+    assert page.get_by_role("checkbox", name=first).is_checked()
+    assert not page.get_by_role("checkbox", name=second).is_checked()
+    page.get_by_role("checkbox", name=first).uncheck()
+    page.get_by_role("checkbox", name=second).check()
+    page.get_by_role("button", name="Save topics").click()
+    page.wait_for_load_state()
+    assert f"you get the matchups in {second}" in page.inner_text("main")
+    assert page.get_by_role("checkbox", name=second).is_checked()
+    check(page, artifacts, "reader-preferences-topics")
+    with transaction() as session:
+        subscriber = find(session, "reader@example.com")
+        assert subscriber is not None and topics_of(session, subscriber.id) == [second]
