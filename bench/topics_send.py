@@ -60,9 +60,7 @@ def seed(db_path: Path, subscribers: int, variants: int) -> int:
         if variants:
             names = categories(session)
             combos = [
-                c
-                for size in range(1, len(names))
-                for c in itertools.combinations(names, size)
+                c for size in range(1, len(names)) for c in itertools.combinations(names, size)
             ][:variants]
             assert len(combos) == variants, f"only {len(combos)} combinations of {names}"
             ids = list(session.scalars(select(Subscriber.id).order_by(Subscriber.id)))
@@ -116,6 +114,8 @@ def child(issue_id: int) -> None:
 
 def one_send(subscribers: int, variants: int, workdir: Path) -> dict[str, Any]:
     db_path = workdir / f"topics-{variants}.db"
+    for stale in workdir.glob(f"topics-{variants}.db*"):
+        stale.unlink()
     issue_id = seed(db_path, subscribers, variants)
     server, host = start_server()
     try:

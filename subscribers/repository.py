@@ -25,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Subquery
 
 from newsletter.orm import upsert_insert, utcnow
 from subscribers import search as search_index
@@ -322,10 +323,10 @@ def any_topics(session: Session) -> bool:
     )
 
 
-def topic_mask(bits: dict[str, int]) -> ColumnElement[int | None]:
-    """Per subscriber row: NULL if they chose no topic (everything), else the sum of `bits`
-    of the topics they chose (0 when none of them is among `bits`)."""
-    chose = exists().where(SubscriberTopic.subscriber_id == Subscriber.id)
+def topic_masks(bits: dict[str, int]) -> Subquery:
+    """(subscriber_id, mask) of everyone who chose a topic: the sum of `bits` of the topics
+    they chose (0 when none of them is among `bits`). One grouped pass over the topics'
+    primary key; someone who chose none has no row (everything)."""
     bit = case(
         *(
             (SubscriberTopic.name == name, literal(value, BigInteger()))
@@ -333,12 +334,14 @@ def topic_mask(bits: dict[str, int]) -> ColumnElement[int | None]:
         ),
         else_=literal(0, BigInteger()),
     )
-    total = (
-        select(func.coalesce(func.sum(bit), 0))
-        .where(SubscriberTopic.subscriber_id == Subscriber.id)
-        .scalar_subquery()
+    return (
+        select(
+            SubscriberTopic.subscriber_id.label("subscriber_id"),
+            cast(func.sum(bit), BigInteger()).label("mask"),
+        )
+        .group_by(SubscriberTopic.subscriber_id)
+        .subquery("topic_masks")
     )
-    return case((chose, cast(total, BigInteger())), else_=literal(None, BigInteger()))
 
 
 _fts_present: dict[str, bool] = {}

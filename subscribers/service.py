@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Subquery
 
 from newsletter.errors import Refused
 from newsletter.instance import legacy_max_id
@@ -667,11 +668,11 @@ def any_topics(session: Session) -> bool:
     return repository.any_topics(session)
 
 
-def topic_mask(bits: dict[str, int]) -> ColumnElement[int | None]:
-    """For the ledger's snapshot, per subscriber row: NULL when they chose no topic, else the
-    sum of `bits` (a bit per this week's category) of the ones they chose; 0 when none is
-    this week's."""
-    return repository.topic_mask(bits)
+def topic_masks(bits: dict[str, int]) -> Subquery:
+    """For the ledger's snapshot: (subscriber_id, mask) of each one who chose topics, the sum
+    of `bits` (a bit per this week's category) of the ones they chose; 0 when none is this
+    week's. Whoever chose none has no row."""
+    return repository.topic_masks(bits)
 
 
 def set_topics(session: Session, subscriber_id: int, names: Sequence[str]) -> list[str]:

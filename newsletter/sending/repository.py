@@ -19,10 +19,12 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    outerjoin,
     select,
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Subquery
 
 from newsletter.orm import UTCDateTime
 from newsletter.sending.models import BatchStatus, Delivery, DeliveryStatus, SendBatch
@@ -141,13 +143,15 @@ def snapshot_audience(
     now: datetime,
     batch_size: int,
     *,
-    variant: ColumnElement[int | None] | None = None,
+    variants: Subquery | None = None,
 ) -> int:
     """One queued delivery per mailable subscriber, already cut into batches of `batch_size`.
 
-    `variant`: per subscriber row, the variant they get (the topics they chose among this
-    week's categories; NULL for the whole issue), written on each delivery; the audience is
-    numbered by it, so a batch holds few variants and its requests stay full.
+    `variants`: (subscriber_id, mask) of those who chose topics, the variant they get (the
+    topics they chose among this week's categories; no row: the whole issue), written on each
+    delivery; the audience is numbered by it, so a batch holds few variants and its requests
+    stay full. Joined once (an aggregate over the topics' primary key), not a subquery per
+    subscriber, which SQLite would evaluate for the column, the window and the order alike.
 
     The batches are created first (one multi-row INSERT), then the deliveries in one
     INSERT ... SELECT that numbers the audience and writes each row's batch id as it goes:
@@ -169,7 +173,9 @@ def snapshot_audience(
         Subscriber.tracking_opt_out.expression,
         Subscriber.id.expression,
     ]
-    if variant is not None:
+    variant: ColumnElement[int | None] | None = None
+    if variants is not None:
+        variant = variants.c.mask
         order.insert(0, variant)
     position = func.row_number().over(order_by=order) - 1
     batch_id: ColumnElement[int | None] = literal(None, Integer())
@@ -180,20 +186,21 @@ def snapshot_audience(
             (position < len(batch_ids) * batch_size, batch_ids[0] + position // batch_size),
             else_=None,
         )
-    audience = (
-        select(
-            literal(issue_id),
-            Subscriber.id,
-            batch_id,
-            literal(DeliveryStatus.QUEUED.value),
-            literal(0),
-            at,
-            at,
-            *(() if variant is None else (variant,)),
-        )
-        .where(Subscriber.id.in_(mailable_ids_select()))
-        .order_by(*order)
+    audience = select(
+        literal(issue_id),
+        Subscriber.id,
+        batch_id,
+        literal(DeliveryStatus.QUEUED.value),
+        literal(0),
+        at,
+        at,
+        *(() if variant is None else (variant,)),
     )
+    if variants is not None:
+        audience = audience.select_from(
+            outerjoin(Subscriber, variants, variants.c.subscriber_id == Subscriber.id)
+        )
+    audience = audience.where(Subscriber.id.in_(mailable_ids_select())).order_by(*order)
     made = int(
         session.execute(
             insert(Delivery).from_select(

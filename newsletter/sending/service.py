@@ -80,7 +80,7 @@ def start_send(session: Session, issue_id: int, *, now: datetime | None = None) 
         issue_id,
         now,
         get_settings().newsletter_batch_size,
-        variant=subscribers.topic_mask(bits) if bits else None,
+        variants=subscribers.topic_masks(bits) if bits else None,
     )
     if bits:
         _freeze_variants(session, issue_id, now)
