@@ -55,6 +55,7 @@ def _summary(issue_id: int, started: float | None = None) -> dict[str, Any]:
         last_error = service.last_batch_error(session, issue_id)
         settled = service.settled_counts(session, issue_id)
         waiting = service.heal_uncertain(session, issue_id=issue_id, act=False).waiting
+        variants = service.variants(session, issue_id)
     summary: dict[str, Any] = {
         "issue_id": issue_id,
         "status": status.value if status else None,
@@ -69,6 +70,8 @@ def _summary(issue_id: int, started: float | None = None) -> dict[str, Any]:
             }
             for w in waiting
         ],
+        # Readers who chose topics: which variant of the issue how many of them get.
+        "variants": variants,
     }
     if started is not None:
         summary["seconds"] = round(time.monotonic() - started, 3)
@@ -96,6 +99,16 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
             "  settled after an uncertain hand-off: "
             + ", ".join(f"{n} {by}" for by, n in summary["settled_by"].items())
         )
+    for variant in summary["variants"]:
+        if variant["topics"] is None:
+            typer.echo(f"  {variant['deliveries']} get the whole issue")
+        elif not variant["topics"]:
+            typer.echo(f"  {variant['deliveries']} skipped: nothing in their topics this week")
+        else:
+            typer.echo(
+                f"  {variant['deliveries']} get {variant['matchups']} matchups in "
+                f"{', '.join(variant['topics'])}: {variant['subject']!r}"
+            )
     for wait in summary["uncertain_waiting"]:
         when = f" (from {wait['resend_at']})" if wait["resend_at"] else ""
         typer.echo(f"  {wait['deliveries']} uncertain: {wait['reason']}{when}")

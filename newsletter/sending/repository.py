@@ -243,6 +243,16 @@ def variants_in(session: Session, issue_id: int) -> list[int]:
     )
 
 
+def variant_counts(session: Session, issue_id: int) -> dict[int | None, int]:
+    """Deliveries per variant (None: the whole issue)."""
+    rows = session.execute(
+        select(Delivery.variant, func.count())
+        .where(Delivery.issue_id == issue_id)
+        .group_by(Delivery.variant)
+    )
+    return {variant: int(count) for variant, count in rows}
+
+
 def rename_variant(session: Session, issue_id: int, old: int, new: int | None) -> None:
     session.execute(
         update(Delivery)

@@ -11,6 +11,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -104,6 +105,31 @@ def _freeze_variants(session: Session, issue_id: int, now: datetime) -> None:
     for mask, named in chosen.items():
         if named is None:
             repository.rename_variant(session, issue_id, mask, None)
+
+
+def variants(session: Session, issue_id: int) -> list[dict[str, Any]]:
+    """What readers who chose topics get: each variant's topics, subject, matchups and how many
+    deliveries carry it (the whole issue first, when anyone gets it)."""
+    counts = repository.variant_counts(session, issue_id)
+    if set(counts) <= {None}:
+        return []
+    found: list[dict[str, Any]] = []
+    if None in counts:
+        found.append(
+            {"topics": None, "subject": None, "matchups": None, "deliveries": counts[None]}
+        )
+    for variant in issues.variant_summaries(session, issue_id):
+        found.append(
+            {
+                "topics": variant["categories"],
+                "subject": variant["subject"],
+                "matchups": len(variant["matchup_ids"]),
+                "deliveries": counts.get(variant["mask"], 0),
+            }
+        )
+    if counts.get(0):
+        found.append({"topics": [], "subject": None, "matchups": 0, "deliveries": counts[0]})
+    return found
 
 
 def mark_sent_if_done(session: Session, issue_id: int, now: datetime) -> bool:

@@ -11,6 +11,7 @@ topics afterwards, a second worker or a restart never changes what anyone gets.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from datetime import timedelta
@@ -33,6 +34,7 @@ from newsletter.sending.worker import run_until_done
 from subscribers import service as subscribers
 from subscribers.models import Subscriber
 from tests.issues.helpers import EXAMPLES, page, renamed
+from tests.subscribers.helpers import cli
 from tests.web.world import body, mails, recipient
 
 TITLES = {
@@ -166,6 +168,16 @@ def test_each_reader_gets_the_matchups_in_their_topics_and_one_render_per_set(
         "Finance",
         "Finance; Video",
     }
+
+    # The operator reads who got what from `issue status`.
+    shown = cli("issue", "status", str(issue_id))
+    assert shown.exit_code == 0, shown.output
+    assert "2 get the whole issue" in shown.output
+    assert "1 skipped: nothing in their topics this week" in shown.output
+    assert f"1 get 1 matchups in Developer Tools: {expected!r}" in shown.output
+    assert "2 get 2 matchups in Video:" in shown.output  # video@ and quiet@
+    as_json = json.loads(cli("issue", "status", str(issue_id), "--json").stdout)
+    assert sum(v["deliveries"] for v in as_json["variants"]) == len(READERS)
 
 
 def test_topics_changed_after_the_start_and_two_workers_change_nothing_anyone_gets(
