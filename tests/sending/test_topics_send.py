@@ -34,8 +34,8 @@ from newsletter.sending.worker import run_until_done
 from subscribers import service as subscribers
 from subscribers.models import Subscriber
 from tests.issues.helpers import EXAMPLES, page, renamed
-from tests.subscribers.helpers import cli
-from tests.web.world import body, mails, recipient
+from tests.subscribers.helpers import cli, client
+from tests.web.world import body, links_in, mails, recipient
 
 TITLES = {
     "writing": "Quillmate vs Proseforge",
@@ -168,6 +168,20 @@ def test_each_reader_gets_the_matchups_in_their_topics_and_one_render_per_set(
         "Finance",
         "Finance; Video",
     }
+
+    # Every link of a variant's mail works: its click redirects were recorded with it (GETs
+    # only: no button is pressed, so nothing is voted or unsubscribed).
+    web = client()
+    base = "http://localhost:8000"
+    followed = 0
+    for address in ("dev@example.com", "fin@example.com", "quiet@example.com"):
+        ours = [u for u in links_in(got[address]) if u.startswith(base)]
+        assert any("/c/" in u for u in ours) == (address != "quiet@example.com"), address
+        for url in ours:
+            answer = web.get(url[len(base) :], follow_redirects=False)
+            assert answer.status_code < 400, (address, url, answer.status_code)
+            followed += 1
+    assert followed > 15
 
     # The operator reads who got what from `issue status`.
     shown = cli("issue", "status", str(issue_id))
