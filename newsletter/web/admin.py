@@ -309,7 +309,7 @@ def subscriber_page(request: Request, subscriber_id: int) -> Response:
         subscriber = service.get(session, subscriber_id)
         if subscriber is None:
             raise HTTPException(status_code=404, detail="No such subscriber (erased?).")
-        data = service.to_json(subscriber)
+        data = service.to_json(subscriber) | {"topics": service.topics_of(session, subscriber_id)}
         history = people_history.history(session, subscriber_id)
         suppressed = service.suppression_for(session, subscriber.email_hash)
     context = {

@@ -245,6 +245,22 @@ def test_the_api_lists_topics_sets_them_and_shows_them_on_the_list(
     assert put.json() == {"id": subscriber_id, "topics": ["Design Tools", "Productivity"]}
     page = anon.get("/api/v1/subscribers", headers=headers).json()
     assert page["items"][0]["topics"] == ["Design Tools", "Productivity"]
+    # The admin's page of the person says it too.
+    login = anon.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+    assert token
+    signed_in = anon.post(
+        "/login",
+        data={
+            "email": "admin@example.com",
+            "password": "correct horse battery staple",
+            "csrf_token": token.group(1),
+        },
+        follow_redirects=False,
+    )
+    assert signed_in.status_code == 303
+    admin_page = anon.get(f"/admin/subscribers/{subscriber_id}")
+    assert "<dt>Topics</dt><dd>Design Tools, Productivity</dd>" in admin_page.text
     for missing in (subscriber_id + 1, 2**63 - 1):
         gone = anon.put(
             f"/api/v1/subscribers/{missing}/topics", headers=headers, json={"topics": []}
