@@ -22,6 +22,7 @@ from newsletter.accounts.models import Role
 from newsletter.accounts.service import create_user
 from newsletter.db import transaction
 from newsletter.issues import service as issues
+from newsletter.matchups import service as matchups
 from newsletter.migrate import upgrade
 from newsletter.orm import utcnow
 from newsletter.scheduling.weekly import run_weekly_job
@@ -66,6 +67,12 @@ def step(number: int, text: str) -> None:
 # Last week's issue is sent from the first pages; the rest arrive this week, so the demo ends
 # with a draft to edit, preview and approve in the web app.
 SENT_PAGES = 5
+# Readers who chose topics (`newsletter subscribers topics`): the rest get every matchup.
+DEMO_TOPICS = (
+    ("Ken", ["Developer Tools"]),
+    ("Radia", ["Video"]),
+    ("Edsger", ["Developer Tools", "Video"]),
+)
 DEMO_STAFF = (("admin@example.com", Role.ADMIN), ("editor@example.com", Role.EDITOR))
 
 
@@ -110,6 +117,14 @@ def run_demo() -> DemoResult:
         raise typer.Exit(1)
     issue_id = report.issue_id
 
+    # Three readers chose topics: they get only the matchups in them (issue_variants).
+    with transaction() as session:
+        for name, wanted in DEMO_TOPICS:
+            index = READERS.index(name) + 1
+            reader = subscribers.find(session, f"{name.lower()}.reader{index}@example.com")
+            assert reader is not None
+            subscribers.set_topics(session, reader.id, matchups.categories_named(session, wanted))
+
     with transaction() as session:
         html, text = issues.preview(session, issue_id)
     Path("preview.html").write_text(html, encoding="utf-8")
@@ -123,11 +138,18 @@ def run_demo() -> DemoResult:
     run_until_done(issue_id, worker_id=sending.default_worker_id())
     with transaction() as session:
         counts = sending.status_counts(session, issue_id)
+        variants = sending.variants(session, issue_id)
     step(
         6,
         f"approved and sent {subject!r}: {counts['sent']} sent, {counts['failed']} failed, "
         f"{counts['uncertain']} uncertain → {settings.newsletter_outbox_dir}/*.eml",
     )
+    for variant in variants:
+        if variant["topics"]:
+            typer.echo(
+                f"   {variant['deliveries']} chose {', '.join(variant['topics'])}: only "
+                f"{variant['matchups']} of the matchups, subject {variant['subject']!r}"
+            )
 
     _backdate_send(issue_id, to=now - timedelta(days=6, hours=20))
     _simulate_readers(issue_id)
