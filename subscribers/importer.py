@@ -99,6 +99,11 @@ class ImportReport:
     dry_run: bool = False
     mapping: dict[str, Any] = field(default_factory=dict)
     outcomes: dict[tuple[str, str], LineTally] = field(default_factory=dict)
+    # Rows this import created have ids above this one (their tags may name topics).
+    new_after_id: int = 0
+    # New people whose tags (or `topics` column) named the site's categories: those became
+    # their topics (newsletter/people/topics.py, after the import).
+    given_topics: int = 0
 
     def note(self, outcome: str, reason: str, line: int) -> None:
         key = (outcome, reason)
@@ -152,6 +157,7 @@ class ImportReport:
                 {"line": i.line, "value": i.value, "reason": i.reason} for i in self.invalid
             ],
             "confirmations_sent": self.confirmations_sent,
+            "given_topics": self.given_topics,
             "outcomes": [
                 {
                     "outcome": outcome,
@@ -486,6 +492,7 @@ def import_csv(
         report.mapping = mapping.to_json()
         with transaction() as session:
             max_id_before = bulk.max_id(session)
+        report.new_after_id = max_id_before
         tool = "" if mapping.fmt.key == "generic" else f"{mapping.fmt.key}:"
         run = _Run(
             source=f"import:{tool}{name}"[:64],

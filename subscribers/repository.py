@@ -317,6 +317,37 @@ def set_topics(session: Session, subscriber_id: int, names: Sequence[str]) -> No
     )
 
 
+def tag_names_after(session: Session, after_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(SubscriberTag.name).where(SubscriberTag.subscriber_id > after_id).distinct()
+        )
+    )
+
+
+def topics_from_tags(session: Session, topic_of_tag: dict[str, str], after_id: int) -> int:
+    """Give the people created after `after_id` the topic each of their tags names; returns
+    how many people got one."""
+    for tag, topic in topic_of_tag.items():
+        chosen = select(SubscriberTag.subscriber_id, literal(topic)).where(
+            SubscriberTag.subscriber_id > after_id,
+            SubscriberTag.name == tag,
+            ~exists().where(
+                SubscriberTopic.subscriber_id == SubscriberTag.subscriber_id,
+                SubscriberTopic.name == topic,
+            ),
+        )
+        session.execute(insert(SubscriberTopic).from_select(["subscriber_id", "name"], chosen))
+    return int(
+        session.scalar(
+            select(func.count(func.distinct(SubscriberTopic.subscriber_id))).where(
+                SubscriberTopic.subscriber_id > after_id
+            )
+        )
+        or 0
+    )
+
+
 def any_topics(session: Session) -> bool:
     return (
         session.scalar(select(exists().where(SubscriberTopic.subscriber_id.is_not(None)))) or False

@@ -663,6 +663,18 @@ def topics_by_subscriber(session: Session, subscriber_ids: Sequence[int]) -> dic
     return repository.topics_by_subscriber(session, subscriber_ids)
 
 
+def tag_names_after(session: Session, after_id: int) -> list[str]:
+    """The distinct tag names of the people created after `after_id` (an import's)."""
+    return repository.tag_names_after(session, after_id)
+
+
+def topics_from_tags(session: Session, topic_of_tag: dict[str, str], after_id: int) -> int:
+    """The people created after `after_id` get, as topics, the categories their tags name
+    (`topic_of_tag`: tag name -> category, as the door matched them); returns how many of
+    them now have topics. Someone already on the list keeps the topics they chose."""
+    return repository.topics_from_tags(session, topic_of_tag, after_id)
+
+
 def any_topics(session: Session) -> bool:
     """Whether anyone chose topics (else every send is the whole issue, at no extra cost)."""
     return repository.any_topics(session)

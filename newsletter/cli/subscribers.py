@@ -139,6 +139,11 @@ def import_(
             report = importer.import_csv(path, **options)
     except importer.ImportRefused as exc:
         fail(f"{path.name}: {exc}")
+    from newsletter.db import transaction
+    from newsletter.people.topics import topics_from_import
+
+    with transaction() as session:
+        topics_from_import(session, report)
     if as_json:
         print_json(report.to_json())
     else:
@@ -172,6 +177,8 @@ def _print_report(path: Path, report: ImportReport) -> None:
         f"{report.skipped} skipped{f' ({reasons})' if reasons else ''}, "
         f"{len(report.invalid)} invalid"
     )
+    if report.given_topics:
+        typer.echo(f"{report.given_topics} new people got topics from their tags")
 
 
 def _import_with_progress(path: Path, options: dict[str, Any]) -> ImportReport:

@@ -177,6 +177,13 @@ def _topic_key(name: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
+def category_of(session: Session, names: Sequence[str]) -> dict[str, str]:
+    """Which of `names` (tags from another tool, say) name a published category (case and
+    spacing aside), and which: {name: category}."""
+    known = {_topic_key(name): name for name in categories(session)}
+    return {name: known[_topic_key(name)] for name in names if _topic_key(name) in known}
+
+
 def categories_named(
     session: Session, raw_names: Sequence[str], *, also: Sequence[str] = ()
 ) -> list[str]:

@@ -159,6 +159,8 @@ def import_run(
     """Step two: with the format and mapping the admin chose, look again, check, or import.
     (A plain function: FastAPI runs it in a worker thread, so a long import does not hold up
     the server's other requests.)"""
+    from newsletter.db import transaction
+    from newsletter.people.topics import topics_from_import
     from subscribers import importer
     from subscribers.emails import send_confirmation
 
@@ -210,6 +212,8 @@ def import_run(
             report=report.to_json(),
         )
         return render(request, _TEMPLATE, context)
+    with transaction() as session:
+        topics_from_import(session, report)
     shutil.rmtree(data.parent, ignore_errors=True)
     return render(
         request, _TEMPLATE, {"step": "done", "filename": filename, "report": report.to_json()}

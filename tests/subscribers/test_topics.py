@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -328,3 +329,42 @@ def test_the_export_carries_the_topics_and_erasure_forgets_them(
     erased = web.post(f"/p/{token}/erase", data={"confirm": "yes"})
     assert erased.status_code == 200, erased.text
     assert _topic_rows(db) == 0
+
+
+def test_an_imports_tags_that_name_a_category_become_the_new_peoples_topics(
+    db: Session, published: None, tmp_path: Path
+) -> None:
+    """A Mailchimp export whose tags name the site's categories, and our own export's `topics`
+    column: the new people read those topics; someone already on the list keeps theirs."""
+    from tests.subscribers.exports import MC_BASE, Export, _mc
+
+    with transaction() as session:
+        old, _ = service.add_by_admin(session, "old@mc.example", "")
+        service.set_topics(session, old.id, ["Productivity"])
+    export = Export(
+        "mailchimp",
+        "subscribed_members_export_9z.csv",
+        MC_BASE,
+        [
+            ("active", _mc("ann@mc.example", "Ann", "", '"developer tools","VIP"')),
+            ("active", _mc("bo@mc.example", "Bo", "", '"VIP"')),
+            ("active", _mc("old@mc.example", "Old", "", '"Design Tools"')),
+        ],
+        bom=True,
+    )
+    path = tmp_path / export.filename
+    path.write_bytes(export.content())
+    dry = cli("subscribers", "import", str(path), "--dry-run", "--json")
+    assert json.loads(dry.stdout)["given_topics"] == 0 and _topic_rows(db) == 1
+    done = cli("subscribers", "import", str(path))
+    assert done.exit_code == 0, done.output
+    assert "1 new people got topics from their tags" in done.output
+    assert _topics("ann@mc.example") == ["Developer Tools"]
+    assert _topics("bo@mc.example") == []
+    assert _topics("old@mc.example") == ["Productivity"]
+
+    own = tmp_path / "ours.csv"
+    own.write_text("email,name,status,topics\ncy@x.example,Cy,active,Productivity;Design Tools\n")
+    report = json.loads(cli("subscribers", "import", str(own), "--json").stdout)
+    assert report["given_topics"] == 1
+    assert _topics("cy@x.example") == ["Design Tools", "Productivity"]

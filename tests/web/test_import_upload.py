@@ -153,3 +153,26 @@ def test_hostile_names_and_fields_never_reach_a_500(admin: TestClient) -> None:
     with transaction() as session:
         assert session.scalar(select(func.count()).select_from(Subscriber)) == 1
         assert session.scalar(select(Subscriber.status)) == SubscriberStatus.ACTIVE
+
+
+def test_an_uploads_tags_that_name_a_category_become_topics(admin: TestClient) -> None:
+    from datetime import timedelta
+
+    from newsletter.matchups.service import import_matchup
+    from newsletter.orm import utcnow
+    from subscribers.service import find, topics_of
+    from tests.issues.helpers import example_pages
+
+    with transaction() as session:
+        for data in example_pages():
+            import_matchup(session, data, utcnow() - timedelta(hours=1))
+    body = b"email,name,tags\nvi@x.example,Vi,video;VIP\nno@x.example,No,VIP\n"
+    status, page = _upload(admin, "list.csv", body)
+    assert status == 200
+    status, done = _run(admin, page, "import")
+    assert status == 200 and 'id="given-topics">1<' in done
+    with transaction() as session:
+        vi = find(session, "vi@x.example")
+        no = find(session, "no@x.example")
+        assert vi is not None and no is not None
+        assert topics_of(session, vi.id) == ["Video"] and topics_of(session, no.id) == []
