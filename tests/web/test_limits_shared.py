@@ -26,6 +26,7 @@ from tests.live_server import free_port, serving
 from tests.web.conftest import ADMIN, PASSWORD, csrf_from
 
 REPO = Path(__file__).resolve().parents[2]
+SERVE = ["--host", "127.0.0.1", "--port"]
 TOO_MANY = "Too many failed attempts. Try again in about"
 
 
@@ -41,9 +42,14 @@ def two_servers(db_url: str, staff: None, tmp_path: Path) -> Iterator[tuple[str,
         "NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789",
     }
     child = subprocess.Popen(
-        [sys.executable, "-c", "from newsletter.cli import main; main()", "serve"]
-        + ["--host", "127.0.0.1"]
-        + ["--port", str(port)],
+        [
+            sys.executable,
+            "-c",
+            "from newsletter.cli import main; main()",
+            "serve",
+            *SERVE,
+            str(port),
+        ],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
@@ -130,7 +136,9 @@ def test_parallel_guesses_at_both_processes_get_exactly_the_allowance(
         )
         codes.append(answer.status_code)
 
-    threads = [threading.Thread(target=guess, args=pair) for pair in zip(clients, tokens)]
+    threads = [
+        threading.Thread(target=guess, args=pair) for pair in zip(clients, tokens, strict=True)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -186,11 +194,11 @@ def test_hostile_keys_neither_fail_nor_slip_past(db_url: str, typed: str) -> Non
 
 
 def test_hostile_logins_answer_and_count(db_url: str, staff: None) -> None:
+    from urllib.parse import quote
+
     from fastapi.testclient import TestClient
 
     from newsletter.web.app import create_app
-
-    from urllib.parse import quote
 
     # As a browser or script would send them: NUL, a lone surrogate (its UTF-8 form, not valid
     # UTF-8), 10 KB, a look-alike.
