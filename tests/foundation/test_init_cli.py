@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from newsletter.cli import app
 from newsletter.db import dispose_engines
+from newsletter.migrate import HEAD_REVISION
 from newsletter.settings import reset_settings
 
 runner = CliRunner()
@@ -100,7 +101,7 @@ def test_a_database_without_this_versions_schema_is_named_with_what_to_do(
     server = make_url(postgres_url).set(database="no_such_database_here")
     cases = [
         (empty, "has no schema yet: run `newsletter init`"),
-        (old, "is at schema 0006_journeys; this version needs 0008_healing"),
+        (old, f"is at schema 0006_journeys; this version needs {HEAD_REVISION}"),
         (server.render_as_string(hide_password=False), 'database "no_such_database_here"'),
     ]
     for url, said in cases:
