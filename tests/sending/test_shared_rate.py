@@ -72,3 +72,21 @@ def test_two_workers_share_one_rate(
     for start in times:
         within = bisect.bisect_right(times, start + 1.0) - bisect.bisect_left(times, start)
         assert within <= RATE * 1.0 + slack, (within, start - times[0])
+
+
+def test_unlimited_sends_without_touching_the_bucket(
+    db_url: str, db: Session, sendgrid: SendGridServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter.limits import RateBucket
+    from newsletter.sending.worker import run_until_done
+
+    monkeypatch.setenv("NEWSLETTER_BATCH_SIZE", str(BATCH))
+    reset_settings()
+    add_subscribers(db, 40)
+    issue_id = make_issue(db)
+    with transaction() as session:
+        assert service.start_send(session, issue_id)
+    run_until_done(issue_id, worker_id="test:1")
+    assert sendgrid.accepted_recipients == 40
+    db.rollback()
+    assert db.scalars(select(RateBucket)).all() == []  # 0 costs no statement at all
