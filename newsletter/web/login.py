@@ -132,18 +132,21 @@ def change_password(
     wait = limits.attempt(_client(request), staff.email)
     if wait:
         return refuse(_too_many(wait), 429)
+    refused: str | None = None
     with transaction() as session:
         if authenticate(session, staff.email, current) is None:
             return refuse("That is not your current password.")
-    limits.succeeded(_client(request), staff.email)
-    with transaction() as session:
         user = accounts.get(session, staff.id)
         assert user is not None
         try:
             set_password(session, user, new)
         except AccountError as exc:
-            return refuse(f"Not changed: {exc}.")
+            refused = f"Not changed: {exc}."
         key = user.session_key
+    # After the transaction: the limiter's own write must not wait behind this one (SQLite).
+    limits.succeeded(_client(request), staff.email)
+    if refused is not None:
+        return refuse(refused)
     request.session[SESSION_KEY] = key
     csrf.rotate(request)
     flash(request, "Password changed. Every other session of yours is signed out.")

@@ -164,7 +164,11 @@ def test_sign_up_limit_holds_across_processes_and_spellings(
     codes = []
     for n, address in enumerate(spellings):
         with httpx.Client(base_url=[here, other][n % 2], timeout=30) as web:
-            codes.append(web.post("/subscribe", data={"email": address}).status_code)
+            answer = web.post("/subscribe", data={"email": address})
+            codes.append(answer.status_code)
+            if answer.status_code == 429:
+                assert "Too many sign-up attempts from here" in answer.text
+                assert int(answer.headers["Retry-After"]) > 0
     assert codes == [200] * 5 + [429] * 2
     with httpx.Client(base_url=other, timeout=30) as web:
         refused = web.post("/api/subscribe", json={"email": "target@example.com"})
