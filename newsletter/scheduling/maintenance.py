@@ -53,7 +53,8 @@ class MaintenanceReport:
                 f"{self.detail_before:%Y-%m-%d %H:%M} UTC ({self.retention_days} days)"
             )
             if not self.dry_run:
-                events += f", in {self.event_batches} batches"
+                plural = "" if self.event_batches == 1 else "es"
+                events += f", in {self.event_batches} batch{plural}"
         deleted = "would delete" if self.dry_run else "deleted"
         return [
             events,
