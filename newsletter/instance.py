@@ -7,7 +7,7 @@ links were signed before links named a public id (newsletter/security/delivery_t
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, String, Text, select
+from sqlalchemy import Connection, String, Text, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from newsletter.orm import Base, upsert_insert
@@ -40,3 +40,20 @@ def set_value(session: Session, name: str, value: str) -> None:
     session.execute(
         stmt.on_conflict_do_update(index_elements=["name"], set_={"value": stmt.excluded.value})
     )
+
+
+def compare_and_set(session: Session, name: str, expected: str | None, value: str) -> bool:
+    """Set `name` to `value` only if it still holds `expected` (None: absent); True if this
+    call did it. Two processes racing for the same change: exactly one wins (a daily job run
+    by two schedulers)."""
+    if expected is None:
+        stmt = upsert_insert(session, InstanceState).values(name=name, value=value)
+        # RETURNING, not rowcount: an INSERT's rowcount is -1 through SQLAlchemy on psycopg.
+        stmt = stmt.on_conflict_do_nothing(index_elements=["name"]).returning(InstanceState.name)
+        return session.execute(stmt).first() is not None
+    result = session.execute(
+        update(InstanceState)
+        .where(InstanceState.name == name, InstanceState.value == expected)
+        .values(value=value)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

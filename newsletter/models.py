@@ -3,6 +3,7 @@
 from newsletter.accounts.models import Role, User
 from newsletter.instance import InstanceState  # noqa: F401  (registers the table)
 from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus
+from newsletter.limits import AttemptCounter, RateBucket  # noqa: F401  (registers the tables)
 from newsletter.matchups.models import Lens, Matchup, MatchupReview, MatchupTool
 from newsletter.orm import Base
 from newsletter.scheduling.models import SchedulerRun  # noqa: F401  (registers the table)

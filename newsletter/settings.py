@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     newsletter_reengage: bool = True
     newsletter_reengage_after_issues: int = Field(default=8, ge=2, le=100)
     newsletter_reengage_answer_days: float = Field(default=14.0, gt=0)
+    # Tracking events keep SendGrid's raw payload, the user agent and the provider's detail
+    # text this many days, then `newsletter maintenance` (daily from the scheduler) clears
+    # them; the facts stay. 0 keeps them for ever.
+    newsletter_event_detail_retention_days: int = Field(default=90, ge=0, le=36500)
 
     # Identity of the list
     newsletter_from_email: str = "verdicts@aitoolverdicts.example"

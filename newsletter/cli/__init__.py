@@ -10,6 +10,7 @@ import typer
 
 from newsletter.cli import sending as _sending_cli  # noqa: F401  (adds send commands to `issue`)
 from newsletter.cli.issues import app as issue_app
+from newsletter.cli.maintenance import maintenance
 from newsletter.cli.matchups import app as matchups_app
 from newsletter.cli.serve import serve
 from newsletter.cli.stats import app as stats_app
@@ -29,6 +30,7 @@ app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(stats_app, name="stats")
 app.add_typer(users_app, name="users")
 app.command("serve")(serve)
+app.command("maintenance")(maintenance)
 
 
 @app.callback()

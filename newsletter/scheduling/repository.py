@@ -6,7 +6,7 @@ state), so two schedulers sharing one database never both act on the same run.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -223,3 +223,21 @@ def settle(session: Session, run_id: int, *, now: datetime, detail: str) -> bool
         .execution_options(synchronize_session=False)
     )
     return bool(session.execute(stmt).rowcount == 1)  # type: ignore[attr-defined]
+
+
+MAINTAINED_AT = "maintenance_ran_at"
+
+
+def claim_daily(session: Session, name: str, now: datetime, every: timedelta) -> bool:
+    """Claim a job done at most once per `every` across every scheduler: a compare-and-set on
+    the time it last ran, so of two schedulers ticking together one wins, the other skips."""
+    from newsletter.instance import compare_and_set, get_value
+
+    last = get_value(session, name)
+    if last is not None:
+        try:
+            if now - datetime.fromisoformat(last) < every:
+                return False
+        except (ValueError, TypeError):
+            pass  # not a time: claim it over
+    return compare_and_set(session, name, last, now.isoformat())

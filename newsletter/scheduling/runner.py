@@ -34,6 +34,8 @@ from newsletter.settings import Settings, get_settings
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from newsletter.scheduling.maintenance import MaintenanceReport
+
 log = logging.getLogger("newsletter.scheduler")
 
 # A weekly run is short (import, build, a few emails): one still "running" after this long
@@ -42,6 +44,7 @@ log = logging.getLogger("newsletter.scheduler")
 STALE_RUN_AFTER = timedelta(minutes=30)
 RETRY_FAILED_AFTER = timedelta(minutes=10)
 MAX_ATTEMPTS = 3
+DAILY = timedelta(days=1)
 
 AUTO_APPROVER = "scheduler (approval policy auto)"
 
@@ -64,6 +67,7 @@ class TickReport:
     asked_still_reading: int = 0  # "still want this?" mails sent (once a day at most)
     paused_for_silence: int = 0
     skipped: bool = False  # the previous tick of this process was still running
+    maintenance: MaintenanceReport | None = None  # the daily housekeeping, when it ran
 
 
 class Scheduler:
@@ -127,6 +131,8 @@ class Scheduler:
         self._step("planned sends", lambda: self._planned_sends(now, report))
         self._step("due issues", lambda: self._due_issues(now, report))
         self._step("sends", lambda: self._run_sends(report))
+        # Last: a send in progress goes first; the housekeeping waits for the tick after it.
+        self._step("maintenance", lambda: self._maintain(report))
 
     def _step(self, name: str, action: Callable[[], None]) -> None:
         # One failing step (a database hiccup, a bug in one issue) must not stop the others or
@@ -313,6 +319,21 @@ class Scheduler:
                 done.paused,
                 done.read_again,
             )
+
+    def _maintain(self, report: TickReport) -> None:
+        """Once a day across every scheduler: `newsletter maintenance` (retention of event
+        detail, stale limiter rows). The claim is a compare-and-set on the last run's time."""
+        from newsletter.scheduling import maintenance
+
+        if self.stop.is_set():
+            return
+        now = self.clock.now()
+        with transaction() as session:
+            if not repository.claim_daily(session, repository.MAINTAINED_AT, now, DAILY):
+                return
+        done = maintenance.run(now, settings=self.settings, stop=self.stop)
+        report.maintenance = done
+        log.info("maintenance: %s", "; ".join(done.lines()))
 
     def _pause_notices(self, report: TickReport) -> None:
         """Tell the editors, once, of each send that paused itself to protect the sender."""

@@ -14,13 +14,13 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from newsletter import limits
 from newsletter.db import is_sqlite, transaction
 from newsletter.issues import service as issues
 from newsletter.issues.models import IssueStatus
@@ -39,26 +39,36 @@ MAX_BACKOFF_SECONDS = 60.0
 
 
 class RateLimiter:
-    """At most `per_second` emails handed off per second by this process (all its threads)."""
+    """At most `per_second` emails handed off per second by every worker together, on every
+    machine: the reservations meet in one row of the database (`newsletter/limits.py`), a
+    batch's worth per round trip, never one per email."""
 
-    def __init__(self, per_second: float) -> None:
+    def __init__(
+        self,
+        per_second: float,
+        session: Callable[[], contextlib.AbstractContextManager[Session]] = transaction,
+        *,
+        name: str = limits.SEND_BUCKET,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.per_second = per_second
-        self._free_at = time.monotonic()
-        self._lock = threading.Lock()
+        self.name = name
+        self._session = session
+        # None: the database's clock on PostgreSQL (one for every machine), this one's on SQLite.
+        self._clock = clock
 
     def wait(self, emails: int, stop: threading.Event) -> None:
-        with self._lock:
-            now = time.monotonic()
-            start = max(self._free_at, now)
-            self._free_at = start + emails / self.per_second
-        if start > now:
-            stop.wait(start - now)
+        now = self._clock() if self._clock else None
+        with self._session() as session:
+            delay = limits.reserve(session, self.name, emails, self.per_second, now)
+        if delay > 0:
+            stop.wait(delay)
 
     def give_back(self, emails: int) -> None:
         """Return what a wait paid for but did not send (a short or missing batch)."""
         if emails > 0:
-            with self._lock:
-                self._free_at -= emails / self.per_second
+            with self._session() as session:
+                limits.release(session, self.name, emails, self.per_second)
 
 
 @dataclass(frozen=True)
@@ -155,9 +165,7 @@ def run_until_done(
         settings=settings,
         stop=stop or threading.Event(),
         transport=transport,
-        limiter=RateLimiter(settings.newsletter_send_rate_limit)
-        if settings.newsletter_send_rate_limit > 0
-        else None,
+        limiter=None,
         issue_statuses=(IssueStatus.SENDING, IssueStatus.SENT)
         if resolving
         else (IssueStatus.SENDING,),
@@ -165,6 +173,9 @@ def run_until_done(
     )
     if is_sqlite(settings.database_url):
         send.write_lock = threading.Lock()
+    if settings.newsletter_send_rate_limit > 0:
+        # The list's rate, shared by every worker; 0 (unlimited) costs nothing per batch.
+        send.limiter = RateLimiter(settings.newsletter_send_rate_limit, send.ledger)
     with transaction() as session:
         service.sweep_stuck(session, older_than=send.stuck_after, issue_id=issue_id)
         issue = issues.get(session, issue_id)

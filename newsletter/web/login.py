@@ -55,7 +55,9 @@ def login(
 
     limits = limiter(request)
     context = {"next": _safe_next(next), "email": email}
-    wait = limits.retry_after(_client(request), email)
+    # Counted before the password is checked (and given back on success): parallel guesses
+    # from several processes cannot all pass the check before any of them is counted.
+    wait = limits.attempt(_client(request), email)
     if wait:
         error = _too_many(wait)
         return render(
@@ -69,10 +71,9 @@ def login(
         user = authenticate(session, email, password)
         uid, key = (user.id, user.session_key) if user is not None else (None, None)
     if uid is None:
-        limits.record_failure(_client(request), email)
         error = "That email and password do not match an account."
         return render(request, "web/login.html", {**context, "error": error}, status_code=401)
-    limits.record_success(email)
+    limits.succeeded(_client(request), email)
     # A fresh session at login: nothing a visitor had before carries over into staff rights.
     request.session.clear()
     request.session[SESSION_USER] = uid
@@ -126,23 +127,26 @@ def change_password(
         context = {"me": staff.email, "error": error}
         return render(request, "web/account.html", context, status_code=status)
 
-    wait = limits.retry_after(_client(request), staff.email)
-    if wait:
-        return refuse(_too_many(wait), 429)
     if new != again:
         return refuse("The two new passwords differ; type the same one twice.")
+    wait = limits.attempt(_client(request), staff.email)
+    if wait:
+        return refuse(_too_many(wait), 429)
+    refused: str | None = None
     with transaction() as session:
         if authenticate(session, staff.email, current) is None:
-            limits.record_failure(_client(request), staff.email)
             return refuse("That is not your current password.")
         user = accounts.get(session, staff.id)
         assert user is not None
         try:
             set_password(session, user, new)
         except AccountError as exc:
-            return refuse(f"Not changed: {exc}.")
+            refused = f"Not changed: {exc}."
         key = user.session_key
-    limits.record_success(staff.email)
+    # After the transaction: the limiter's own write must not wait behind this one (SQLite).
+    limits.succeeded(_client(request), staff.email)
+    if refused is not None:
+        return refuse(refused)
     request.session[SESSION_KEY] = key
     csrf.rotate(request)
     flash(request, "Password changed. Every other session of yours is signed out.")

@@ -1,40 +1,37 @@
 """Attempt limits, per client address and per account (login; the sign-up form reuses them).
 
-Kept in memory, on purpose: `newsletter serve` runs one process, a failed login then costs no
-database write (an attacker cannot use the login form to load the database), and a restart
-forgetting the counters only gives an attacker one more small window. Running several worker
-processes would multiply the allowance by their number; the limits are set low enough that this
-still stops guessing.
+Counted in the database (`newsletter/limits.py`), so every web process and machine shares
+one allowance: N processes used to give an attacker N times the tries. The check and the count
+are one atomic step (`attempt`): concurrent requests cannot all slip under the limit before any
+of them is counted. A login counts as a failure until it succeeds; a success forgets the
+account's failures and gives the client address its try back.
 
 An account is counted under its normalised address (`account_key`): NFKC, the service's own
 email normalisation, case-folded, so "ａｄｍｉｎ@ｅｘａｍｐｌｅ.com" or "Admin@EXAMPLE.com"
 cannot dodge a lock-out of admin@example.com.
 
-Memory is bounded whatever strangers type: a key is kept as a 16-byte digest (a 900 KB
-"address" costs what a short one does), each key keeps at most `limit` attempt times, and at
-most `max_keys` keys are kept, the least recently counted dropped first. Dropping one early
-only gives its owner a fresh allowance; filling the table to push out one victim's key needs
-thousands of client addresses, each itself limited.
+Storage is bounded whatever strangers type: a key is stored as a 16-byte digest (a 900 KB
+"address" costs what a short one does), each key keeps at most `limit` attempt times, and rows
+whose window has passed are deleted by `newsletter maintenance` (daily from the scheduler).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import sys
-import threading
 import time
 import unicodedata
-from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from email_validator import validate_email
+
+from newsletter import limits
+from newsletter.db import transaction
 
 WINDOW_SECONDS = 15 * 60
 MAX_FAILURES_PER_ACCOUNT = 5
 MAX_FAILURES_PER_ADDRESS = 20
-MAX_KEYS = 50_000
 # RFC 5321 bounds a path at 256 octets; anything longer is no address and is keyed by its start.
 _LONGEST_ADDRESS = 320
 
@@ -49,71 +46,58 @@ def account_key(raw: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
-def _digest(kind: str, value: str) -> bytes:
+def _digest(kind: str, value: str) -> str:
+    # surrogatepass: a lone surrogate typed into the form is a key like any other, not a 500.
     data = f"{kind}:{value}".encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(data, digest_size=16).digest()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 @dataclass
 class AttemptLimiter:
-    """Failed attempts counted per client address and per account name in a sliding window:
-    staff logins (account = the login name) and sign-ups (account = the address typed)."""
+    """Attempts counted per client address and per account name in a sliding window, shared
+    by every process through the database: staff logins (account = the login name) and
+    sign-ups (account = the address typed)."""
 
     window: float = WINDOW_SECONDS
     per_account: int = MAX_FAILURES_PER_ACCOUNT
     per_address: int = MAX_FAILURES_PER_ADDRESS
-    clock: Callable[[], float] = time.monotonic
-    max_keys: int = MAX_KEYS
-    _failures: OrderedDict[bytes, deque[float]] = field(default_factory=OrderedDict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Wall-clock time: the counts are compared across processes and machines.
+    clock: Callable[[], float] = time.time
 
-    def _keys(self, address: str, account: str) -> list[tuple[bytes, int]]:
-        return [
-            (_digest("ip", address[:100]), self.per_address),
-            (_digest("acct", account_key(account)), self.per_account),
-        ]
+    def _ip(self, address: str) -> limits.Key:
+        return limits.Key(_digest("ip", address[:100]), self.per_address)
+
+    def _account(self, account: str) -> limits.Key:
+        return limits.Key(_digest("acct", account_key(account)), self.per_account)
+
+    def _keys(self, address: str, account: str) -> list[limits.Key]:
+        return [self._ip(address), self._account(account)]
+
+    def attempt(self, address: str, account: str) -> int:
+        """Count this attempt, or refuse it: seconds to wait (0: counted, go ahead)."""
+        keys = self._keys(address, account)
+        with transaction() as session:
+            return limits.attempt(session, keys, self.window, self.clock())
+
+    def succeeded(self, address: str, account: str) -> None:
+        """The attempt was no failure: the account's failures are forgotten and the client
+        address gets its try back."""
+        ip, acct = self._ip(address), self._account(account)
+        with transaction() as session:
+            limits.forget(session, acct.digest)
+            limits.give_back(session, ip, self.window, self.clock())
 
     def retry_after(self, address: str, account: str) -> int:
-        """Seconds until a login may be tried again; 0 when it may be tried now."""
-        keys = self._keys(address, account)
-        with self._lock:
-            now = self.clock()
-            return max(self._wait(key, limit, now) for key, limit in keys)
+        """Seconds until an attempt may be made; 0 when it may be made now. Counts nothing."""
+        with transaction() as session:
+            return limits.retry_after(
+                session, self._keys(address, account), self.window, self.clock()
+            )
 
     def record_failure(self, address: str, account: str) -> None:
-        keys = self._keys(address, account)
-        with self._lock:
-            now = self.clock()
-            for key, limit in keys:
-                times = self._failures.get(key)
-                if times is None:
-                    times = self._failures[key] = deque(maxlen=limit)
-                else:
-                    self._failures.move_to_end(key)
-                times.append(now)
-            while len(self._failures) > self.max_keys:
-                self._failures.popitem(last=False)
+        with transaction() as session:
+            limits.record(session, self._keys(address, account), self.window, self.clock())
 
     def record_success(self, account: str) -> None:
-        key = _digest("acct", account_key(account))
-        with self._lock:
-            self._failures.pop(key, None)
-
-    def stored_bytes(self) -> int:
-        """What the counters hold in memory (keys, time lists, the table), for the bound tests."""
-        with self._lock:
-            held = sys.getsizeof(self._failures)
-            for key, times in self._failures.items():
-                held += sys.getsizeof(key) + sys.getsizeof(times)
-                held += sum(sys.getsizeof(t) for t in times)
-            return held
-
-    def _wait(self, key: bytes, limit: int, now: float) -> int:
-        times = self._failures.get(key)
-        if not times:
-            return 0
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if len(times) < limit:
-            return 0
-        return max(1, int(times[0] + self.window - now) + 1)
+        with transaction() as session:
+            limits.forget(session, self._account(account).digest)

@@ -41,8 +41,8 @@ def _ip(request: Request) -> str | None:
 
 # Each subscribe request mails an address the requester need not own, so a script must not turn
 # the form into a mail cannon: every attempt counts against the client address (30 an hour) and
-# the address asked for (5 an hour). The login limiter's sliding window does exactly this
-# counting; create_app keeps one per app, beside the login limiter.
+# the address asked for (5 an hour), across every web process (the counts are in the database).
+# The login limiter's sliding window does exactly this counting.
 def sign_up_limiter() -> AttemptLimiter:
     return AttemptLimiter(window=3600, per_address=30, per_account=5)
 
@@ -57,10 +57,7 @@ def _over_limit(request: Request, email: str) -> int:
     """Seconds to wait (0 if allowed); counts this attempt."""
     limiter: AttemptLimiter = request.app.state.subscribe_limiter
     ip = _ip(request) or "unknown"
-    wait = limiter.retry_after(ip, email)
-    if not wait:
-        limiter.record_failure(ip, email)
-    return wait
+    return limiter.attempt(ip, email)
 
 
 def _link_invalid(request: Request, what: str) -> HTMLResponse:

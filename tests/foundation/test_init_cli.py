@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from newsletter.cli import app
 from newsletter.db import dispose_engines
+from newsletter.migrate import HEAD_REVISION
 from newsletter.settings import reset_settings
 
 runner = CliRunner()
@@ -91,7 +92,7 @@ def test_a_database_without_this_versions_schema_is_named_with_what_to_do(
 ) -> None:
     from alembic import command
 
-    from newsletter.migrate import HEAD_REVISION, alembic_config
+    from newsletter.migrate import alembic_config
 
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
     create_engine(empty).connect().close()  # the file exists, with no tables

@@ -267,7 +267,7 @@ def test_backoff_doubles_per_attempt_with_jitter_and_a_ceiling(
     assert [backoff(n) for n in (1, 3, 50)] == [0.125, 0.5, 30.0]
 
 
-def test_the_rate_limiter_spaces_handoffs_across_calls() -> None:
+def test_the_rate_limiter_spaces_handoffs_across_calls(db_url: str) -> None:
     class Clock:
         now = 1000.0
 
@@ -277,18 +277,16 @@ def test_the_rate_limiter_spaces_handoffs_across_calls() -> None:
         def wait(self, seconds: float) -> None:
             waited.append(seconds)
 
-    real = worker.time
-    worker.time = SimpleNamespace(monotonic=lambda: Clock.now)  # type: ignore[assignment]
-    try:
-        limiter = RateLimiter(100.0)
-        limiter.wait(50, Stop())  # type: ignore[arg-type]
-        limiter.wait(50, Stop())  # type: ignore[arg-type]
-        Clock.now += 0.2
-        limiter.wait(100, Stop())  # type: ignore[arg-type]
-        Clock.now += 5.0
-        limiter.wait(10, Stop())  # type: ignore[arg-type]
-    finally:
-        worker.time = real  # type: ignore[assignment]
+    limiter = RateLimiter(100.0, clock=lambda: Clock.now)
+    # A second worker process meets the same bucket: only the database is shared.
+    other = RateLimiter(100.0, clock=lambda: Clock.now)
+    limiter.wait(50, Stop())  # type: ignore[arg-type]
+    other.wait(50, Stop())  # type: ignore[arg-type]
+    Clock.now += 0.2
+    limiter.wait(100, Stop())  # type: ignore[arg-type]
+    other.give_back(30)
+    Clock.now += 5.0
+    limiter.wait(10, Stop())  # type: ignore[arg-type]
     # 50 at 100/s: free again after 0.5 s; the next 100 wait for 1.0 - 0.2; idle time is not
     # saved up for a burst later.
     assert waited == [pytest.approx(0.5), pytest.approx(0.8)]

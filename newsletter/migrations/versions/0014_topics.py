@@ -2,7 +2,7 @@
 issue's variants for them, and which variant each delivery carries
 
 Revision ID: 0014_topics
-Revises: 0008_healing
+Revises: 0010_limits
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014_topics"
-down_revision: str | None = "0008_healing"
+down_revision: str | None = "0010_limits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
