@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from newsletter.issues import service as issues
 from newsletter.sending import service as sending
 from newsletter.sending.models import DROPPED, Evidence
-from newsletter.tracking import repository
+from newsletter.tracking import repository, rollups
 from newsletter.tracking.events import NormalisedEvent, SendGridEvents
 from newsletter.tracking.models import EventType
 from newsletter.tracking.repository import DeliveryInfo
@@ -84,7 +84,12 @@ def ingest_sendgrid(
         elif info is None:
             row["email_hash"] = email_hash
         rows.append(row)
-    inserted = repository.insert_new_provider_events(session, rows)
+    # The reputation check counts only what arrived after an editor resumed the send.
+    resumed_at = {
+        issue_id: issues.resumed_at(session, issue_id)
+        for issue_id in {info.issue_id for info in deliveries.values()}
+    }
+    inserted = repository.insert_new_provider_events(session, rows, resumed_at)
     evidence: list[Evidence] = []
     delivered: list[int] = []
     hurting: set[int] = set()  # issues whose send got a hard bounce or a complaint now
@@ -140,19 +145,16 @@ _FACTS = {
 
 
 def _guard_reputation(session: Session, issue_id: int, now: datetime) -> None:
-    """The send's hard bounces and complaints so far (each delivery once), to the ledger, which
-    pauses the send past the thresholds."""
-    issue = issues.get(session, issue_id)
+    """The send's hard bounces and complaints so far (each delivery once, read from the issue's
+    figures), to the ledger, which pauses the send past the thresholds."""
     # After an editor resumed the send, only what arrived since counts: they saw the rest.
-    since = issue.resumed_at if issue is not None else None
-    bounces = repository.unique_deliveries_by_provider_type(
-        session, issue_id, EventType.BOUNCED, since=since
-    )
-    complaints = repository.unique_deliveries_by_type(session, issue_id, since=since).get(
-        (EventType.COMPLAINED, False), 0
-    )
+    counts = rollups.reputation(session, issue_id, issues.resumed_at(session, issue_id))
     sending.guard_reputation(
-        session, issue_id, hard_bounces=bounces.get("bounce", 0), complaints=complaints, now=now
+        session,
+        issue_id,
+        hard_bounces=counts.hard_bounces,
+        complaints=counts.complaints,
+        now=now,
     )
 
 
