@@ -19,8 +19,8 @@ app = typer.Typer(
 
 @app.callback(invoke_without_command=True)
 def stats(
-    issue: int | None = typer.Argument(
-        None, help="Issue id; default: the issue whose send started last."
+    issue_arg: str | None = typer.Argument(
+        None, metavar="[ISSUE]", help="Issue id; default: the issue whose send started last."
     ),
     as_json: bool = JsonOption,
     check: bool = typer.Option(
@@ -42,6 +42,7 @@ def stats(
     from newsletter.issues.service import IssueNotFound
     from newsletter.tracking import stats as numbers_of
 
+    issue = _issue_id(issue_arg)
     if repair and not check:
         fail(
             "--repair rewrites what --check finds: give both (`newsletter stats --check --repair`)"
@@ -61,6 +62,14 @@ def stats(
         print_json(numbers)
     else:
         typer.echo(_as_text(numbers))
+
+
+def _issue_id(given: str | None) -> int | None:
+    if given is None:
+        return None
+    if not given.strip().isascii() or not given.strip().isdigit():
+        fail(f"no issue with id {given!r}: an issue id is a whole number (`newsletter issue list`)")
+    return int(given)
 
 
 def _check(issue: int | None, *, repair: bool) -> None:

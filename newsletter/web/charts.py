@@ -120,12 +120,13 @@ def trend(
     values = [v for vs in series.values() for v in vs if v is not None]
     top = max(values, default=0.0) or 1.0
     top = min(1.0, round(top * 1.1 + 0.005, 2))
-    step = width / max(len(weeks) - 1, 1)
+    pad = 36  # room for the first and last week's label, centred on their points
+    step = (width - 2 * pad) / max(len(weeks) - 1, 1)
     lines = []
     for name, rates in series.items():
         dots = [
             (
-                round(i * step, 2),
+                round(pad + i * step, 2),
                 round(plot_height - plot_height * rate / top, 2),
                 f"{weeks[i]}: {100 * rate:.1f}%",
             )
@@ -133,5 +134,5 @@ def trend(
             if rate is not None
         ]
         lines.append(TrendLine(name, " ".join(f"{x},{y}" for x, y, _ in dots), dots))
-    labels = [(round(i * step, 2), week) for i, week in enumerate(weeks)]
+    labels = [(round(pad + i * step, 2), week) for i, week in enumerate(weeks)]
     return TrendChart(width, height, lines, labels, top)
