@@ -12,7 +12,8 @@ it once by sg_event_id); a second open by the same person finds its first alread
 
 Kinds (`kind` column, the same in both tables):
 - `<event type>:h` / `<event type>:m`: deliveries with a person's / a machine's event of
-  that type (delivered:h, opened:m, complained:h, unsubscribed:h, voted:h, ...)
+  that type (delivered:h, opened:m, complained:h, unsubscribed:h, voted:h, ...; not for
+  processed, deferred and the like, which no figure reads)
 - `bounced_as:<SendGrid type>`: deliveries that bounced, per SendGrid's kind (bounce, blocked)
 - `click_link:<key>`, `click_matchup:<id>`: deliveries a person clicked from, per link/matchup
 - `since:<resumed at>:bounce|complained`: the reputation check's counts since an editor
@@ -67,8 +68,25 @@ def since_key(resumed_at: datetime) -> str:
     return resumed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
+# The event types whose deliveries are counted. SendGrid's processed and deferred events are
+# a third of a webhook's traffic and no figure reads them: no firsts for them.
+COUNTED = (
+    EventType.DELIVERED,
+    EventType.BOUNCED,
+    EventType.DROPPED,
+    EventType.OPENED,
+    EventType.CLICKED,
+    EventType.COMPLAINED,
+    EventType.UNSUBSCRIBED,
+    EventType.VOTED,
+)
+_COUNTED = frozenset(COUNTED)
+
+
 def _kinds(event: Mapping[str, Any], resumed_at: datetime | None) -> Iterable[str]:
     event_type = EventType(event["type"])
+    if event_type not in _COUNTED:
+        return
     machine = bool(event.get("machine"))
     yield f"{event_type.value}:{'m' if machine else 'h'}"
     provider_type = event.get("provider_type") or ""
@@ -223,7 +241,7 @@ def _kind_selects(issue_id: int, resumed_at: datetime | None) -> list[Any]:
     flag = case((e.machine.is_(True), ":m"), else_=":h")
     selects = [
         select(cast(e.type, String(32)) + flag, e.delivery_id, first)
-        .where(base)
+        .where(base, e.type.in_(COUNTED))
         .group_by(e.type, e.machine, e.delivery_id),
         select(literal("bounced_as:") + e.provider_type, e.delivery_id, first)
         .where(base, e.type == EventType.BOUNCED)

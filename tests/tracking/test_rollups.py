@@ -277,3 +277,28 @@ def test_stats_for_an_issue_that_cannot_exist_is_a_clear_refusal(db: Session, is
         assert result.exit_code in (1, 2), (issue, extra, result.output)
         assert result.exception is None or isinstance(result.exception, SystemExit)
         assert "Traceback" not in result.output
+
+
+def test_the_upgrade_counts_the_events_an_existing_database_already_has(
+    db: Session, db_url: str
+) -> None:
+    from alembic import command
+
+    from newsletter.db import dispose_engines
+    from newsletter.migrate import alembic_config, upgrade
+    from newsletter.tracking import service
+
+    world = build_world(db, readers=4)
+    at = datetime.now(UTC)
+    for i in (0, 1, 2, 2):
+        service.record_open(db, world.deliveries[i], user_agent=BROWSER, client_ip=None, now=at)
+    service.record_click(db, world.deliveries[3], "m1", user_agent=BROWSER, client_ip=None, now=at)
+    db.commit()
+    db.close()
+    dispose_engines()
+    command.downgrade(alembic_config(db_url), "0008_healing")
+    upgrade(db_url)
+    agrees(world.issue_id)
+    with transaction() as session:
+        n = stats.issue_stats(session, world.issue_id)
+    assert n["opens_unique"] == 3 and n["clicks_unique"] == 1 and sum(n["opens_by_hour"]) == 3
