@@ -1,13 +1,14 @@
 """An issue's numbers at 60,000 and at 6,000,000 tracking events: `newsletter stats`, the
 editor's page and the API read kept figures (tracking/rollups.py), so their time stays flat.
 
-One sent issue with `--deliveries` recipients (100,000) is filled with events straight into
+Two sent issues to the same `--deliveries` recipients (100,000), one per size, are filled
+with events straight into
 `tracking_events` (a recursive CTE on SQLite, generate_series on PostgreSQL: delivered, opens
 human and machine, clicks on three links, bounces, votes, unsubscribes over three days); its
 figures are then written by the repair path (`newsletter stats --check --repair`'s code) and
-`check` must find no difference. Timed, median of `--repeat` runs: `issue_stats` (the query
-work behind `newsletter stats`), GET of the editor's page and of the API, in process through
-the app. Also timed once: the recount, i.e. what scanning the events costs (what every reader
+`check` must find no difference. Timed, median of `--repeat` runs taken in turns (one of each
+issue, then again): `issue_stats` (the query work behind `newsletter stats`), GET of the
+editor's page and of the API, in process through the app. Also timed once: the recount, i.e. what scanning the events costs (what every reader
 of numbers paid before). Target: 6,000,000 / 60,000 ratio <= 1.5.
 
     .venv/bin/python -m bench.stats [--sizes 60000,6000000] [--postgres URL]
@@ -22,11 +23,11 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, insert, literal, select, text
 
 SENT_AT = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery staple"
@@ -72,7 +73,8 @@ _POSTGRES = (
 
 
 def fill(url: str, issue: Any, first: int, deliveries: int, start: int, stop: int) -> float:
-    """Events start..stop-1 into the issue, in chunks of a million; seconds taken."""
+    """Events start..stop-1 into the issue (whose delivery ids run from `first`, one run of
+    `deliveries` ids), in chunks of a million; seconds taken."""
     began = time.perf_counter()
     engine = create_engine(url)
     sql = text(_SQLITE if url.startswith("sqlite") else _POSTGRES)
@@ -92,24 +94,11 @@ def fill(url: str, issue: Any, first: int, deliveries: int, start: int, stop: in
                     "base": base,
                 },
             )
-    if not url.startswith("sqlite"):
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(text("ANALYZE tracking_events"))
     engine.dispose()
     return time.perf_counter() - began
 
 
-def median_ms(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm: caches, prepared statements
-    times = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - began)
-    return 1000 * statistics.median(times)
-
-
-def measure(issue_id: int, repeat: int, web: Any, token: str) -> dict[str, float]:
+def timers(issue_id: int, web: Any, token: str) -> dict[str, Callable[[], None]]:
     from newsletter.db import transaction
     from newsletter.tracking.stats import issue_stats
 
@@ -127,18 +116,71 @@ def measure(issue_id: int, repeat: int, web: Any, token: str) -> dict[str, float
         )
         assert response.status_code == 200, response.status_code
 
-    return {
-        "stats query": median_ms(query, repeat),
-        "web page": median_ms(page, repeat),
-        "API": median_ms(api, repeat),
-    }
+    return {"stats query": query, "web page": page, "API": api}
+
+
+def clone_issue(issue: Any) -> Any:
+    """A second sent issue to the same readers, with the same matchups and links."""
+    from dataclasses import replace
+
+    from newsletter.db import transaction
+    from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus
+    from newsletter.sending.models import Delivery
+
+    with transaction() as session:
+        other = Issue(
+            week="2026-W11",
+            status=IssueStatus.SENT,
+            cutoff_at=SENT_AT,
+            send_started_at=SENT_AT + timedelta(days=7),
+            sent_at=SENT_AT + timedelta(days=7),
+        )
+        session.add(other)
+        session.flush()
+        for position, matchup_id in enumerate(issue.matchups):
+            session.add(IssueMatchup(issue_id=other.id, matchup_id=matchup_id, position=position))
+        for link in session.scalars(select(IssueLink).where(IssueLink.issue_id == issue.issue_id)):
+            session.add(
+                IssueLink(
+                    issue_id=other.id,
+                    key=link.key,
+                    url=link.url,
+                    label=link.label,
+                    matchup_id=link.matchup_id,
+                )
+            )
+        columns = ["issue_id", "subscriber_id", "status", "attempts", "created_at", "updated_at"]
+        source = (
+            select(
+                literal(other.id),
+                Delivery.subscriber_id,
+                Delivery.status,
+                Delivery.attempts,
+                Delivery.created_at,
+                Delivery.updated_at,
+            )
+            .where(Delivery.issue_id == issue.issue_id)
+            .order_by(Delivery.id)
+        )
+        session.execute(insert(Delivery).from_select(columns, source))
+        other_id = other.id
+    return replace(issue, issue_id=other_id)
+
+
+def settle(url: str) -> None:
+    """Statistics for the planner, and on PostgreSQL the vacuum autovacuum would start on its
+    own after millions of inserts (measured beside it, the figures would be its load)."""
+    engine = create_engine(url)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("ANALYZE" if url.startswith("sqlite") else "VACUUM ANALYZE"))
+    engine.dispose()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="60000,6000000")
     parser.add_argument("--deliveries", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--postgres", help="a database URL to use (its tables are replaced)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -179,13 +221,6 @@ def run(url: str, sizes: list[int], deliveries: int, repeat: int) -> None:
         issue = add_sent_issue(session, readers=deliveries, sent_at=SENT_AT)
         user = create_user(session, EDITOR, PASSWORD, Role.EDITOR)
         token = issue_api_token(session, user)
-    with transaction() as session:
-        first, last = session.execute(
-            select(func.min(Delivery.id), func.max(Delivery.id)).where(
-                Delivery.issue_id == issue.issue_id
-            )
-        ).one()
-    assert last - first + 1 == deliveries, "deliveries are not one run of ids"
     print(
         f"{engine_name}: issue with {deliveries:,} deliveries in "
         f"{time.perf_counter() - began:.1f} s"
@@ -200,31 +235,58 @@ def run(url: str, sizes: list[int], deliveries: int, repeat: int) -> None:
         follow_redirects=False,
     )
     assert signed_in.status_code == 303, signed_in.text
-    results: dict[int, dict[str, float]] = {}
-    filled = 0
-    for size in sizes:
-        took = fill(url, issue, first, deliveries, filled, size)
-        filled = size
+    # One issue per size in the same database, measured in turns: both see the same cache,
+    # the same load from the rest of the machine, the same vacuum state.
+    issues = {sizes[0]: issue}
+    for size in sizes[1:]:
+        issues[size] = clone_issue(issue)
+    for size, sized in issues.items():
+        with transaction() as session:
+            first = session.scalar(
+                select(func.min(Delivery.id)).where(Delivery.issue_id == sized.issue_id)
+            )
+        assert first is not None
+        took = fill(url, sized, first, deliveries, 0, size)
         began = time.perf_counter()
         with transaction() as session:
-            stats.repair(session, issue.issue_id)
+            stats.repair(session, sized.issue_id)
         repaired = time.perf_counter() - began
         began = time.perf_counter()
         with transaction() as session:
-            differences = stats.check(session, issue.issue_id)
+            differences = stats.check(session, sized.issue_id)
         recount = time.perf_counter() - began
         if differences:
             raise SystemExit(f"check found differences at {size:,} events: {differences[:5]}")
-        results[size] = measure(issue.issue_id, repeat, web, token)
         with transaction() as session:
-            n = stats.issue_stats(session, issue.issue_id)
+            n = stats.issue_stats(session, sized.issue_id)
         print(
-            f"{size:>10,} events: filled in {took:.1f} s, figures repaired in {repaired:.1f} s,"
-            f" check (a full recount, what scanning costs) {recount:.2f} s: equal;"
-            f" opens {n['opens_unique']:,}, clicks {n['clicks_unique']:,}"
+            f"{size:>10,} events (issue {sized.issue_id}): filled in {took:.1f} s, figures"
+            f" repaired in {repaired:.1f} s, check (a full recount: what scanning costs)"
+            f" {recount:.2f} s, equal; opens {n['opens_unique']:,}, clicks {n['clicks_unique']:,}",
+            flush=True,
         )
-        for what, ms in results[size].items():
-            print(f"{'':>12}{what:<12} {ms:8.1f} ms (median of {repeat})")
+    settle(url)
+    runs = {size: timers(sized.issue_id, web, token) for size, sized in issues.items()}
+    times: dict[int, dict[str, list[float]]] = {
+        size: {what: [] for what in fns} for size, fns in runs.items()
+    }
+    for round_ in range(repeat + 1):
+        for size, fns in runs.items():
+            for what, fn in fns.items():
+                began = time.perf_counter()
+                fn()
+                if round_:  # the first round warms caches and prepared statements
+                    times[size][what].append(time.perf_counter() - began)
+    results = {
+        size: {what: 1000 * statistics.median(t) for what, t in kinds.items()}
+        for size, kinds in times.items()
+    }
+    for size, kinds in results.items():
+        print(
+            f"{size:>10,} events: "
+            + ", ".join(f"{what} {ms:.1f} ms" for what, ms in kinds.items())
+            + f" (median of {repeat}, in turns)"
+        )
     web.close()
     dispose_engines()
     if len(sizes) >= 2:

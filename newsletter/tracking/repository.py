@@ -76,17 +76,12 @@ def _connection(db: Session | Connection) -> Connection:
     return db.connection() if isinstance(db, Session) else db
 
 
-def insert_new_provider_events(
-    session: Session,
-    rows: Sequence[dict[str, Any]],
-    resumed_at: dict[int, datetime | None] | None = None,
-) -> set[str]:
-    """Insert provider events, skipping any whose provider_event_id is already stored, and
-    count the new ones into their issues' figures (`resumed_at`: when an editor last resumed
-    each issue's send, for the reputation check's counts since then).
+def insert_new_provider_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert provider events, skipping any whose provider_event_id is already stored.
 
     Returns the ids actually inserted: only those may have side effects (suppression,
-    unsubscribe), so a redelivered event changes nothing.
+    unsubscribe) and only those are counted (`roll_up`), so a redelivered event changes
+    nothing.
     """
     if not rows:
         return set()
@@ -97,17 +92,18 @@ def insert_new_provider_events(
         .returning(table.c.provider_event_id)
     )
     # On the Core connection: the ORM's bulk path would run (and splice) one INSERT per row.
-    inserted = {
-        event_id
-        for event_id in session.connection().execute(stmt, list(rows)).scalars()
-        if event_id is not None
-    }
-    rollups.roll_up(
-        session.connection(),
-        [row for row in rows if row["provider_event_id"] in inserted],
-        resumed_at,
-    )
-    return inserted
+    inserted = session.connection().execute(stmt, list(rows)).scalars()
+    return {event_id for event_id in inserted if event_id is not None}
+
+
+def roll_up(
+    session: Session,
+    rows: Sequence[dict[str, Any]],
+    resumed_at: dict[int, datetime | None] | None = None,
+) -> None:
+    """Count newly stored provider events into their issues' figures (`resumed_at`: when an
+    editor last resumed each issue's send, for the reputation check's counts since then)."""
+    rollups.roll_up(session.connection(), rows, resumed_at)
 
 
 def delivery_infos(session: Session, delivery_ids: Iterable[int]) -> dict[int, DeliveryInfo]:

@@ -169,6 +169,7 @@ def _move_earlier_opens(
             FIRSTS.c.kind == OPENED_H,
             FIRSTS.c.delivery_id.in_(delivery_ids),
         )
+        stmt = stmt.order_by(FIRSTS.c.delivery_id)
         if db.dialect.name == "postgresql":
             # Locked, and read as committed by whoever held it: the hour moved is the one stored.
             stmt = stmt.with_for_update()
