@@ -153,7 +153,8 @@ def _as_text(n: dict[str, Any]) -> str:
             f" {sum(hours)}, peak {hours[peak]} in the hour from {at}"
         )
     if len(n["trend"]) > 1:
-        lines.append("  the last issues:  week        opens   clicks  votes  unsubscribes")
+        lines.append("  the last issues (people who opened, clicked, voted, of those delivered):")
+        lines.append(f"    {'week':<16}{'opens':>8}{'clicks':>9}{'votes':>7}{'unsubscribes':>14}")
         for t in n["trend"]:
             lines.append(
                 f"    {t['week']:<16}{_pct(t['open_rate']):>8}{_pct(t['click_rate']):>9}"
