@@ -19,6 +19,7 @@ BENCHMARKS = [
     ("bench.webhook", "webhook: signed POSTs of 1,000 events (>= 10,000 events/s)"),
     ("bench.tracking_load", "pixel + click under load (>= 1,000 req/s, p99 < 50 ms)"),
     ("bench.web_subscribers", "admin list and search at 1,000,000 subscribers (< 300 ms)"),
+    ("bench.stats", "an issue's numbers at 60,000 and 6,000,000 events (flat: ratio <= 1.5)"),
 ]
 
 

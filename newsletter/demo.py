@@ -167,7 +167,7 @@ def run_demo() -> DemoResult:
         votes = ", ".join(f"{v['name']} {v['votes']}" for v in matchup["votes"])
         clicks = matchup["clicks_unique"]
         typer.echo(
-            f"   {matchup['slug']}: {clicks} click{'' if clicks == 1 else 's'}; votes {votes}"
+            f"   {matchup['title']}: {clicks} click{'' if clicks == 1 else 's'}; votes {votes}"
         )
 
     for page in pages[SENT_PAGES:]:

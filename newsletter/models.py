@@ -8,7 +8,7 @@ from newsletter.matchups.models import Lens, Matchup, MatchupReview, MatchupTool
 from newsletter.orm import Base
 from newsletter.scheduling.models import SchedulerRun  # noqa: F401  (registers the table)
 from newsletter.sending.models import BatchStatus, Delivery, DeliveryStatus, SendBatch
-from newsletter.tracking.models import EventType, TrackingEvent
+from newsletter.tracking.models import EventType, TrackingEvent, TrackingFirst, TrackingRollup
 from newsletter.votes.models import Vote
 from subscribers.models import Subscriber, SubscriberStatus, Suppression
 
@@ -32,6 +32,8 @@ __all__ = [
     "SubscriberStatus",
     "Suppression",
     "TrackingEvent",
+    "TrackingFirst",
+    "TrackingRollup",
     "User",
     "Vote",
 ]

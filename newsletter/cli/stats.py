@@ -1,7 +1,8 @@
-"""`newsletter stats [ISSUE] [--json]`"""
+"""`newsletter stats [ISSUE] [--json]`, `newsletter stats [ISSUE] --check [--repair]`"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import typer
@@ -18,10 +19,22 @@ app = typer.Typer(
 
 @app.callback(invoke_without_command=True)
 def stats(
-    issue: int | None = typer.Argument(
-        None, help="Issue id; default: the issue whose send started last."
+    issue_arg: str | None = typer.Argument(
+        None, metavar="[ISSUE]", help="Issue id; default: the issue whose send started last."
     ),
     as_json: bool = JsonOption,
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Recount the issue's figures from its events and print every difference "
+        "(exit 1 on any); every issue when no id is given.",
+    ),
+    repair: bool = typer.Option(
+        False,
+        "--repair",
+        help="With --check: rewrite the kept figures from the recount (after a retention run "
+        "or a bug), then check again.",
+    ),
 ) -> None:
     """Deliveries, bounces, human and machine opens, clicks and votes for one issue."""
     from newsletter.db import transaction
@@ -29,6 +42,14 @@ def stats(
     from newsletter.issues.service import IssueNotFound
     from newsletter.tracking import stats as numbers_of
 
+    issue = _issue_id(issue_arg)
+    if repair and not check:
+        fail(
+            "--repair rewrites what --check finds: give both (`newsletter stats --check --repair`)"
+        )
+    if check:
+        _check(issue, repair=repair)
+        return
     with transaction() as session:
         issue_id = issue if issue is not None else issues.latest_sent_issue_id(session)
         if issue_id is None:
@@ -41,6 +62,43 @@ def stats(
         print_json(numbers)
     else:
         typer.echo(_as_text(numbers))
+
+
+def _issue_id(given: str | None) -> int | None:
+    if given is None:
+        return None
+    if not given.strip().isascii() or not given.strip().isdigit():
+        fail(f"no issue with id {given!r}: an issue id is a whole number (`newsletter issue list`)")
+    return int(given)
+
+
+def _check(issue: int | None, *, repair: bool) -> None:
+    from newsletter.db import transaction
+    from newsletter.issues import service as issues
+    from newsletter.issues.service import IssueNotFound
+    from newsletter.tracking import stats as numbers_of
+
+    with transaction() as session:
+        ids = [issue] if issue is not None else sorted(i.id for i in issues.list_all(session))
+    differences = 0
+    for issue_id in ids:
+        try:
+            with transaction() as session:
+                found = numbers_of.check(session, issue_id)
+                if found and repair:
+                    numbers_of.repair(session, issue_id)
+        except IssueNotFound as exc:
+            fail(str(exc))
+        for kind, kept, counted in found:
+            typer.echo(f"issue {issue_id}: {kind}: kept {kept}, recounted {counted}")
+        if found and repair:
+            typer.echo(f"issue {issue_id}: repaired {len(found)} figures from the events")
+            with transaction() as session:
+                found = numbers_of.check(session, issue_id)
+        differences += len(found)
+    if differences:
+        fail(f"{differences} figures differ from a recount of the events")
+    typer.echo(f"figures equal a recount of the events ({len(ids)} issues)")
 
 
 def _pct(value: float | None) -> str:
@@ -56,8 +114,10 @@ def _as_text(n: dict[str, Any]) -> str:
         f"  dropped {n['dropped']}",
         f"  opens {n['opens_unique']} people ({_pct(n['open_rate'])})"
         f"  + {n['opens_machine']} machine",
-        f"  clicks {n['clicks_unique']} people  unsubscribes {n['unsubscribes']}"
-        f"  complaints {n['complaints']}",
+        f"  clicks {n['clicks_unique']} people (click-through {_pct(n['click_rate'])},"
+        f" click-to-open {_pct(n['click_to_open_rate'])})  + {n['clicks_machine']} machine",
+        f"  votes {n['voters']} people ({_pct(n['vote_rate'])})"
+        f"  unsubscribes {n['unsubscribes']}  complaints {n['complaints']}",
     ]
     if n.get("pause_reason"):
         lines.append(f"  the send {n['pause_reason']}")
@@ -77,7 +137,7 @@ def _as_text(n: dict[str, Any]) -> str:
             else f"{m['community_pct']}% / {100 - m['community_pct']}%"
         )
         lines.append(
-            f"    {m['slug']}: {m['clicks_unique']} clicked; votes {votes} (community {community})"
+            f"    {m['title']}: {m['clicks_unique']} clicked; votes {votes} (community {community})"
         )
     if n["links"]:
         lines.append("  links:")
@@ -86,7 +146,18 @@ def _as_text(n: dict[str, Any]) -> str:
     hours = n["opens_by_hour"]
     if any(hours):
         peak = max(range(len(hours)), key=hours.__getitem__)
+        first = n["opens_first_hour"]
+        at = (first + timedelta(hours=peak)).strftime("%a %d %b %H:00 UTC")
         lines.append(
-            f"  opens in the first 72 h: {sum(hours)}, peak {hours[peak]} in hour {peak + 1}"
+            f"  first opens over {len(hours)} h from {first:%a %d %b %H:00 UTC}:"
+            f" {sum(hours)}, peak {hours[peak]} in the hour from {at}"
         )
+    if len(n["trend"]) > 1:
+        lines.append("  the last issues (people who opened, clicked, voted, of those delivered):")
+        lines.append(f"    {'week':<16}{'opens':>8}{'clicks':>9}{'votes':>7}{'unsubscribes':>14}")
+        for t in n["trend"]:
+            lines.append(
+                f"    {t['week']:<16}{_pct(t['open_rate']):>8}{_pct(t['click_rate']):>9}"
+                f"{_pct(t['vote_rate']):>7}{t['unsubscribes']:>14}"
+            )
     return "\n".join(lines)

@@ -39,6 +39,12 @@ def status_of(session: Session, issue_id: int) -> IssueStatus | None:
     return IssueStatus(status) if status is not None else None
 
 
+def resumed_at(session: Session, issue_id: int) -> datetime | None:
+    if not 0 < issue_id <= MAX_ROW_ID:
+        return None
+    return session.scalar(select(Issue.resumed_at).where(Issue.id == issue_id))
+
+
 def get_by_week(session: Session, week: str) -> Issue | None:
     stmt = select(Issue).where(Issue.week == week).options(selectinload(Issue.items))
     return session.scalars(stmt).one_or_none()

@@ -937,6 +937,11 @@ def get(session: Session, issue_id: int) -> Issue | None:
     return repository.get(session, issue_id)
 
 
+def resumed_at(session: Session, issue_id: int) -> datetime | None:
+    """When an editor last resumed the issue's paused send (None: never)."""
+    return repository.resumed_at(session, issue_id)
+
+
 def get_by_week(session: Session, week: str) -> Issue | None:
     return repository.get_by_week(session, week)
 

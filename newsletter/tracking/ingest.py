@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from newsletter.issues import service as issues
 from newsletter.sending import service as sending
 from newsletter.sending.models import DROPPED, Evidence
-from newsletter.tracking import repository
+from newsletter.tracking import repository, rollups
 from newsletter.tracking.events import NormalisedEvent, SendGridEvents
 from newsletter.tracking.models import EventType
 from newsletter.tracking.repository import DeliveryInfo
@@ -104,6 +104,17 @@ def ingest_sendgrid(
     subscribers_service.mail_delivered(session, delivered)
     # What the events say of the requests is the ledger's: it settles uncertain deliveries.
     sending.record_evidence(session, evidence, now=received_at)
+    # Last before the reputation check that reads them: on PostgreSQL an issue's figures are
+    # a few hot rows, locked from this upsert to the COMMIT, so concurrent batches of the same
+    # issue wait on each other only for the end of their transactions. The reputation check
+    # counts only what arrived after an editor resumed the send.
+    resumed_at = {
+        issue_id: issues.resumed_at(session, issue_id)
+        for issue_id in {info.issue_id for info in deliveries.values()}
+    }
+    repository.roll_up(
+        session, [row for row in rows if row["provider_event_id"] in inserted], resumed_at
+    )
     for issue_id in sorted(hurting):
         _guard_reputation(session, issue_id, received_at)
     return IngestReport(len(events), len(inserted), len(events) - len(inserted), unmatched)
@@ -140,19 +151,16 @@ _FACTS = {
 
 
 def _guard_reputation(session: Session, issue_id: int, now: datetime) -> None:
-    """The send's hard bounces and complaints so far (each delivery once), to the ledger, which
-    pauses the send past the thresholds."""
-    issue = issues.get(session, issue_id)
+    """The send's hard bounces and complaints so far (each delivery once, read from the issue's
+    figures), to the ledger, which pauses the send past the thresholds."""
     # After an editor resumed the send, only what arrived since counts: they saw the rest.
-    since = issue.resumed_at if issue is not None else None
-    bounces = repository.unique_deliveries_by_provider_type(
-        session, issue_id, EventType.BOUNCED, since=since
-    )
-    complaints = repository.unique_deliveries_by_type(session, issue_id, since=since).get(
-        (EventType.COMPLAINED, False), 0
-    )
+    counts = rollups.reputation(session, issue_id, issues.resumed_at(session, issue_id))
     sending.guard_reputation(
-        session, issue_id, hard_bounces=bounces.get("bounce", 0), complaints=complaints, now=now
+        session,
+        issue_id,
+        hard_bounces=counts.hard_bounces,
+        complaints=counts.complaints,
+        now=now,
     )
 
 

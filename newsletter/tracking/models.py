@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -67,3 +68,33 @@ class TrackingEvent(Base):
     # The keyed address hash (subscribers/addresses.py) of a provider event that matched no
     # delivery (a confirmation or test mail): how erasing the person finds it.
     email_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+
+
+class TrackingFirst(Base):
+    """The first time one delivery did one countable thing for an issue (opened as a person,
+    clicked link `k`, bounced...): what makes a unique figure unique when the same reader opens
+    twice or SendGrid delivers an event again. `kind` names the figure (see rollups.py)."""
+
+    __tablename__ = "tracking_firsts"
+
+    issue_id: Mapped[int] = mapped_column(
+        ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # No foreign key: a delivery is never deleted without its issue (which cascades), and the
+    # marker is anonymous (erasure keeps the delivery row, without its subscriber).
+    delivery_id: Mapped[int] = mapped_column(primary_key=True)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TrackingRollup(Base):
+    """A figure of an issue, kept as events arrive: how many deliveries have a first of `kind`
+    (or, for `open_hour:...`, how many first opened as a person in that hour)."""
+
+    __tablename__ = "tracking_rollups"
+
+    issue_id: Mapped[int] = mapped_column(
+        ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(128), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, case, distinct, func, select
 from sqlalchemy.orm import Session
@@ -19,6 +19,7 @@ from newsletter.issues.models import Issue, IssueLink
 from newsletter.matchups.models import MatchupTool
 from newsletter.orm import upsert_insert
 from newsletter.sending.models import Delivery, DeliveryStatus
+from newsletter.tracking import rollups
 from newsletter.tracking.models import EventType, TrackingEvent
 from newsletter.votes.models import Vote
 from subscribers.models import Subscriber
@@ -56,14 +57,17 @@ _INSERT_EVENT = TrackingEvent.__table__.insert()  # type: ignore[attr-defined]
 
 
 def add_event(db: Session | Connection, **values: Any) -> None:
-    """Store one first-party event (pixel, click, vote)."""
-    _connection(db).execute(_INSERT_EVENT, [values])
+    """Store one first-party event (pixel, click, vote), counted into its issue's figures."""
+    add_events(db, [values])
 
 
 def add_events(db: Session | Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Store first-party events, all with the same columns, in one executemany."""
+    """Store first-party events, all with the same columns, in one executemany, and count them
+    into their issues' figures in the same transaction (one upsert per figure per batch)."""
     if rows:
-        _connection(db).execute(_INSERT_EVENT, list(rows))
+        connection = _connection(db)
+        connection.execute(_INSERT_EVENT, list(rows))
+        rollups.roll_up(connection, rows)
 
 
 def _connection(db: Session | Connection) -> Connection:
@@ -76,7 +80,8 @@ def insert_new_provider_events(session: Session, rows: Sequence[dict[str, Any]])
     """Insert provider events, skipping any whose provider_event_id is already stored.
 
     Returns the ids actually inserted: only those may have side effects (suppression,
-    unsubscribe), so a redelivered event changes nothing.
+    unsubscribe) and only those are counted (`roll_up`), so a redelivered event changes
+    nothing.
     """
     if not rows:
         return set()
@@ -89,6 +94,16 @@ def insert_new_provider_events(session: Session, rows: Sequence[dict[str, Any]])
     # On the Core connection: the ORM's bulk path would run (and splice) one INSERT per row.
     inserted = session.connection().execute(stmt, list(rows)).scalars()
     return {event_id for event_id in inserted if event_id is not None}
+
+
+def roll_up(
+    session: Session,
+    rows: Sequence[dict[str, Any]],
+    resumed_at: dict[int, datetime | None] | None = None,
+) -> None:
+    """Count newly stored provider events into their issues' figures (`resumed_at`: when an
+    editor last resumed each issue's send, for the reputation check's counts since then)."""
+    rollups.roll_up(session.connection(), rows, resumed_at)
 
 
 def delivery_infos(session: Session, delivery_ids: Iterable[int]) -> dict[int, DeliveryInfo]:
@@ -154,79 +169,6 @@ def hit_target(
         return None
     info = DeliveryInfo(row[0], row[1], row[2], row[3], bool(row[4]), row[7])
     return HitTarget(info, row[5], row[6])
-
-
-# --- the numbers ------------------------------------------------------------------------------
-
-
-def unique_deliveries_by_type(
-    session: Session, issue_id: int, *, since: datetime | None = None
-) -> dict[tuple[EventType, bool], int]:
-    """Distinct deliveries per (event type, machine) for one issue (only events received
-    since `since`, when given)."""
-    stmt = (
-        select(
-            TrackingEvent.type,
-            TrackingEvent.machine,
-            func.count(distinct(TrackingEvent.delivery_id)),
-        )
-        .where(TrackingEvent.issue_id == issue_id, TrackingEvent.delivery_id.is_not(None))
-        .group_by(TrackingEvent.type, TrackingEvent.machine)
-    )
-    if since is not None:
-        stmt = stmt.where(TrackingEvent.received_at >= since)
-    return {(EventType(t), bool(m)): n for t, m, n in session.execute(stmt)}
-
-
-def unique_deliveries_by_provider_type(
-    session: Session, issue_id: int, event_type: EventType, *, since: datetime | None = None
-) -> dict[str, int]:
-    stmt = (
-        select(TrackingEvent.provider_type, func.count(distinct(TrackingEvent.delivery_id)))
-        .where(
-            TrackingEvent.issue_id == issue_id,
-            TrackingEvent.type == event_type,
-            TrackingEvent.delivery_id.is_not(None),
-        )
-        .group_by(TrackingEvent.provider_type)
-    )
-    if since is not None:
-        stmt = stmt.where(TrackingEvent.received_at >= since)
-    return {p: n for p, n in session.execute(stmt)}
-
-
-def first_human_opens(session: Session, issue_id: int) -> list[datetime]:
-    """When each delivery was first opened by a person."""
-    stmt = (
-        select(func.min(TrackingEvent.occurred_at))
-        .where(
-            TrackingEvent.issue_id == issue_id,
-            TrackingEvent.type == EventType.OPENED,
-            TrackingEvent.machine.is_(False),
-            TrackingEvent.delivery_id.is_not(None),
-        )
-        .group_by(TrackingEvent.delivery_id)
-    )
-    return list(session.scalars(stmt))
-
-
-def human_clicks_by(
-    session: Session, issue_id: int, by: Literal["link_key", "matchup_id"]
-) -> dict[Any, int]:
-    """Distinct deliveries that clicked, per link or per matchup."""
-    column = TrackingEvent.link_key if by == "link_key" else TrackingEvent.matchup_id
-    stmt = (
-        select(column, func.count(distinct(TrackingEvent.delivery_id)))
-        .where(
-            TrackingEvent.issue_id == issue_id,
-            TrackingEvent.type == EventType.CLICKED,
-            TrackingEvent.machine.is_(False),
-            TrackingEvent.delivery_id.is_not(None),
-            column.is_not(None),
-        )
-        .group_by(column)
-    )
-    return {key: n for key, n in session.execute(stmt)}
 
 
 # --- a reader's own record ------------------------------------------------------------------

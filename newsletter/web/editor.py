@@ -620,17 +620,28 @@ def stats(request: Request, issue_id: int) -> Response:
         numbers = issue_stats(session, issue_id)
     votes = [
         {
-            "slug": m["slug"],
+            "title": m["title"],
             "bars": charts.bars([(v["name"], v["votes"]) for v in m["votes"]]),
             "total": sum(v["votes"] for v in m["votes"]),
         }
         for m in numbers["matchups"]
     ]
+    rows = numbers["trend"]
     context = {
         "issue": issue,
         "n": numbers,
-        "opens": charts.opens_over_time(list(numbers["opens_by_hour"])),
-        "clicks": charts.bars([(m["slug"], m["clicks_unique"]) for m in numbers["matchups"]]),
+        "opens": charts.opens_over_time(
+            list(numbers["opens_by_hour"]), numbers["opens_first_hour"]
+        ),
+        "clicks": charts.bars([(m["title"], m["clicks_unique"]) for m in numbers["matchups"]]),
         "votes": votes,
+        "trend": charts.trend(
+            [str(r["week"]) for r in rows],
+            {
+                "opens": [r["open_rate"] for r in rows],
+                "clicks": [r["click_rate"] for r in rows],
+                "votes": [r["vote_rate"] for r in rows],
+            },
+        ),
     }
     return render(request, "web/editor/stats.html", context)

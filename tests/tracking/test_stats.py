@@ -85,6 +85,7 @@ def test_issue_stats_count_people_once_and_keep_machines_apart(db: Session, worl
     first, second = numbers["matchups"]
     assert first == {
         "slug": world.slugs[0],
+        "title": "Cursor vs Windsurf",
         "clicks_unique": 0,
         "votes": [
             {"tool": 0, "name": "Cursor", "votes": 0},
@@ -100,8 +101,10 @@ def test_issue_stats_count_people_once_and_keep_machines_apart(db: Session, worl
         "m1": 1,
         "site": 0,
     }
-    hours = numbers["opens_by_hour"]
-    assert len(hours) == 72 and hours[2] == 1 and sum(hours) == 1
+    # The hours run from the first person's open to the last: one open, one hour.
+    assert numbers["opens_by_hour"] == [1]
+    assert numbers["opens_first_hour"] == (SENT_AT + timedelta(hours=2)).replace(minute=0)
+    assert numbers["click_rate"] == 0.5 and numbers["click_to_open_rate"] == 1.0
 
 
 def test_stats_cli_json_and_text(db: Session, world: World) -> None:

@@ -2,7 +2,7 @@
 bucket (newsletter/limits.py)
 
 Revision ID: 0010_limits
-Revises: 0008_healing
+Revises: 0009_rollups
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_limits"
-down_revision: str | None = "0008_healing"
+down_revision: str | None = "0009_rollups"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
