@@ -148,6 +148,7 @@ class Week:
     env: dict[str, str]
     workdir: Path
     steps: list[Step] = field(default_factory=list)
+    printed: int = 0
 
     def run(self, *args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Any:
         """One CLI command (setup, not measured); returns (its stdout, wall seconds)."""
@@ -754,20 +755,40 @@ def run(n: int, postgres: str | None) -> list[Step]:
             week.run("users", "add", EDITOR, "--role", "editor")
             week.run("users", "add", ADMIN, "--role", "admin")
             step_import(week, n)
+            progress(week, began)
             issue_id = step_issue(week)
+            progress(week, began)
             send_env = step_send(week, watch, issue_id, n)
             sent = len(deliveries(url, issue_id))
             week.steps[-1].count = sent
+            progress(week, began)
             with app_server(week, watch, send_env) as port:
                 step_load(week, watch, port, issue_id, "webhook", 6 * n)
+                progress(week, began)
                 step_load(week, watch, port, issue_id, "hits", max(2, int(0.4 * n)))
+                progress(week, began)
                 step_stats(week, watch, port, issue_id)
+                progress(week, began)
                 step_people(week, watch, port, issue_id, sent)
+                progress(week, began)
         finally:
             watch.close()
     total = time.perf_counter() - began
     print_table(week.steps, n, postgres, started_at, load, total)
     return week.steps
+
+
+def progress(week: Week, began: float) -> None:
+    """On stderr as each step ends (a long run shows where it is; the table comes at the end)."""
+    while week.printed < len(week.steps):
+        s = week.steps[week.printed]
+        week.printed += 1
+        print(
+            f"[{time.perf_counter() - began:7.0f} s] {s.name}: {s.count:,} in {s.wall:.2f} s, "
+            f"peak {s.peak_mb:.0f} MB",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def print_table(
