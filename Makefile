@@ -6,7 +6,7 @@ NEWSLETTER_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/tes
 export NEWSLETTER_TEST_POSTGRES_URL
 DEMO_DIR ?= demo-data
 
-.PHONY: venv demo test lint typecheck pytest bench mutation architecture chromium spamassassin clean check-all check-all-quick
+.PHONY: venv demo test lint typecheck pytest bench bench-week mutation architecture chromium spamassassin clean check-all check-all-quick
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,14 @@ spamassassin:
 
 bench: venv
 	$(BIN)/python -m bench
+
+## A whole week on PostgreSQL through the real doors (import, send with two workers, 6·N webhook
+## events, 0.4·N pixel and click hits, the stats, an erasure, the exports), each step's time and
+## peak memory: `make bench-week N=200000`. Drops and creates the database bench_week.
+N ?= 1000000
+BENCH_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+bench-week: venv
+	$(BIN)/python -m bench.week --subscribers $(N) --postgres $(BENCH_POSTGRES_URL)
 
 ## Mutation testing on SQLite (outside CI; minutes per module): `make mutation MODULES=sending/worker`
 ## for one (`python -m bench.mutation --list` names them); prints killed/total and the score.
