@@ -429,8 +429,9 @@ def run(
         NEWSLETTER_TRANSPORT="outbox",  # this process only plans; the hosts send
     )
     reset_settings()
+    seeding = time.monotonic()
     issue_id, emails = seed(url, args.subscribers)
-    seeded = time.monotonic() - began
+    seeded = time.monotonic() - seeding
 
     key = ec.generate_private_key(ec.SECP256R1())
     app_port = free_port()
@@ -590,6 +591,7 @@ def run(
             ),
             "all_sent_after_kill_seconds": round(settled_at - killed_at, 1) if settled_at else None,
             "send_to_all_sent_seconds": round(settled_at - send_began, 1) if settled_at else None,
+            "run_seconds": round(time.monotonic() - began, 1),
         }
         return finish(
             args, url, issue_id, emails, hosts, server, children, failures, timing, held_batches
@@ -761,8 +763,8 @@ def report(args: argparse.Namespace, figures: Figures) -> None:
     for name in (
         "seed_seconds", "kill_after_seconds", "batches_done_at_kill",
         "held_batches_taken_after_kill_seconds", "all_sent_after_kill_seconds",
-        "send_to_all_sent_seconds", "accepted_by_host_name", "requests", "end_states",
-        "mailed_twice", "batches_taken_over", "held_requests", "worker_processes",
+        "send_to_all_sent_seconds", "run_seconds", "accepted_by_host_name", "requests",
+        "end_states", "mailed_twice", "batches_taken_over", "held_requests", "worker_processes",
         "pids_shared_by_processes", "settled_by", "webhook",
     ):  # fmt: skip
         print(f"  {name}: {f.get(name)}")
