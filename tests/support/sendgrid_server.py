@@ -4,7 +4,10 @@ It enforces what SendGrid documents for POST /v3/mail/send (the official OpenAPI
 shared/sendgrid-oai plus the rules the schema cannot say: 1,000 recipients per request, each
 address once per request across to/cc/bcc, string-only substitutions and custom_args, 10,000
 bytes of custom_args, text/plain before text/html), answers 202 with an X-Message-Id, and
-records what it accepted so a test can prove nobody got an issue twice.
+records what it accepted so a test can prove nobody got an issue twice, with the address each
+request came from (`peer`: which machine sent it). `listen_also(host)` serves one more address
+on the same port (a network namespace's side of a veth pair); `admit(peer, payload, connection)`
+is where a subclass decides per machine (bench/hosts.py holds one host's requests).
 
 Faults are injected per request: a status (429 with X-RateLimit-Reset, 5xx, 401…), a slow
 answer, a dropped connection, or a 400 naming chosen addresses the way SendGrid does.
