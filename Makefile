@@ -6,7 +6,7 @@ NEWSLETTER_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/tes
 export NEWSLETTER_TEST_POSTGRES_URL
 DEMO_DIR ?= demo-data
 
-.PHONY: venv demo test lint typecheck pytest bench bench-week mutation architecture chromium spamassassin clean check-all check-all-quick
+.PHONY: venv demo test lint typecheck pytest bench bench-week bench-hosts mutation architecture chromium spamassassin iproute2 clean check-all check-all-quick
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ demo: venv
 		../$(BIN)/newsletter demo
 
 ## Lint, type-check and the full suite (SQLite and PostgreSQL, real Chromium).
-test: venv chromium spamassassin lint typecheck architecture pytest
+test: venv chromium spamassassin iproute2 lint typecheck architecture pytest
 
 lint: venv
 	$(BIN)/ruff check .
@@ -50,6 +50,13 @@ spamassassin:
 		echo "installing Debian's spamassassin for the email tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq spamassassin; }
 
+## iproute2's `ip` for the separate-hosts test (tests/prove/test_separate_hosts.py: network
+## namespaces and veth pairs, as root; in CI a machine that cannot make them fails the test).
+iproute2:
+	@command -v ip >/dev/null || { \
+		echo "installing Debian's iproute2 for the separate-hosts test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2; }
+
 bench: venv
 	$(BIN)/python -m bench
 
@@ -60,6 +67,12 @@ N ?= 1000000
 BENCH_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 bench-week: venv
 	$(BIN)/python -m bench.week --subscribers $(N) --postgres $(BENCH_POSTGRES_URL)
+
+## Workers on three hosts (network, UTS and PID namespaces, as root) against one PostgreSQL, one
+## host SIGKILLed mid-send: `make bench-hosts HOSTS_N=20000` (what the separate-hosts test runs).
+HOSTS_N ?= 20000
+bench-hosts: venv iproute2
+	$(BIN)/python -m bench.hosts --subscribers $(HOSTS_N)
 
 ## Mutation testing on SQLite (outside CI; minutes per module): `make mutation MODULES=sending/worker`
 ## for one (`python -m bench.mutation --list` names them); prints killed/total and the score.
@@ -75,9 +88,10 @@ architecture: venv
 
 ## The proving suite (a few minutes): a 20,000-subscriber send under SendGrid faults and worker
 ## SIGKILLs on SQLite and PostgreSQL that heals with no operator action (and once resolved by
-## an operator), the abuse tests with deeper fuzzing, and the tracking endpoints and the
-## webhook under load from a second process, bounded in count and time.
-check-all: venv
+## an operator), the abuse tests with deeper fuzzing, the tracking endpoints and the webhook
+## under load from a second process, bounded in count and time, and (in tests/prove) workers
+## on three separate hosts with one SIGKILLed mid-send (needs root: network namespaces).
+check-all: venv iproute2
 	HYPOTHESIS_PROFILE=deep $(BIN)/pytest -q tests/prove
 	$(BIN)/python -m bench.faults
 	$(BIN)/python -m bench.faults --postgres
@@ -86,7 +100,7 @@ check-all: venv
 	$(BIN)/python -m bench.webhook --batches 20
 
 ## The same, short enough for CI on every push.
-check-all-quick: venv
+check-all-quick: venv iproute2
 	$(BIN)/pytest -q tests/prove
 	$(BIN)/python -m bench.faults --subscribers 5000 --kills 3
 	$(BIN)/python -m bench.tracking_load --requests 2000 --connections 4 --seconds 20

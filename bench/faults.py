@@ -223,13 +223,14 @@ def claimed_by(url: str, worker_id: str) -> bool:
 
 def run_workers(fleet: Fleet, url: str, *, workers: int, kills: int, deadline: float) -> None:
     """`workers` processes at once; kill one at a random moment of its sending, restart it."""
+    from newsletter.sending.service import local_worker_id
+
     fleet.processes = [fleet.start() for _ in range(workers)]
-    host = socket.gethostname()
     while fleet.kills < kills and time.monotonic() < deadline:
         victim = fleet.rng.randrange(len(fleet.processes))
         process = fleet.processes[victim]
         # Wait until it really sends (has claimed a batch), not while Python starts up.
-        while process.poll() is None and not claimed_by(url, f"{host}:{process.pid}:0"):
+        while process.poll() is None and not claimed_by(url, f"{local_worker_id(process.pid)}:0"):
             if time.monotonic() > deadline:
                 break
             time.sleep(0.02)

@@ -6,11 +6,14 @@ themselves are sent by `newsletter.sending.worker`, which owns its own transacti
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -263,27 +266,59 @@ def issues_with_work(session: Session) -> list[tuple[int, bool]]:
 
 
 def worker_is_gone(worker_id: str | None) -> bool:
-    """True when the worker that claimed a batch was a process on this machine that has died.
+    """True when the worker that claimed a batch was a process of this PID namespace on this
+    running machine, and has died.
 
-    Worker ids start "host:pid" (`default_worker_id`); other ids, or another host's, cannot be
-    checked here and wait for the stuck-batch timeout instead.
+    Worker ids are "host:pid:key" (`default_worker_id`), key naming where the pid means
+    something. A hostname alone does not: a Kubernetes pod's containers share one hostname,
+    each with its own PID namespace (so do `docker run --network host` containers, and cloned
+    machines), and a pid there names another process, or none, here. Any other id (another
+    host's, another namespace's, one without a key) cannot be checked here and waits for the
+    stuck-batch timeout instead.
     """
     if not worker_id:
         return True
     parts = worker_id.split(":")
-    if len(parts) < 2 or not parts[1].isdigit() or parts[0] != socket.gethostname():
+    if (
+        len(parts) < 3
+        or parts[0] != socket.gethostname()
+        or not parts[1].isdigit()
+        or parts[2] != pid_namespace_key()
+    ):
         return False
     try:
         os.kill(int(parts[1]), 0)
     except ProcessLookupError:
         return True
-    except PermissionError:
+    except (PermissionError, OverflowError):
         return False
     return False
 
 
+@functools.cache
+def pid_namespace_key() -> str:
+    """8 hex digits for this process's PID namespace on this machine's running kernel: its boot
+    id (unique per boot and machine, shared by the containers of one kernel) and the namespace's
+    inode (unique per kernel; the first namespace has the same one on every machine). Where
+    /proc is missing (not Linux), one constant: the hostname alone decides, as it used to."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        boot = namespace = ""
+    return hashlib.sha256(f"{boot}/{namespace}".encode()).hexdigest()[:8]
+
+
+def local_worker_id(pid: int) -> str:
+    """The id of a worker process with this pid, in this PID namespace, on this machine."""
+    return f"{socket.gethostname()}:{pid}:{pid_namespace_key()}"
+
+
 def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Unique across machines and containers: hostname, pid, and the PID namespace's key
+    (pids repeat across containers: a container's first process is pid 1 in each). Threads
+    add ":n", a scheduler ":scheduler-…"."""
+    return local_worker_id(os.getpid())
 
 
 def sweep_stuck(
@@ -295,8 +330,9 @@ def sweep_stuck(
 ) -> int:
     """Batches left in flight by a crashed worker: their deliveries become uncertain.
 
-    A batch counts as crashed when its worker process on this machine is gone, or when it has
-    been in flight longer than `older_than`. Nothing is resent: whether SendGrid took the
+    A batch counts as crashed when its worker process in this PID namespace on this machine is
+    gone, or when it has been in flight longer than `older_than` (its claim or last heartbeat:
+    the only test for a worker on another machine or in another container). Nothing is resent: whether SendGrid took the
     request is unknown, and sending twice is worse than asking the operator. Returns how many
     deliveries were flagged uncertain.
     """

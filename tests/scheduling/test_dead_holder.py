@@ -4,7 +4,6 @@ instead of waiting out the 30 minutes kept for holders that cannot be checked.""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from newsletter.db import transaction
 from newsletter.scheduling.clock import ManualClock
 from newsletter.scheduling.models import RunStatus, SchedulerRun
 from newsletter.scheduling.runner import Scheduler, new_worker_id
+from newsletter.sending.service import local_worker_id
 from tests.scheduling.test_scheduler import SLOT, WEEK, weekly_runs
 
 
@@ -28,7 +28,7 @@ def dead_scheduler_id() -> str:
         capture_output=True,
         text=True,
     )
-    return f"{socket.gethostname()}:{int(process.stdout)}:scheduler-abc123"
+    return f"{local_worker_id(int(process.stdout))}:scheduler-abc123"
 
 
 def left_running(holder: str) -> None:

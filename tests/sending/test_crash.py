@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -98,7 +97,7 @@ def test_a_worker_killed_at_random_moments_never_sends_twice_and_loses_nothing(
     for _ in range(10):
         process = start_worker(issue_id, env, tmp_path)
         # Kill at a random moment of the sending itself, not while Python starts up.
-        wait_until_it_claims(db, f"{socket.gethostname()}:{process.pid}", process)
+        wait_until_it_claims(db, service.local_worker_id(process.pid), process)
         time.sleep(rng.uniform(0.0, 0.2))
         if process.poll() is not None:
             assert process.returncode == 0, process.stderr.read().decode()  # type: ignore[union-attr]

@@ -321,7 +321,7 @@ def test_a_batch_left_in_flight_by_a_dead_worker_becomes_uncertain_not_resent(
     add_subscribers(db, 300)
     issue_id = make_issue(db)
     start(issue_id)
-    dead_worker = f"{socket.gethostname()}:{2**22 + 12345}"  # above pid_max: never alive
+    dead_worker = service.local_worker_id(2**22 + 12345)  # above pid_max: never alive
     with transaction() as session:
         claim = claims.claim_batch(session, issue_id, dead_worker, datetime.now(UTC))
         assert claim is not None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 from collections import Counter
 from pathlib import Path
 
@@ -40,7 +39,7 @@ def test_a_signalled_worker_settles_its_batch_and_leaves_the_rest_queued(
     env = worker_env(db_url, sendgrid, concurrency=1, batch_size=50)
 
     process = start_worker(issue_id, env, tmp_path)
-    wait_until_it_claims(db, f"{socket.gethostname()}:{process.pid}", process)
+    wait_until_it_claims(db, service.local_worker_id(process.pid), process)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
 

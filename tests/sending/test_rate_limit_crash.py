@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -37,7 +36,7 @@ def test_a_kill_during_the_rate_limit_wait_leaves_no_unsent_mail_uncertain(
     # One batch of 4 at once, then 4 seconds' wait before each next one.
     env["NEWSLETTER_SEND_RATE_LIMIT"] = "1"
     process = start_worker(issue_id, env, tmp_path)
-    wait_until_it_claims(db, f"{socket.gethostname()}:{process.pid}", process)
+    wait_until_it_claims(db, service.local_worker_id(process.pid), process)
     deadline = time.monotonic() + 30
     while len(sendgrid.received) < 4 and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -4,7 +4,10 @@ It enforces what SendGrid documents for POST /v3/mail/send (the official OpenAPI
 shared/sendgrid-oai plus the rules the schema cannot say: 1,000 recipients per request, each
 address once per request across to/cc/bcc, string-only substitutions and custom_args, 10,000
 bytes of custom_args, text/plain before text/html), answers 202 with an X-Message-Id, and
-records what it accepted so a test can prove nobody got an issue twice.
+records what it accepted so a test can prove nobody got an issue twice, with the address each
+request came from (`peer`: which machine sent it). `listen_also(host)` serves one more address
+on the same port (a network namespace's side of a veth pair); `admit(peer, payload, connection)`
+is where a subclass decides per machine (bench/hosts.py holds one host's requests).
 
 Faults are injected per request: a status (429 with X-RateLimit-Reset, 5xx, 401…), a slow
 answer, a dropped connection, or a 400 naming chosen addresses the way SendGrid does.
@@ -96,6 +99,8 @@ class Fault:
     delay: float = 0.0
     drop: bool = False  # close the connection without answering
     accept: bool = False  # the request is taken (recorded) before the delay or the drop
+    # Taken, then answered only once this is set (a test decides when, e.g. after a kill).
+    hold: threading.Event | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ class AcceptedRecipient:
     delivery_id: str | None
     token: str | None
     headers: dict[str, str]
+    peer: str | None = None  # the IP address the request came from (which machine sent it)
 
 
 @dataclass
@@ -112,6 +118,7 @@ class AcceptedRequest:
     message_id: str
     payload: dict[str, Any] | None
     recipients: list[AcceptedRecipient]
+    peer: str | None = None
 
 
 class SendGridServer:
@@ -151,6 +158,10 @@ class SendGridServer:
         self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
+        # More addresses on the same port (`listen_also`), each served by its own thread.
+        self._also: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
+        # Answers still held (Fault.hold) are let go when the server stops.
+        self._holds: set[threading.Event] = set()
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -166,7 +177,25 @@ class SendGridServer:
         self._thread.start()
         return self
 
+    def listen_also(self, host: str) -> str:
+        """Serve on another address too, on the same port (a machine reaching this one over
+        its own network); returns the URL to give that machine."""
+        port = self._httpd.server_address[1]
+        httpd = ThreadingHTTPServer((host, port), _handler_for(self))
+        httpd.daemon_threads = True
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        self._also.append((httpd, thread))
+        return f"http://{host}:{port}"
+
     def stop(self) -> None:
+        with self.lock:
+            holds = list(self._holds)
+        for hold in holds:
+            hold.set()
+        for httpd, _ in self._also:
+            httpd.shutdown()
+            httpd.server_close()
         self._httpd.shutdown()
         self._httpd.server_close()
         if self.webhook is not None:
@@ -246,6 +275,12 @@ class SendGridServer:
     def _next_fault(self) -> Fault | None:
         with self.lock:
             return self.faults.popleft() if self.faults else None
+
+    def admit(self, peer: str, payload: Any, connection: socket.socket) -> Fault | None:
+        """What becomes of one authorised request, knowing who sent it (`peer`, an IP address)
+        and its connection: the queued faults by default. A subclass may decide per machine,
+        and may block here (the request not taken yet) until a test lets it go on."""
+        return self._next_fault()
 
     def check_auth(self, authorization: str | None) -> None:
         if authorization != f"Bearer {self.api_key}":
@@ -453,8 +488,8 @@ class SendGridServer:
         errors.extend(self._check_headers(personalization.get("headers"), f"{where}.headers"))
         return errors
 
-    def take(self, payload: dict[str, Any]) -> str:
-        """Record an accepted request; returns its X-Message-Id."""
+    def take(self, payload: dict[str, Any], peer: str | None = None) -> str:
+        """Record an accepted request (from the machine at `peer`); returns its X-Message-Id."""
         message_id = secrets.token_urlsafe(16)
         if self.webhook is not None:
             self.webhook.schedule(message_id, payload)
@@ -483,6 +518,7 @@ class SendGridServer:
                             delivery_id=args.get("delivery_id"),
                             token=token,
                             headers=dict(personalization.get("headers") or {}),
+                            peer=peer,
                         )
                     )
         with self.lock:
@@ -494,7 +530,9 @@ class SendGridServer:
                         self.duplicates += 1
                     self.received[key] += 1
                 self.accepted.append(
-                    AcceptedRequest(message_id, payload if self.keep_payloads else None, recipients)
+                    AcceptedRequest(
+                        message_id, payload if self.keep_payloads else None, recipients, peer
+                    )
                 )
         return message_id
 
@@ -552,7 +590,8 @@ def _handler_for(server: SendGridServer) -> type[BaseHTTPRequestHandler]:
                     payload = json.loads(raw)
                 except ValueError:
                     raise Reject(400, [_error("Bad Request", None)]) from None
-                fault = server._next_fault()
+                peer = str(self.client_address[0])
+                fault = server.admit(peer, payload, self.connection)
                 if fault is not None and not fault.accept and not fault.drop:
                     return fault.status or 500, fault.body, fault.headers
                 server.validate(payload)
@@ -560,13 +599,17 @@ def _handler_for(server: SendGridServer) -> type[BaseHTTPRequestHandler]:
                 return reject.status, {"errors": reject.errors}, {}
             if fault is not None and fault.drop:
                 if fault.accept:
-                    server.take(payload)
+                    server.take(payload, peer)
                 self._drop()
                 return None, None, {}
-            message_id = server.take(payload)
+            message_id = server.take(payload, peer)
             delay = server.latency + (fault.delay if fault is not None else 0.0)
             if delay:
                 time.sleep(delay)
+            if fault is not None and fault.hold is not None:
+                with server.lock:
+                    server._holds.add(fault.hold)
+                fault.hold.wait()
             return 202, None, {"X-Message-Id": message_id}
 
         def _drop(self) -> None:
