@@ -35,8 +35,10 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+## Two workers (pytest-xdist): each has its own SQLite files and its own PostgreSQL database.
+PYTEST_WORKERS ?= 2
 pytest: venv
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 ## Debian's Chromium for the browser tests (Playwright drives it; it never downloads one).
 chromium:
