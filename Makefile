@@ -6,7 +6,7 @@ NEWSLETTER_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/tes
 export NEWSLETTER_TEST_POSTGRES_URL
 DEMO_DIR ?= demo-data
 
-.PHONY: venv demo test lint typecheck pytest bench bench-week bench-hosts mutation architecture chromium spamassassin iproute2 clean check-all check-all-quick
+.PHONY: venv demo test lint typecheck pytest bench bench-week bench-ceiling bench-hosts mutation architecture chromium spamassassin iproute2 clean check-all check-all-quick
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,13 @@ N ?= 1000000
 BENCH_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 bench-week: venv
 	$(BIN)/python -m bench.week --subscribers $(N) --postgres $(BENCH_POSTGRES_URL)
+
+## `newsletter issue send` beside its ceiling (the same requests prebuilt, posted with no
+## database), SQLite and PostgreSQL: `make bench-ceiling CEILING_N=100000`. Makes and drops
+## the database bench_ceiling.
+CEILING_N ?= 100000
+bench-ceiling: venv
+	$(BIN)/python -m bench.send_ceiling --subscribers $(CEILING_N) --postgres $(BENCH_POSTGRES_URL)
 
 ## Workers on three hosts (network, UTS and PID namespaces, as root) against one PostgreSQL, one
 ## host SIGKILLed mid-send: `make bench-hosts HOSTS_N=20000` (what the separate-hosts test runs).

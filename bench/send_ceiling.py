@@ -174,8 +174,10 @@ def child_ceiling(subscribers: int, issue_id: int) -> None:
 
 def ceiling(url: str, host: str, subscribers: int, issue_id: int) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, "-m", "bench.send_ceiling", "--child-ceiling", str(issue_id)]
-        + ["--subscribers", str(subscribers)],
+        [
+            *(sys.executable, "-m", "bench.send_ceiling"),
+            *("--child-ceiling", str(issue_id), "--subscribers", str(subscribers)),
+        ],
         env=_env(url, host),
         capture_output=True,
         text=True,

@@ -52,7 +52,13 @@ def mailable_ids_select() -> Select[int]:
     Sending snapshots an audience with INSERT ... SELECT from this, and filters each batch
     with it again so someone who left mid-send is skipped.
     """
-    return select(Subscriber.id).where(
+    return select(Subscriber.id).where(mailable())
+
+
+def mailable() -> ColumnElement[bool]:
+    """The condition on a subscribers row that it may be mailed now (what
+    `mailable_ids_select` selects), for a query that reads the rows anyway."""
+    return and_(
         Subscriber.status == SubscriberStatus.ACTIVE,
         Subscriber.paused.is_(False),
         _not_suppressed(),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import ColumnElement, Select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Subquery
 
@@ -144,6 +144,12 @@ def mailable_ids_select() -> Select[int]:
     """Who an issue goes to, as a SELECT of ids (active, not paused, not suppressed): the
     ledger snapshots its audience from it in one statement."""
     return repository.mailable_ids_select()
+
+
+def mailable() -> ColumnElement[bool]:
+    """The same rule as a condition on subscribers' rows, for a query that reads them anyway
+    (a batch's recipients, the snapshot)."""
+    return repository.mailable()
 
 
 def is_paused(session: Session, subscriber_id: int) -> bool:

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -32,7 +32,7 @@ from newsletter.issues.models import Issue, IssueStatus
 from newsletter.orm import UTCDateTime
 from newsletter.sending.models import BatchStatus, Delivery, DeliveryStatus, SendBatch
 from subscribers.models import Subscriber
-from subscribers.service import mailable_ids_select
+from subscribers.service import mailable
 
 # --- claiming and settling batches ----------------------------------------------------------
 
@@ -131,52 +131,21 @@ def claim_batch(
     return Claim(batch_id=row[0], attempts=row[1], first_attempt_at=row[2] or now)
 
 
-@functools.lru_cache(maxsize=1)
-def _skip_unmailable_statement() -> Update:
-    # Correlated per delivery (an anti-join on the primary key), so the check costs the
-    # batch's size, not the size of the whole list.
-    still_mailable = (
-        mailable_ids_select().where(Subscriber.id == _DELIVERIES.c.subscriber_id).exists()
-    )
-    return (
-        update(_DELIVERIES)
-        .where(
-            _DELIVERIES.c.batch_id == bindparam("b_batch_id"),
-            _DELIVERIES.c.status == DeliveryStatus.QUEUED,
-            ~still_mailable,
-        )
-        .values(
-            status=DeliveryStatus.SKIPPED,
-            error=bindparam("b_reason"),
-            updated_at=bindparam("b_now"),
-        )
-    )
+# A delivery is "in flight" while its batch is: claiming the batch is one row, not one per
+# delivery (the deliveries stay queued; `status_counts` reports them as in flight). Rows written
+# as in_flight by an earlier version are settled the same way.
+_OPEN = (DeliveryStatus.QUEUED.value, DeliveryStatus.IN_FLIGHT.value)
 
 
-def skip_unmailable(session: Session, batch_id: int, reason: str, now: datetime) -> int:
-    """Queued deliveries of the batch whose subscriber may no longer be mailed -> skipped."""
-    result = session.connection().execute(
-        _skip_unmailable_statement(), {"b_batch_id": batch_id, "b_reason": reason, "b_now": now}
-    )
-    return int(result.rowcount)
-
-
-_PUT_IN_FLIGHT = (
-    update(_DELIVERIES)
-    .where(
-        _DELIVERIES.c.batch_id == bindparam("b_batch_id"),
-        _DELIVERIES.c.status == DeliveryStatus.QUEUED,
-    )
-    .values(
-        status=DeliveryStatus.IN_FLIGHT,
-        attempts=_DELIVERIES.c.attempts + 1,
-        updated_at=bindparam("b_now"),
-    )
-)
+def _is_open(status: Any) -> ColumnElement[bool]:
+    # Two literals, not an expanding IN: the statement also runs as an executemany.
+    return or_(status == _OPEN[0], status == _OPEN[1])
 
 
 @functools.lru_cache(maxsize=1)
-def _recipients_statement() -> Select[int, str, str | None, bool, str, int | None]:
+def _recipients_statement() -> Select[
+    int, str | None, str | None, bool, str | None, int | None, bool
+]:
     subscribers = cast(Table, Subscriber.__table__)
     return (
         select(
@@ -186,46 +155,104 @@ def _recipients_statement() -> Select[int, str, str | None, bool, str, int | Non
             subscribers.c.tracking_opt_out,
             subscribers.c.public_id,
             _DELIVERIES.c.variant,
+            # Someone who left after the snapshot (or was erased: no row) is not mailed.
+            mailable().label("mailable"),
         )
-        .join(subscribers, subscribers.c.id == _DELIVERIES.c.subscriber_id)
+        .outerjoin(subscribers, subscribers.c.id == _DELIVERIES.c.subscriber_id)
         .where(
             _DELIVERIES.c.batch_id == bindparam("b_batch_id"),
-            _DELIVERIES.c.status == DeliveryStatus.IN_FLIGHT,
+            _is_open(_DELIVERIES.c.status),
         )
         .order_by(_DELIVERIES.c.id)
     )
 
 
-def put_in_flight(session: Session, batch_id: int, now: datetime) -> list[BatchRecipient]:
-    """Queued deliveries of the batch -> in flight; who they are, to build the request."""
-    connection = session.connection()
-    connection.execute(_PUT_IN_FLIGHT, {"b_batch_id": batch_id, "b_now": now})
-    rows = connection.execute(_recipients_statement(), {"b_batch_id": batch_id})
-    return [
-        BatchRecipient(delivery_id, email, name or "", bool(opt_out), public_id, variant)
-        for delivery_id, email, name, opt_out, public_id, variant in rows
-    ]
+_SKIP = (
+    update(_DELIVERIES)
+    .where(
+        _DELIVERIES.c.id.in_(bindparam("b_ids", expanding=True)),
+        _DELIVERIES.c.batch_id == bindparam("b_batch_id"),
+        _is_open(_DELIVERIES.c.status),
+    )
+    .values(
+        status=DeliveryStatus.SKIPPED, error=bindparam("b_reason"), updated_at=bindparam("b_now")
+    )
+)
+
+
+def batch_recipients(session: Session, batch_id: int) -> tuple[list[BatchRecipient], list[int]]:
+    """Who the claimed batch goes to, to build the request (the claim put it in flight), and
+    the deliveries whose person may no longer be mailed (unsubscribed, paused, suppressed or
+    erased since the snapshot). A read only: on SQLite it needs no write lock."""
+    # Fetched at once: row by row, the fetching cost more than the query on SQLite.
+    rows = session.connection().execute(_recipients_statement(), {"b_batch_id": batch_id}).all()
+    recipients: list[BatchRecipient] = []
+    gone: list[int] = []
+    for delivery_id, email, name, opt_out, public_id, variant, ok in rows:
+        if ok and email is not None and public_id is not None:
+            recipients.append(
+                BatchRecipient(delivery_id, email, name or "", bool(opt_out), public_id, variant)
+            )
+        else:
+            gone.append(delivery_id)
+    return recipients, gone
+
+
+def skip(
+    session: Session, batch_id: int, delivery_ids: list[int], reason: str, now: datetime
+) -> int:
+    """Open deliveries of the batch -> skipped, with the reason (nobody mailable to send to)."""
+    if not delivery_ids:
+        return 0
+    result = session.connection().execute(
+        _SKIP, {"b_ids": delivery_ids, "b_batch_id": batch_id, "b_reason": reason, "b_now": now}
+    )
+    return int(result.rowcount)
+
+
+def put_in_flight(
+    session: Session, batch_id: int, now: datetime, *, skip_reason: str | None = None
+) -> list[BatchRecipient]:
+    """`batch_recipients` in the claim's transaction. `skip_reason`: those who may no longer be
+    mailed are skipped with it and left out; checked right before each batch. Without it,
+    they are left as they are (and out of the request)."""
+    recipients, gone = batch_recipients(session, batch_id)
+    if skip_reason is not None:
+        skip(session, batch_id, gone, skip_reason, now)
+    return recipients
+
+
+# Every request its batch was claimed for counts as an attempt of the delivery.
+_BATCH_ATTEMPTS = (
+    select(_BATCHES.c.attempts).where(_BATCHES.c.id == bindparam("b_batch_id")).scalar_subquery()
+)
 
 
 _SETTLE_BATCH_SENT = (
     update(_DELIVERIES)
     .where(
         _DELIVERIES.c.batch_id == bindparam("b_batch_id"),
-        _DELIVERIES.c.status == DeliveryStatus.IN_FLIGHT,
+        _is_open(_DELIVERIES.c.status),
     )
     .values(
         status=DeliveryStatus.SENT,
         message_id=bindparam("b_message_id"),
+        attempts=_DELIVERIES.c.attempts + _BATCH_ATTEMPTS,
         sent_at=bindparam("b_now"),
         updated_at=bindparam("b_now"),
     )
 )
 
 
+def _attempts_of(batch_id: int) -> ColumnElement[int]:
+    return select(SendBatch.attempts).where(SendBatch.id == batch_id).scalar_subquery()
+
+
 def _in_flight(batch_id: int, delivery_ids: Sequence[int] | None) -> list[ColumnElement[bool]]:
+    """The batch's deliveries still open (the batch is claimed: they are in flight)."""
     conditions: list[ColumnElement[bool]] = [
         Delivery.batch_id == batch_id,
-        Delivery.status == DeliveryStatus.IN_FLIGHT,
+        _is_open(Delivery.status),
     ]
     if delivery_ids is not None:
         conditions.append(Delivery.id.in_(delivery_ids))
@@ -247,7 +274,13 @@ def mark_sent(
     result = session.execute(
         update(Delivery)
         .where(*_in_flight(batch_id, delivery_ids))
-        .values(status=DeliveryStatus.SENT, message_id=message_id, sent_at=now, updated_at=now)
+        .values(
+            status=DeliveryStatus.SENT,
+            message_id=message_id,
+            attempts=Delivery.attempts + _attempts_of(batch_id),
+            sent_at=now,
+            updated_at=now,
+        )
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
@@ -264,11 +297,12 @@ def mark_sent_each(
         .where(
             Delivery.__table__.c.id == bindparam("delivery_id"),
             Delivery.__table__.c.batch_id == batch_id,
-            Delivery.__table__.c.status == DeliveryStatus.IN_FLIGHT.value,
+            _is_open(Delivery.__table__.c.status),
         )
         .values(
             status=DeliveryStatus.SENT.value,
             message_id=bindparam("mid"),
+            attempts=Delivery.__table__.c.attempts + _attempts_of(batch_id),
             sent_at=now,
             updated_at=now,
         ),
@@ -308,7 +342,12 @@ def _settle_in_flight(
     result = session.execute(
         update(Delivery)
         .where(*_in_flight(batch_id, delivery_ids))
-        .values(status=status, error=error, updated_at=now)
+        .values(
+            status=status,
+            error=error,
+            attempts=Delivery.attempts + _attempts_of(batch_id),
+            updated_at=now,
+        )
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,8 +1,9 @@
 """What the ledger holds about one person: their deliveries (for their export and the admin's
 history page), and forgetting what names them (erasure: newsletter/people/erasure.py).
 
-Deliveries stay when a person is erased (ON DELETE SET NULL): the issue's numbers keep
-counting them, with no link to anyone.
+Deliveries stay when a person is erased, their subscriber_id set to NULL here (deliveries have
+no foreign key to do it: 0015_ledger): the issue's numbers keep counting them, with no link to
+anyone.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.issues.models import Issue
 from newsletter.sending.models import Delivery, SendBatch
+from newsletter.sending.repository import lock_audience
 from subscribers.addresses import scrub
 
 
@@ -41,7 +43,12 @@ def recent_deliveries(session: Session, subscriber_id: int, limit: int) -> list[
 
 def forget(session: Session, subscriber_id: int, email: str) -> None:
     """Errors of the person's deliveries and of their batches lose the address, in any letter
-    case (a provider's refusal often quotes it)."""
+    case (a provider's refusal often quotes it); then the deliveries lose the person.
+
+    A snapshot running meanwhile is waited for (PostgreSQL), so none of its deliveries can
+    name the person once they are gone.
+    """
+    lock_audience(session, shared=True)
     mine = select(Delivery.id).where(Delivery.subscriber_id == subscriber_id)
     their_batches = select(Delivery.batch_id).where(Delivery.subscriber_id == subscriber_id)
     for model, ids in ((Delivery, mine), (SendBatch, their_batches)):
@@ -56,3 +63,9 @@ def forget(session: Session, subscriber_id: int, email: str) -> None:
                     .values(error=cleaned)
                     .execution_options(synchronize_session=False)
                 )
+    session.execute(
+        update(Delivery)
+        .where(Delivery.subscriber_id == subscriber_id)
+        .values(subscriber_id=None)
+        .execution_options(synchronize_session=False)
+    )

@@ -77,10 +77,16 @@ def abandon_batch(session: Session, batch_id: int, reason: str, now: datetime) -
     )
     if not finished.rowcount:  # type: ignore[attr-defined]
         return 0
+    attempts = select(SendBatch.attempts).where(SendBatch.id == batch_id).scalar_subquery()
     result = session.execute(
         update(Delivery)
         .where(Delivery.batch_id == batch_id, Delivery.status.in_(OPEN_STATES))
-        .values(status=DeliveryStatus.UNCERTAIN, error=reason, updated_at=now)
+        .values(
+            status=DeliveryStatus.UNCERTAIN,
+            error=reason,
+            attempts=Delivery.attempts + attempts,
+            updated_at=now,
+        )
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
@@ -97,9 +103,17 @@ def skip_queued(session: Session, issue_id: int, reason: str, now: datetime) -> 
         .values(status=BatchStatus.DONE, finished_at=now, error=reason)
         .execution_options(synchronize_session=False)
     )
+    # A batch in flight carries its deliveries as queued: its worker settles them.
+    in_flight = select(SendBatch.id).where(
+        SendBatch.issue_id == issue_id, SendBatch.status == BatchStatus.IN_FLIGHT
+    )
     result = session.execute(
         update(Delivery)
-        .where(Delivery.issue_id == issue_id, Delivery.status == DeliveryStatus.QUEUED)
+        .where(
+            Delivery.issue_id == issue_id,
+            Delivery.status == DeliveryStatus.QUEUED,
+            or_(Delivery.batch_id.is_(None), Delivery.batch_id.not_in(in_flight)),
+        )
         .values(status=DeliveryStatus.SKIPPED, error=reason, updated_at=now)
         .execution_options(synchronize_session=False)
     )

@@ -231,8 +231,9 @@ def _loop(send: _Send, worker_id: str) -> None:
             if claim is not None:
                 # Someone who left after the snapshot is not mailed: checked right before
                 # each batch, in the transaction that puts the batch in flight.
-                claims.skip_unmailable(session, claim.batch_id, SKIPPED_REASON, now)
-                recipients = claims.put_in_flight(session, claim.batch_id, now)
+                recipients = claims.put_in_flight(
+                    session, claim.batch_id, now, skip_reason=SKIPPED_REASON
+                )
         if send.limiter is not None:
             send.limiter.give_back(batch_size - len(recipients))
         if claim is None:
