@@ -1,4 +1,4 @@
-"""The bulk import's SQL: one transaction per 50,000 rows, existing addresses found in
+"""The bulk import's SQL: one transaction per 100,000 rows, existing addresses found in
 batches, new rows inserted by the thousand (subscribers/importer.py drives it; nothing else
 imports it). Written for a 1,000,000-row file: bound values shared once per statement, no
 RETURNING on SQLite, the search index filled once per commit."""
