@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.issues.models import Issue, IssueLink
 from newsletter.matchups.models import MatchupTool
-from newsletter.orm import upsert_insert
+from newsletter.orm import unnest_insert, upsert_insert
 from newsletter.sending.models import Delivery, DeliveryStatus
 from newsletter.tracking import rollups
 from newsletter.tracking.models import EventType, TrackingEvent
@@ -86,13 +86,22 @@ def insert_new_provider_events(session: Session, rows: Sequence[dict[str, Any]])
     if not rows:
         return set()
     table = TrackingEvent.__table__
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        inserted = unnest_insert(
+            connection,
+            table,  # type: ignore[arg-type]
+            rows,
+            "ON CONFLICT (provider_event_id) DO NOTHING RETURNING provider_event_id",
+        ).scalars()
+        return {event_id for event_id in inserted if event_id is not None}
     stmt = (
         upsert_insert(session, table)
         .on_conflict_do_nothing(index_elements=["provider_event_id"])
         .returning(table.c.provider_event_id)
     )
     # On the Core connection: the ORM's bulk path would run (and splice) one INSERT per row.
-    inserted = session.connection().execute(stmt, list(rows)).scalars()
+    inserted = connection.execute(stmt, list(rows)).scalars()
     return {event_id for event_id in inserted if event_id is not None}
 
 

@@ -52,6 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from newsletter.orm import unnest_insert
 from newsletter.tracking.models import EventType, TrackingEvent, TrackingFirst, TrackingRollup
 
 FIRSTS: Table = TrackingFirst.__table__  # type: ignore[assignment]
@@ -156,6 +157,18 @@ def _insert_firsts(
     on_sqlite = db.dialect.name == "sqlite"
     mark = "?" if on_sqlite else "%s"
     inserted: set[tuple[int, str, int]] = set()
+    if not on_sqlite:
+        # One statement of four arrays, whatever the number of rows (orm.unnest_insert).
+        stored = unnest_insert(
+            db,
+            FIRSTS,
+            [
+                {"issue_id": i, "kind": k, "delivery_id": d, "first_at": at}
+                for (i, k, d), at in rows
+            ],
+            "ON CONFLICT DO NOTHING RETURNING issue_id, kind, delivery_id",
+        )
+        return {(int(i), str(k), int(d)) for i, k, d in map(tuple, stored)}
     for start in range(0, len(rows), _FIRSTS_PER_STATEMENT):
         part = rows[start : start + _FIRSTS_PER_STATEMENT]
         params: list[Any] = []
