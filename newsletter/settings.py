@@ -10,8 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from newsletter.errors import Refused
 
 DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - refused by `serve` outside dev
 
@@ -123,9 +125,28 @@ class Settings(BaseSettings):
         return [e.strip() for e in self.newsletter_editor_emails.split(",") if e.strip()]
 
 
+class SettingsError(Refused):
+    """A setting whose value cannot be used; the message names each variable and why."""
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings, read once. A bad value is refused as a sentence per variable (every
+    command, `serve` and the scheduler print it instead of a traceback), without repeating the
+    value: it may be a key or a password."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        name = "_".join(str(part) for part in error["loc"][:1]).upper() or "a setting"
+        problems.append(f"{name}: {error['msg'][:1].lower()}{error['msg'][1:]}")
+    where = "in the environment or .env"
+    return f"bad setting {where}: " + "; ".join(problems)
 
 
 def reset_settings() -> None:

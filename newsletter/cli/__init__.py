@@ -138,7 +138,7 @@ def main() -> None:
     try:
         app()
     except Refused as exc:
-        # A domain's refusal that its command did not catch: the sentence, not a traceback.
-        from newsletter.cli.support import fail
-
-        fail(str(exc))
+        # A domain's refusal that its command did not catch (a bad setting, say): the
+        # sentence, not a traceback. Outside the app, so not `fail`: typer.Exit is the app's.
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None

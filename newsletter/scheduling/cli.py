@@ -83,7 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     from newsletter.scheduling.slots import ScheduleError
     from newsletter.security.keys import InsecureSecretKey, require_signing_key
 
-    settings = get_settings()
+    from newsletter.settings import SettingsError
+
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        log.error("%s", exc)
+        return 2
     try:
         require_signing_key(settings)
     except InsecureSecretKey as exc:
