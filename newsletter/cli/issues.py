@@ -117,20 +117,58 @@ def preview(
     issue_id: int = IssueId,
     html: Path | None = typer.Option(None, "--html", help="Write the HTML part here."),
     text: Path | None = typer.Option(None, "--text", help="Write the plain-text part here."),
+    topic: list[str] = typer.Option(
+        [],
+        "--topic",
+        help="As a reader who chose this topic gets it (repeat for several): only the "
+        "matchups in their topics, with the subject and overview that follow.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Write what a subscriber would get (placeholders filled for a sample subscriber)."""
     from newsletter.db import transaction
+    from newsletter.errors import Refused
     from newsletter.issues import service
-    from newsletter.issues.service import IssueError
 
     if html is None and text is None:
         fail("give --html FILE and/or --text FILE")
+    variant = None
     try:
         with transaction() as session:
-            html_part, text_part = service.preview(session, issue_id)
-    except IssueError as exc:
+            if topic:
+                variant = service.variant_preview(session, issue_id, topic)
+                html_part, text_part = variant.html, variant.text
+            else:
+                html_part, text_part = service.preview(session, issue_id)
+    except Refused as exc:
         fail(str(exc))
+    about: dict[str, Any] = {}
+    if variant is not None:
+        about = {
+            "topics": variant.topics,
+            "matchups": variant.matchups,
+            "whole_issue": variant.whole,
+            "subject": variant.subject,
+            "frozen": variant.frozen,
+        }
+        if variant.empty:
+            # Not an error: the answer is that these readers get nothing this week.
+            message = (
+                f"readers of {', '.join(variant.topics)} get no mail this week: none of "
+                f"issue {issue_id}'s matchups is in their topics (their delivery is skipped); "
+                "nothing written"
+            )
+            if as_json:
+                print_json({"id": issue_id, **about, "written": [], "message": message})
+            else:
+                typer.echo(message)
+            return
+        if not as_json:
+            whole = " (the whole issue)" if variant.whole else ""
+            typer.echo(
+                f"readers of {', '.join(variant.topics)} get {len(variant.matchups)} "
+                f"matchup(s){whole}: {', '.join(variant.matchups)}\nsubject: {variant.subject}"
+            )
     written = []
     for path, body in ((html, html_part), (text, text_part)):
         if path is not None:
@@ -142,7 +180,7 @@ def preview(
             if not as_json:
                 typer.echo(f"wrote {path} ({len(body.encode()):,} bytes)")
     if as_json:
-        print_json({"id": issue_id, "written": written})
+        print_json({"id": issue_id, **about, "written": written})
 
 
 @app.command()

@@ -396,6 +396,12 @@ def send_test(
         "--to",
         help="Where a test copy goes; repeat --to or separate addresses with commas.",
     ),
+    topic: list[str] = typer.Option(
+        [],
+        "--topic",
+        help="The copy readers of this topic get (repeat for several), as `issue preview "
+        "--topic` shows it.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Send test copies (untracked, outside the delivery ledger). Their vote, unsubscribe and
@@ -406,7 +412,7 @@ def send_test(
     try:
         addresses = service.test_addresses(to)
         with transaction() as session:
-            results = service.send_test(session, issue_id, addresses)
+            results = service.send_test(session, issue_id, addresses, topics=topic)
     except ValueError as exc:
         fail(str(exc))
     rows = [

@@ -35,6 +35,7 @@ from newsletter.issues.render import (
 )
 from newsletter.issues.verdicts import CommunityVote, Verdict
 from newsletter.issues.weeks import week_bounds, week_of
+from newsletter.matchups import service as matchups_service
 from newsletter.matchups.models import Matchup
 from newsletter.orm import utcnow
 from newsletter.security.delivery_tokens import PREVIEW_TOKEN, fill
@@ -756,6 +757,96 @@ def preview(session: Session, issue_id: int) -> tuple[str, str]:
     knows real deliveries."""
     rendered = frozen_content(session, issue_id, tracked=False)
     return fill(rendered.html, PREVIEW_TOKEN), fill(rendered.text, PREVIEW_TOKEN)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What readers of `topics` get of an issue: the matchups (slugs, in the issue's order)
+    and the untracked copy, placeholders unfilled. `whole`: their topics take in every
+    matchup, so they get the whole issue. No matchups: they get no mail this week (their
+    delivery is skipped) and `rendered` is None. `frozen`: the copy the send froze for them,
+    not one made for the asking."""
+
+    topics: list[str]
+    matchups: list[str]
+    whole: bool
+    frozen: bool
+    rendered: RenderedIssue | None
+
+    @property
+    def empty(self) -> bool:
+        return not self.matchups
+
+
+def variant_for(session: Session, issue_id: int, topic_names: Sequence[str]) -> Variant:
+    """The issue as a reader who chose `topic_names` gets it (names as readers type them:
+    case, spacing and full-width letters aside; a name that is no topic is refused with the
+    list, matchups.service.TopicError). No names: every topic, the whole issue. Writes
+    nothing: a variant not frozen yet (before the send) is rendered for the asking."""
+    issue = require(session, issue_id)
+    topics = matchups_service.categories_named(session, topic_names)
+    chosen = frozenset(topics)
+    matchups = repository.matchups_of(session, issue)
+    included = [i.matchup_id for i in issue.items if not i.excluded]
+    bits = topic_bits(session, issue_id)
+    if not chosen or not bits:
+        # No topics, or a week of more categories than a variant can name: the whole issue.
+        carried = included
+    else:
+        carried = [m for m in included if _categories_of(matchups[m]) & chosen]
+    slugs = [matchups[m].slug for m in carried]
+    frozen = issue.rendered_at is not None
+    if not carried:
+        return Variant(topics, [], False, False, None)
+    if carried == included:
+        return Variant(
+            topics, slugs, True, frozen, frozen_content(session, issue_id, tracked=False)
+        )
+    mask = sum(bit for name, bit in bits.items() if name in chosen)
+    kept = repository.variant(session, issue_id, mask) if frozen else None
+    if kept is not None:
+        copy = RenderedIssue(
+            subject=kept.subject,
+            preheader=kept.preheader,
+            html=kept.untracked_html,
+            text=kept.untracked_text,
+        )
+        return Variant(topics, slugs, False, True, copy)
+    rendered, _ = _render(session, issue, tracked=False, categories=chosen)
+    return Variant(topics, slugs, False, False, rendered)
+
+
+@dataclass(frozen=True)
+class VariantPreview:
+    """`Variant` for the editor's eyes: the subject, and the copy with the preview token
+    filled (empty when these readers get no mail)."""
+
+    topics: list[str]
+    matchups: list[str]
+    whole: bool
+    frozen: bool
+    subject: str
+    html: str
+    text: str
+
+    @property
+    def empty(self) -> bool:
+        return not self.matchups
+
+
+def variant_preview(session: Session, issue_id: int, topic_names: Sequence[str]) -> VariantPreview:
+    """What `variant_for` says, filled for a sample subscriber (as `preview`)."""
+    found = variant_for(session, issue_id, topic_names)
+    copy = found.rendered
+    return VariantPreview(
+        found.topics,
+        found.matchups,
+        found.whole,
+        found.frozen,
+        copy.subject if copy else "",
+        fill(copy.html, PREVIEW_TOKEN) if copy else "",
+        fill(copy.text, PREVIEW_TOKEN) if copy else "",
+    )
 
 
 def public_html(session: Session, week: str) -> str | None:

@@ -384,14 +384,26 @@ def send_test(
     to: Sequence[str],
     *,
     transport: Transport | None = None,
+    topics: Sequence[str] = (),
 ) -> list[tuple[str, SendResult]]:
     """One copy to each address, outside the ledger and untracked. Its per-reader links carry
     the test token: they all open, record nothing, and say what they do for a subscriber, so
     the tester can follow every link (the List-Unsubscribe header too) without skewing numbers.
+    With `topics`: the copy readers of those topics get (issues.service.variant_for); refused
+    when they get no mail this week.
     """
     settings = get_settings()
     _require_status(session, issue_id)
-    rendered = frozen_content(session, issue_id, tracked=False)
+    if topics:
+        variant = issues.variant_for(session, issue_id, topics)
+        if variant.rendered is None:
+            raise SendError(
+                f"readers of {', '.join(variant.topics)} get no mail this week: none of issue "
+                f"{issue_id}'s matchups is in their topics, so there is nothing to test"
+            )
+        rendered = variant.rendered
+    else:
+        rendered = frozen_content(session, issue_id, tracked=False)
     headers = {
         "List-Id": list_id_header(settings.newsletter_from_name, settings.newsletter_list_id),
         **unsubscribe_headers(settings.newsletter_base_url, TEST_TOKEN),

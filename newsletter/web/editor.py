@@ -9,19 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from html import escape
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from sqlalchemy.orm import Session
 
 from newsletter import paths
 from newsletter.db import transaction
+from newsletter.errors import Refused
 from newsletter.issues import service as issues
 from newsletter.issues import verdicts
 from newsletter.issues.models import IN_SEND, SEND_STARTED, Issue, IssueStatus
+from newsletter.matchups.service import categories_named
 from newsletter.orm import utcnow
 from newsletter.scheduling import status as scheduler_status
 from newsletter.sending.service import SendError, skipped_reasons
@@ -58,7 +61,10 @@ def _progress(session: Session, issue_id: int) -> dict[str, int]:
 
 
 def _act(
-    request: Request, issue_id: int, action: Callable[[Session], str], anchor: str = "actions-h"
+    request: Request,
+    issue_id: int,
+    action: Callable[[Session], str],
+    anchor: str = "actions-h",
 ) -> Response:
     """Run one state change in its own transaction and come back to the issue page, scrolled
     to the section the editor was working in."""
@@ -67,7 +73,7 @@ def _act(
             _issue_or_404(session, issue_id)
             message = action(session)
         flash(request, message)
-    except (issues.IssueError, SendError) as exc:
+    except (Refused, SendError) as exc:
         flash(request, str(exc), "error")
     return redirect(paths.editor_issue(issue_id) + f"#{quote(anchor)}")
 
@@ -127,13 +133,38 @@ def _items(session: Session, issue: Issue) -> list[dict[str, Any]]:
     return rows
 
 
+# "Preview for readers of…": the topics ticked, as `?topics=A&topics=B`. A week has at most
+# 62 categories a variant can name; a longer list is not a person's.
+MAX_PREVIEW_TOPICS = 100
+TopicsQuery = Annotated[
+    list[str] | None,
+    Query(max_length=200, description="Preview as a reader of these topics gets the issue."),
+]
+
+
+def _variant(session: Session, issue_id: int, topics: list[str]) -> issues.VariantPreview:
+    if len(topics) > MAX_PREVIEW_TOPICS:
+        raise HTTPException(status_code=400, detail=f"At most {MAX_PREVIEW_TOPICS} topics.")
+    try:
+        return issues.variant_preview(session, issue_id, topics)
+    except Refused as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
+
+
 @router.get(paths.EDITOR_ISSUE_PATTERN.removeprefix(paths.ADMIN_HOME), response_class=HTMLResponse)
-def issue_page(request: Request, issue_id: int, staff: Staff) -> Response:
+def issue_page(
+    request: Request, issue_id: int, staff: Staff, topics: TopicsQuery = None
+) -> Response:
     settings = get_settings()
     with transaction() as session:
         issue = _issue_or_404(session, issue_id)
         content = issues.content(session, issue)
-        _, text = _saved_preview(session, issue)
+        variant = _variant(session, issue_id, topics) if topics is not None else None
+        if variant is None or not variant.topics:
+            variant = None
+            _, text = _saved_preview(session, issue)
+        else:
+            text = variant.text
         progress = _progress(session, issue_id) if issue.status in SEND_STARTED else None
         uncertain = _uncertain(session, issue_id) if progress and progress.get("uncertain") else []
         healing = _healing(session, issue_id) if progress else None
@@ -153,6 +184,12 @@ def issue_page(request: Request, issue_id: int, staff: Staff) -> Response:
             "planned_local": planned.astimezone(zone) if planned else None,
             "scheduler_idle": idle,
             "editable": issue.status in issues.EDITABLE,
+            "variant": variant,
+            "topic_choices": sorted(issues.topic_bits(session, issue_id)),
+            "preview_query": (
+                "?" + urlencode([("topics", t) for t in variant.topics]) if variant else ""
+            ),
+            "matchup_count": len([i for i in issue.items if not i.excluded]),
             "me": staff.email,
             "timezone": settings.newsletter_timezone,
             "scheduled_local": (
@@ -195,13 +232,29 @@ def _saved_preview(session: Session, issue: Issue) -> tuple[str, str]:
 
 
 @router.get("/issues/{issue_id}/preview.html")
-def preview_html(issue_id: int) -> Response:
-    """The email exactly as a subscriber's client gets it, for the preview frames."""
+def preview_html(issue_id: int, topics: TopicsQuery = None) -> Response:
+    """The email exactly as a subscriber's client gets it, for the preview frames; with
+    `topics`, as a reader of those topics gets it."""
     with transaction() as session:
-        html, _ = _saved_preview(session, _issue_or_404(session, issue_id))
+        issue = _issue_or_404(session, issue_id)
+        variant = _variant(session, issue_id, topics) if topics else None
+        if variant is not None and variant.empty:
+            html = NO_MAIL_PAGE.format(topics=escape(", ".join(variant.topics)))
+        elif variant is not None:
+            html = variant.html
+        else:
+            html, _ = _saved_preview(session, issue)
     return HTMLResponse(
         html, headers={"Content-Security-Policy": EMAIL_PREVIEW_CSP, "Cache-Control": "no-store"}
     )
+
+
+NO_MAIL_PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>No mail</title></head>'
+    '<body style="font-family:sans-serif;padding:1em"><p>Readers of {topics} get no mail this '
+    "week: none of this issue's matchups is in their topics, and their delivery is skipped."
+    "</p></body></html>"
+)
 
 
 @router.get("/issues/{issue_id}/progress.json")
@@ -383,19 +436,36 @@ def _position(raw: str, slug: str) -> int:
 
 @router.post("/issues/{issue_id}/test")
 def send_test(
-    request: Request, issue_id: int, staff: Staff, to: Annotated[str, Form(max_length=2000)] = ""
+    request: Request,
+    issue_id: int,
+    staff: Staff,
+    to: Annotated[str, Form(max_length=2000)] = "",
+    topics: Annotated[list[str] | None, Form(max_length=200)] = None,
 ) -> Response:
     from newsletter.sending import service as sending
 
+    chosen = topics or []
+    if len(chosen) > MAX_PREVIEW_TOPICS:
+        raise HTTPException(status_code=400, detail=f"At most {MAX_PREVIEW_TOPICS} topics.")
+
+    named: list[str] = []  # the topics as the site spells them, once they are known good
+
     def action(session: Session) -> str:
+        named.extend(categories_named(session, chosen))
         addresses = sending.test_addresses([to or staff.email])
-        results = sending.send_test(session, issue_id, addresses)
+        results = sending.send_test(session, issue_id, addresses, topics=chosen)
         refused = [f"{address}: {r.error}" for address, r in results if not r.ok]
         if refused:
             raise issues.IssueError("The test was not sent to " + "; ".join(refused))
-        return f"Test sent to {', '.join(addresses)}."
+        copy = f" (the copy readers of {', '.join(named)} get)" if named else ""
+        return f"Test sent to {', '.join(addresses)}{copy}."
 
-    return _act(request, issue_id, action)
+    response = _act(request, issue_id, action)
+    if named:
+        # Back to the preview of those readers (a name that is no topic: to the whole issue).
+        query = "?" + urlencode([("topics", t) for t in named])
+        response = redirect(paths.editor_issue(issue_id) + query + "#actions-h")
+    return response
 
 
 @router.post("/issues/{issue_id}/approve")

@@ -16,8 +16,11 @@ from typing import Any
 import pytest
 
 from newsletter.db import transaction
+from tests.sending.test_topics_send import TITLES, week
 from tests.web.conftest import ADMIN, EDITOR, PASSWORD
 from tests.web.world import free_port, live_server
+
+__all__ = ["week"]  # the fixture of a week whose readers chose topics
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 
@@ -262,3 +265,27 @@ def test_reader_ticks_topics_on_the_form_and_changes_them_on_the_preferences_pag
     with transaction() as session:
         subscriber = find(session, "reader@example.com")
         assert subscriber is not None and topics_of(session, subscriber.id) == [second]
+
+
+def test_editor_previews_the_issue_as_a_reader_of_chosen_topics_gets_it(
+    server: str, page: Any, artifacts: Path, staff: None, week: dict[str, Any]
+) -> None:
+    sign_in(page, server, EDITOR)
+    page.goto(f"{server}/admin/issues/{week['issue_id']}")
+    desktop = page.frame_locator(".preview-desktop iframe")
+    desktop.get_by_text(TITLES["writing"]).first.wait_for()
+    form = page.locator("#topic-preview")
+    form.get_by_label("Video").check()
+    form.get_by_role("button", name="Show what they get").click()
+    page.wait_for_url(re.compile(r"topics=Video"))
+    status = page.locator("#preview-status").inner_text()
+    assert "As readers of Video get it: 2 of 4 matchups" in status
+    desktop = page.frame_locator(".preview-desktop iframe")
+    desktop.get_by_text(TITLES["video"]).first.wait_for()
+    frame_text = desktop.locator("body").inner_text()
+    assert TITLES["mixed"] in frame_text and TITLES["writing"] not in frame_text
+    assert TITLES["dev"] not in page.locator("pre.plain").inner_text()
+    assert page.locator("#topic-preview").get_by_label("Video").is_checked()
+    check(page, artifacts, "editor-issue-topic-preview")
+    page.get_by_role("link", name="The whole issue").click()
+    page.frame_locator(".preview-desktop iframe").get_by_text(TITLES["writing"]).first.wait_for()

@@ -1,0 +1,260 @@
+"""The editor previews the issue as a reader of some topics gets it (issue 17): in the
+service, at the CLI, on the issue page (its frames followed as a browser would) and in
+Chromium; before the send it is rendered for the page, after it the variant the send froze,
+with the subject each reader was sent."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.db import transaction
+from newsletter.issues import service as issues
+from newsletter.matchups.models import Matchup
+from newsletter.matchups.service import TopicError
+from newsletter.sending.service import start_send
+from newsletter.sending.worker import run_until_done
+from tests.sending.test_topics_send import READERS, TITLES, _by_reader, week
+from tests.subscribers.helpers import cli
+from tests.web.world import body, mails, recipient
+
+__all__ = ["week"]  # the fixture, imported for these tests
+
+# Topics as an editor may type them, and the matchups they lead to.
+CASES: list[tuple[list[str], set[str]]] = [
+    (["Developer Tools"], {"dev"}),
+    (["  video "], {"video", "mixed"}),
+    (["Ｖｉｄｅｏ", "finance"], {"video", "mixed"}),  # full-width letters, another case
+    (["Finance"], {"mixed"}),
+    (["Writing", "Developer Tools", "Video"], {"writing", "dev", "video", "mixed"}),
+]
+
+
+def _outbox() -> list[Any]:
+    return mails(Path(os.environ["NEWSLETTER_OUTBOX_DIR"]))
+
+
+def _shown(html: str) -> set[str]:
+    return {key for key, title in TITLES.items() if title in unescape(html)}
+
+
+@pytest.mark.parametrize(("topics", "wanted"), CASES)
+def test_before_the_send_each_set_of_topics_shows_its_matchups(
+    db: Session, week: dict[str, Any], topics: list[str], wanted: set[str]
+) -> None:
+    issue_id = week["issue_id"]
+    with transaction() as session:
+        shown = issues.variant_preview(session, issue_id, topics)
+        whole_subject = issues.frozen_content(session, issue_id, tracked=False).subject
+    assert _shown(shown.html) == wanted == _shown(shown.text)
+    assert len(shown.matchups) == len(wanted)
+    assert shown.whole == (wanted == set(TITLES))
+    assert "{{" not in shown.html and "{{" not in shown.text  # the preview token is filled
+    if shown.whole:
+        assert shown.subject == whole_subject
+    else:
+        assert shown.subject != whole_subject and not shown.frozen
+        # Rendered for the page: nothing was frozen or recorded by looking.
+        with transaction() as session:
+            assert issues.variant_summaries(session, issue_id) == []
+
+
+def test_a_topic_with_nothing_this_week_shows_no_mail_and_a_stranger_name_is_refused(
+    db: Session, week: dict[str, Any]
+) -> None:
+    issue_id = week["issue_id"]
+    _leave_out_writing(issue_id)
+    with transaction() as session:
+        nothing = issues.variant_preview(session, issue_id, ["writing"])
+        assert nothing.empty and nothing.topics == ["Writing"] and nothing.html == ""
+        for name in ("Cooking", "Vіdeo", "x" * 300):  # "Vіdeo": a Cyrillic і
+            with pytest.raises(TopicError, match=r"is not a topic; the topics are: .*Video"):
+                issues.variant_preview(session, issue_id, [name])
+
+
+def _leave_out_writing(issue_id: int) -> None:
+    """Leave the Writing matchup out of the issue: Writing is still a topic (the site published
+    it), with nothing in it this week."""
+    with transaction() as session:
+        slug = session.scalars(select(Matchup.slug).where(Matchup.title == TITLES["writing"]))
+        issues.edit_matchup(session, issue_id, slug.one(), excluded=True)
+
+
+def test_after_the_send_the_preview_is_what_each_reader_was_sent(
+    db: Session, week: dict[str, Any]
+) -> None:
+    issue_id = week["issue_id"]
+    with transaction() as session:
+        assert start_send(session, issue_id)
+    run_until_done(issue_id, worker_id="test:1")
+    got = _by_reader()
+    for address, (topics, wanted) in READERS.items():
+        if wanted is None or not topics:
+            continue
+        with transaction() as session:
+            shown = issues.variant_preview(session, issue_id, topics)
+        sent = got[address]
+        assert _shown(shown.html) == wanted == _shown(body(sent, "html") or ""), address
+        assert shown.subject == str(sent["Subject"]), address
+        assert shown.frozen, address
+
+
+def test_the_cli_writes_a_readers_copy_says_when_there_is_none_and_refuses_a_stranger(
+    db: Session, week: dict[str, Any], tmp_path: Path
+) -> None:
+    issue_id = str(week["issue_id"])
+    html, text = tmp_path / "video.html", tmp_path / "video.txt"
+    result = cli(
+        "issue",
+        "preview",
+        issue_id,
+        "--topic",
+        "video",
+        "--html",
+        str(html),
+        "--text",
+        str(text),
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["topics"] == ["Video"] and data["whole_issue"] is False
+    assert len(data["matchups"]) == 2 and data["frozen"] is False
+    assert _shown(html.read_text()) == {"video", "mixed"} == _shown(text.read_text())
+    assert [w["path"] for w in data["written"]] == [str(html), str(text)]
+    assert data["subject"] and data["subject"] in unescape(html.read_text())
+
+    result = cli("issue", "preview", issue_id, "--topic", "Developer Tools", "--text", str(text))
+    assert result.exit_code == 0, result.output
+    assert "readers of Developer Tools get 1 matchup(s)" in result.output
+    assert _shown(text.read_text()) == {"dev"}
+
+    result = cli("issue", "preview", issue_id, "--topic", "Vіdeo", "--html", str(html))
+    assert result.exit_code != 0
+    assert "'Vіdeo' is not a topic; the topics are:" in result.output
+    assert _shown(html.read_text()) == {"video", "mixed"}  # left as it was
+
+
+def _frame_sources(page: str) -> list[str]:
+    return [unescape(src) for src in re.findall(r'<iframe[^>]* src="([^"]+)"', page)]
+
+
+@pytest.mark.parametrize(("topics", "wanted"), CASES[:2])
+def test_the_issue_page_shows_the_topics_and_its_frames_load_that_readers_copy(
+    editor: TestClient, week: dict[str, Any], topics: list[str], wanted: set[str]
+) -> None:
+    issue_id = week["issue_id"]
+    page = editor.get(f"/admin/issues/{issue_id}", params={"topics": topics})
+    assert page.status_code == 200
+    for name in ("Developer Tools", "Finance", "Video", "Writing"):
+        assert f'name="topics" value="{name}"' in page.text
+    assert "As readers of" in page.text
+    sources = _frame_sources(page.text)
+    assert len(sources) == 2 and all("topics=" in s for s in sources)
+    for source in sources:
+        frame = editor.get(source)  # followed, as the browser loads the frame
+        assert frame.status_code == 200 and _shown(frame.text) == wanted
+    plain = re.search(r'<pre class="plain"[^>]*>(.*?)</pre>', page.text, re.S)
+    assert plain is not None and _shown(plain[1]) == wanted
+
+
+def test_the_page_and_its_frames_say_when_readers_of_a_topic_get_nothing(
+    editor: TestClient, week: dict[str, Any]
+) -> None:
+    issue_id = week["issue_id"]
+    _leave_out_writing(issue_id)
+    page = editor.get(f"/admin/issues/{issue_id}?topics=Writing")
+    assert page.status_code == 200
+    assert "Readers of Writing get no mail this week" in page.text
+    assert _frame_sources(page.text) == []
+    frame = editor.get(f"/admin/issues/{issue_id}/preview.html?topics=Writing")
+    assert frame.status_code == 200 and "Readers of Writing get no mail this week" in frame.text
+    assert _shown(frame.text) == set()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "topics=Vid%00eo",
+        "topics=%ED%A0%80",  # a lone surrogate, UTF-8 encoded
+        "topics=V%D1%96deo",  # a Cyrillic і
+        "topics=" + "v" * 10_000,
+        "&".join(["topics=Video"] * 101),
+        "topics=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+    ],
+)
+def test_what_an_attacker_puts_in_topics_gets_a_400_not_a_500(
+    editor: TestClient, week: dict[str, Any], query: str
+) -> None:
+    issue_id = week["issue_id"]
+    for path in (f"/admin/issues/{issue_id}", f"/admin/issues/{issue_id}/preview.html"):
+        response = editor.get(f"{path}?{query}", headers={"Accept": "text/html"})
+        assert response.status_code in (400, 422), (path, query, response.status_code)
+        # The input layer answers NUL and surrogates in JSON before any page runs; a page's
+        # own refusal is HTML, with what was typed escaped.
+        kind = response.headers["content-type"]
+        assert kind.startswith(("text/html", "application/json")), kind
+        if kind.startswith("text/html"):
+            assert "<script>alert" not in response.text
+
+
+def test_a_stranger_is_sent_to_sign_in(anon: TestClient, week: dict[str, Any]) -> None:
+    response = anon.get(
+        f"/admin/issues/{week['issue_id']}/preview.html?topics=Video", follow_redirects=False
+    )
+    assert response.status_code in (302, 303, 401, 403)
+
+
+def test_a_test_copy_for_readers_of_a_topic_is_their_copy_at_the_cli_and_on_the_page(
+    editor: TestClient, week: dict[str, Any]
+) -> None:
+    from tests.web.conftest import form_token
+
+    issue_id = week["issue_id"]
+    result = cli(
+        "issue", "send-test", str(issue_id), "--to", "me@example.com", "--topic", "video", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    with transaction() as session:
+        wanted_subject = issues.variant_preview(session, issue_id, ["Video"]).subject
+    page = f"/admin/issues/{issue_id}?topics=Finance"
+    response = editor.post(
+        f"/admin/issues/{issue_id}/test",
+        data={
+            "csrf_token": form_token(editor, page),
+            "to": "you@example.com",
+            "topics": ["Finance"],
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"].startswith(f"/admin/issues/{issue_id}?topics=Finance#")
+    back = editor.get(response.headers["location"])
+    assert "Test sent to you@example.com (the copy readers of Finance get)." in back.text
+    mails = {recipient(m): m for m in _outbox()}
+    assert str(mails["me@example.com"]["Subject"]) == f"[Test] {wanted_subject}"
+    assert _shown(body(mails["me@example.com"], "html") or "") == {"video", "mixed"}
+    assert _shown(body(mails["you@example.com"], "plain") or "") == {"mixed"}
+
+    # Readers of a topic with nothing this week: nothing to test, and the page says so.
+    _leave_out_writing(issue_id)
+    result = cli(
+        "issue", "send-test", str(issue_id), "--to", "me@example.com", "--topic", "Writing"
+    )
+    assert result.exit_code != 0 and "readers of Writing get no mail this week" in result.output
+    response = editor.post(
+        f"/admin/issues/{issue_id}/test",
+        data={"csrf_token": form_token(editor, page), "to": "you@example.com", "topics": ["Vіdeo"]},
+    )
+    assert response.status_code == 200, response.text[:300]
+    assert "is not a topic; the topics are:" in unescape(response.text)
+    assert len(_outbox()) == 2
