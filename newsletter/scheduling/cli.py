@@ -82,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     from newsletter.migrate import current_revision, head_revision
     from newsletter.scheduling.slots import ScheduleError
     from newsletter.security.keys import InsecureSecretKey, require_signing_key
-
     from newsletter.settings import SettingsError
 
     try:

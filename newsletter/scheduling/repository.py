@@ -206,14 +206,6 @@ def last_seen(session: Session) -> datetime | None:
     return _moment(session, SEEN_AT)
 
 
-def reengagement_ran_at(session: Session) -> datetime | None:
-    return _moment(session, REENGAGED_AT)
-
-
-def mark_reengagement_ran(session: Session, now: datetime) -> None:
-    _mark(session, REENGAGED_AT, now)
-
-
 def settle(session: Session, run_id: int, *, now: datetime, detail: str) -> bool:
     stmt = (
         update(SchedulerRun)

@@ -298,11 +298,12 @@ class Scheduler:
 
         now = self.clock.now()
         with transaction() as session:
-            last = repository.reengagement_ran_at(session)
-            if last is not None and now - last < timedelta(days=1):
+            # The claim and the round in one transaction, as the maintenance's: of two
+            # schedulers ticking together one runs it, the other waits for its commit and
+            # skips (a read and a later write let both ask the same people, twice).
+            if not repository.claim_daily(session, repository.REENGAGED_AT, now, DAILY):
                 return
             done = reengagement.run(session, now)
-            repository.mark_reengagement_ran(session, now)
         report.paused_for_silence = done.paused
         for request in done.to_ask:
             if emails.send_still_reading(request).ok:

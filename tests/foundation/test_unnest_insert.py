@@ -57,7 +57,7 @@ def _stored(conn: Any, prefix: str) -> list[tuple[Any, ...]]:
         .where(EVENTS.c.provider_event_id.like(f"{prefix}%"))
         .order_by(EVENTS.c.id)
     )
-    return [tuple(r[:-1]) + (r[-1].removeprefix(prefix),) for r in rows]
+    return [(*tuple(r[:-1]), r[-1].removeprefix(prefix)) for r in rows]
 
 
 def test_rows_read_back_as_through_sqlalchemys_insert(postgres_url: str) -> None:
@@ -131,13 +131,12 @@ def test_what_the_text_columns_refuse_they_refuse_the_same_way(
     failures = []
     try:
         for insert in ("core", "unnest"):
-            with pytest.raises(Exception) as caught:  # noqa: PT011 - the driver's own error
-                with engine.begin() as conn:
-                    row = dict(_row(1), user_agent=value, provider_event_id=f"{insert}-bad")
-                    if insert == "core":
-                        conn.execute(EVENTS.insert(), [row])
-                    else:
-                        unnest_insert(conn, EVENTS, [row], "")  # type: ignore[arg-type]
+            with pytest.raises(Exception) as caught, engine.begin() as conn:
+                row = dict(_row(1), user_agent=value, provider_event_id=f"{insert}-bad")
+                if insert == "core":
+                    conn.execute(EVENTS.insert(), [row])
+                else:
+                    unnest_insert(conn, EVENTS, [row], "")  # type: ignore[arg-type]
             failures.append(type(caught.value).__name__)
         with engine.connect() as conn:
             assert conn.scalar(text("SELECT count(*) FROM tracking_events")) == 0

@@ -261,3 +261,41 @@ def test_an_issue_id_beyond_the_column_is_not_found_at_every_command(
         shown = cli(*command, str(2**63))
         assert shown.exit_code == 1, (command, shown.output)
         assert "Traceback" not in shown.output and str(2**63) in shown.output
+
+
+def test_two_schedulers_ticking_together_run_one_round_and_ask_once(
+    readers: dict[str, int], db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from newsletter.people import reengagement
+
+    real = reengagement.run
+    entered: list[int] = []
+
+    def slow_run(session: Session, now: datetime) -> reengagement.Round:
+        # Slow enough that, with a read and a later write, the other scheduler would start
+        # its own round meanwhile.
+        entered.append(threading.get_ident())
+        time.sleep(0.5)
+        return real(session, now)
+
+    monkeypatch.setattr(reengagement, "run", slow_run)
+    start = threading.Barrier(2)
+    reports = []
+
+    def tick() -> None:
+        start.wait()
+        reports.append(Scheduler(clock=ManualClock(NOW)).dispatch())
+
+    threads = [threading.Thread(target=tick) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(entered) == 1
+    assert sorted(r.asked_still_reading for r in reports) == [0, 1]
+    assert [str(m["To"]) for m in outbox() if "Still want" in str(m["Subject"])] == [
+        "quiet@example.com"
+    ]
