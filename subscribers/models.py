@@ -7,7 +7,7 @@ import enum
 import secrets
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.orm import Base, UTCDateTime, str_enum, utcnow
@@ -52,6 +52,20 @@ class Subscriber(Base):
     __table_args__ = (
         Index("ix_subscribers_status_id", "status", "id"),
         Index("ix_subscribers_name_id", "name", "id"),
+        # The few asked whether they still read, or paused for silence: the editor's numbers
+        # count them (0016_reengage_indexes).
+        Index(
+            "ix_subscribers_reengage_asked",
+            "reengage_asked_at",
+            sqlite_where=text("reengage_asked_at IS NOT NULL"),
+            postgresql_where=text("reengage_asked_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_subscribers_reengage_paused",
+            "reengage_paused_at",
+            sqlite_where=text("reengage_paused_at IS NOT NULL"),
+            postgresql_where=text("reengage_paused_at IS NOT NULL"),
+        ),
         {"sqlite_autoincrement": True},
     )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, select, union, update
 from sqlalchemy.orm import Session
 
 from newsletter.issues.models import Issue, IssueLink
@@ -61,12 +61,14 @@ def recent_events(session: Session, subscriber_id: int, limit: int) -> list[dict
 
 def forget(session: Session, subscriber_id: int, email: str, email_hash: str) -> None:
     deliveries = select(Delivery.id).where(Delivery.subscriber_id == subscriber_id)
+    # Two index look-ups, not one OR: PostgreSQL cannot combine an IN over a subquery with
+    # another condition through indexes, and scanned every event of every issue (1.7 s at
+    # 6,400,000 events, bench.week) to find a person's few.
+    wanted = (TrackingEvent.id, TrackingEvent.detail)
     found = session.execute(
-        select(TrackingEvent.id, TrackingEvent.detail).where(
-            or_(
-                TrackingEvent.delivery_id.in_(deliveries),
-                TrackingEvent.email_hash == email_hash,
-            )
+        union(
+            select(*wanted).where(TrackingEvent.delivery_id.in_(deliveries)),
+            select(*wanted).where(TrackingEvent.email_hash == email_hash),
         )
     ).all()
     for event_id, detail in found:
