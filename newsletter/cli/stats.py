@@ -160,4 +160,14 @@ def _as_text(n: dict[str, Any]) -> str:
                 f"    {t['week']:<16}{_pct(t['open_rate']):>8}{_pct(t['click_rate']):>9}"
                 f"{_pct(t['vote_rate']):>7}{t['unsubscribes']:>14}"
             )
+    if n["by_topics"]:
+        lines.append("  by the topics readers chose (people who opened, clicked, voted):")
+        for row in n["by_topics"]:
+            who = ", ".join(row["topics"]) if row["topics"] else "the whole issue"
+            lines.append(
+                f"    {who}: sent {row['sent']}, opened {row['opens_unique']}"
+                f" ({_pct(row['open_rate'])}), clicked {row['clicks_unique']}"
+                f" ({_pct(row['click_rate'])}), voted {row['voters']}"
+                f" ({_pct(row['vote_rate'])}), unsubscribed {row['unsubscribes']}"
+            )
     return "\n".join(lines)

@@ -70,6 +70,21 @@ def status_counts(session: Session, issue_id: int) -> dict[str, int]:
     return counts
 
 
+def sent_by_variant(session: Session, issue_id: int) -> dict[int, int]:
+    """How many deliveries of each variant were sent (readers who chose topics; the whole
+    issue's readers have no variant and are not here)."""
+    rows = session.execute(
+        select(Delivery.variant, func.count())
+        .where(
+            Delivery.issue_id == issue_id,
+            Delivery.status == DeliveryStatus.SENT,
+            Delivery.variant.is_not(None),
+        )
+        .group_by(Delivery.variant)
+    )
+    return {int(mask): int(n) for mask, n in rows if mask is not None}
+
+
 def skipped_reasons(session: Session, issue_id: int) -> list[tuple[str, int]]:
     """Why deliveries of the issue were skipped, most frequent first: (reason, how many)."""
     rows = session.execute(

@@ -451,6 +451,10 @@ def status_counts(session: Session, issue_id: int) -> dict[str, int]:
     return repository.status_counts(session, issue_id)
 
 
+def sent_by_variant(session: Session, issue_id: int) -> dict[int, int]:
+    return repository.sent_by_variant(session, issue_id)
+
+
 def skipped_reasons(session: Session, issue_id: int) -> list[tuple[str, int]]:
     return repository.skipped_reasons(session, issue_id)
 

@@ -18,6 +18,10 @@ Kinds (`kind` column, the same in both tables):
 - `click_link:<key>`, `click_matchup:<id>`: deliveries a person clicked from, per link/matchup
 - `since:<resumed at>:bounce|complained`: the reputation check's counts since an editor
   resumed the send (only what arrived after counts, newsletter/sending guard_reputation)
+- `variant:<mask>:<kind>` (rollups only), for the kinds of `VARIANT_KINDS`: the same figure
+  among the readers of one variant (issue_variants.mask: the topics they chose, issue 17),
+  counted when the delivery's first is; readers of the whole issue have no variant and are
+  the issue's figure less its variants'
 - `open_hour:<YYYY-MM-DDTHH>` (rollups only): deliveries whose first person's open fell in
   that UTC hour. An open that arrives late but happened earlier (SendGrid's events come in any
   order) moves its delivery's first open, and so its hour.
@@ -53,12 +57,32 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from newsletter.orm import unnest_insert
+from newsletter.sending.models import Delivery
 from newsletter.tracking.models import EventType, TrackingEvent, TrackingFirst, TrackingRollup
 
 FIRSTS: Table = TrackingFirst.__table__  # type: ignore[assignment]
 ROLLUPS: Table = TrackingRollup.__table__  # type: ignore[assignment]
 OPENED_H = f"{EventType.OPENED.value}:h"
 OPEN_HOUR = "open_hour:"
+
+
+# The figures kept per variant too (stats per topic): a person's delivery, open, click, vote
+# and unsubscribe.
+VARIANT_KINDS = frozenset(
+    f"{t.value}:h"
+    for t in (
+        EventType.DELIVERED,
+        EventType.OPENED,
+        EventType.CLICKED,
+        EventType.VOTED,
+        EventType.UNSUBSCRIBED,
+    )
+)
+VARIANT = "variant:"
+
+
+def variant_kind(mask: int, kind: str) -> str:
+    return f"{VARIANT}{mask}:{kind}"
 
 
 def hour_of(at: datetime) -> str:
@@ -136,10 +160,28 @@ def roll_up(
         deltas[(issue_id, kind)] += 1
         if kind == OPENED_H:
             deltas[(issue_id, OPEN_HOUR + hour_of(firsts[(issue_id, kind, delivery_id)]))] += 1
+    per_variant = [key for key in inserted if key[1] in VARIANT_KINDS]
+    if per_variant:
+        variants = _variants(db, {delivery_id for _, _, delivery_id in per_variant})
+        for issue_id, kind, delivery_id in per_variant:
+            mask = variants.get(delivery_id)
+            if mask is not None:
+                deltas[(issue_id, variant_kind(mask, kind))] += 1
     _move_earlier_opens(
         db, [k for k in keys if k[1] == OPENED_H and k not in inserted], firsts, deltas
     )
     _add(db, deltas)
+
+
+def _variants(db: Connection, delivery_ids: set[int]) -> dict[int, int]:
+    """The variant of each of these deliveries that has one (one indexed read per batch, of
+    the deliveries whose first counted just now)."""
+    rows = db.execute(
+        select(Delivery.id, Delivery.variant).where(
+            Delivery.id.in_(sorted(delivery_ids)), Delivery.variant.is_not(None)
+        )
+    )
+    return {int(delivery_id): int(mask) for delivery_id, mask in rows if mask is not None}
 
 
 # Rows per INSERT: 4 parameters each, far below SQLite's 32,766 and PostgreSQL's 65,535.
@@ -306,10 +348,29 @@ def _kind_selects(issue_id: int, resumed_at: datetime | None) -> list[Any]:
     return selects
 
 
+def _variant_select(issue_id: int) -> Any:
+    """(variant kind, delivery_id, first occurred_at) of the readers of each variant, from the
+    events and the deliveries' variants: the recount of the `variant:` figures."""
+    e, d = TrackingEvent, Delivery
+    types = [EventType(kind.split(":")[0]) for kind in sorted(VARIANT_KINDS)]
+    kind = literal(VARIANT) + cast(d.variant, String(32)) + ":" + cast(e.type, String(32)) + ":h"
+    return (
+        select(kind, e.delivery_id, func.min(e.occurred_at))
+        .join(d, d.id == e.delivery_id)
+        .where(
+            e.issue_id == issue_id,
+            d.variant.is_not(None),
+            e.machine.is_(False),
+            e.type.in_(types),
+        )
+        .group_by(d.variant, e.type, e.delivery_id)
+    )
+
+
 def recount(session: Session, issue_id: int, resumed_at: datetime | None) -> dict[str, int]:
     """What the figures should be, counted from the issue's events (a scan of them all)."""
     counts: Counter[str] = Counter()
-    for stmt in _kind_selects(issue_id, resumed_at):
+    for stmt in [*_kind_selects(issue_id, resumed_at), _variant_select(issue_id)]:
         kind = next(iter(stmt.subquery().c))
         for k, n in session.execute(select(kind, func.count()).group_by(kind)):
             counts[str(k)] += int(n)
@@ -333,8 +394,11 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-def repair(session: Session, issue_id: int, resumed_at: datetime | None) -> None:
-    """Rewrite the issue's firsts and figures from its events."""
+def repair(
+    session: Session, issue_id: int, resumed_at: datetime | None, *, variants: bool = True
+) -> None:
+    """Rewrite the issue's firsts and figures from its events. `variants=False`: for an older
+    schema (the upgrade to 0009), whose deliveries have no variant yet."""
     session.execute(delete(FIRSTS).where(FIRSTS.c.issue_id == issue_id))
     session.execute(delete(ROLLUPS).where(ROLLUPS.c.issue_id == issue_id))
     for stmt in _kind_selects(issue_id, resumed_at):
@@ -358,6 +422,20 @@ def repair(session: Session, issue_id: int, resumed_at: datetime | None) -> None
         select(FIRSTS.c.first_at).where(FIRSTS.c.issue_id == issue_id, FIRSTS.c.kind == OPENED_H)
     ):
         hours[(issue_id, OPEN_HOUR + hour_of(_aware(at)))] += 1
+    # The variants' figures, from the firsts just written and the deliveries' variants.
+    if variants:
+        per_variant = session.execute(
+            select(Delivery.variant, FIRSTS.c.kind, func.count())
+            .join(Delivery, Delivery.id == FIRSTS.c.delivery_id)
+            .where(
+                FIRSTS.c.issue_id == issue_id,
+                FIRSTS.c.kind.in_(sorted(VARIANT_KINDS)),
+                Delivery.variant.is_not(None),
+            )
+            .group_by(Delivery.variant, FIRSTS.c.kind)
+        )
+        for mask, kind, n in per_variant:
+            hours[(issue_id, variant_kind(int(mask), str(kind)))] += int(n)
     _add(session.connection(), hours)
 
 

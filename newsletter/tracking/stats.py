@@ -99,6 +99,60 @@ def issue_stats(session: Session, issue_id: int) -> dict[str, Any]:
         "opens_by_hour": hours,
         "opens_first_hour": first_hour,
         "trend": _trend(session, issue_id),
+        "by_topics": _by_topics(session, issue_id, n, sent),
+    }
+
+
+_PER_TOPIC = {
+    "delivered": EventType.DELIVERED,
+    "opens_unique": EventType.OPENED,
+    "clicks_unique": EventType.CLICKED,
+    "voters": EventType.VOTED,
+    "unsubscribes": EventType.UNSUBSCRIBED,
+}
+
+
+def _by_topics(
+    session: Session, issue_id: int, n: dict[str, int], sent: int
+) -> list[dict[str, Any]]:
+    """The figures per variant (readers who chose topics), then the readers of the whole
+    issue (no topics, or topics that take in every matchup): the issue's figures less the
+    variants'. Empty when nobody got a variant."""
+    variants = issues.variant_summaries(session, issue_id)
+    if not variants:
+        return []
+    sent_by = sending.sent_by_variant(session, issue_id)
+    rows = []
+    for variant in variants:
+        mask = variant["mask"]
+        figures = {
+            name: n.get(rollups.variant_kind(mask, f"{t.value}:h"), 0)
+            for name, t in _PER_TOPIC.items()
+        }
+        rows.append(
+            _topic_row(variant["categories"], variant["subject"], sent_by.get(mask, 0), figures)
+            | {"mask": mask, "matchups": len(variant["matchup_ids"])}
+        )
+    whole = {
+        name: n.get(f"{t.value}:h", 0) - sum(r[name] for r in rows)
+        for name, t in _PER_TOPIC.items()
+    }
+    rest = _topic_row([], None, sent - sum(r["sent"] for r in rows), whole)
+    return [*rows, rest | {"mask": None, "matchups": None}]
+
+
+def _topic_row(
+    topics: list[str], subject: str | None, sent: int, figures: dict[str, int]
+) -> dict[str, Any]:
+    denominator = figures["delivered"] or sent
+    return {
+        "topics": topics,
+        "subject": subject,
+        "sent": sent,
+        **figures,
+        "open_rate": _rate(figures["opens_unique"], denominator),
+        "click_rate": _rate(figures["clicks_unique"], denominator),
+        "vote_rate": _rate(figures["voters"], denominator),
     }
 
 
