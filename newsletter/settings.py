@@ -20,7 +20,12 @@ DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - refused by `serve` 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        # No setting means anything infinite or not-a-number (a rate of inf, a timeout of nan).
+        allow_inf_nan=False,
     )
 
     database_url: str = "sqlite:///newsletter.db"
@@ -105,6 +110,32 @@ class Settings(BaseSettings):
     newsletter_tick_seconds: int = Field(default=30, ge=1)
     newsletter_editor_emails: str = ""
 
+    @field_validator("newsletter_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        # Every command shows times in it (the editor's pages, `issue schedule`): refused at
+        # once, not as a traceback on the first page that formats a time.
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not an IANA time zone (e.g. Europe/Paris)") from None
+        return value
+
+    @field_validator("newsletter_schedule_time")
+    @classmethod
+    def _wall_clock(cls, value: str) -> str:
+        from datetime import time
+
+        try:
+            at = time.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError("expected a local time like 09:00") from None
+        if at.tzinfo is not None:
+            raise ValueError("give a wall-clock time; the zone is NEWSLETTER_TIMEZONE")
+        return value
+
     @field_validator("newsletter_tracking", mode="before")
     @classmethod
     def _on_off(cls, value: object) -> object:
@@ -144,7 +175,8 @@ def _describe(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
         name = "_".join(str(part) for part in error["loc"][:1]).upper() or "a setting"
-        problems.append(f"{name}: {error['msg'][:1].lower()}{error['msg'][1:]}")
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{name}: {message[:1].lower()}{message[1:]}")
     where = "in the environment or .env"
     return f"bad setting {where}: " + "; ".join(problems)
 

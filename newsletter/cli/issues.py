@@ -132,6 +132,8 @@ def preview(
 
     if html is None and text is None:
         fail("give --html FILE and/or --text FILE")
+    if any(not name.strip() for name in topic):
+        fail("--topic names no topic (blank); leave --topic out for the whole issue")
     variant = None
     try:
         with transaction() as session:

@@ -409,6 +409,8 @@ def send_test(
     from newsletter.db import transaction
     from newsletter.sending import service
 
+    if any(not name.strip() for name in topic):
+        fail("--topic names no topic (blank); leave --topic out for the whole issue")
     try:
         addresses = service.test_addresses(to)
         with transaction() as session:
@@ -420,6 +422,7 @@ def send_test(
         for address, r in results
     ]
     ok = all(row["ok"] for row in rows)
+    copy = f" (the copy readers of {', '.join(topic)} get)" if topic else ""
     if as_json:
         # One address: the row's own keys too, as before several were possible.
         single = rows[0] if len(rows) == 1 else {}
@@ -428,7 +431,7 @@ def send_test(
         for row in rows:
             if row["ok"]:
                 typer.echo(
-                    f"test copy of issue {issue_id} sent to {row['to']} ({row['message_id']})"
+                    f"test copy of issue {issue_id}{copy} sent to {row['to']} ({row['message_id']})"
                 )
     if not ok:
         refused = "; ".join(f"{row['to']}: {row['error']}" for row in rows if not row["ok"])

@@ -101,20 +101,34 @@ def main(argv: list[str] | None = None) -> int:
     except ScheduleError as exc:
         log.error("bad schedule setting: %s", exc)
         return 2
-    url = settings.database_url
-    if current_revision(url) != head_revision(url):
-        log.error(
-            "the database at DATABASE_URL is not initialised or not migrated: run `newsletter init`"
-        )
-        return 2
+    from sqlalchemy.exc import SQLAlchemyError
+
     from newsletter.db import transaction
     from subscribers.keys import SuppressionKeyChanged, check_suppression_key
 
+    url = settings.database_url
     try:
+        if current_revision(url) != head_revision(url):
+            log.error(
+                "the database at DATABASE_URL is not initialised or not migrated: "
+                "run `newsletter init`"
+            )
+            return 2
         with transaction() as session:
             check_suppression_key(session)
     except SuppressionKeyChanged as exc:
         log.error("%s", exc)
+        return 2
+    except SQLAlchemyError as exc:
+        # The sentence the CLI gives (password hidden), not a page of tracebacks.
+        from sqlalchemy.engine import make_url
+
+        try:
+            shown = make_url(url).render_as_string(hide_password=True)
+        except SQLAlchemyError:
+            shown = "(DATABASE_URL)"
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        log.error("cannot open the database %s: %s", shown, reason)
         return 2
 
     if args.once:

@@ -24,7 +24,7 @@ from newsletter.errors import Refused
 from newsletter.issues import service as issues
 from newsletter.issues import verdicts
 from newsletter.issues.models import IN_SEND, SEND_STARTED, Issue, IssueStatus
-from newsletter.matchups.service import categories_named
+from newsletter.matchups.service import categories, categories_named
 from newsletter.orm import utcnow
 from newsletter.scheduling import status as scheduler_status
 from newsletter.sending.service import SendError, skipped_reasons
@@ -185,7 +185,9 @@ def issue_page(
             "scheduler_idle": idle,
             "editable": issue.status in issues.EDITABLE,
             "variant": variant,
-            "topic_choices": sorted(issues.topic_bits(session, issue_id)),
+            # Every topic readers can choose, those with nothing this week too: their readers
+            # get no mail, and the editor can see so.
+            "topic_choices": categories(session),
             "preview_query": (
                 "?" + urlencode([("topics", t) for t in variant.topics]) if variant else ""
             ),
@@ -440,13 +442,16 @@ def send_test(
     issue_id: int,
     staff: Staff,
     to: Annotated[str, Form(max_length=2000)] = "",
-    topics: Annotated[list[str] | None, Form(max_length=200)] = None,
+    topics: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     from newsletter.sending import service as sending
 
+    # Every ticked topic (a `max_length` on the form field made FastAPI keep only the last).
     chosen = topics or []
-    if len(chosen) > MAX_PREVIEW_TOPICS:
-        raise HTTPException(status_code=400, detail=f"At most {MAX_PREVIEW_TOPICS} topics.")
+    if len(chosen) > MAX_PREVIEW_TOPICS or any(len(t) > 200 for t in chosen):
+        raise HTTPException(
+            status_code=400, detail=f"At most {MAX_PREVIEW_TOPICS} topics of 200 characters."
+        )
 
     named: list[str] = []  # the topics as the site spells them, once they are known good
 

@@ -16,6 +16,22 @@ SCHEDULER = [sys.executable, str(ROOT / "scheduler.py")]
 
 CASES = [
     (
+        {"NEWSLETTER_TIMEZONE": "Mars/Olympus"},
+        "NEWSLETTER_TIMEZONE: not an IANA time zone (e.g. Europe/Paris)",
+    ),
+    (
+        {"NEWSLETTER_SCHEDULE_TIME": "25:99"},
+        "NEWSLETTER_SCHEDULE_TIME: expected a local time like 09:00",
+    ),
+    (
+        {"NEWSLETTER_SEND_RATE_LIMIT": "inf"},
+        "NEWSLETTER_SEND_RATE_LIMIT: input should be a finite number",
+    ),
+    (
+        {"SENDGRID_TIMEOUT_SECONDS": "nan"},
+        "SENDGRID_TIMEOUT_SECONDS: input should be a finite number",
+    ),
+    (
         {"NEWSLETTER_SEND_RATE_LIMIT": "-1"},
         "NEWSLETTER_SEND_RATE_LIMIT: input should be greater than or equal to 0",
     ),
@@ -56,7 +72,7 @@ def test_every_command_says_which_setting_and_why(
             assert value not in err or len(value) < 4, "the value is repeated"
 
 
-@pytest.mark.parametrize(("env", "said"), CASES[:2])
+@pytest.mark.parametrize(("env", "said"), CASES[:6])
 def test_the_scheduler_says_so_and_stops(tmp_path: Path, env: dict[str, str], said: str) -> None:
     done = _run(SCHEDULER, env, tmp_path)
     err = done.stderr.decode()
@@ -79,3 +95,22 @@ def test_bytes_that_are_not_utf8_in_a_setting_are_refused_too(tmp_path: Path) ->
     )
     err = done.stderr.decode(errors="replace")
     assert done.returncode == 1 and "NEWSLETTER_BATCH_SIZE: " in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("garbage://x", "cannot open the database garbage://x: Can't load plugin"),
+        (
+            "postgresql+psycopg://postgres:s3cret-pw@127.0.0.1:1/none",
+            "cannot open the database postgresql+psycopg://postgres:***@127.0.0.1:1/none:",
+        ),
+    ],
+)
+def test_the_scheduler_says_when_it_cannot_open_the_database(
+    tmp_path: Path, url: str, said: str
+) -> None:
+    done = _run([*SCHEDULER, "--once"], {"DATABASE_URL": url}, tmp_path)
+    err = done.stderr.decode()
+    assert done.returncode == 2 and said in err, err
+    assert "Traceback" not in err and "s3cret-pw" not in err

@@ -172,6 +172,8 @@ def test_the_page_and_its_frames_say_when_readers_of_a_topic_get_nothing(
 ) -> None:
     issue_id = week["issue_id"]
     _leave_out_writing(issue_id)
+    # Writing is still a topic readers chose: its box is there to tick.
+    assert 'name="topics" value="Writing"' in editor.get(f"/admin/issues/{issue_id}").text
     page = editor.get(f"/admin/issues/{issue_id}?topics=Writing")
     assert page.status_code == 200
     assert "Readers of Writing get no mail this week" in page.text
@@ -258,3 +260,48 @@ def test_a_test_copy_for_readers_of_a_topic_is_their_copy_at_the_cli_and_on_the_
     assert response.status_code == 200, response.text[:300]
     assert "is not a topic; the topics are:" in unescape(response.text)
     assert len(_outbox()) == 2
+
+
+def test_the_pages_test_copy_for_two_topics_is_the_copy_readers_of_both_get(
+    editor: TestClient, week: dict[str, Any]
+) -> None:
+    from tests.web.conftest import form_token
+
+    issue_id = week["issue_id"]
+    page = f"/admin/issues/{issue_id}?topics=Developer+Tools&topics=Finance"
+    shown = editor.get(page)
+    assert shown.text.count('<input type="hidden" name="topics"') == 2
+    response = editor.post(
+        f"/admin/issues/{issue_id}/test",
+        data={
+            "csrf_token": form_token(editor, page),
+            "to": "you@example.com",
+            "topics": ["Developer Tools", "Finance"],
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert "topics=Developer+Tools&topics=Finance" in response.headers["location"]
+    [mail] = _outbox()
+    assert _shown(body(mail, "html") or "") == {"dev", "mixed"}
+    with transaction() as session:
+        wanted = issues.variant_preview(session, issue_id, ["Developer Tools", "Finance"])
+    assert str(mail["Subject"]) == f"[Test] {wanted.subject}"
+    too_many = editor.post(
+        f"/admin/issues/{issue_id}/test",
+        data={"csrf_token": form_token(editor, page), "topics": ["Finance"] * 101},
+    )
+    assert too_many.status_code == 400 and len(_outbox()) == 1
+
+
+def test_a_blank_topic_at_the_cli_is_refused_not_taken_for_every_topic(
+    db: Session, week: dict[str, Any], tmp_path: Path
+) -> None:
+    issue_id = str(week["issue_id"])
+    for args in (
+        ["issue", "preview", issue_id, "--topic", " ", "--text", str(tmp_path / "t.txt")],
+        ["issue", "send-test", issue_id, "--to", "me@example.com", "--topic", ""],
+    ):
+        result = cli(*args)
+        assert result.exit_code != 0 and "--topic names no topic (blank)" in result.output
+    assert not (tmp_path / "t.txt").exists() and _outbox() == []
