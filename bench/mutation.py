@@ -37,7 +37,15 @@ SHARED = REPO.parent / "shared"
 WORK = REPO / ".mutation"
 EQUIVALENTS = REPO / "docs" / "mutation-equivalents.toml"
 # What a scratch copy needs to run the tests: the packages, what they read at run time.
-COPIED = ["newsletter", "subscribers", "templates", "tests", "scheduler.py", "pyproject.toml"]
+COPIED = [
+    "newsletter",
+    "subscribers",
+    "templates",
+    "tests",
+    "examples",
+    "scheduler.py",
+    "pyproject.toml",
+]
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,8 @@ TARGETS: dict[str, Target] = {
         ("newsletter/tracking/webhook.py", "newsletter/tracking/events.py"),
         ("tests/tracking",),
     ),
+    # The figures kept as events arrive, per variant too (issues 19 and 17).
+    "tracking/rollups": Target(("newsletter/tracking/rollups.py",), ("tests/tracking",)),
 }
 
 
@@ -112,7 +122,7 @@ def prepare(name: str, target: Target) -> Path:
         "\n[tool.mutmut]\n"
         'source_paths = ["newsletter", "subscribers"]\n'
         f"only_mutate = {_toml_list(list(target.sources))}\n"
-        'also_copy = ["templates", "scheduler.py"]\n'
+        'also_copy = ["templates", "examples", "scheduler.py"]\n'
         f"pytest_add_cli_args = {_toml_list(args)}\n"
         f"pytest_add_cli_args_test_selection = {_toml_list(selection)}\n"
         "use_git_change_detection = false\n"

@@ -44,20 +44,17 @@ class TrackingEvent(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    type: Mapped[EventType] = mapped_column(str_enum(EventType, "event_type"), index=True)
+    type: Mapped[EventType] = mapped_column(str_enum(EventType, "event_type"))
     source: Mapped[str] = mapped_column(String(16))  # "sendgrid" or "first_party"
     # SendGrid delivers at least once: its sg_event_id makes ingestion idempotent.
     provider_event_id: Mapped[str | None] = mapped_column(String(128), unique=True, nullable=True)
     provider_type: Mapped[str] = mapped_column(String(64), default="")
-    delivery_id: Mapped[int | None] = mapped_column(
-        ForeignKey("deliveries.id", ondelete="SET NULL"), nullable=True, index=True
-    )
-    issue_id: Mapped[int | None] = mapped_column(
-        ForeignKey("issues.id", ondelete="SET NULL"), nullable=True, index=True
-    )
-    matchup_id: Mapped[int | None] = mapped_column(
-        ForeignKey("matchups.id", ondelete="SET NULL"), nullable=True
-    )
+    # No foreign keys (0017_events): PostgreSQL's check of each, per row, was half the cost of
+    # storing an event; issues, matchups and deliveries are never deleted. The issue's rows
+    # are found through the (issue_id, type, delivery_id) index.
+    delivery_id: Mapped[int | None] = mapped_column(nullable=True, index=True)
+    issue_id: Mapped[int | None] = mapped_column(nullable=True)
+    matchup_id: Mapped[int | None] = mapped_column(nullable=True)
     link_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     machine: Mapped[bool] = mapped_column(Boolean, default=False)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -77,9 +74,8 @@ class TrackingFirst(Base):
 
     __tablename__ = "tracking_firsts"
 
-    issue_id: Mapped[int] = mapped_column(
-        ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True
-    )
+    # No foreign keys (0017_events): issues are never deleted.
+    issue_id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(128), primary_key=True)
     # No foreign key: a delivery is never deleted without its issue (which cascades), and the
     # marker is anonymous (erasure keeps the delivery row, without its subscriber).

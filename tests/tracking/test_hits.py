@@ -86,8 +86,9 @@ def test_a_failing_hit_fails_alone_and_the_others_in_its_batch_are_committed(
         raise RuntimeError("this hit is broken")
 
     def unstorable(connection: Connection) -> tuple[int, dict[str, object]]:
-        # No such delivery: the batch's INSERT breaks its foreign key.
-        return 0, _open_row(987654, world.issue_id)
+        # A row the table refuses (no source: NOT NULL), so the batch's INSERT fails. Events
+        # have no foreign keys since 0017_events, or a missing delivery would have done.
+        return 0, {**_open_row(world.deliveries[0], world.issue_id), "source": None}
 
     async def scenario() -> list[object]:
         first = asyncio.ensure_future(hits.run(hold_the_writer))
