@@ -312,3 +312,46 @@ def test_the_upgrade_counts_the_events_an_existing_database_already_has(
     with transaction() as session:
         n = stats.issue_stats(session, world.issue_id)
     assert n["opens_unique"] == 3 and n["clicks_unique"] == 1 and sum(n["opens_by_hour"]) == 3
+
+
+def test_the_counts_since_a_resume_and_per_bounce_type_equal_their_recount(
+    db: Session, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reputation check's counts since an editor resumed the send take only what arrived
+    after it, hard bounces only (not blocks) and people's complaints; a delivery that bounced
+    both ways counts once under each SendGrid type. The recount must agree on each."""
+    from newsletter.issues.models import Issue
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    monkeypatch.setenv("SENDGRID_WEBHOOK_PUBLIC_KEY", encode_public_key(key))
+    reset_settings()
+    world = build_world(db, readers=5)
+    now = datetime.now(UTC)
+    before = [
+        sg(world, 0, "bounce", "b0", now, type="bounce"),
+        sg(world, 1, "spamreport", "s1", now),
+    ]
+    assert client.post("/webhooks/sendgrid", **signed(key, before)).status_code == 200
+    resumed = datetime.now(UTC)
+    db.execute(update(Issue).where(Issue.id == world.issue_id).values(resumed_at=resumed))
+    db.commit()
+    time.sleep(0.01)
+    after = [
+        sg(world, 2, "bounce", "b2", now, type="bounce"),
+        sg(world, 3, "bounce", "k3", now, type="blocked"),
+        sg(world, 4, "bounce", "b4", now, type="bounce"),
+        sg(world, 4, "bounce", "k4", now, type="blocked"),  # one delivery, both types
+        sg(world, 2, "spamreport", "s2", now),
+    ]
+    assert client.post("/webhooks/sendgrid", **signed(key, after)).status_code == 200
+    agrees(world.issue_id)
+    from newsletter.tracking import rollups
+
+    with transaction() as session:
+        kept = rollups.figures(session, [world.issue_id])[world.issue_id]
+        counted = rollups.recount(session, world.issue_id, resumed)
+    since = rollups.since_key(resumed)
+    assert kept[f"since:{since}:bounce"] == counted[f"since:{since}:bounce"] == 2
+    assert kept[f"since:{since}:complained"] == counted[f"since:{since}:complained"] == 1
+    assert kept["bounced_as:bounce"] == counted["bounced_as:bounce"] == 3
+    assert kept["bounced_as:blocked"] == counted["bounced_as:blocked"] == 2
