@@ -23,6 +23,24 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def shown_url(url: str) -> str:
+    """DATABASE_URL as it may be printed: its password hidden (not at all when it does not
+    even parse as a URL: it may be anything, a password included)."""
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(DATABASE_URL, not a URL)"
+
+
+def cannot_open(url: str, exc: Exception) -> str:
+    """The sentence for a database that cannot be opened (the CLI's and the scheduler's): the
+    URL with its password hidden and the driver's first line, never a traceback."""
+    reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+    return f"cannot open the database {shown_url(url)}: {reason}"
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the web app read while a send writes; foreign keys are off by default in SQLite;
     # busy_timeout makes a second writer wait instead of failing at once.

@@ -72,10 +72,10 @@ def _require_database(url: str) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from newsletter.cli.support import fail
-    from newsletter.db import is_sqlite
+    from newsletter.db import cannot_open, is_sqlite, shown_url
     from newsletter.migrate import HEAD_REVISION, current_revision
 
-    shown = make_url(url).render_as_string(hide_password=True)
+    shown = shown_url(url)
     if is_sqlite(url) and not _sqlite_file_exists(url):
         fail(
             f"no database at {make_url(url).database} (DATABASE_URL={shown}): run "
@@ -85,8 +85,7 @@ def _require_database(url: str) -> None:
     try:
         revision = current_revision(url)
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        fail(f"cannot open the database {shown}: {reason}", code=2)
+        fail(cannot_open(url, exc), code=2)
     head = HEAD_REVISION
     if revision is None:
         fail(f"the database {shown} has no schema yet: run `newsletter init`", code=2)

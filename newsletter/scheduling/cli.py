@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from sqlalchemy.exc import SQLAlchemyError
 
-    from newsletter.db import transaction
+    from newsletter.db import cannot_open, transaction
     from subscribers.keys import SuppressionKeyChanged, check_suppression_key
 
     url = settings.database_url
@@ -121,14 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except SQLAlchemyError as exc:
         # The sentence the CLI gives (password hidden), not a page of tracebacks.
-        from sqlalchemy.engine import make_url
-
-        try:
-            shown = make_url(url).render_as_string(hide_password=True)
-        except SQLAlchemyError:
-            shown = "(DATABASE_URL)"
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        log.error("cannot open the database %s: %s", shown, reason)
+        log.error("%s", cannot_open(url, exc))
         return 2
 
     if args.once:
