@@ -6,9 +6,11 @@ environment variable, lower-cased, so `grep DATABASE_URL` finds both the docs an
 
 from __future__ import annotations
 
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +18,26 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from newsletter.errors import Refused
 
 DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - refused by `serve` outside dev
+
+
+def zone(name: str) -> ZoneInfo:
+    """NEWSLETTER_TIMEZONE's zone; ValueError saying what is wrong (the settings' check and
+    the schedule's, scheduling/slots.py)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not an IANA time zone (e.g. Europe/Paris)") from None
+
+
+def wall_clock(raw: str) -> time:
+    """NEWSLETTER_SCHEDULE_TIME's local time; ValueError saying what is wrong."""
+    try:
+        at = time.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValueError("expected a local time like 09:00") from None
+    if at.tzinfo is not None:
+        raise ValueError("give a wall-clock time; the zone is NEWSLETTER_TIMEZONE")
+    return at
 
 
 class Settings(BaseSettings):
@@ -115,25 +137,13 @@ class Settings(BaseSettings):
     def _zone(cls, value: str) -> str:
         # Every command shows times in it (the editor's pages, `issue schedule`): refused at
         # once, not as a traceback on the first page that formats a time.
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError("not an IANA time zone (e.g. Europe/Paris)") from None
+        zone(value)
         return value
 
     @field_validator("newsletter_schedule_time")
     @classmethod
     def _wall_clock(cls, value: str) -> str:
-        from datetime import time
-
-        try:
-            at = time.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError("expected a local time like 09:00") from None
-        if at.tzinfo is not None:
-            raise ValueError("give a wall-clock time; the zone is NEWSLETTER_TIMEZONE")
+        wall_clock(value)
         return value
 
     @field_validator("newsletter_tracking", mode="before")
@@ -174,11 +184,10 @@ def get_settings() -> Settings:
 def _describe(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
-        name = "_".join(str(part) for part in error["loc"][:1]).upper() or "a setting"
+        name = str(error["loc"][0]).upper() if error["loc"] else "a setting"
         message = error["msg"].removeprefix("Value error, ")
         problems.append(f"{name}: {message[:1].lower()}{message[1:]}")
-    where = "in the environment or .env"
-    return f"bad setting {where}: " + "; ".join(problems)
+    return "bad setting in the environment or .env: " + "; ".join(problems)
 
 
 def reset_settings() -> None:

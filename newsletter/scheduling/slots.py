@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from newsletter.errors import Refused
-from newsletter.settings import Settings
+from newsletter.settings import Settings, wall_clock
+from newsletter.settings import zone as parse_zone
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -34,22 +35,14 @@ class WeeklySchedule:
             raise ScheduleError(f"NEWSLETTER_SCHEDULE_DAY={day!r}: expected one of {DAYS}")
         raw = settings.newsletter_schedule_time
         try:
-            at = time.fromisoformat(raw.strip())
-        except ValueError:
-            raise ScheduleError(
-                f"NEWSLETTER_SCHEDULE_TIME={raw!r}: expected a local time like 09:00"
-            ) from None
-        if at.tzinfo is not None:
-            raise ScheduleError(
-                f"NEWSLETTER_SCHEDULE_TIME={raw!r}: give a wall-clock time; "
-                "the zone is NEWSLETTER_TIMEZONE"
-            )
+            at = wall_clock(raw)
+        except ValueError as exc:
+            raise ScheduleError(f"NEWSLETTER_SCHEDULE_TIME={raw!r}: {exc}") from None
         try:
-            zone = ZoneInfo(settings.newsletter_timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+            zone = parse_zone(settings.newsletter_timezone)
+        except ValueError as exc:
             raise ScheduleError(
-                f"NEWSLETTER_TIMEZONE={settings.newsletter_timezone!r}: "
-                "not an IANA time zone (e.g. Europe/Paris)"
+                f"NEWSLETTER_TIMEZONE={settings.newsletter_timezone!r}: {exc}"
             ) from None
         return cls(DAYS.index(day), at, zone)
 
