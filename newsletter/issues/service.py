@@ -8,7 +8,7 @@ second scheduler cannot move an issue twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -777,6 +777,19 @@ class Variant:
     def empty(self) -> bool:
         return not self.matchups
 
+    # The copy's parts, empty when these readers get no mail.
+    @property
+    def subject(self) -> str:
+        return self.rendered.subject if self.rendered else ""
+
+    @property
+    def html(self) -> str:
+        return self.rendered.html if self.rendered else ""
+
+    @property
+    def text(self) -> str:
+        return self.rendered.text if self.rendered else ""
+
 
 def variant_for(session: Session, issue_id: int, topic_names: Sequence[str]) -> Variant:
     """The issue as a reader who chose `topic_names` gets it (names as readers type them:
@@ -816,37 +829,14 @@ def variant_for(session: Session, issue_id: int, topic_names: Sequence[str]) -> 
     return Variant(topics, slugs, False, False, rendered)
 
 
-@dataclass(frozen=True)
-class VariantPreview:
-    """`Variant` for the editor's eyes: the subject, and the copy with the preview token
-    filled (empty when these readers get no mail)."""
-
-    topics: list[str]
-    matchups: list[str]
-    whole: bool
-    frozen: bool
-    subject: str
-    html: str
-    text: str
-
-    @property
-    def empty(self) -> bool:
-        return not self.matchups
-
-
-def variant_preview(session: Session, issue_id: int, topic_names: Sequence[str]) -> VariantPreview:
-    """What `variant_for` says, filled for a sample subscriber (as `preview`)."""
+def variant_preview(session: Session, issue_id: int, topic_names: Sequence[str]) -> Variant:
+    """What `variant_for` says, its copy filled for a sample subscriber (as `preview`)."""
     found = variant_for(session, issue_id, topic_names)
     copy = found.rendered
-    return VariantPreview(
-        found.topics,
-        found.matchups,
-        found.whole,
-        found.frozen,
-        copy.subject if copy else "",
-        fill(copy.html, PREVIEW_TOKEN) if copy else "",
-        fill(copy.text, PREVIEW_TOKEN) if copy else "",
-    )
+    if copy is None:
+        return found
+    filled = replace(copy, html=fill(copy.html, PREVIEW_TOKEN), text=fill(copy.text, PREVIEW_TOKEN))
+    return replace(found, rendered=filled)
 
 
 def public_html(session: Session, week: str) -> str | None:

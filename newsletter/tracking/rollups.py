@@ -196,10 +196,7 @@ def _insert_firsts(
     One multi-row INSERT built here rather than an executemany of the Core statement: this runs
     for every webhook POST and every group of pixel hits, and SQLAlchemy's per-row parameter
     processing cost more than the INSERT itself (bench.webhook)."""
-    on_sqlite = db.dialect.name == "sqlite"
-    mark = "?" if on_sqlite else "%s"
-    inserted: set[tuple[int, str, int]] = set()
-    if not on_sqlite:
+    if db.dialect.name != "sqlite":
         # One statement of four arrays, whatever the number of rows (orm.unnest_insert).
         stored = unnest_insert(
             db,
@@ -211,12 +208,14 @@ def _insert_firsts(
             "ON CONFLICT DO NOTHING RETURNING issue_id, kind, delivery_id",
         )
         return {(int(i), str(k), int(d)) for i, k, d in map(tuple, stored)}
+    # SQLite: multi-row VALUES lists, a thousand rows each.
+    inserted: set[tuple[int, str, int]] = set()
     for start in range(0, len(rows), _FIRSTS_PER_STATEMENT):
         part = rows[start : start + _FIRSTS_PER_STATEMENT]
         params: list[Any] = []
         for (issue_id, kind, delivery_id), at in part:
-            params += (issue_id, kind, delivery_id, _sqlite_time(at) if on_sqlite else at)
-        values = ", ".join([f"({mark}, {mark}, {mark}, {mark})"] * len(part))
+            params += (issue_id, kind, delivery_id, _sqlite_time(at))
+        values = ", ".join(["(?, ?, ?, ?)"] * len(part))
         result = db.exec_driver_sql(
             "INSERT INTO tracking_firsts (issue_id, kind, delivery_id, first_at) VALUES "
             + values

@@ -65,9 +65,11 @@ def _act(
     issue_id: int,
     action: Callable[[Session], str],
     anchor: str = "actions-h",
+    query: Callable[[], str] = str,
 ) -> Response:
     """Run one state change in its own transaction and come back to the issue page, scrolled
-    to the section the editor was working in."""
+    to the section the editor was working in; `query()`, asked once the action has run, adds
+    to the address (the topics a test copy was for)."""
     try:
         with transaction() as session:
             _issue_or_404(session, issue_id)
@@ -75,7 +77,7 @@ def _act(
         flash(request, message)
     except (Refused, SendError) as exc:
         flash(request, str(exc), "error")
-    return redirect(paths.editor_issue(issue_id) + f"#{quote(anchor)}")
+    return redirect(paths.editor_issue(issue_id) + query() + f"#{quote(anchor)}")
 
 
 @router.get("", include_in_schema=False)
@@ -142,7 +144,7 @@ TopicsQuery = Annotated[
 ]
 
 
-def _variant(session: Session, issue_id: int, topics: list[str]) -> issues.VariantPreview:
+def _variant(session: Session, issue_id: int, topics: list[str]) -> issues.Variant:
     if len(topics) > MAX_PREVIEW_TOPICS:
         raise HTTPException(status_code=400, detail=f"At most {MAX_PREVIEW_TOPICS} topics.")
     try:
@@ -465,12 +467,11 @@ def send_test(
         copy = f" (the copy readers of {', '.join(named)} get)" if named else ""
         return f"Test sent to {', '.join(addresses)}{copy}."
 
-    response = _act(request, issue_id, action)
-    if named:
+    def back_to_their_preview() -> str:
         # Back to the preview of those readers (a name that is no topic: to the whole issue).
-        query = "?" + urlencode([("topics", t) for t in named])
-        response = redirect(paths.editor_issue(issue_id) + query + "#actions-h")
-    return response
+        return "?" + urlencode([("topics", t) for t in named]) if named else ""
+
+    return _act(request, issue_id, action, query=back_to_their_preview)
 
 
 @router.post("/issues/{issue_id}/approve")
