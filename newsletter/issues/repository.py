@@ -25,10 +25,14 @@ from newsletter.matchups.models import Matchup, MatchupTool
 from newsletter.numbers import MAX_ROW_ID
 
 
-def get(session: Session, issue_id: int) -> Issue | None:
+def get(session: Session, issue_id: int, *, lock: bool = False) -> Issue | None:
+    """The issue with its items; `lock`: its row locked for this transaction (PostgreSQL;
+    SQLite has one writer at a time) and read afresh once another's lock is released."""
     if not 0 < issue_id <= MAX_ROW_ID:  # beyond the column: no such issue, not an overflow
         return None
     stmt = select(Issue).where(Issue.id == issue_id).options(selectinload(Issue.items))
+    if lock:
+        stmt = stmt.with_for_update(of=Issue).execution_options(populate_existing=True)
     return session.scalars(stmt).one_or_none()
 
 

@@ -865,7 +865,12 @@ def latest_published_week(session: Session) -> str | None:
 
 def approve(session: Session, issue_id: int, *, by: str, now: datetime | None = None) -> Issue:
     now = now or utcnow()
-    issue = require(session, issue_id)
+    # Locked first: two schedulers auto-approving together both froze the issue, and the
+    # second's links collided with the first's (a unique violation, an error and a retry).
+    # Now the second waits, reads it approved and is refused as "moved meanwhile".
+    issue = repository.get(session, issue_id, lock=True)
+    if issue is None:
+        raise IssueNotFound(f"no issue with id {issue_id}")
     if issue.status is not IssueStatus.DRAFT:
         raise IssueError(f"issue {issue_id} is {issue.status.value}; only a draft can be approved")
     if not any(not item.excluded for item in issue.items):
