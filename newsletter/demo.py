@@ -20,6 +20,7 @@ import typer
 
 from newsletter.accounts.models import Role
 from newsletter.accounts.service import create_user
+from newsletter.audience import service as audience
 from newsletter.db import transaction
 from newsletter.issues import service as issues
 from newsletter.matchups import service as matchups
@@ -133,7 +134,7 @@ def run_demo() -> DemoResult:
 
     with transaction() as session:
         issue = issues.approve(session, issue_id, by="demo editor")
-        sending.start_send(session, issue_id)
+        audience.start_send(session, issue_id)
         subject = issue.rendered_subject
     run_until_done(issue_id, worker_id=sending.default_worker_id())
     with transaction() as session:

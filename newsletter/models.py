@@ -1,6 +1,7 @@
 """Every table, imported in one place so the metadata (and Alembic) sees the whole schema."""
 
 from newsletter.accounts.models import Role, User
+from newsletter.audience.models import Segment  # noqa: F401  (registers the table)
 from newsletter.instance import InstanceState  # noqa: F401  (registers the table)
 from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus
 from newsletter.limits import AttemptCounter, RateBucket  # noqa: F401  (registers the tables)

@@ -24,6 +24,7 @@ ADMIN_HOME = "/admin"
 ADMIN_SUBSCRIBERS = "/admin/subscribers"
 ADMIN_SUPPRESSIONS = "/admin/suppressions"
 ADMIN_USERS = "/admin/users"
+ADMIN_SEGMENTS = "/admin/segments"
 ACCOUNT = "/account"
 
 EDITOR_ISSUE_PATTERN = "/admin/issues/{issue_id}"
@@ -108,3 +109,7 @@ def matcher(pattern: str) -> re.Pattern[str]:
 def still_reading(token: str) -> str:
     """Where the "still want this?" mail's button leads (a page with the button that answers)."""
     return STILL_READING_PATTERN.format(token=token)
+
+
+def admin_segment(segment_id: int) -> str:
+    return f"{ADMIN_SEGMENTS}/{segment_id}"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from subscribers import listing, service
@@ -31,13 +33,15 @@ def csv_rows(
     *,
     search: str | None = None,
     ids: Sequence[int] | None = None,
+    within: Select[Any] | None = None,
 ) -> Iterator[list[str]]:
     """The header, then one row per subscriber, streamed (a million rows never sit in memory).
 
     Every cell that a stranger could have typed goes through spreadsheet_safe: a name such as
     "=HYPERLINK(…)" must not run as a formula in the admin's spreadsheet."""
     yield COLUMNS
-    for subscriber in listing.list_subscribers(session, status=status, search=search, ids=ids):
+    rows = listing.list_subscribers(session, status=status, search=search, ids=ids, within=within)
+    for subscriber in rows:
         data = service.to_json(subscriber)
         consent = data["consent"]
         yield [

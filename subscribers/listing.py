@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, column, func, literal, or_, select, table, text, tuple_
@@ -15,7 +16,16 @@ from sqlalchemy.orm import Session
 
 from subscribers import repository
 from subscribers import search as search_index
-from subscribers.models import Subscriber, SubscriberStatus, Suppression
+from subscribers.models import (
+    Subscriber,
+    SubscriberStatus,
+    SubscriberTag,
+    SubscriberTopic,
+    Suppression,
+)
+
+# `within`, in the functions below: a SELECT of subscriber ids the rows must be among (a
+# segment's members, newsletter/audience), or None for the whole list.
 
 
 def list_subscribers(
@@ -25,9 +35,10 @@ def list_subscribers(
     search: str | None = None,
     limit: int | None = None,
     ids: Sequence[int] | None = None,
+    within: Select[Any] | None = None,
 ) -> Iterator[Subscriber]:
     """Streams the list in id order (an export of a large list never sits in memory)."""
-    stmt, _ = _filtered(session, select(Subscriber), status, _term(search))
+    stmt, _ = _filtered(session, select(Subscriber), status, _term(search), within)
     stmt = stmt.order_by(Subscriber.id)
     if ids is not None:
         stmt = stmt.where(Subscriber.id.in_(list(ids)))
@@ -85,10 +96,16 @@ _fts = table(search_index.FTS_TABLE, column("rowid"))
 
 
 def _filtered(
-    session: Session, stmt: Select[Any], status: SubscriberStatus | None, term: str
+    session: Session,
+    stmt: Select[Any],
+    status: SubscriberStatus | None,
+    term: str,
+    within: Select[Any] | None = None,
 ) -> tuple[Select[Any], Any]:
     """The list filter on a SELECT over subscribers; returns it and the id column to page by
     (the FTS table's rowid when the search drives the query, so FTS5 walks it in order)."""
+    if within is not None:
+        stmt = stmt.where(Subscriber.id.in_(within))
     if status is not None:
         stmt = stmt.where(Subscriber.status == status)
     if not term:
@@ -127,12 +144,13 @@ def subscribers_page(
     sort: SortKey = SortKey.JOINED,
     descending: bool = True,
     after: Cursor | None = None,
+    within: Select[Any] | None = None,
 ) -> list[Subscriber]:
     """One page of the list under a filter and a sort; `after` is the last row of the page
     before (`before_id` is the same for the default newest-first order)."""
     if after is None and before_id:
         after = Cursor(None, before_id)
-    stmt, id_column = _filtered(session, select(Subscriber), status, _term(search))
+    stmt, id_column = _filtered(session, select(Subscriber), status, _term(search), within)
     key = _SORT_COLUMNS.get(sort)
 
     def order(column: Any) -> Any:
@@ -157,10 +175,11 @@ def count_matching(
     search: str | None = None,
     ids: Sequence[int] | None = None,
     cap: int | None = None,
+    within: Select[Any] | None = None,
 ) -> int:
     """How many rows the filter matches, counting at most `cap` (a common search term on a
     million rows would otherwise cost a full count on every page)."""
-    stmt, _ = _filtered(session, select(Subscriber.id), status, _term(search))
+    stmt, _ = _filtered(session, select(Subscriber.id), status, _term(search), within)
     if ids is not None:
         stmt = stmt.where(Subscriber.id.in_(list(ids)))
     if cap is not None:
@@ -175,9 +194,10 @@ def matching_ids(
     search: str | None = None,
     ids: Sequence[int] | None = None,
     limit: int,
+    within: Select[Any] | None = None,
 ) -> list[int]:
     """Ids under the filter (and among `ids` when a selection is given), oldest first."""
-    stmt, id_column = _filtered(session, select(Subscriber.id), status, _term(search))
+    stmt, id_column = _filtered(session, select(Subscriber.id), status, _term(search), within)
     if ids is not None:
         stmt = stmt.where(Subscriber.id.in_(list(ids)))
     return list(session.scalars(stmt.order_by(id_column).limit(limit)))
@@ -194,3 +214,67 @@ def suppressions_page(
 
 def suppression_count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Suppression)) or 0
+
+
+# --- what a segment asks of the list (newsletter/audience/rules.py) --------------------------
+
+
+def tag_names(session: Session) -> list[str]:
+    """Every imported tag there is, A to Z (what a segment's tags are chosen from)."""
+    return list(session.scalars(select(SubscriberTag.name).distinct().order_by(SubscriberTag.name)))
+
+
+def tags_named(session: Session, names: Sequence[str]) -> list[str]:
+    """The stored tags that `names` name, case aside (Unicode case: SQLite's lower() knows
+    ASCII only, so the few distinct tags are matched here)."""
+    wanted = {" ".join(n.split()).casefold() for n in names}
+    return [tag for tag in tag_names(session) if " ".join(tag.split()).casefold() in wanted]
+
+
+def members_select(
+    *,
+    statuses: Sequence[SubscriberStatus] = (),
+    topics: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    joined_from: datetime | None = None,
+    joined_before: datetime | None = None,
+    sources: Sequence[str] = (),
+) -> Select[Any]:
+    """The ids of subscribers who meet every condition given (`tags` as stored: tags_named).
+    Each is a condition on the row or one EXISTS on a primary key, so the engine reads the list
+    once."""
+    stmt = select(Subscriber.id)
+    if statuses:
+        stmt = stmt.where(Subscriber.status.in_(list(statuses)))
+    if topics:
+        stmt = stmt.where(
+            select(SubscriberTopic.subscriber_id)
+            .where(
+                SubscriberTopic.subscriber_id == Subscriber.id,
+                SubscriberTopic.name.in_(list(topics)),
+            )
+            .exists()
+        )
+    if tags:
+        stmt = stmt.where(
+            select(SubscriberTag.subscriber_id)
+            .where(SubscriberTag.subscriber_id == Subscriber.id, SubscriberTag.name.in_(list(tags)))
+            .exists()
+        )
+    if joined_from is not None:
+        stmt = stmt.where(Subscriber.created_at >= joined_from)
+    if joined_before is not None:
+        stmt = stmt.where(Subscriber.created_at < joined_before)
+    if sources:
+        stmt = stmt.where(
+            or_(
+                *(
+                    or_(
+                        Subscriber.source == source,
+                        Subscriber.source.like(f"{_escape_like(source)}:%", escape="\\"),
+                    )
+                    for source in sources
+                )
+            )
+        )
+    return stmt

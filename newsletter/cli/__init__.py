@@ -12,6 +12,7 @@ from newsletter.cli import sending as _sending_cli  # noqa: F401  (adds send com
 from newsletter.cli.issues import app as issue_app
 from newsletter.cli.maintenance import maintenance
 from newsletter.cli.matchups import app as matchups_app
+from newsletter.cli.segments import app as segments_app
 from newsletter.cli.serve import serve
 from newsletter.cli.stats import app as stats_app
 from newsletter.cli.subscribers import app as subscribers_app
@@ -27,6 +28,7 @@ app = typer.Typer(
 app.add_typer(matchups_app, name="matchups")
 app.add_typer(issue_app, name="issue")
 app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(segments_app, name="segments")
 app.add_typer(stats_app, name="stats")
 app.add_typer(users_app, name="users")
 app.command("serve")(serve)

@@ -313,3 +313,75 @@ def schedule_(
         print_json(data)
     else:
         typer.echo(f"issue {issue_id} scheduled for {shown}")
+
+
+@app.command()
+def audience(
+    issue_id: int = IssueId,
+    segment: str | None = typer.Option(
+        None, "--segment", help="Send it to this segment's members (name or id)."
+    ),
+    everyone: bool = typer.Option(False, "--everyone", help="Send it to everyone mailable."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Who the issue goes to: show it, or choose a segment or everyone. Changing it withdraws an
+    approval (approve again for the new audience)."""
+    from newsletter.audience import service as audiences
+    from newsletter.db import transaction
+    from newsletter.errors import Refused
+    from newsletter.issues import service
+    from newsletter.issues.models import SEND_STARTED
+    from newsletter.sending import service as sending
+
+    if segment is not None and everyone:
+        fail("--segment and --everyone together: choose one")
+    reopened = False
+    try:
+        with transaction() as session:
+            if segment is not None or everyone:
+                chosen = audiences.find(session, segment) if segment is not None else None
+                reopened = audiences.set_issue_audience(
+                    session, issue_id, chosen.id if chosen else None
+                )
+            issue = service.require(session, issue_id)
+            if issue.audience is not None or issue.status in SEND_STARTED:
+                # Sends started before segments existed wrote no audience: they went to everyone.
+                sent = issue.audience or {
+                    "segment": None,
+                    "recipients": sending.status_counts(session, issue_id)["recipients"],
+                }
+                result: dict[str, Any] = {"id": issue_id, "sent_to": sent}
+            else:
+                found, count = audiences.audience_of(session, issue_id)
+                result = {
+                    "id": issue_id,
+                    "segment": found.name if found else None,
+                    "described": audiences.rule_of(found).describe() if found else None,
+                    "would_be_mailed": count,
+                }
+            result["approval_withdrawn"] = reopened
+    except Refused as exc:
+        fail(str(exc))
+    if reopened:
+        warn(f"issue {issue_id} is back to draft: approve it again for this audience")
+    if as_json:
+        print_json(result)
+        return
+    if "sent_to" in result and result["sent_to"].get("segment") is None:
+        typer.echo(
+            f"issue {issue_id} was sent to everyone: "
+            f"{result['sent_to'].get('recipients', 0):,} recipients"
+        )
+    elif "sent_to" in result:
+        sent = result["sent_to"]
+        typer.echo(
+            f"issue {issue_id} was sent to segment {sent.get('segment')!r} "
+            f"({sent.get('described')}): {sent.get('recipients', 0):,} recipients"
+        )
+    elif result["segment"] is None:
+        typer.echo(f"issue {issue_id} goes to everyone: {result['would_be_mailed']:,} now")
+    else:
+        typer.echo(
+            f"issue {issue_id} goes to segment {result['segment']!r} ({result['described']}): "
+            f"{result['would_be_mailed']:,} now"
+        )

@@ -225,10 +225,10 @@ def _require_transport() -> None:
 @app.command()
 def send(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
     """Send an approved issue now; returns when every delivery has an end state."""
+    from newsletter.audience import service as audience
     from newsletter.db import transaction
     from newsletter.issues import service as issues
     from newsletter.issues.models import IssueStatus
-    from newsletter.sending import service
 
     _require_transport()
     started = time.monotonic()
@@ -237,7 +237,7 @@ def send(issue_id: int = IssueId, as_json: bool = JsonOption) -> None:
         if status is None:
             fail(f"issue {issue_id} does not exist")
         if status in (IssueStatus.APPROVED, IssueStatus.SCHEDULED):
-            service.start_send(session, issue_id)
+            audience.start_send(session, issue_id)
     if status is IssueStatus.DRAFT:
         fail(
             f"issue {issue_id} is a draft: approve it first (`newsletter issue approve {issue_id}`)"

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter.orm import Base, UTCDateTime, str_enum, utcnow
@@ -71,6 +81,14 @@ class Issue(Base):
     # When an editor last resumed the send: from then on, the send judges only the bounces and
     # complaints that arrive after it (the editor has seen the ones before).
     resumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Who the issue goes to: everyone mailable (None) or the mailable members of a segment
+    # (newsletter/audience), counted when the send starts. No foreign key: this layer knows no
+    # segments; the audience refuses to delete a segment an unsent issue names, and a send
+    # whose segment is gone is refused, never widened to everyone.
+    segment_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # What it went to, written when the send starts: the segment's name and rule then, and how
+    # many were in it (a segment edited or deleted later does not rewrite history).
+    audience: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

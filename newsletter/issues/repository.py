@@ -23,6 +23,10 @@ from newsletter.issues.models import (
 )
 from newsletter.matchups.models import Matchup, MatchupTool
 from newsletter.numbers import MAX_ROW_ID
+from newsletter.orm import utcnow
+
+# Not sending yet: who the issue goes to may still change.
+_NOT_STARTED = (IssueStatus.DRAFT, IssueStatus.APPROVED, IssueStatus.SCHEDULED)
 
 
 def get(session: Session, issue_id: int, *, lock: bool = False) -> Issue | None:
@@ -34,6 +38,34 @@ def get(session: Session, issue_id: int, *, lock: bool = False) -> Issue | None:
     if lock:
         stmt = stmt.with_for_update(of=Issue).execution_options(populate_existing=True)
     return session.scalars(stmt).one_or_none()
+
+
+def set_values(session: Session, issue_id: int, **values: Any) -> None:
+    session.execute(
+        update(Issue)
+        .where(Issue.id == issue_id)
+        .values(**values, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    session.expire_all()
+
+
+def segment_users(session: Session, segment_id: int) -> list[Issue]:
+    return list(
+        session.scalars(
+            select(Issue)
+            .where(Issue.segment_id == segment_id, Issue.status.in_(_NOT_STARTED))
+            .order_by(Issue.week)
+        )
+    )
+
+
+def mailed_issue_ids(session: Session) -> list[int]:
+    return list(
+        session.scalars(
+            select(Issue.id).where(Issue.send_started_at.is_not(None)).order_by(Issue.id)
+        )
+    )
 
 
 def status_of(session: Session, issue_id: int) -> IssueStatus | None:

@@ -71,8 +71,8 @@ def current_week(now: datetime | None = None) -> str:
     return week_of(now or utcnow(), _zone())
 
 
-def require(session: Session, issue_id: int) -> Issue:
-    issue = repository.get(session, issue_id)
+def require(session: Session, issue_id: int, *, lock: bool = False) -> Issue:
+    issue = repository.get(session, issue_id, lock=lock)
     if issue is None:
         raise IssueNotFound(f"no issue with id {issue_id}")
     return issue
@@ -333,6 +333,38 @@ def edit_issue(
         issue.intro_override = _override(intro, single_line=False, limit=0)
     session.flush()
     return reopened
+
+
+def set_segment(session: Session, issue_id: int, segment_id: int | None) -> bool:
+    """Send the issue to a segment's members (newsletter/audience checks it exists), or to
+    everyone (None). An approval is withdrawn, as for any edit: the editor approves it again for
+    this audience. Returns True if it was; unchanged, nothing happens."""
+    issue = require(session, issue_id, lock=True)
+    if issue.status not in EDITABLE:
+        raise IssueError(
+            f"issue {issue.id} ({issue.week}) is {issue.status.value}: too late to change who "
+            "it goes to"
+        )
+    if issue.segment_id == segment_id:
+        return False
+    reopened = _editable(session, issue)
+    repository.set_values(session, issue_id, segment_id=segment_id)
+    return reopened
+
+
+def segment_users(session: Session, segment_id: int) -> list[Issue]:
+    """Issues not yet sending that go to this segment (deleting it would leave them nobody)."""
+    return repository.segment_users(session, segment_id)
+
+
+def record_audience(session: Session, issue_id: int, audience: dict[str, Any]) -> None:
+    """What the send went to, written as it starts (the segment may change later)."""
+    repository.set_values(session, issue_id, audience=audience)
+
+
+def mailed_issue_ids(session: Session) -> list[int]:
+    """Every issue whose send started (some readers were sent it)."""
+    return repository.mailed_issue_ids(session)
 
 
 def edit_matchup(
@@ -1012,6 +1044,10 @@ def to_json(session: Session, issue: Issue) -> dict[str, Any]:
         "approved_at": issue.approved_at.isoformat() if issue.approved_at else None,
         "approved_by": issue.approved_by,
         "rendered_at": issue.rendered_at.isoformat() if issue.rendered_at else None,
+        # Who it goes to: a segment's id (None: everyone), and once the send started what that
+        # was (the segment's name and rule then, and how many were in it).
+        "segment_id": issue.segment_id,
+        "audience": issue.audience,
     }
 
 

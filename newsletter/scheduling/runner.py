@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from newsletter.audience import service as audience
 from newsletter.db import transaction
 from newsletter.issues import service as issues
 from newsletter.issues.models import SEND_STARTED, IssueStatus
@@ -430,7 +431,7 @@ class Scheduler:
                     log.info("send %s: issue %d approved by the auto policy", week, issue_id)
         # Approved (now or earlier): the conditional transition decides who sends.
         with transaction() as session:
-            started = sending.start_send(session, issue_id, now=now)
+            started = audience.start_send(session, issue_id, now=now)
         if started:
             log.info("send %s: started sending issue %d", week, issue_id)
             report.started_sends.append(issue_id)
@@ -445,7 +446,7 @@ class Scheduler:
                 return
             try:
                 with transaction() as session:
-                    started = sending.start_send(session, issue_id, now=now)
+                    started = audience.start_send(session, issue_id, now=now)
             except Exception:
                 log.exception(
                     "send %s: issue %d could not start; next tick retries", week, issue_id

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    Select,
     case,
     delete,
     func,
@@ -192,8 +193,12 @@ def snapshot_audience(
     batch_size: int,
     *,
     variants: Subquery | None = None,
+    within: Select[Any] | None = None,
 ) -> int:
     """One queued delivery per mailable subscriber, already cut into batches of `batch_size`.
+
+    `within`: a SELECT of the subscriber ids the audience is limited to (a segment's members,
+    newsletter/audience); None, everyone mailable.
 
     `variants`: (subscriber_id, mask) of those who chose topics, the variant they get (the
     topics they chose among this week's categories; no row: the whole issue), written on each
@@ -208,9 +213,10 @@ def snapshot_audience(
     # No erasure runs between the audience read and the commit (PostgreSQL; SQLite has one
     # writer): deliveries have no foreign key that would have made it wait.
     lock_audience(session, shared=False)
-    expected = int(
-        session.scalar(select(func.count()).select_from(mailable_ids_select().subquery())) or 0
-    )
+    counted = mailable_ids_select()
+    if within is not None:
+        counted = counted.where(Subscriber.id.in_(within))
+    expected = int(session.scalar(select(func.count()).select_from(counted.subquery())) or 0)
     batch_ids = _new_batches(session, issue_id, -(-expected // batch_size), now)
     # Ids made by one statement are consecutive on SQLite (one writer); on PostgreSQL another
     # session's INSERT may interleave with ours, and then the rows are batched afterwards.
@@ -252,7 +258,10 @@ def snapshot_audience(
             outerjoin(Subscriber, variants, variants.c.subscriber_id == Subscriber.id)
         )
     # The rule as a condition on the rows read: no second pass over the table to match ids.
-    audience = audience.where(mailable()).order_by(*order)
+    audience = audience.where(mailable())
+    if within is not None:
+        audience = audience.where(Subscriber.id.in_(within))
+    audience = audience.order_by(*order)
     made = int(
         session.execute(
             insert(Delivery).from_select(

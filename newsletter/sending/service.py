@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from newsletter.errors import Refused
@@ -65,15 +66,31 @@ def _require_sendable_sender() -> None:
         raise SendError(f"not sent: {exc}") from None
 
 
-def start_send(session: Session, issue_id: int, *, now: datetime | None = None) -> bool:
+def start_send(
+    session: Session,
+    issue_id: int,
+    *,
+    now: datetime | None = None,
+    within: Select[Any] | None = None,
+) -> bool:
     """approved|scheduled -> sending, and snapshot the audience into queued deliveries.
 
     False if the issue is not ready to send (a second caller, or another worker, got there
     first). The snapshot is in the caller's transaction: either the issue is sending with every
     delivery planned, or nothing changed.
+
+    `within`: the members of the segment the issue goes to (newsletter/audience's `start_send`
+    passes them). An issue that names a segment is refused without them: it is never sent to
+    everyone by a caller that forgot its audience.
     """
     now = now or utcnow()
     _require_sendable_sender()
+    issue = issues.get(session, issue_id)
+    if issue is not None and issue.segment_id is not None and within is None:
+        raise SendError(
+            f"issue {issue_id} goes to segment {issue.segment_id}: start it through "
+            "newsletter.audience.service.start_send, which knows its members"
+        )
     if not issues.start_sending(session, issue_id, now):
         return False
     # Freeze the render now (if approval did not): every batch sends these exact bytes.
@@ -85,6 +102,7 @@ def start_send(session: Session, issue_id: int, *, now: datetime | None = None) 
         now,
         get_settings().newsletter_batch_size,
         variants=subscribers.topic_masks(bits) if bits else None,
+        within=within,
     )
     if bits:
         _freeze_variants(session, issue_id, now)

@@ -20,7 +20,7 @@ from newsletter.matchups.models import MatchupTool
 from newsletter.orm import unnest_insert, upsert_insert
 from newsletter.sending.models import Delivery, DeliveryStatus
 from newsletter.tracking import rollups
-from newsletter.tracking.models import EventType, TrackingEvent
+from newsletter.tracking.models import EventType, TrackingEvent, TrackingFirst
 from newsletter.votes.models import Vote
 from subscribers.models import Subscriber
 
@@ -254,3 +254,19 @@ def last_read(
         .group_by(Delivery.subscriber_id)
     )
     return {int(s): at for s, at in session.execute(stmt) if s is not None and at is not None}
+
+
+def readers_select(issue_ids: Sequence[int], kinds: Sequence[str]) -> Any:
+    """The ids of subscribers with a first of one of `kinds` (rollups' names: clicked:h...) on
+    their delivery of one of these issues: found through the firsts' primary key (issue, kind,
+    delivery), so it costs what those readers are, not what the list is."""
+    return (
+        select(Delivery.subscriber_id)
+        .select_from(TrackingFirst)
+        .join(Delivery, Delivery.id == TrackingFirst.delivery_id)
+        .where(
+            TrackingFirst.issue_id.in_(list(issue_ids)),
+            TrackingFirst.kind.in_(list(kinds)),
+            Delivery.subscriber_id.is_not(None),
+        )
+    )

@@ -327,3 +327,20 @@ def silent_in_all(session: Session, issue_ids: list[int]) -> list[int]:
 def last_read(session: Session, subscriber_ids: list[int], since: datetime) -> dict[int, datetime]:
     """When each of them last read (a person's open, a click, a vote), if since `since`."""
     return repository.last_read(session, subscriber_ids, since)
+
+
+# What a person did with an issue, as the firsts name it (tracking/rollups.py).
+ENGAGED_KINDS = (f"{EventType.CLICKED.value}:h", f"{EventType.VOTED.value}:h")
+OPENED_KINDS = (f"{EventType.OPENED.value}:h",)
+
+
+def engaged_select(issue_ids: Sequence[int]) -> Any:
+    """Subscriber ids who clicked or voted, as a person, on one of these issues (a SELECT for
+    `IN`: segments, newsletter/audience)."""
+    return repository.readers_select(issue_ids, ENGAGED_KINDS)
+
+
+def opened_select(issue_ids: Sequence[int]) -> Any:
+    """Subscriber ids who opened one of these issues as a person (not a proxy's or scanner's
+    open)."""
+    return repository.readers_select(issue_ids, OPENED_KINDS)

@@ -68,6 +68,23 @@ def _clean(value: str, field: str, limit: int) -> str:
     return value
 
 
+def _segment(session: Any, raw: str) -> tuple[Any, Any]:
+    """The segment a list, a bulk action or an export is limited to (`?segment=ID`), and its
+    members' SELECT; (None, None) for the whole list."""
+    from newsletter.audience import service as audiences
+
+    wanted = _clean(raw, "segment", 20).strip()
+    if not wanted:
+        return None, None
+    if not (wanted.isascii() and wanted.isdigit() and len(wanted) <= 18):
+        raise HTTPException(status_code=400, detail=f"{wanted!r} is not a segment id.")
+    try:
+        segment = audiences.get(session, int(wanted))
+    except audiences.SegmentError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    return segment, audiences.members(session, segment)
+
+
 def _sort(raw: str) -> Any:
     from subscribers.listing import SortKey
 
@@ -111,7 +128,9 @@ def subscribers_list(
     after_id: Annotated[int, Query(ge=0)] = 0,
     before: Annotated[int, Query(ge=0)] = 0,
     start: Annotated[int, Query(ge=0, le=MAX_START)] = 0,
+    segment: str = "",
 ) -> Response:
+    from newsletter.audience import service as audiences
     from subscribers import service
     from subscribers.models import SubscriberStatus
 
@@ -123,6 +142,8 @@ def subscribers_list(
     if cursor is None:
         start = 0
     with transaction() as session:
+        chosen, within = _segment(session, segment)
+        segments = [(g.id, g.name) for g in audiences.all_segments(session)]
         rows = listing.subscribers_page(
             session,
             status=wanted,
@@ -131,6 +152,7 @@ def subscribers_list(
             descending=descending,
             after=cursor,
             limit=PAGE_SIZE + 1,
+            within=within,
         )
         # Without a search the status counts (one GROUP BY on the status index) are exact;
         # a search counts its matches up to COUNT_CAP.
@@ -138,14 +160,23 @@ def subscribers_list(
         # Someone on the suppression list is never mailed, whatever their status says (an
         # admin suppressed the address, or it bounced as another subscriber's).
         suppressed = service.suppressed_among(session, [r.email_hash for r in rows])
-        if query:
-            total = listing.count_matching(session, status=wanted, search=query, cap=COUNT_CAP + 1)
+        if query or within is not None:
+            total = listing.count_matching(
+                session, status=wanted, search=query or None, cap=COUNT_CAP + 1, within=within
+            )
         else:
             total = counts.get(wanted.value, 0) if wanted else sum(counts.values())
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     last = rows[-1] if more and rows else None
-    filters = {"q": query, "status": status, "sort": key.value, "order": order}
+    segment_id = str(chosen.id) if chosen else ""
+    filters = {
+        "q": query,
+        "status": status,
+        "segment": segment_id,
+        "sort": key.value,
+        "order": order,
+    }
     next_page = None
     if last is not None:
         value = "" if key.value == "joined" else str(getattr(last, key.value))
@@ -158,7 +189,11 @@ def subscribers_list(
         "statuses": [s.value for s in SubscriberStatus],
         "counts": counts,
         "total": total,
-        "capped": bool(query) and total > COUNT_CAP,
+        "capped": (bool(query) or chosen is not None) and total > COUNT_CAP,
+        "segment": chosen,
+        "segment_id": segment_id,
+        "segments": segments,
+        "segment_rule": audiences.rule_of(chosen).describe() if chosen else "",
         "first": start + 1 if rows else 0,
         "last_shown": start + len(rows),
         "sort": key.value,
@@ -193,6 +228,7 @@ def bulk(
     scope: Annotated[str, Form(max_length=16)] = "selected",
     q: Annotated[str, Form()] = "",
     status: Annotated[str, Form(max_length=32)] = "",
+    segment: Annotated[str, Form(max_length=20)] = "",
     id: Annotated[list[str] | None, Form()] = None,
     confirmed: Annotated[int | None, Form(ge=0, le=BULK_LIMIT)] = None,
 ) -> Response:
@@ -212,16 +248,18 @@ def bulk(
     if scope == "selected" and chosen is None:
         flash(request, "Tick at least one subscriber, or choose “everyone matching”.", "error")
         return redirect(paths.ADMIN_SUBSCRIBERS)
-    filters: dict[str, Any] = {"search": query or None, "status": wanted, "ids": chosen}
     # An export only reads, so it has no size limit and streams whatever matches when it runs.
     limit = None if what is None else BULK_LIMIT + 1
     with transaction() as session:
+        group, within = _segment(session, segment)
+        filters: dict[str, Any] = {
+            "search": query or None,
+            "status": wanted,
+            "ids": chosen,
+            "within": within,
+        }
         ids = listing.matching_ids(session, limit=limit or 10, **filters)
-        count = (
-            listing.count_matching(session, status=wanted, search=query or None, ids=chosen)
-            if what is None
-            else len(ids)
-        )
+        count = listing.count_matching(session, **filters) if what is None else len(ids)
         too_many = what is not None and count > BULK_LIMIT
         changed = confirmed is not None and what is not None and count != confirmed
         if confirmed is None or too_many or changed:
@@ -231,6 +269,8 @@ def bulk(
                 "scope": scope,
                 "q": query,
                 "status": status,
+                "segment": group,
+                "segment_id": str(group.id) if group else "",
                 "ids": chosen or [],
                 "count": count,
                 "too_many": too_many,
@@ -249,18 +289,23 @@ def bulk(
         done = erasure.apply_bulk(session, what, ids)
     past = {"unsubscribe": "unsubscribed", "pause": "paused", "resume": "resumed"}
     flash(request, f"{done:,} of {len(ids):,} subscribers {past.get(action, 'erased')}.")
-    return redirect(paths.ADMIN_SUBSCRIBERS)
+    return redirect(paths.ADMIN_SUBSCRIBERS + (f"?segment={group.id}" if group else ""))
 
 
 def _csv_download(
-    name: str, *, status: Any = None, search: str | None = None, ids: list[int] | None = None
+    name: str,
+    *,
+    status: Any = None,
+    search: str | None = None,
+    ids: list[int] | None = None,
+    within: Any = None,
 ) -> StreamingResponse:
     def rows() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         with transaction() as session:
             for count, row in enumerate(
-                list_export.csv_rows(session, status, search=search, ids=ids)
+                list_export.csv_rows(session, status, search=search, ids=ids, within=within)
             ):
                 writer.writerow(row)
                 if count % 1000 == 999:
@@ -296,9 +341,12 @@ def add_subscriber(
 
 
 @router.get("/subscribers/export.csv")
-def export(status: str = "") -> StreamingResponse:
+def export(status: str = "", segment: str = "") -> StreamingResponse:
     wanted = _status(_clean(status, "status", 32))
-    return _csv_download(f"subscribers-{status or 'all'}.csv", status=wanted)
+    with transaction() as session:
+        group, within = _segment(session, segment)
+    name = f"segment-{group.id}" if group else "subscribers"
+    return _csv_download(f"{name}-{status or 'all'}.csv", status=wanted, within=within)
 
 
 @router.get("/subscribers/{subscriber_id}", response_class=HTMLResponse)

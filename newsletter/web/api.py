@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from newsletter.audience.rules import Rule
 from newsletter.db import transaction
 from newsletter.errors import NotFound, Refused
 from newsletter.issues import service as issues
@@ -90,7 +91,7 @@ def _refused(exc: Exception, status: int = 409) -> HTTPException:
     return HTTPException(status_code=status, detail=str(exc))
 
 
-def _invalid(where: tuple[str, str], exc: Exception) -> HTTPException:
+def _invalid(where: tuple[str, ...], exc: Exception) -> HTTPException:
     """A 422 in the shape FastAPI documents for every operation (a list of field errors), so a
     client written against /openapi.json parses our own refusals too."""
     detail = [{"loc": list(where), "msg": str(exc), "type": "value_error"}]
@@ -187,24 +188,26 @@ def list_subscribers(
     except ValueError:
         raise _invalid(("query", "status"), ValueError(f"unknown status {status!r}")) from None
     with transaction() as session:
-        rows = listing.subscribers_page(
-            session, status=wanted, search=q or None, before_id=before, limit=limit + 1
-        )
-        from subscribers import service
+        return _page(session, limit, status=wanted, search=q or None, before_id=before)
 
-        topics = service.topics_by_subscriber(session, [s.id for s in rows[:limit]])
-        items = [
-            SubscriberOut(
-                id=s.id,
-                email=s.email,
-                name=s.name,
-                status=s.status.value,
-                paused=s.paused,
-                topics=topics.get(s.id, []),
-                created_at=s.created_at,
-            )
-            for s in rows[:limit]
-        ]
+
+def _page(session: Any, limit: int, **filters: Any) -> SubscriberPage:
+    from subscribers import service
+
+    rows = listing.subscribers_page(session, limit=limit + 1, **filters)
+    topics = service.topics_by_subscriber(session, [s.id for s in rows[:limit]])
+    items = [
+        SubscriberOut(
+            id=s.id,
+            email=s.email,
+            name=s.name,
+            status=s.status.value,
+            paused=s.paused,
+            topics=topics.get(s.id, []),
+            created_at=s.created_at,
+        )
+        for s in rows[:limit]
+    ]
     return SubscriberPage(items=items, next_before=items[-1].id if len(rows) > limit else None)
 
 
@@ -269,3 +272,155 @@ def erase(subscriber_id: int, user: ApiAdmin) -> ActionResult:
         if not erasure.erase(session, subscriber_id):
             raise HTTPException(status_code=404, detail=f"no subscriber with id {subscriber_id}")
     return ActionResult(id=subscriber_id, outcome="erased")
+
+
+# --- segments (newsletter/audience) ----------------------------------------------------------
+
+
+class SegmentOut(BaseModel):
+    id: int
+    name: str
+    rule: dict[str, Any] = Field(description="Only the conditions given (see SegmentIn).")
+    described: str
+    members: int = Field(description="Members now, any status unless the rule names some.")
+    mailable: int = Field(description="Of them, how many an issue sent now would go to.")
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class SegmentIn(BaseModel):
+    name: str = Field(max_length=200)
+    rule: Rule = Field(
+        default_factory=Rule,
+        description="Every condition given must hold; within a list, any of its values.",
+    )
+
+
+class SegmentChange(BaseModel):
+    name: str | None = Field(default=None, max_length=200)
+    rule: Rule | None = Field(default=None, description="Replaces the rule whole.")
+
+
+class AudienceChoice(BaseModel):
+    segment_id: int | None = Field(description="A segment's id; null sends to everyone.")
+
+
+class Audience(BaseModel):
+    id: int
+    segment_id: int | None
+    segment: str | None
+    would_be_mailed: int
+    approval_withdrawn: bool
+
+
+def _segment_refused(exc: Exception) -> HTTPException:
+    from newsletter.audience.rules import RuleError
+
+    if isinstance(exc, RuleError):
+        where, _, message = str(exc).partition(": ")
+        return _invalid(("body", *where.split(".")), ValueError(message or str(exc)))
+    return _refused(exc)
+
+
+@router.get("/segments", response_model=list[SegmentOut])
+def list_segments(user: ApiUser) -> list[SegmentOut]:
+    """Every segment with its live counts (editors choose one as an issue's audience)."""
+    from newsletter.audience import service as audiences
+
+    with transaction() as session:
+        return [
+            SegmentOut(**audiences.summary(session, s)) for s in audiences.all_segments(session)
+        ]
+
+
+@router.post("/segments", response_model=SegmentOut, status_code=201)
+def create_segment(body: SegmentIn, user: ApiAdmin) -> SegmentOut:
+    from newsletter.audience import service as audiences
+
+    try:
+        with transaction() as session:
+            segment = audiences.create(session, body.name, body.rule.to_json(), by=user.email)
+            return SegmentOut(**audiences.summary(session, segment))
+    except Refused as exc:
+        raise _segment_refused(exc) from exc
+
+
+@router.get("/segments/{segment_id}", response_model=SegmentOut)
+def get_segment(segment_id: int, user: ApiUser) -> SegmentOut:
+    from newsletter.audience import service as audiences
+
+    try:
+        with transaction() as session:
+            return SegmentOut(**audiences.summary(session, audiences.get(session, segment_id)))
+    except Refused as exc:
+        raise _refused(exc) from exc
+
+
+@router.put("/segments/{segment_id}", response_model=SegmentOut)
+def change_segment(segment_id: int, body: SegmentChange, user: ApiAdmin) -> SegmentOut:
+    from newsletter.audience import service as audiences
+
+    try:
+        with transaction() as session:
+            segment = audiences.change(
+                session,
+                segment_id,
+                name=body.name,
+                raw_rule=body.rule.to_json() if body.rule is not None else None,
+            )
+            return SegmentOut(**audiences.summary(session, segment))
+    except Refused as exc:
+        raise _segment_refused(exc) from exc
+
+
+@router.delete("/segments/{segment_id}", response_model=ActionResult)
+def delete_segment(segment_id: int, user: ApiAdmin) -> ActionResult:
+    """Nobody is changed (a segment is a filter); refused (409) while an unsent issue goes to
+    it."""
+    from newsletter.audience import service as audiences
+
+    try:
+        with transaction() as session:
+            audiences.delete(session, segment_id)
+    except Refused as exc:
+        raise _refused(exc) from exc
+    return ActionResult(id=segment_id, outcome="deleted")
+
+
+@router.get("/segments/{segment_id}/subscribers", response_model=SubscriberPage)
+def segment_members(
+    segment_id: int,
+    user: ApiAdmin,
+    before: int | None = Query(None, description="Keyset: ids below this one."),
+    limit: int = Query(100, ge=1, le=1000),
+) -> SubscriberPage:
+    """The segment's members now, newest first, in pages."""
+    from newsletter.audience import service as audiences
+
+    try:
+        with transaction() as session:
+            within = audiences.members(session, audiences.get(session, segment_id))
+            return _page(session, limit, before_id=before, within=within)
+    except Refused as exc:
+        raise _refused(exc) from exc
+
+
+@router.put("/issues/{issue_id}/audience", response_model=Audience)
+def set_issue_audience(issue_id: int, body: AudienceChoice, user: ApiUser) -> Audience:
+    """Send the issue to a segment, or to everyone; changing it withdraws an approval."""
+    from newsletter.audience import service as audiences
+
+    try:
+        with transaction() as session:
+            reopened = audiences.set_issue_audience(session, issue_id, body.segment_id)
+            segment, count = audiences.audience_of(session, issue_id)
+            return Audience(
+                id=issue_id,
+                segment_id=segment.id if segment else None,
+                segment=segment.name if segment else None,
+                would_be_mailed=count,
+                approval_withdrawn=reopened,
+            )
+    except Refused as exc:
+        raise _refused(exc) from exc

@@ -66,13 +66,14 @@ def create_app() -> FastAPI:
     accesslog.install()  # no link tokens in uvicorn's access log
     app.mount("/static", StaticFiles(directory=TEMPLATES_DIR / "web" / "static"), name="static")
 
-    from newsletter.web import admin, admin_import, api, archive, brand, editor, login
+    from newsletter.web import admin, admin_import, api, archive, brand, editor, login, segments
 
     app.include_router(login.router)
     app.include_router(editor.router)
     # Before admin: /admin/subscribers/import is not a /admin/subscribers/{id}.
     app.include_router(admin_import.router)
     app.include_router(admin.router)
+    app.include_router(segments.router)
     app.include_router(archive.router)
     app.include_router(api.router)
     app.include_router(brand.router)

@@ -172,6 +172,7 @@ def issue_page(
         healing = _healing(session, issue_id) if progress else None
         skipped = skipped_reasons(session, issue_id) if progress and progress.get("skipped") else []
         zone = ZoneInfo(settings.newsletter_timezone)
+        audience = _audience(session, issue)
         planned = scheduler_status.planned_send_for(session, issue_id)
         idle = _scheduler_idle(session, issue, planned)
         context = {
@@ -194,6 +195,7 @@ def issue_page(
                 "?" + urlencode([("topics", t) for t in variant.topics]) if variant else ""
             ),
             "matchup_count": len([i for i in issue.items if not i.excluded]),
+            "audience": audience,
             "me": staff.email,
             "timezone": settings.newsletter_timezone,
             "scheduled_local": (
@@ -203,6 +205,54 @@ def issue_page(
             ),
         }
     return render(request, "web/editor/issue.html", context)
+
+
+def _audience(session: Session, issue: Issue) -> dict[str, Any]:
+    """Who the issue goes to, for its page: what a started send went to (as written then), or
+    the segment chosen and how many it would reach now, with the segments to choose from."""
+    from newsletter.audience import service as audiences
+
+    if issue.audience is not None or (issue.status in SEND_STARTED and issue.segment_id is None):
+        return {"sent_to": issue.audience or {}, "choices": []}
+    choices = [(s.id, s.name) for s in audiences.all_segments(session)]
+    if issue.segment_id is None:
+        # Everyone: counted on the send's confirmation, not on every view of the page (a count
+        # of a million-row list).
+        return {"segment_id": None, "choices": choices}
+    try:
+        segment, count = audiences.audience_of(session, issue.id)
+    except audiences.SegmentError as exc:
+        return {"missing": str(exc), "choices": choices, "segment_id": issue.segment_id}
+    assert segment is not None
+    return {
+        "segment_id": segment.id,
+        "name": segment.name,
+        "described": audiences.rule_of(segment).describe(),
+        "count": count,
+        "choices": choices,
+    }
+
+
+@router.post("/issues/{issue_id}/audience")
+def set_audience(
+    request: Request, issue_id: int, segment: Annotated[str, Form(max_length=20)] = ""
+) -> Response:
+    """Send the issue to a segment, or to everyone (empty); an approval is withdrawn."""
+    from newsletter.audience import service as audiences
+
+    wanted = segment.strip()
+    if wanted and not (wanted.isascii() and wanted.isdigit() and len(wanted) <= 18):
+        raise HTTPException(status_code=400, detail=f"{wanted[:20]!r} is not a segment id.")
+
+    def action(session: Session) -> str:
+        segment_id = int(wanted) if wanted else None
+        reopened = audiences.set_issue_audience(session, issue_id, segment_id)
+        segment_now, count = audiences.audience_of(session, issue_id)
+        whom = f"segment “{segment_now.name}”" if segment_now else "everyone"
+        back = " Its approval was withdrawn: approve it again." if reopened else ""
+        return f"Issue {issue_id} now goes to {whom}: {count:,} subscribers today.{back}"
+
+    return _act(request, issue_id, action, anchor="audience-h")
 
 
 # A scheduler ticks every NEWSLETTER_TICK_SECONDS (30 by default); three missed ticks, or two
@@ -509,18 +559,22 @@ def send_now(
     """Two steps: the first POST says how many people would get the issue and asks; the
     second (with the count the editor saw) starts the send. The scheduler's workers deliver it
     (`python scheduler.py`); the page then shows the progress."""
-    from newsletter.sending import service as sending
-    from subscribers.service import mailable_count
+    from newsletter.audience import service as audiences
 
     with transaction() as session:
         issue = _issue_or_404(session, issue_id)
-        audience = mailable_count(session)
+        try:
+            segment, audience = audiences.audience_of(session, issue_id)
+        except audiences.SegmentError as exc:
+            flash(request, str(exc), "error")
+            return redirect(paths.editor_issue(issue_id) + "#audience-h")
         if issue.status in (IssueStatus.APPROVED, IssueStatus.SCHEDULED) and (
             confirmed is None or confirmed != audience
         ):
             context = {
                 "issue": issue,
                 "audience": audience,
+                "segment": segment.name if segment else None,
                 "changed_from": confirmed,
                 "subject": issue.rendered_subject,
             }
@@ -538,10 +592,11 @@ def send_now(
                 f"Issue {issue.week} is {issue.status.value}: only an approved or scheduled "
                 "issue can be sent."
             )
-        if not sending.start_send(session, issue_id):
+        if not audiences.start_send(session, issue_id):
             raise issues.IssueError(f"Issue {issue.week} changed state meanwhile; not sent.")
+        whom = f" of segment “{segment.name}”" if segment else ""
         return (
-            f"Sending issue {issue.week} to {audience:,} subscribers: the scheduler's workers "
+            f"Sending issue {issue.week} to {audience:,} subscribers{whom}: the scheduler's workers "
             "deliver it; progress below."
         )
 
