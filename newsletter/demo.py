@@ -171,6 +171,12 @@ def run_demo() -> DemoResult:
             f"   {matchup['title']}: {clicks} click{'' if clicks == 1 else 's'}; votes {votes}"
         )
 
+    # Two segments for the editor to try as an issue's audience (the admin's Segments page).
+    with transaction() as session:
+        for name, rule in DEMO_SEGMENTS:
+            segment = audience.create(session, name, rule, by="demo")
+            typer.echo(f"   segment {name!r}: {audience.count(session, segment)} members now")
+
     for page in pages[SENT_PAGES:]:
         shutil.copy(page, inbox / page.name)
     this_week = run_weekly_job(now=now)
@@ -193,6 +199,12 @@ def run_demo() -> DemoResult:
         f"waits at {base}/admin/issues/{this_week.issue_id}."
     )
     return DemoResult(issue_id, this_week.issue_id, passwords)
+
+
+DEMO_SEGMENTS = [
+    ("Clicked or voted lately", {"statuses": ["active"], "engaged_in_last": 4}),
+    ("Never opened", {"statuses": ["active"], "never_opened": True}),
+]
 
 
 def _staff_accounts() -> dict[str, str]:

@@ -286,10 +286,11 @@ def bulk(
             )
         if what is None:
             return _csv_download("subscribers-selection.csv", **filters)
+        back = paths.ADMIN_SUBSCRIBERS + (f"?segment={group.id}" if group else "")
         done = erasure.apply_bulk(session, what, ids)
     past = {"unsubscribe": "unsubscribed", "pause": "paused", "resume": "resumed"}
     flash(request, f"{done:,} of {len(ids):,} subscribers {past.get(action, 'erased')}.")
-    return redirect(paths.ADMIN_SUBSCRIBERS + (f"?segment={group.id}" if group else ""))
+    return redirect(back)
 
 
 def _csv_download(
