@@ -251,8 +251,10 @@ def summary(session: Session, segment: Segment) -> dict[str, Any]:
 def set_issue_audience(session: Session, issue_id: int, segment_id: int | None) -> bool:
     """The issue goes to this segment (None: everyone). Returns True if an approval was
     withdrawn (the editor approves it again for the new audience)."""
-    if segment_id is not None:
-        get(session, segment_id)
+    # Locked: a deletion running at the same time either waits and then sees this issue (and
+    # refuses), or deleted it first and this is refused.
+    if segment_id is not None and repository.get(session, segment_id, lock=True) is None:
+        raise SegmentNotFound(f"no segment with id {segment_id}")
     return issues.set_segment(session, issue_id, segment_id)
 
 
