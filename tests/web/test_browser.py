@@ -289,3 +289,60 @@ def test_editor_previews_the_issue_as_a_reader_of_chosen_topics_gets_it(
     check(page, artifacts, "editor-issue-topic-preview")
     page.get_by_role("link", name="The whole issue").click()
     page.frame_locator(".preview-desktop iframe").get_by_text(TITLES["writing"]).first.wait_for()
+
+
+def test_admin_makes_a_segment_acts_on_it_and_an_editor_sends_to_it(
+    server: str, browser: Any, artifacts: Path, staff: None, week: dict[str, Any], tmp_path: Path
+) -> None:
+    """Segments (issue 17) by the buttons: the admin saves one from the form, opens its members
+    and pauses them in bulk; an editor makes it the audience of the week's issue."""
+    from tests.subscribers.exports import MC_BASE, Export, _mc
+    from tests.subscribers.helpers import cli
+
+    export = Export(
+        "mailchimp",
+        "subscribed_members_export_b1.csv",
+        MC_BASE,
+        [
+            ("active", _mc("ann@mc.example", "Ann", "", '"VIP"')),
+            ("active", _mc("bo@mc.example", "Bo", "", '"VIP","Beta"')),
+            ("active", _mc("cy@mc.example", "Cy", "", '"Beta"')),
+        ],
+        bom=True,
+    )
+    path = tmp_path / export.filename
+    path.write_bytes(export.content())
+    assert cli("subscribers", "import", str(path)).exit_code == 0
+
+    admin = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    sign_in(admin, server, ADMIN)
+    admin.get_by_role("link", name="Segments", exact=True).click()
+    admin.get_by_label("Name").fill("VIPs")
+    admin.get_by_label("active", exact=True).check()
+    admin.get_by_label("VIP", exact=True).check()
+    admin.get_by_role("button", name="Save segment").click()
+    admin.get_by_text("Segment “VIPs” saved: 2 subscribers now.").wait_for()
+    check(admin, artifacts, "admin-segment")
+    admin.get_by_role("link", name="list, export, act on them").click()
+    admin.get_by_text("in segment “VIPs”").first.wait_for()
+    assert admin.get_by_role("link", name="ann@mc.example").is_visible()
+    assert admin.get_by_role("link", name="cy@mc.example").count() == 0
+    check(admin, artifacts, "admin-subscribers-segment")
+    admin.get_by_label(re.compile("everyone matching")).check()
+    admin.get_by_label("do").select_option("pause")
+    admin.get_by_role("button", name="Review…").click()
+    admin.get_by_role("heading", name="Pause mail to 2 subscribers?").wait_for()
+    admin.get_by_role("button", name=re.compile("Yes, pause mail to 2")).click()
+    admin.get_by_text("2 of 2 subscribers paused.").wait_for()
+    admin.context.close()
+
+    editor = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    sign_in(editor, server, EDITOR)
+    editor.goto(f"{server}/admin/issues/{week['issue_id']}")
+    editor.get_by_label("Send to").select_option(label="Segment: VIPs")
+    editor.get_by_role("button", name="Change audience").click()
+    editor.get_by_text("now goes to segment “VIPs”: 0 subscribers today.").wait_for()
+    # Both are paused now: the page says none of the members would get it.
+    assert "0 of its members would get it now" in editor.locator("#audience-now").inner_text()
+    check(editor, artifacts, "editor-issue-audience")
+    editor.context.close()
