@@ -95,6 +95,11 @@ TARGETS: dict[str, Target] = {
     ),
     # The figures kept as events arrive, per variant too (issues 19 and 17).
     "tracking/rollups": Target(("newsletter/tracking/rollups.py",), ("tests/tracking",)),
+    # Segments: the rule, who is in one, the send that goes to one (issue 17).
+    "audience": Target(
+        ("newsletter/audience/rules.py", "newsletter/audience/service.py"),
+        ("tests/audience",),
+    ),
 }
 
 
