@@ -277,6 +277,10 @@ def snapshot_audience(
                 ],
                 audience,
             )
+            # An INSERT's rowcount is -1 through SQLAlchemy on psycopg unless asked to keep it:
+            # without it, rows past the planned batches (people who joined since the count)
+            # were never batched on PostgreSQL.
+            .execution_options(preserve_rowcount=True)
         ).rowcount  # type: ignore[attr-defined]
     )
     if not consecutive or made > len(batch_ids) * batch_size:

@@ -67,3 +67,38 @@ def test_an_empty_audience_is_a_finished_send_with_no_batches(db: Session) -> No
     assert batches(db, issue_id) == []
     db.expire_all()
     assert db.get(Issue, issue_id).status == IssueStatus.SENT  # type: ignore[union-attr]
+
+
+def test_someone_who_joins_between_the_count_and_the_insert_is_batched_too(
+    db: Session, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL (READ COMMITTED): the INSERT sees a subscriber committed after the count, past
+    the planned batches; the snapshot must batch them. It read SQLAlchemy's rowcount of the
+    INSERT, -1 on psycopg, and so left them unbatched: never sent, and the issue never sent."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer: nobody can join while the snapshot writes")
+    from newsletter.sending import repository
+    from tests.support import arrange
+
+    add_subscribers(db, 4)
+    issue_id = make_issue(db)
+    real = repository._new_batches
+
+    def then_someone_joins(*args: object, **kwargs: object) -> list[int]:
+        planned = real(*args, **kwargs)  # type: ignore[arg-type]
+        with transaction() as other:
+            arrange.add_subscribers(other, 1, prefix="late")
+        return planned
+
+    monkeypatch.setenv("NEWSLETTER_BATCH_SIZE", "2")
+    from newsletter.settings import reset_settings
+
+    reset_settings()
+    monkeypatch.setattr(repository, "_new_batches", then_someone_joins)
+    with transaction() as session:
+        assert service.start_send(session, issue_id)
+    assert sorted(n for _, n, _ in batches(db, issue_id)) == [1, 2, 2]
+    unbatched = db.scalar(
+        select(func.count()).where(Delivery.issue_id == issue_id, Delivery.batch_id.is_(None))
+    )
+    assert unbatched == 0
