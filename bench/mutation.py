@@ -95,6 +95,15 @@ TARGETS: dict[str, Target] = {
     ),
     # The figures kept as events arrive, per variant too (issues 19 and 17).
     "tracking/rollups": Target(("newsletter/tracking/rollups.py",), ("tests/tracking",)),
+    # Subject tests: the split, the figures, the decision written once (issue 17).
+    "audience/subject_tests": Target(
+        (
+            "newsletter/audience/subject_tests.py",
+            "newsletter/audience/split.py",
+            "newsletter/issues/subjects.py",
+        ),
+        ("tests/audience/test_subject_tests.py", "tests/audience/test_subject_tests_web.py"),
+    ),
     # Segments: the rule, who is in one, the send that goes to one (issue 17).
     "audience": Target(
         ("newsletter/audience/rules.py", "newsletter/audience/service.py"),

@@ -21,6 +21,7 @@ import typer
 from newsletter.accounts.models import Role
 from newsletter.accounts.service import create_user
 from newsletter.audience import service as audience
+from newsletter.audience import subject_tests
 from newsletter.db import transaction
 from newsletter.issues import service as issues
 from newsletter.matchups import service as matchups
@@ -183,6 +184,23 @@ def run_demo() -> DemoResult:
     step(9, f"this week's job: {this_week.summary()}")
     if this_week.issue_id is None:
         raise typer.Exit(1)
+
+    # A subject test on this week's draft, for the editor to read, change or remove.
+    with transaction() as session:
+        draft = issues.require(session, this_week.issue_id)
+        computed = issues.content(session, draft).subject
+        subject_tests.set_test(
+            session,
+            draft.id,
+            [computed, "This week's AI tool verdicts: which would you ship?"],
+            share=20,
+            wait_minutes=4 * 60,
+            by="demo",
+        )
+    typer.echo(
+        "   the draft tries two subjects on 20% of the list; the winner, by clicks and votes, "
+        "goes to the rest 4h after the send starts (the issue's page, Subject test)"
+    )
 
     passwords = _staff_accounts()
     step(

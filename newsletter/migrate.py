@@ -15,7 +15,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision under migrations/versions (tests/foundation/test_migrations.py holds it to
 # Alembic's own answer): every command checks the database against it before it starts, and
 # importing Alembic for that cost a third of a second a command.
-HEAD_REVISION = "0018_segments"
+HEAD_REVISION = "0019_subject_tests"
 
 
 def alembic_config(url: str) -> Config:

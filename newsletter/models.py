@@ -3,7 +3,7 @@
 from newsletter.accounts.models import Role, User
 from newsletter.audience.models import Segment  # noqa: F401  (registers the table)
 from newsletter.instance import InstanceState  # noqa: F401  (registers the table)
-from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus
+from newsletter.issues.models import Issue, IssueLink, IssueMatchup, IssueStatus, SubjectTest
 from newsletter.limits import AttemptCounter, RateBucket  # noqa: F401  (registers the tables)
 from newsletter.matchups.models import Lens, Matchup, MatchupReview, MatchupTool
 from newsletter.orm import Base
@@ -29,6 +29,7 @@ __all__ = [
     "MatchupTool",
     "Role",
     "SendBatch",
+    "SubjectTest",
     "Subscriber",
     "SubscriberStatus",
     "Suppression",

@@ -13,17 +13,19 @@ import re
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import Select, false, func, select
+from sqlalchemy import ColumnElement, Select, false, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter import settings as settings_module
-from newsletter.audience import repository
+from newsletter.audience import repository, split
 from newsletter.audience.models import Segment
 from newsletter.audience.rules import Rule, RuleError, parse
 from newsletter.errors import NotFound, Refused
 from newsletter.issues import service as issues
+from newsletter.issues import subjects
 from newsletter.matchups import service as matchups
+from newsletter.orm import utcnow
 from newsletter.sending import service as sending
 from newsletter.settings import get_settings
 from newsletter.tracking import service as tracking
@@ -278,33 +280,58 @@ def start_send(session: Session, issue_id: int, *, now: datetime | None = None) 
     """The ledger's start_send with the issue's audience: everyone mailable, or the mailable
     members of its segment as they are now. What it went to is written on the issue. Every door
     that starts a send comes here (sending refuses an issue with a segment without its
-    members)."""
+    members).
+
+    With a subject test (newsletter/audience/subject_tests.py), only the test's share of that
+    audience is sent now, each with their subject; the rest is sent the winner later."""
+    now = now or utcnow()
     issue = issues.get(session, issue_id)
-    if issue is None or issue.segment_id is None:
-        if not sending.start_send(session, issue_id, now=now):
-            return False
-        recipients = sending.status_counts(session, issue_id)["recipients"]
-        issues.record_audience(session, issue_id, {"segment": None, "recipients": recipients})
-        return True
-    # Locked: nobody edits or deletes the segment while the snapshot reads its members.
-    segment = repository.get(session, issue.segment_id, lock=True)
-    if segment is None:
-        raise SegmentNotFound(
-            f"issue {issue_id} goes to segment {issue.segment_id}, which no longer exists: "
-            "choose who it goes to; nothing was sent"
-        )
-    rule = rule_of(segment)
-    if not sending.start_send(session, issue_id, now=now, within=members(session, rule)):
-        return False
-    issues.record_audience(
-        session,
-        issue_id,
-        {
+    if issue is None:
+        return sending.start_send(session, issue_id, now=now)
+    audience: dict[str, Any] = {"segment": None}
+    within: Select[Any] | None = None
+    if issue.segment_id is not None:
+        # Locked: nobody edits or deletes the segment while the snapshot reads its members.
+        segment = repository.get(session, issue.segment_id, lock=True)
+        if segment is None:
+            raise SegmentNotFound(
+                f"issue {issue_id} goes to segment {issue.segment_id}, which no longer exists: "
+                "choose who it goes to; nothing was sent"
+            )
+        rule = rule_of(segment)
+        within = members(session, rule)
+        audience = {
             "segment_id": segment.id,
             "segment": segment.name,
             "rule": rule.to_json(),
             "described": rule.describe(),
-            "recipients": sending.status_counts(session, issue_id)["recipients"],
-        },
-    )
+        }
+    test = subjects.get(session, issue_id)
+    subject: ColumnElement[int] | None = None
+    if test is not None and test.started_at is None:
+        share = select(Subscriber.id).where(
+            split.in_share_sql(issue_id, Subscriber.id.expression, test.share)
+        )
+        if within is not None:
+            share = share.where(Subscriber.id.in_(within))
+        within = share
+        subject = split.subject_sql(issue_id, Subscriber.id.expression, len(test.subjects))
+    if not sending.start_send(session, issue_id, now=now, within=within, subject=subject):
+        return False
+    if subject is not None:
+        subjects.mark_started(session, issue_id, now)
+        audience["subject_test"] = {"share": test.share if test else None, "rest": "waiting"}
+    audience["recipients"] = sending.status_counts(session, issue_id)["recipients"]
+    issues.record_audience(session, issue_id, audience)
     return True
+
+
+def rest_within(session: Session, issue_id: int) -> Select[Any] | None:
+    """Who the rest of a subject test's audience is now: the members of the segment the send
+    started with (by the rule it recorded, so editing or deleting the segment since changes
+    nothing), or everyone mailable (None)."""
+    issue = issues.require(session, issue_id)
+    recorded = issue.audience or {}
+    if recorded.get("rule") is None:
+        return None
+    return members(session, parse(recorded["rule"]))

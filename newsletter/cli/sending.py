@@ -44,6 +44,7 @@ class DeliveryStatusChoice(enum.StrEnum):
 
 
 def _summary(issue_id: int, started: float | None = None) -> dict[str, Any]:
+    from newsletter.audience import subject_tests
     from newsletter.db import transaction
     from newsletter.issues import service as issues
     from newsletter.issues.models import IssueStatus
@@ -56,6 +57,7 @@ def _summary(issue_id: int, started: float | None = None) -> dict[str, Any]:
         settled = service.settled_counts(session, issue_id)
         waiting = service.heal_uncertain(session, issue_id=issue_id, act=False).waiting
         variants = service.variants(session, issue_id)
+        test = subject_tests.report(session, issue_id)
     summary: dict[str, Any] = {
         "issue_id": issue_id,
         "status": status.value if status else None,
@@ -72,6 +74,7 @@ def _summary(issue_id: int, started: float | None = None) -> dict[str, Any]:
         ],
         # Readers who chose topics: which variant of the issue how many of them get.
         "variants": variants,
+        "subject_test": test,
     }
     if started is not None:
         summary["seconds"] = round(time.monotonic() - started, 3)
@@ -109,6 +112,18 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
                 f"  {variant['deliveries']} get {variant['matchups']} matchups in "
                 f"{', '.join(variant['topics'])}: {variant['subject']!r}"
             )
+    test = summary.get("subject_test")
+    if test and test["phase"] == "testing":
+        typer.echo(
+            f"  subject test: {test['share']}% sent their subjects; the winner goes to everyone "
+            f"else from {test['decide_at_local']} (`newsletter issue subject-test "
+            f"{summary['issue_id']}` shows the figures)"
+        )
+    elif test and test["phase"] == "decided":
+        typer.echo(
+            f"  subject test: subject {test['winner']} won ({test['decision']['why']}), "
+            "sent to everyone else"
+        )
     for wait in summary["uncertain_waiting"]:
         when = f" (from {wait['resend_at']})" if wait["resend_at"] else ""
         typer.echo(f"  {wait['deliveries']} uncertain: {wait['reason']}{when}")
@@ -509,3 +524,98 @@ def worker(
             stop.wait(2.0)
     if stop.is_set():
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+@app.command("subject-test")
+def subject_test(
+    issue_id: int = IssueId,
+    subject: list[str] = typer.Option(
+        [], "--subject", help="A subject to test: give 2 to 4, one --subject each."
+    ),
+    share: int | None = typer.Option(
+        None, "--share", help="Percent of the audience that gets the test (1-100; default 20)."
+    ),
+    wait: str | None = typer.Option(
+        None,
+        "--wait",
+        help="How long after the test starts the winner is chosen: 4h, 90m, 1d (default 4h).",
+    ),
+    remove: bool = typer.Option(False, "--remove", help="Go back to one subject."),
+    winner: str | None = typer.Option(
+        None,
+        "--winner",
+        help="During the test: send subject N to everyone else now ('best': the one leading).",
+    ),
+    queue_only: bool = typer.Option(
+        False, "--queue-only", help="With --winner: leave the rest to the scheduler's workers."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """An issue's subject test: show it with each subject's figures, set it before the send
+    (withdraws an approval), or choose the winner during it."""
+    from newsletter.audience import subject_tests
+    from newsletter.db import transaction
+    from newsletter.issues import service as issues
+
+    setting = bool(subject) or share is not None or wait is not None
+    if sum((setting, remove, winner is not None)) > 1:
+        fail("choose one: set the test (--subject/--share/--wait), --remove or --winner")
+    reopened = False
+    picked = None
+    try:
+        with transaction() as session:
+            issues.require(session, issue_id)
+            found = subject_tests.get(session, issue_id)
+            if setting:
+                if not subject and found is None:
+                    fail(f"issue {issue_id} has no subject test: give 2 to 4 --subject")
+                minutes = (
+                    subject_tests.parse_wait(wait)
+                    if wait is not None
+                    else (found.wait_minutes if found else subject_tests.DEFAULT_WAIT_MINUTES)
+                )
+                reopened = subject_tests.set_test(
+                    session,
+                    issue_id,
+                    subject or (list(found.subjects) if found else []),
+                    share=share
+                    if share is not None
+                    else (found.share if found else subject_tests.DEFAULT_SHARE),
+                    wait_minutes=minutes,
+                    by="cli",
+                )
+            elif remove:
+                if found is None:
+                    fail(f"issue {issue_id} has no subject test to remove")
+                reopened = subject_tests.remove_test(session, issue_id)
+            elif winner is not None:
+                number = None if winner.strip().lower() == "best" else ascii_int(winner)
+                if winner.strip().lower() != "best" and number is None:
+                    fail(f"--winner {winner[:20]!r}: give a subject's number or 'best'")
+                picked = subject_tests.decide(
+                    session,
+                    issue_id,
+                    winner=number,
+                    by="cli" if number is not None else "cli (best so far)",
+                )
+                if picked is None:
+                    fail(f"issue {issue_id}'s subject test was decided already")
+            result = subject_tests.report(session, issue_id)
+    except Refused as exc:
+        fail(str(exc))
+    if reopened:
+        warn(f"issue {issue_id} is back to draft: approve it again with this subject test")
+    if picked is not None and not queue_only:
+        completed = _run_with_progress(issue_id, show=is_terminal() and not as_json)
+        with transaction() as session:
+            result = subject_tests.report(session, issue_id)
+        if not completed:
+            raise typer.Exit(EXIT_INTERRUPTED)
+    if as_json:
+        print_json({"id": issue_id, "subject_test": result, "approval_withdrawn": reopened})
+        return
+    if result is None:
+        typer.echo(f"issue {issue_id} has one subject (no subject test)")
+        return
+    for line in subject_tests.text_report(result):
+        typer.echo(line)

@@ -37,6 +37,7 @@ def stats(
     ),
 ) -> None:
     """Deliveries, bounces, human and machine opens, clicks and votes for one issue."""
+    from newsletter.audience import subject_tests
     from newsletter.db import transaction
     from newsletter.issues import service as issues
     from newsletter.issues.service import IssueNotFound
@@ -58,6 +59,8 @@ def stats(
             numbers = numbers_of.issue_stats(session, issue_id)
         except IssueNotFound as exc:
             fail(str(exc))
+        # Per subject of its subject test, with the decision and the figures it read.
+        numbers["subject_test"] = subject_tests.report(session, issue_id)
     if as_json:
         print_json(numbers)
     else:
@@ -170,4 +173,8 @@ def _as_text(n: dict[str, Any]) -> str:
                 f" ({_pct(row['click_rate'])}), voted {row['voters']}"
                 f" ({_pct(row['vote_rate'])}), unsubscribed {row['unsubscribes']}"
             )
+    if n.get("subject_test"):
+        from newsletter.audience.subject_tests import text_report
+
+        lines += ["  " + line for line in text_report(n["subject_test"])]
     return "\n".join(lines)

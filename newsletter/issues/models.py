@@ -154,3 +154,33 @@ class IssueVariant(Base):
     untracked_html: Mapped[str] = mapped_column(Text)
     untracked_text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SubjectTest(Base):
+    """An issue's subject test: up to four subjects tried on a share of the audience, then the
+    winner (by human clicks and votes, or the editor's pick) sent to everyone else.
+
+    Each delivery of the test names the subject it got (deliveries.subject: 1 for the first);
+    the deliveries made for everyone else name the winner. A test starts with the send
+    (`started_at`) and is decided once (`decided_at`, in the same transaction as the rest's
+    deliveries): a crash, a restart or a second worker reads the same subject for everyone."""
+
+    __tablename__ = "subject_tests"
+
+    issue_id: Mapped[int] = mapped_column(
+        ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    subjects: Mapped[list[str]] = mapped_column(JSON)
+    # Of the audience, the percentage that gets the test (split evenly between the subjects).
+    share: Mapped[int] = mapped_column(Integer)
+    # How long after the test started the winner is chosen, in minutes.
+    wait_minutes: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    winner: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The figures the decision read, per subject, as they were then.
+    decision: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

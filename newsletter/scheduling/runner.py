@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from newsletter.audience import service as audience
+from newsletter.audience import subject_tests
 from newsletter.db import transaction
 from newsletter.issues import service as issues
 from newsletter.issues.models import SEND_STARTED, IssueStatus
@@ -69,6 +70,8 @@ class TickReport:
     paused_for_silence: int = 0
     skipped: bool = False  # the previous tick of this process was still running
     maintenance: MaintenanceReport | None = None  # the daily housekeeping, when it ran
+    # Subject tests decided this tick: (issue id, the winning subject's number).
+    subject_winners: list[tuple[int, int]] = field(default_factory=list)
 
 
 class Scheduler:
@@ -131,6 +134,7 @@ class Scheduler:
         self._step("re-engagement", lambda: self._reengage(report))
         self._step("planned sends", lambda: self._planned_sends(now, report))
         self._step("due issues", lambda: self._due_issues(now, report))
+        self._step("subject tests", lambda: self._subject_tests(now, report))
         self._step("sends", lambda: self._run_sends(report))
         # Last: a send in progress goes first; the housekeeping waits for the tick after it.
         self._step("maintenance", lambda: self._maintain(report))
@@ -457,6 +461,30 @@ class Scheduler:
                 report.started_sends.append(issue_id)
             else:
                 log.info("send %s: issue %d already started elsewhere, skipped", week, issue_id)
+
+    def _subject_tests(self, now: datetime, report: TickReport) -> None:
+        # Each test whose wait is over: decided by its figures and its winner queued for
+        # everyone else, in one transaction per issue (one failing leaves the others decided).
+        with transaction() as session:
+            due = subject_tests.due_issue_ids(session, now)
+        for issue_id in due:
+            if self.stop.is_set():
+                return
+            try:
+                with transaction() as session:
+                    decision = subject_tests.decide_if_due(session, issue_id, now)
+            except Exception:
+                log.exception("subject test of issue %d: not decided; next tick retries", issue_id)
+                continue
+            if decision is None:
+                continue
+            log.info(
+                "subject test of issue %d: subject %d won, queued for %d more",
+                issue_id,
+                decision.winner,
+                decision.rest,
+            )
+            report.subject_winners.append((issue_id, decision.winner))
 
     def _run_sends(self, report: TickReport) -> None:
         # Every issue mid-send, including ones a dead scheduler or the CLI left behind: the

@@ -51,6 +51,7 @@ class BatchRecipient(NamedTuple):
     tracking_opt_out: bool
     public_id: str
     variant: int | None = None  # the variant they get (their topics); None: all of it
+    subject: int | None = None  # the subject test's subject they get (1 for the first)
 
 
 # The statements a worker runs for every batch are built once, with bound parameters, and run
@@ -144,7 +145,7 @@ def _is_open(status: Any) -> ColumnElement[bool]:
 
 @functools.lru_cache(maxsize=1)
 def _recipients_statement() -> Select[
-    int, str | None, str | None, bool, str | None, int | None, bool
+    int, str | None, str | None, bool, str | None, int | None, int | None, bool
 ]:
     subscribers = cast(Table, Subscriber.__table__)
     return (
@@ -155,6 +156,7 @@ def _recipients_statement() -> Select[
             subscribers.c.tracking_opt_out,
             subscribers.c.public_id,
             _DELIVERIES.c.variant,
+            _DELIVERIES.c.subject,
             # Someone who left after the snapshot (or was erased: no row) is not mailed.
             mailable().label("mailable"),
         )
@@ -188,10 +190,12 @@ def batch_recipients(session: Session, batch_id: int) -> tuple[list[BatchRecipie
     rows = session.connection().execute(_recipients_statement(), {"b_batch_id": batch_id}).all()
     recipients: list[BatchRecipient] = []
     gone: list[int] = []
-    for delivery_id, email, name, opt_out, public_id, variant, ok in rows:
+    for delivery_id, email, name, opt_out, public_id, variant, subject, ok in rows:
         if ok and email is not None and public_id is not None:
             recipients.append(
-                BatchRecipient(delivery_id, email, name or "", bool(opt_out), public_id, variant)
+                BatchRecipient(
+                    delivery_id, email, name or "", bool(opt_out), public_id, variant, subject
+                )
             )
         else:
             gone.append(delivery_id)

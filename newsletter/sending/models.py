@@ -6,7 +6,15 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.numbers import MAX_ROW_ID
@@ -113,3 +121,6 @@ class Delivery(Base):
     # Which of the issue's variants this person gets (issue_variants.mask: the topics they
     # chose among this week's categories), fixed at the snapshot; NULL for the whole issue.
     variant: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Which subject of the issue's subject test they get (subject_tests.subjects, 1 for the
+    # first), fixed when their delivery is made; NULL when the issue has no test.
+    subject: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)

@@ -194,6 +194,8 @@ def snapshot_audience(
     *,
     variants: Subquery | None = None,
     within: Select[Any] | None = None,
+    subject: ColumnElement[int] | None = None,
+    fresh: bool = False,
 ) -> int:
     """One queued delivery per mailable subscriber, already cut into batches of `batch_size`.
 
@@ -209,6 +211,10 @@ def snapshot_audience(
     The batches are created first (one multi-row INSERT), then the deliveries in one
     INSERT ... SELECT that numbers the audience and writes each row's batch id as it goes:
     no second pass over the rows to batch them. Returns how many deliveries were made.
+
+    `subject`: the subject test's number each row gets (an expression of Subscriber.id:
+    newsletter/audience/subject_tests.py); `fresh`: only those the issue has no delivery for
+    yet (a subject test's winner, sent to everyone else).
     """
     # No erasure runs between the audience read and the commit (PostgreSQL; SQLite has one
     # writer): deliveries have no foreign key that would have made it wait.
@@ -216,6 +222,13 @@ def snapshot_audience(
     counted = mailable_ids_select()
     if within is not None:
         counted = counted.where(Subscriber.id.in_(within))
+    unsent = ~(
+        select(Delivery.id)
+        .where(Delivery.issue_id == issue_id, Delivery.subscriber_id == Subscriber.id)
+        .exists()
+    )
+    if fresh:
+        counted = counted.where(unsent)
     expected = int(session.scalar(select(func.count()).select_from(counted.subquery())) or 0)
     batch_ids = _new_batches(session, issue_id, -(-expected // batch_size), now)
     # Ids made by one statement are consecutive on SQLite (one writer); on PostgreSQL another
@@ -252,6 +265,7 @@ def snapshot_audience(
         at,
         at,
         *(() if variant is None else (variant,)),
+        *(() if subject is None else (subject,)),
     )
     if variants is not None:
         audience = audience.select_from(
@@ -261,10 +275,13 @@ def snapshot_audience(
     audience = audience.where(mailable())
     if within is not None:
         audience = audience.where(Subscriber.id.in_(within))
+    if fresh:
+        audience = audience.where(unsent)
     audience = audience.order_by(*order)
     made = int(
         session.execute(
-            insert(Delivery).from_select(
+            insert(Delivery)
+            .from_select(
                 [
                     "issue_id",
                     "subscriber_id",
@@ -274,6 +291,7 @@ def snapshot_audience(
                     "created_at",
                     "updated_at",
                     *(() if variant is None else ("variant",)),
+                    *(() if subject is None else ("subject",)),
                 ],
                 audience,
             )
@@ -294,6 +312,26 @@ def snapshot_audience(
             )
         )
     return made
+
+
+def subject_counts(
+    session: Session, issue_id: int, *, made_before: datetime | None = None
+) -> dict[int, dict[str, int]]:
+    """Per subject of the issue's test: its deliveries by state (made before `made_before`: the
+    test's share, not the winner's send to the rest)."""
+    query = (
+        select(Delivery.subject, Delivery.status, func.count())
+        .where(Delivery.issue_id == issue_id, Delivery.subject.is_not(None))
+        .group_by(Delivery.subject, Delivery.status)
+    )
+    if made_before is not None:
+        query = query.where(Delivery.created_at < made_before)
+    found: dict[int, dict[str, int]] = {}
+    for number, status, count in session.execute(query):
+        if number is None:  # not selected (the WHERE): for the type checker
+            continue
+        found.setdefault(int(number), {})[DeliveryStatus(status).value] = int(count)
+    return found
 
 
 def variants_in(session: Session, issue_id: int) -> list[int]:

@@ -16,13 +16,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import ColumnElement, Select, and_
 from sqlalchemy.orm import Session
 
 from newsletter.errors import Refused
 from newsletter.issues import service as issues
 from newsletter.issues.models import IN_SEND, IssueStatus
 from newsletter.issues.service import frozen_content
+from newsletter.issues.subjects import no_test_waiting
 from newsletter.mail.message import (
     OutgoingMessage,
     SendResult,
@@ -72,6 +73,7 @@ def start_send(
     *,
     now: datetime | None = None,
     within: Select[Any] | None = None,
+    subject: ColumnElement[int] | None = None,
 ) -> bool:
     """approved|scheduled -> sending, and snapshot the audience into queued deliveries.
 
@@ -81,7 +83,9 @@ def start_send(
 
     `within`: the members of the segment the issue goes to (newsletter/audience's `start_send`
     passes them). An issue that names a segment is refused without them: it is never sent to
-    everyone by a caller that forgot its audience.
+    everyone by a caller that forgot its audience. `subject`: the subject test's number of
+    each one's subject (newsletter/audience/subject_tests.py; `within` is then the test's
+    share).
     """
     now = now or utcnow()
     _require_sendable_sender()
@@ -95,20 +99,59 @@ def start_send(
         return False
     # Freeze the render now (if approval did not): every batch sends these exact bytes.
     issues.freeze(session, issue_id, now=now)
+    _snapshot(session, issue_id, now, within=within, subject=subject, fresh=False)
+    return True
+
+
+def send_rest(
+    session: Session,
+    issue_id: int,
+    *,
+    subject: ColumnElement[int],
+    within: Select[Any] | None = None,
+    now: datetime | None = None,
+) -> int:
+    """A subject test's winner to everyone else: a queued delivery (carrying `subject`) for
+    each one of the audience (`within`, None: everyone mailable) the issue has no delivery for
+    yet. In the caller's transaction, with the decision; returns how many were made."""
+    now = now or utcnow()
+    status = _require_status(session, issue_id)
+    if status not in IN_SEND:
+        raise SendError(f"issue {issue_id} is {status.value}, not sending or paused")
+    return _snapshot(session, issue_id, now, within=within, subject=subject, fresh=True)
+
+
+def _snapshot(
+    session: Session,
+    issue_id: int,
+    now: datetime,
+    *,
+    within: Select[Any] | None,
+    subject: ColumnElement[int] | None,
+    fresh: bool,
+) -> int:
     bits = issues.topic_bits(session, issue_id) if subscribers.any_topics(session) else {}
-    repository.snapshot_audience(
+    made = repository.snapshot_audience(
         session,
         issue_id,
         now,
         get_settings().newsletter_batch_size,
         variants=subscribers.topic_masks(bits) if bits else None,
         within=within,
+        subject=subject,
+        fresh=fresh,
     )
     if bits:
         _freeze_variants(session, issue_id, now)
     # An empty audience is a finished send.
     mark_sent_if_done(session, issue_id, now)
-    return True
+    return made
+
+
+def subject_counts(
+    session: Session, issue_id: int, *, made_before: datetime | None = None
+) -> dict[int, dict[str, int]]:
+    return repository.subject_counts(session, issue_id, made_before=made_before)
 
 
 # Someone whose topics have nothing this week gets no mail (an issue of none of their matchups
@@ -155,7 +198,12 @@ def variants(session: Session, issue_id: int) -> list[dict[str, Any]]:
 
 def mark_sent_if_done(session: Session, issue_id: int, now: datetime) -> bool:
     """sending -> sent, only once no delivery of the issue is still open."""
-    return issues.finish_sending(session, issue_id, now, when=repository.no_delivery_open(issue_id))
+    return issues.finish_sending(
+        session,
+        issue_id,
+        now,
+        when=and_(repository.no_delivery_open(issue_id), no_test_waiting(issue_id)),
+    )
 
 
 def pause(session: Session, issue_id: int, *, now: datetime | None = None) -> None:

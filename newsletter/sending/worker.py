@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from html import escape
 
 from sqlalchemy.orm import Session
 
@@ -25,6 +27,7 @@ from newsletter.db import is_sqlite, transaction
 from newsletter.issues import service as issues
 from newsletter.issues.models import IssueStatus
 from newsletter.issues.service import frozen_content
+from newsletter.issues.subjects import subject_texts
 from newsletter.mail.message import BatchOutcome, MailContent, Recipient, header_phrase
 from newsletter.mail.transport import Transport, get_transport
 from newsletter.orm import utcnow
@@ -107,6 +110,8 @@ class _Send:
     # The frozen renders, by (variant, tracked): the whole issue's read at the start, a
     # variant's (for readers who chose topics) the first time a batch needs it.
     contents: dict[tuple[int | None, bool], MailContent] = field(default_factory=dict)
+    # The subject test's subjects (deliveries.subject 1 is the first), fixed before the send.
+    subjects: tuple[str, ...] = ()
     contents_lock: threading.Lock = field(default_factory=threading.Lock)
     # A thread failed: its siblings stop at their next batch. Not `stop`, which is the
     # caller's (the scheduler's own: setting it would end the scheduler).
@@ -118,7 +123,17 @@ class _Send:
         default_factory=contextlib.nullcontext
     )
 
-    def content(self, variant: int | None, tracked: bool) -> MailContent:
+    def content(
+        self, variant: int | None, tracked: bool, subject: int | None = None
+    ) -> MailContent:
+        found = self._content(variant, tracked)
+        if subject is None:
+            return found
+        if not 1 <= subject <= len(self.subjects):
+            raise RuntimeError(f"issue {self.issue_id} has no test subject {subject}")
+        return _with_subject(found, self.subjects[subject - 1])
+
+    def _content(self, variant: int | None, tracked: bool) -> MailContent:
         key = (variant, tracked)
         found = self.contents.get(key)
         if found is None:
@@ -137,6 +152,23 @@ class _Send:
         """A transaction on the ledger (claim, settle), taken in turn on SQLite."""
         with self.write_lock, transaction() as session:
             yield session
+
+
+@dataclass(frozen=True, slots=True)
+class _Subjected:
+    """A render with a subject test's subject: the Subject header and the page's title."""
+
+    subject: str
+    html: str
+    text: str
+
+
+_TITLE = re.compile(r"<title>.*?</title>", re.DOTALL)
+
+
+def _with_subject(content: MailContent, subject: str) -> MailContent:
+    title = f"<title>{escape(subject, quote=False)}</title>"
+    return _Subjected(subject, _TITLE.sub(lambda _: title, content.html, count=1), content.text)
 
 
 def backoff(attempts: int) -> float:
@@ -185,6 +217,7 @@ def run_until_done(
         # The frozen render is read once per process, not once per batch.
         send.contents[None, True] = frozen_content(session, issue_id, tracked=True)
         send.contents[None, False] = frozen_content(session, issue_id, tracked=False)
+        send.subjects = tuple(subject_texts(session, issue_id))
 
     threads = concurrency or settings.newsletter_send_concurrency
     if threads == 1:
@@ -272,18 +305,18 @@ def _deliver(
     recipients: Sequence[BatchRecipient],
 ) -> None:
     tracking = send.settings.newsletter_tracking
-    # One request per render: the variant (their topics), tracked or not.
-    groups: dict[tuple[int | None, bool], list[Recipient]] = {}
+    # One request per render: the variant (their topics), tracked or not, and the subject.
+    groups: dict[tuple[int | None, bool, int | None], list[Recipient]] = {}
     tokens = delivery_tokens((r.delivery_id, r.public_id) for r in recipients)
     for r, token in zip(recipients, tokens, strict=True):
-        groups.setdefault((r.variant, tracking and not r.tracking_opt_out), []).append(
+        groups.setdefault((r.variant, tracking and not r.tracking_opt_out, r.subject), []).append(
             # A tuple runs no validation: the name becomes a To: header, so it is made one line.
             Recipient(r.delivery_id, r.email, header_phrase(r.name), token)
         )
     decision: _RetryDecision = DONE
     try:
         # Tracking opt-outs get the untracked render: a separate request.
-        for (variant, tracked), group in groups.items():
+        for (variant, tracked, subject), group in groups.items():
             if group:
                 whole = len(group) == len(recipients)
                 decision = _send(
@@ -291,7 +324,7 @@ def _deliver(
                     transport,
                     worker_id,
                     claim,
-                    send.content(variant, tracked),
+                    send.content(variant, tracked, subject),
                     group,
                     whole,
                     paid=True,

@@ -270,3 +270,31 @@ def readers_select(issue_ids: Sequence[int], kinds: Sequence[str]) -> Any:
             Delivery.subscriber_id.is_not(None),
         )
     )
+
+
+def readers_by_subject(
+    session: Session, issue_id: int, kinds: dict[str, Sequence[str]], made_before: datetime | None
+) -> dict[int, dict[str, int]]:
+    """Per subject of the issue's subject test (deliveries.subject): how many deliveries have a
+    first of each group of `kinds` (a name -> the rollups' kinds it counts, one delivery once
+    per name). `made_before`: only deliveries made before then (the test's share)."""
+    found: dict[int, dict[str, int]] = {}
+    for name, group in kinds.items():
+        query = (
+            select(Delivery.subject, func.count(distinct(TrackingFirst.delivery_id)))
+            .select_from(TrackingFirst)
+            .join(Delivery, Delivery.id == TrackingFirst.delivery_id)
+            .where(
+                TrackingFirst.issue_id == issue_id,
+                TrackingFirst.kind.in_(list(group)),
+                Delivery.issue_id == issue_id,
+                Delivery.subject.is_not(None),
+            )
+            .group_by(Delivery.subject)
+        )
+        if made_before is not None:
+            query = query.where(Delivery.created_at < made_before)
+        for number, n in session.execute(query):
+            if number is not None:
+                found.setdefault(int(number), {})[name] = int(n)
+    return found

@@ -344,3 +344,21 @@ def opened_select(issue_ids: Sequence[int]) -> Any:
     """Subscriber ids who opened one of these issues as a person (not a proxy's or scanner's
     open)."""
     return repository.readers_select(issue_ids, OPENED_KINDS)
+
+
+def readers_by_subject(
+    session: Session, issue_id: int, *, made_before: datetime | None = None
+) -> dict[int, dict[str, int]]:
+    """Per subject of a subject test: how many of its deliveries were opened, clicked, voted on,
+    and clicked or voted on ("engaged"), each as a person (never a proxy's or a scanner's)."""
+    return repository.readers_by_subject(
+        session,
+        issue_id,
+        {
+            "opened": OPENED_KINDS,
+            "clicked": ENGAGED_KINDS[:1],
+            "voted": ENGAGED_KINDS[1:],
+            "engaged": ENGAGED_KINDS,
+        },
+        made_before,
+    )

@@ -163,12 +163,15 @@ def cancel_issue(issue_id: int, user: ApiUser) -> dict[str, Any]:
 @router.get("/issues/{issue_id}/stats")
 def issue_numbers(issue_id: int, user: ApiUser) -> dict[str, Any]:
     """Opens, clicks, votes and delivery counts (the same numbers as `newsletter stats --json`)."""
+    from newsletter.audience import subject_tests
     from newsletter.issues.service import IssueNotFound
     from newsletter.tracking.stats import issue_stats
 
     try:
         with transaction() as session:
-            return issue_stats(session, issue_id)
+            numbers = issue_stats(session, issue_id)
+            numbers["subject_test"] = subject_tests.report(session, issue_id)
+            return numbers
     except IssueNotFound as exc:
         raise _refused(exc, 404) from exc
 
@@ -424,3 +427,106 @@ def set_issue_audience(issue_id: int, body: AudienceChoice, user: ApiUser) -> Au
             )
     except Refused as exc:
         raise _refused(exc) from exc
+
+
+# --- subject tests (newsletter/audience/subject_tests.py) -------------------------------------
+
+
+class SubjectTestIn(BaseModel):
+    subjects: list[str] = Field(
+        min_length=2, max_length=4, description="Two to four subjects, the first is number 1."
+    )
+    share: int = Field(default=20, ge=1, le=100, description="Percent of the audience tested.")
+    wait_minutes: int = Field(
+        default=240, ge=1, le=10080, description="From the send's start to the winner's send."
+    )
+
+
+class WinnerChoice(BaseModel):
+    winner: int | None = Field(
+        default=None,
+        ge=1,
+        le=4,
+        description="The subject's number; null: the one leading by clicks and votes now.",
+    )
+
+
+@router.get("/issues/{issue_id}/subject-test")
+def get_subject_test(issue_id: int, user: ApiUser) -> dict[str, Any]:
+    """The issue's subject test: its subjects, share, wait, phase, each subject's figures and
+    the decision (404 when it has none)."""
+    from newsletter.audience import subject_tests
+
+    try:
+        with transaction() as session:
+            issues.require(session, issue_id)
+            found = subject_tests.report(session, issue_id)
+    except Refused as exc:
+        raise _refused(exc) from exc
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"issue {issue_id} has no subject test")
+    return found
+
+
+@router.put("/issues/{issue_id}/subject-test")
+def set_subject_test(issue_id: int, body: SubjectTestIn, user: ApiUser) -> dict[str, Any]:
+    """Set or change the test before the send; an approval is withdrawn (409 once the send has
+    started, 422 for a subject refused)."""
+    from newsletter.audience import subject_tests
+
+    try:
+        with transaction() as session:
+            reopened = subject_tests.set_test(
+                session,
+                issue_id,
+                body.subjects,
+                share=body.share,
+                wait_minutes=body.wait_minutes,
+                by=user.email,
+            )
+            found = subject_tests.report(session, issue_id)
+    except subject_tests.SubjectTestError as exc:
+        if "too late" in str(exc):
+            raise _refused(exc) from exc
+        raise _invalid(("body", "subjects"), exc) from exc
+    except Refused as exc:
+        raise _refused(exc) from exc
+    return {**(found or {}), "approval_withdrawn": reopened}
+
+
+@router.delete("/issues/{issue_id}/subject-test", response_model=ActionResult)
+def remove_subject_test(issue_id: int, user: ApiUser) -> ActionResult:
+    from newsletter.audience import subject_tests
+
+    try:
+        with transaction() as session:
+            if subject_tests.get(session, issue_id) is None:
+                issues.require(session, issue_id)
+                raise HTTPException(status_code=404, detail=f"issue {issue_id} has no subject test")
+            reopened = subject_tests.remove_test(session, issue_id)
+    except Refused as exc:
+        raise _refused(exc) from exc
+    return ActionResult(
+        id=issue_id, outcome="removed; approval withdrawn" if reopened else "removed"
+    )
+
+
+@router.post("/issues/{issue_id}/subject-test/winner")
+def pick_subject_winner(issue_id: int, body: WinnerChoice, user: ApiUser) -> dict[str, Any]:
+    """Send a subject to everyone else now (the scheduler's workers deliver it); 409 when the
+    test has not started or was decided already."""
+    from newsletter.audience import subject_tests
+
+    try:
+        with transaction() as session:
+            decision = subject_tests.decide(
+                session, issue_id, winner=body.winner, by=f"api {user.email}"
+            )
+            if decision is None:
+                raise HTTPException(
+                    status_code=409, detail=f"issue {issue_id}'s subject test was decided already"
+                )
+            found = subject_tests.report(session, issue_id)
+    except Refused as exc:
+        raise _refused(exc) from exc
+    return {**(found or {}), "rest": decision.rest}

@@ -19,12 +19,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from sqlalchemy.orm import Session
 
 from newsletter import paths
+from newsletter.audience import subject_tests
 from newsletter.db import transaction
 from newsletter.errors import Refused
 from newsletter.issues import service as issues
 from newsletter.issues import verdicts
 from newsletter.issues.models import IN_SEND, SEND_STARTED, Issue, IssueStatus
+from newsletter.issues.subjects import MAX_SUBJECTS
 from newsletter.matchups.service import categories, categories_named
+from newsletter.numbers import ascii_int
 from newsletter.orm import utcnow
 from newsletter.scheduling import status as scheduler_status
 from newsletter.sending.service import SendError, skipped_reasons
@@ -173,6 +176,7 @@ def issue_page(
         skipped = skipped_reasons(session, issue_id) if progress and progress.get("skipped") else []
         zone = ZoneInfo(settings.newsletter_timezone)
         audience = _audience(session, issue)
+        subject_test = subject_tests.report(session, issue_id)
         planned = scheduler_status.planned_send_for(session, issue_id)
         idle = _scheduler_idle(session, issue, planned)
         context = {
@@ -196,6 +200,8 @@ def issue_page(
             ),
             "matchup_count": len([i for i in issue.items if not i.excluded]),
             "audience": audience,
+            "subject_test": subject_test,
+            "max_subjects": MAX_SUBJECTS,
             "me": staff.email,
             "timezone": settings.newsletter_timezone,
             "scheduled_local": (
@@ -253,6 +259,83 @@ def set_audience(
         return f"Issue {issue_id} now goes to {whom}: {count:,} subscribers today.{back}"
 
     return _act(request, issue_id, action, anchor="audience-h")
+
+
+SubjectField = Annotated[str, Form(max_length=2000)]
+
+
+@router.post("/issues/{issue_id}/subject-test")
+def set_subject_test(
+    request: Request,
+    issue_id: int,
+    staff: Staff,
+    subject1: SubjectField = "",
+    subject2: SubjectField = "",
+    subject3: SubjectField = "",
+    subject4: SubjectField = "",
+    share: Annotated[str, Form(max_length=40)] = "",
+    wait: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Try two to four subjects on a share of the audience; an approval is withdrawn."""
+
+    def action(session: Session) -> str:
+        percent = ascii_int(share.strip().removesuffix("%").strip(), max_digits=6)
+        if percent is None:
+            raise subject_tests.SubjectTestError(
+                f"the test share {share[:40]!r} is not a whole number of percent"
+            )
+        reopened = subject_tests.set_test(
+            session,
+            issue_id,
+            [subject1, subject2, subject3, subject4],
+            share=percent,
+            wait_minutes=subject_tests.parse_wait(wait),
+            by=staff.email,
+        )
+        back = " Its approval was withdrawn: approve it again." if reopened else ""
+        return f"Subject test saved for issue {issue_id}.{back}"
+
+    return _act(request, issue_id, action, anchor="subject-test-h")
+
+
+@router.post("/issues/{issue_id}/subject-test/remove")
+def remove_subject_test(request: Request, issue_id: int) -> Response:
+    def action(session: Session) -> str:
+        if subject_tests.get(session, issue_id) is None:
+            raise subject_tests.SubjectTestError(f"issue {issue_id} has no subject test")
+        reopened = subject_tests.remove_test(session, issue_id)
+        back = " Its approval was withdrawn: approve it again." if reopened else ""
+        return f"Issue {issue_id} has one subject again.{back}"
+
+    return _act(request, issue_id, action, anchor="subject-test-h")
+
+
+@router.post("/issues/{issue_id}/subject-test/winner")
+def pick_subject(
+    request: Request,
+    issue_id: int,
+    staff: Staff,
+    winner: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Send subject N to everyone else now (the editor's pick), before the wait is over."""
+
+    def action(session: Session) -> str:
+        number = ascii_int(winner.strip(), max_digits=2)
+        if number is None:
+            raise subject_tests.SubjectTestError(f"{winner[:20]!r} is not a subject's number")
+        decision = subject_tests.decide(
+            session, issue_id, winner=number, by=f"editor {staff.email}"
+        )
+        if decision is None:
+            raise subject_tests.SubjectTestError(
+                f"issue {issue_id}'s subject test was decided already"
+            )
+        return (
+            f"Subject {decision.winner} (“{decision.subject}”) goes to everyone else: "
+            f"{decision.rest:,} more deliveries queued for the scheduler's workers."
+        )
+
+    return _act(request, issue_id, action, anchor="subject-test-h")
 
 
 # A scheduler ticks every NEWSLETTER_TICK_SECONDS (30 by default); three missed ticks, or two
@@ -577,6 +660,7 @@ def send_now(
                 "segment": segment.name if segment else None,
                 "changed_from": confirmed,
                 "subject": issue.rendered_subject,
+                "subject_test": subject_tests.get(session, issue_id),
             }
             return render(
                 request,
@@ -595,6 +679,13 @@ def send_now(
         if not audiences.start_send(session, issue_id):
             raise issues.IssueError(f"Issue {issue.week} changed state meanwhile; not sent.")
         whom = f" of segment “{segment.name}”" if segment else ""
+        test = subject_tests.get(session, issue_id)
+        if test is not None:
+            return (
+                f"Sending issue {issue.week}'s subject test to {test.share}% of its {audience:,} "
+                f"subscribers{whom}: the winner goes to the rest after "
+                f"{subject_tests.wait_text(test.wait_minutes)}; figures below."
+            )
         return (
             f"Sending issue {issue.week} to {audience:,} subscribers{whom}: the scheduler's workers "
             "deliver it; progress below."

@@ -84,6 +84,10 @@ def test_demo_ends_with_a_draft_to_edit_and_says_how_to_sign_in(
         )
         page = client.get(draft_url.group(1))
         assert page.status_code == 200 and "Save and preview" in page.text
+        # The draft carries a subject test to read, change or remove.
+        assert "the draft tries two subjects on 20% of the list" in result.output
+        assert "20% of the audience get one of 2 subjects when the send starts" in page.text
+        assert "Save the subject test" in page.text
 
     # Running it again on the same database says why it will not, and changes nothing.
     again = CliRunner().invoke(app, ["demo"])

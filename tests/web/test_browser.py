@@ -346,3 +346,85 @@ def test_admin_makes_a_segment_acts_on_it_and_an_editor_sends_to_it(
     assert "0 of its members would get it now" in editor.locator("#audience-now").inner_text()
     check(editor, artifacts, "editor-issue-audience")
     editor.context.close()
+
+
+def test_an_editor_runs_a_subject_test_and_sends_the_winner_by_hand(
+    server: str, browser: Any, artifacts: Path, staff: None, week: dict[str, Any]
+) -> None:
+    """Subject tests (issue 17) by the buttons: the editor gives two subjects and a share on the
+    issue's page, approves and sends; the share gets its subjects (by the hash), each reader
+    still only their topics' matchups; the editor reads the figures and sends subject 2 to the
+    rest. Every reader gets one mail, with the subject their delivery names."""
+    import os
+    from email import policy
+
+    from newsletter.audience import split
+    from newsletter.sending.worker import run_until_done
+    from tests.sending.test_topics_send import READERS, _got
+
+    issue_id = week["issue_id"]
+    subjects = ["Five verdicts, one winner each", "Which AI tool should you ship this week?"]
+    editor = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    sign_in(editor, server, EDITOR)
+    editor.goto(f"{server}/admin/issues/{issue_id}")
+    editor.get_by_label("Subject 1", exact=True).fill(subjects[0])
+    editor.get_by_label("Subject 2", exact=True).fill(subjects[1])
+    editor.get_by_label("Test share (% of the audience)").fill("50")
+    editor.get_by_label("Winner chosen after").fill("2h")
+    editor.get_by_role("button", name="Start a subject test").click()
+    editor.get_by_text("Subject test saved for issue").wait_for()
+    assert "approval was withdrawn" in editor.locator(".notice").first.inner_text()
+    check(editor, artifacts, "editor-subject-test-set")
+    editor.get_by_role("button", name="Approve").click()
+    editor.get_by_role("button", name="Send now…").click()
+    editor.get_by_text("a test of 2 subjects").wait_for()
+    editor.get_by_role("button", name=re.compile("Yes, send to")).click()
+    editor.get_by_text("subject test to 50%").wait_for()
+    run_until_done(issue_id, worker_id="browser-test-worker")
+
+    with transaction() as session:
+        from sqlalchemy import select
+
+        from subscribers.models import Subscriber
+
+        ids = {e: i for e, i in session.execute(select(Subscriber.email, Subscriber.id))}
+    mailed = {a for a, (_, gets) in READERS.items() if gets is not None}
+    share = {a for a in mailed if split.in_share(issue_id, ids[a], 50)}
+    assert share and share != mailed, "the hash should split these readers; pick another share"
+    folder = Path(os.environ["NEWSLETTER_OUTBOX_DIR"])
+
+    def outbox() -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for path in sorted(folder.glob("*.eml")):
+            message = message_from_bytes(path.read_bytes(), policy=policy.default)
+            address = message["To"].addresses[0].addr_spec
+            assert address not in found, f"{address} was mailed twice"
+            found[address] = message
+        return found
+
+    got = outbox()
+    assert set(got) == share
+    for address, message in got.items():
+        number = split.subject_number(issue_id, ids[address], 2)
+        assert str(message["Subject"]) == subjects[number - 1]
+        assert _got(message) == READERS[address][1], address  # still their topics' matchups
+
+    editor.reload()
+    table = editor.locator("#subject-test-figures")
+    table.wait_for()
+    assert "Testing: 50% of the audience" in editor.locator("#subject-test-now").inner_text()
+    check(editor, artifacts, "editor-subject-test-testing")
+    editor.get_by_role("button", name="Send subject 2 to everyone else now").click()
+    editor.get_by_text("goes to everyone else").first.wait_for()
+    assert "Subject 2 won (chosen by hand)" in editor.locator("#subject-test-now").inner_text()
+    run_until_done(issue_id, worker_id="browser-test-worker")
+    got = outbox()
+    assert set(got) == mailed
+    for address, message in got.items():
+        number = split.subject_number(issue_id, ids[address], 2) if address in share else 2
+        assert str(message["Subject"]) == subjects[number - 1], address
+        assert _got(message) == READERS[address][1], address
+    editor.reload()
+    assert "(winner)" in editor.locator("#subject-test-figures").inner_text()
+    check(editor, artifacts, "editor-subject-test-decided")
+    editor.context.close()
