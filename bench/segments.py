@@ -7,7 +7,9 @@ vote on every 25th and an open on every 3rd (tracking_firsts, as the webhook and
 leave them). Timed, median of `--repeat` runs: the count of everyone mailable (the baseline,
 what "Send now…" already counted) and each segment's mailable count; then the snapshot of a
 frozen issue (`audience.start_send`, rolled back each time) to everyone and to two segments.
-The same at a tenth of the size shows whether a segment's cost grows with the list.
+The same at a tenth of the size shows whether a segment's cost grows with the list. Last, a
+subject test's start (its 20% share, by the stable hash in SQL) and that start followed by the
+winner's send to the rest, beside the snapshot to everyone.
 
     .venv/bin/python -m bench.segments [--rows 100000] [--repeat 5] [--postgres URL]
 """
@@ -149,6 +151,27 @@ def measure(url: str, rows: int, repeat: int) -> dict[str, float]:
             if issues.set_segment(session, issue_id, segment_id):
                 issues.approve(session, issue_id, by="bench")
         figures[f"snapshot: {name}"] = _timed(snapshot, repeat)
+
+    # A subject test: only its 20% share at the start (the hash computed in SQL over the list),
+    # then the winner to the rest (everyone without a delivery yet).
+    from newsletter.audience import subject_tests
+
+    with transaction() as session:
+        issues.set_segment(session, issue_id, None)
+        subject_tests.set_test(session, issue_id, ["One", "Two"], share=20, wait_minutes=60)
+        issues.approve(session, issue_id, by="bench")
+    figures["snapshot: subject test's 20%"] = _timed(snapshot, repeat)
+
+    def and_the_rest() -> None:
+        session = session_factory(url)()
+        try:
+            assert audience.start_send(session, issue_id)
+            assert subject_tests.decide(session, issue_id, winner=1, by="bench")
+        finally:
+            session.rollback()
+            session.close()
+
+    figures["snapshot: 20%, then the rest"] = _timed(and_the_rest, repeat)
     dispose_engines()
     return figures
 
