@@ -1,6 +1,9 @@
 """A send where readers chose topics, beside the same send where nobody did (issue 17).
 
-    .venv/bin/python -m bench.topics_send [--subscribers 100000] [--variants 20]
+    .venv/bin/python -m bench.topics_send [--subscribers 100000] [--variants 20] [--postgres URL]
+
+`--postgres URL`: both sends on that PostgreSQL database instead of SQLite (its schema public
+is dropped and made again before each send: give a scratch database, never one you keep).
 
 Both runs: the repository's seven example matchups (five categories) in a real issue, built
 and approved as an editor would (MJML compiled), N active subscribers, the `sendgrid`
@@ -32,8 +35,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "matchups"
 CHUNK = 20_000
 
 
-def seed(db_path: Path, subscribers: int, variants: int) -> int:
-    os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
+def seed(url: str, subscribers: int, variants: int) -> int:
+    os.environ["DATABASE_URL"] = url
     os.environ.setdefault("NEWSLETTER_SECRET_KEY", "bench-secret-key-0123456789")
     os.environ.setdefault("NEWSLETTER_BASE_URL", "https://nl.example")
     from sqlalchemy import insert, select
@@ -49,7 +52,16 @@ def seed(db_path: Path, subscribers: int, variants: int) -> int:
     from tests.support.arrange import add_subscribers
 
     reset_settings()
-    upgrade(f"sqlite:///{db_path}")
+    dispose_engines()
+    if url.startswith("postgresql"):
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            connection.commit()
+        engine.dispose()
+    upgrade(url)
     with session_factory()() as session:
         for path in sorted(EXAMPLES.glob("*.txt")):
             data = parse_page(decode_page(path.read_bytes()), path.name)
@@ -76,6 +88,14 @@ def seed(db_path: Path, subscribers: int, variants: int) -> int:
                 session.execute(insert(SubscriberTopic), rows)
         session.commit()
     dispose_engines()
+    if url.startswith("postgresql"):
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            connection.execute(text("ANALYZE"))
+            connection.commit()
+        engine.dispose()
     return issue_id
 
 
@@ -112,16 +132,21 @@ def child(issue_id: int) -> None:
     )
 
 
-def one_send(subscribers: int, variants: int, workdir: Path) -> dict[str, Any]:
+def one_send(
+    subscribers: int, variants: int, workdir: Path, postgres: str | None
+) -> dict[str, Any]:
     db_path = workdir / f"topics-{variants}.db"
     for stale in workdir.glob(f"topics-{variants}.db*"):
         stale.unlink()
-    issue_id = seed(db_path, subscribers, variants)
+    url = postgres or f"sqlite:///{db_path}"
+    issue_id = seed(url, subscribers, variants)
     server, host = start_server()
+    env = _env(db_path, host)
+    env["DATABASE_URL"] = url
     try:
         out = subprocess.run(
             [sys.executable, "-m", "bench.topics_send", "--child", str(issue_id)],
-            env=_env(db_path, host),
+            env=env,
             capture_output=True,
             text=True,
         )
@@ -141,16 +166,18 @@ def main() -> None:
     parser.add_argument("--variants", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--child", type=int, default=None)
+    parser.add_argument("--postgres", default=None, help="a scratch PostgreSQL URL (wiped)")
     args = parser.parse_args()
     if args.child is not None:
         child(args.child)
         return
-    print(f"load before: {os.getloadavg()[0]:.2f}")
+    engine_name = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"{engine_name}; load before: {os.getloadavg()[0]:.2f}")
     rates: dict[int, list[float]] = {0: [], args.variants: []}
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(args.rounds):
             for variants in (0, args.variants):
-                result = one_send(args.subscribers, variants, Path(folder))
+                result = one_send(args.subscribers, variants, Path(folder), args.postgres)
                 counts = result["counts"]
                 rate = args.subscribers / result["total"]
                 rates[variants].append(rate)
