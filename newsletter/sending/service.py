@@ -23,6 +23,7 @@ from newsletter.errors import Refused
 from newsletter.issues import service as issues
 from newsletter.issues.models import IN_SEND, IssueStatus
 from newsletter.issues.service import frozen_content
+from newsletter.issues.subjects import get as subject_test
 from newsletter.issues.subjects import no_test_waiting
 from newsletter.mail.message import (
     OutgoingMessage,
@@ -94,6 +95,12 @@ def start_send(
         raise SendError(
             f"issue {issue_id} goes to segment {issue.segment_id}: start it through "
             "newsletter.audience.service.start_send, which knows its members"
+        )
+    test = subject_test(session, issue_id)
+    if test is not None and test.started_at is None and subject is None:
+        raise SendError(
+            f"issue {issue_id} has a subject test: start it through "
+            "newsletter.audience.service.start_send, which sends only the test's share"
         )
     if not issues.start_sending(session, issue_id, now):
         return False

@@ -430,6 +430,19 @@ def test_control_characters_and_lone_surrogates_in_a_subject(db: Session, issue_
         assert test is not None and test.subjects == ["One line", "Two Bcc: x@evil.example"]
 
 
+def test_a_door_that_forgets_the_test_cannot_send_everyone_one_subject(
+    db: Session, issue_id: int
+) -> None:
+    with transaction() as session:
+        subject_tests.set_test(session, issue_id, SUBJECTS, share=30, wait_minutes=60)
+        issues.approve(session, issue_id, by="editor@example.com")
+    with transaction() as session, pytest.raises(sending.SendError, match="has a subject test"):
+        sending.start_send(session, issue_id)
+    with transaction() as session:
+        assert issues.require(session, issue_id).status is IssueStatus.APPROVED
+    assert _ledger(issue_id) == {}
+
+
 def test_the_test_is_fixed_once_the_send_starts(db: Session, issue_id: int) -> None:
     _send_test_share(issue_id)
     for options in (["--subject", "C", "--subject", "D"], ["--remove"], ["--share", "90"]):
