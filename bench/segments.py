@@ -26,7 +26,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
+
+from bench import scratch_pg
 
 SEGMENTS: dict[str, dict[str, Any]] = {
     "active": {"statuses": ["active"]},
@@ -102,12 +104,7 @@ def _fill(url: str, rows: int) -> int:
     with transaction() as session:
         issue_id = issues.build_issue(session).id
         issues.approve(session, issue_id, by="bench")
-    if url.startswith("postgresql"):
-        engine = create_engine(url)
-        with engine.connect() as connection:
-            connection.execute(text("ANALYZE"))
-            connection.commit()
-        engine.dispose()
+    scratch_pg.analyze(url)
     return issue_id
 
 
@@ -187,11 +184,7 @@ def main() -> None:
     results: dict[int, dict[str, float]] = {}
     for rows in (args.rows // 10, args.rows):
         if args.postgres:
-            engine = create_engine(args.postgres)
-            with engine.connect() as connection:
-                connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-                connection.commit()
-            engine.dispose()
+            scratch_pg.wipe(args.postgres)
             url = args.postgres
         else:
             folder = Path(tempfile.mkdtemp(prefix="bench-segments-"))

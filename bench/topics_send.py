@@ -29,6 +29,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bench import scratch_pg
 from bench.send import _env, server_stats, start_server
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "matchups"
@@ -54,13 +55,7 @@ def seed(url: str, subscribers: int, variants: int) -> int:
     reset_settings()
     dispose_engines()
     if url.startswith("postgresql"):
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(url)
-        with engine.connect() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-            connection.commit()
-        engine.dispose()
+        scratch_pg.wipe(url)
     upgrade(url)
     with session_factory()() as session:
         for path in sorted(EXAMPLES.glob("*.txt")):
@@ -88,14 +83,7 @@ def seed(url: str, subscribers: int, variants: int) -> int:
                 session.execute(insert(SubscriberTopic), rows)
         session.commit()
     dispose_engines()
-    if url.startswith("postgresql"):
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(url)
-        with engine.connect() as connection:
-            connection.execute(text("ANALYZE"))
-            connection.commit()
-        engine.dispose()
+    scratch_pg.analyze(url)
     return issue_id
 
 

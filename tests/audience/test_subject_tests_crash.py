@@ -5,8 +5,6 @@ and every request carried the subject its recipients' deliveries name."""
 from __future__ import annotations
 
 import random
-import signal
-import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -23,11 +21,10 @@ from newsletter.issues.models import IssueStatus, SubjectTest
 from newsletter.orm import utcnow
 from newsletter.scheduling.clock import ManualClock
 from newsletter.scheduling.runner import Scheduler
-from newsletter.sending import service
 from newsletter.sending.models import DeliveryStatus
 from newsletter.settings import reset_settings
 from tests.sending.conftest import add_subscribers, make_issue, sendgrid
-from tests.sending.test_crash import ledger, start_worker, wait_until_it_claims, worker_env
+from tests.sending.test_crash import kill_until_done, ledger, worker_env
 from tests.support.sendgrid_server import SendGridServer
 
 __all__ = ["sendgrid"]  # the fixture
@@ -38,21 +35,7 @@ SUBJECTS = ["First subject", "Second subject", "Third subject"]
 def _kill_until_done(
     db: Session, issue_id: int, env: dict[str, str], cwd: Path, rng: random.Random
 ) -> int:
-    kills = 0
-    for _ in range(6):
-        process = start_worker(issue_id, env, cwd)
-        wait_until_it_claims(db, service.local_worker_id(process.pid), process)
-        time.sleep(rng.uniform(0.0, 0.15))
-        if process.poll() is not None:
-            assert process.returncode == 0, process.stderr.read().decode()  # type: ignore[union-attr]
-            break
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        kills += 1
-    final = start_worker(issue_id, env, cwd)
-    _, stderr = final.communicate(timeout=120)
-    assert final.returncode == 0, stderr.decode()
-    return kills
+    return kill_until_done(db, issue_id, env, cwd, rng, tries=6, most=0.15)
 
 
 def test_killed_workers_in_both_phases_change_no_subject_and_mail_nobody_twice(

@@ -65,6 +65,37 @@ def wait_until_it_claims(db: Session, worker_id: str, process: subprocess.Popen[
         time.sleep(0.02)
 
 
+def kill_until_done(
+    db: Session,
+    issue_id: int,
+    env: dict[str, str],
+    cwd: Path,
+    rng: random.Random,
+    *,
+    tries: int,
+    most: float,
+) -> int:
+    """Start a worker and SIGKILL it at a random moment of its sending (up to `most` seconds
+    after its first claim), `tries` times or until one finishes; then one more runs to the end.
+    Returns how many were killed."""
+    kills = 0
+    for _ in range(tries):
+        process = start_worker(issue_id, env, cwd)
+        # Kill at a random moment of the sending itself, not while Python starts up.
+        wait_until_it_claims(db, service.local_worker_id(process.pid), process)
+        time.sleep(rng.uniform(0.0, most))
+        if process.poll() is not None:
+            assert process.returncode == 0, process.stderr.read().decode()  # type: ignore[union-attr]
+            break
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills += 1
+    final = start_worker(issue_id, env, cwd)
+    _, stderr = final.communicate(timeout=120)
+    assert final.returncode == 0, stderr.decode()
+    return kills
+
+
 def ledger(db: Session, issue_id: int) -> list[tuple[Delivery, str]]:
     db.expire_all()
     return [
@@ -92,22 +123,7 @@ def test_a_worker_killed_at_random_moments_never_sends_twice_and_loses_nothing(
         assert service.start_send(session, issue_id)
     sendgrid.latency = 0.05
     env = worker_env(db_url, sendgrid, concurrency=1, batch_size=50)
-    rng = random.Random(5)
-    kills = 0
-    for _ in range(10):
-        process = start_worker(issue_id, env, tmp_path)
-        # Kill at a random moment of the sending itself, not while Python starts up.
-        wait_until_it_claims(db, service.local_worker_id(process.pid), process)
-        time.sleep(rng.uniform(0.0, 0.2))
-        if process.poll() is not None:
-            assert process.returncode == 0, process.stderr.read().decode()  # type: ignore[union-attr]
-            break
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        kills += 1
-    final = start_worker(issue_id, env, tmp_path)
-    _, stderr = final.communicate(timeout=120)
-    assert final.returncode == 0, stderr.decode()
+    kills = kill_until_done(db, issue_id, env, tmp_path, random.Random(5), tries=10, most=0.2)
     assert kills >= 5
 
     rows = ledger(db, issue_id)
