@@ -45,14 +45,17 @@ DEFAULT_SHARE = 20
 DEFAULT_WAIT_MINUTES = 4 * 60
 RULE = "people who clicked or voted (as a person, not a scanner) per delivery sent"
 
-_WAIT = re.compile(r"(?:(\d{1,6})d)?(?:(\d{1,6})h)?(?:(\d{1,6})m)?")
+_WAIT = re.compile(r"(?:(\d{1,6})d)?(?:(\d{1,6})h)?(?:(\d{1,6})m)?", re.ASCII)
 
 
 def parse_wait(raw: str) -> int:
-    """ "4h", "90m", "1d", "1h30m" or a number of minutes -> minutes; refused otherwise."""
+    """ "4h", "90m", "1d", "1h30m" -> minutes; refused otherwise, a bare number too (4 what?)."""
     text = raw.strip().lower().replace(" ", "")
-    if text.isdigit() and len(text) <= 6:
-        return int(text)
+    if text.isascii() and text.isdigit():
+        raise SubjectTestError(
+            f"the wait {raw[:40]!r} has no unit: write {text[:12]}m for minutes or "
+            f"{text[:12]}h for hours"
+        )
     match = _WAIT.fullmatch(text)
     if not text or match is None or not any(match.groups()):
         raise SubjectTestError(
@@ -77,10 +80,18 @@ def set_test(
     share: int = DEFAULT_SHARE,
     wait_minutes: int = DEFAULT_WAIT_MINUTES,
     by: str = "",
+    skip_blank: bool = False,
 ) -> bool:
-    """Give the issue a subject test; True if an approval was withdrawn."""
+    """Give the issue a subject test; True if an approval was withdrawn. `skip_blank`: blank
+    subjects are empty fields of a form, not subjects."""
     return subjects.set_test(
-        session, issue_id, given, share=share, wait_minutes=wait_minutes, by=by
+        session,
+        issue_id,
+        given,
+        share=share,
+        wait_minutes=wait_minutes,
+        by=by,
+        skip_blank=skip_blank,
     )
 
 
@@ -288,6 +299,8 @@ def report(session: Session, issue_id: int) -> dict[str, Any] | None:
         "decided_at_local": issues.local_time(test.decided_at) if test.decided_at else None,
         "rule": RULE,
         "test": [f.to_json() for f in found],
+        # How many the share's hash took (the share is a target: about that percent).
+        "in_test": sum(f.deliveries for f in found),
         "overall": [f.to_json() for f in whole],
         "decision": test.decision,
         "issue_status": issue.status.value,
@@ -306,8 +319,9 @@ def text_report(found: dict[str, Any]) -> list[str]:
         )
     elif found["phase"] == "testing":
         head = (
-            f"subject test running: {found['share']}% of the audience were sent {count} "
-            f"subjects; the winner goes to the rest from {found['decide_at_local']}"
+            f"subject test running: {found['in_test']:,} people (the {found['share']}% share "
+            f"of the audience) were sent {count} subjects; the winner goes to the rest from "
+            f"{found['decide_at_local']}"
         )
     else:
         head = f"subject test decided: {found['share']}% of the audience tried {count} subjects"

@@ -115,14 +115,20 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     test = summary.get("subject_test")
     if test and test["phase"] == "testing":
         typer.echo(
-            f"  subject test: {test['share']}% sent their subjects; the winner goes to everyone "
+            f"  subject test: {test['in_test']:,} people (the {test['share']}% share) were sent "
+            "their subjects; the winner goes to everyone "
             f"else from {test['decide_at_local']} (`newsletter issue subject-test "
             f"{summary['issue_id']}` shows the figures)"
         )
     elif test and test["phase"] == "decided":
+        going = summary["queued"] + summary["in_flight"]
         typer.echo(
-            f"  subject test: subject {test['winner']} won ({test['decision']['why']}), "
-            "sent to everyone else"
+            f"  subject test: subject {test['winner']} won ({test['decision']['why']}); "
+            + (
+                f"its send to everyone else is under way ({going:,} to go)"
+                if going
+                else "everyone else was sent it"
+            )
         )
     for wait in summary["uncertain_waiting"]:
         when = f" (from {wait['resend_at']})" if wait["resend_at"] else ""
@@ -560,6 +566,8 @@ def subject_test(
     setting = bool(subject) or share is not None or wait is not None
     if sum((setting, remove, winner is not None)) > 1:
         fail("choose one: set the test (--subject/--share/--wait), --remove or --winner")
+    if queue_only and winner is None:
+        fail("--queue-only goes with --winner: it leaves the winner's send to the scheduler")
     reopened = False
     picked = None
     try:

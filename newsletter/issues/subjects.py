@@ -7,6 +7,7 @@ newsletter/audience/subject_tests.py's; this module only checks and writes the r
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
@@ -32,12 +33,32 @@ class SubjectTestError(IssueError):
     """A subject test refused, with what is wrong and where."""
 
 
-def clean_subjects(raw: Sequence[str]) -> list[str]:
+# Characters a reader cannot see that change what a subject says or looks like: zero-width
+# spaces and joiners where they join nothing, the byte-order mark, and the bidirectional
+# controls that can make a subject read backwards (U+202A-202E, U+2066-2069, U+200E-200F).
+_INVISIBLE = re.compile("[\u200b\u2060\ufeff\u200e\u200f\u202a-\u202e\u2066-\u2069\u180e]")
+
+
+def _clean(text: str) -> str:
+    """One line, NFC (an accent typed as a combining mark counts as one character), without
+    the invisible characters above."""
+    flat = " ".join(verdicts.header_safe(text, len(text) + 1).split())
+    return " ".join(_INVISIBLE.sub("", unicodedata.normalize("NFC", flat)).split())
+
+
+def _same(text: str) -> str:
+    """What makes two subjects the same to a reader: case, width (NFKC) and every
+    formatting character (category Cf) aside."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(c for c in folded if unicodedata.category(c) != "Cf")
+
+
+def clean_subjects(raw: Sequence[str], *, skip_blank: bool = False) -> list[str]:
     """The subjects as they will be sent: one line each, checked; refused with the number of the
-    one that is wrong (1 for the first)."""
-    given = [s for s in raw if s is not None]
+    one that is wrong (1 for the first). `skip_blank`: a blank one is no subject (the web form's
+    empty fields); otherwise it is refused."""
     subjects: list[str] = []
-    for number, text in enumerate(given, start=1):
+    for number, text in enumerate(raw, start=1):
         if not isinstance(text, str):
             raise SubjectTestError(f"subject {number} is not text")
         try:
@@ -46,11 +67,13 @@ def clean_subjects(raw: Sequence[str]) -> list[str]:
             raise SubjectTestError(
                 f"subject {number} is not valid text (a lone surrogate)"
             ) from None
-        flat = " ".join(verdicts.header_safe(text, len(text) + 1).split())
-        if not flat:
-            if text.strip():
-                raise SubjectTestError(f"subject {number} has no printable text")
-            continue  # a blank field of the form: not a subject
+        if not text.strip():
+            if skip_blank:
+                continue
+            raise SubjectTestError(f"subject {number} is blank")
+        flat = _clean(text)
+        if not _same(flat).strip():
+            raise SubjectTestError(f"subject {number} has no printable text")
         if len(flat) > MAX_SUBJECT_CHARS:
             raise SubjectTestError(
                 f"subject {number} is {len(flat):,} characters: at most {MAX_SUBJECT_CHARS}"
@@ -62,7 +85,7 @@ def clean_subjects(raw: Sequence[str]) -> list[str]:
         )
     seen: dict[str, int] = {}
     for number, text in enumerate(subjects, start=1):
-        key = unicodedata.normalize("NFKC", text).casefold()
+        key = _same(text)
         if key in seen:
             raise SubjectTestError(f"subjects {seen[key]} and {number} are the same")
         seen[key] = number
@@ -103,10 +126,11 @@ def set_test(
     share: int,
     wait_minutes: int,
     by: str = "",
+    skip_blank: bool = False,
 ) -> bool:
     """Give the issue a subject test (or change it). An approval is withdrawn, as for any
     edit. Returns True if it was."""
-    cleaned = clean_subjects(subjects)
+    cleaned = clean_subjects(subjects, skip_blank=skip_blank)
     _in_range("the test share", share, SHARE_RANGE, "percent")
     _in_range("the wait", wait_minutes, WAIT_RANGE, "minutes")
     issue = _require_editable(session, issue_id)

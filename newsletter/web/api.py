@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from newsletter.audience.rules import Rule
 from newsletter.db import transaction
@@ -433,6 +433,10 @@ def set_issue_audience(issue_id: int, body: AudienceChoice, user: ApiUser) -> Au
 
 
 class SubjectTestIn(BaseModel):
+    # Strict: a misspelt field ("wait") or a loose type ("20", true) is refused, not taken as a
+    # default or a 1% test.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     subjects: list[str] = Field(
         min_length=2, max_length=4, description="Two to four subjects, the first is number 1."
     )
@@ -443,6 +447,8 @@ class SubjectTestIn(BaseModel):
 
 
 class WinnerChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     winner: int | None = Field(
         default=None,
         ge=1,

@@ -279,8 +279,10 @@ def set_subject_test(
     """Try two to four subjects on a share of the audience; an approval is withdrawn."""
 
     def action(session: Session) -> str:
-        percent = ascii_int(share.strip().removesuffix("%").strip(), max_digits=6)
-        if percent is None:
+        given = share.strip().removesuffix("%").strip()
+        sign, digits = (given[:1], given[1:]) if given[:1] in ("-", "+") else ("", given)
+        number = ascii_int(digits, max_digits=40)
+        if number is None:
             raise subject_tests.SubjectTestError(
                 f"the test share {share[:40]!r} is not a whole number of percent"
             )
@@ -288,9 +290,10 @@ def set_subject_test(
             session,
             issue_id,
             [subject1, subject2, subject3, subject4],
-            share=percent,
+            share=-number if sign == "-" else number,
             wait_minutes=subject_tests.parse_wait(wait),
             by=staff.email,
+            skip_blank=True,
         )
         back = " Its approval was withdrawn: approve it again." if reopened else ""
         return f"Subject test saved for issue {issue_id}.{back}"

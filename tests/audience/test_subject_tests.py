@@ -169,7 +169,7 @@ def test_the_share_gets_its_subjects_then_the_human_clicks_choose_the_winner_for
     started = utcnow()
     sent = cli("issue", "send", str(issue_id))
     assert sent.exit_code == 0, sent.output
-    assert "subject test: 50% sent their subjects" in sent.output
+    assert "people (the 50% share) were sent their subjects" in sent.output
     expected = _expected_share(issue_id, 50)
     assert 15 <= len(expected) <= 45
     got = {recipient(m): str(m["Subject"]) for m in _outbox()}
@@ -393,10 +393,19 @@ def test_two_workers_in_each_phase_and_two_deciders_mail_each_person_once(
             "1 to 100 percent, not 1,000,000,000,000,000,000,000,000,000,000",
         ),
         (["--subject", "A", "--subject", "B", "--wait", "soon"], "is not a duration"),
-        (["--subject", "A", "--subject", "B", "--wait", "0"], "1 to 10,080 minutes, not 0"),
+        (["--subject", "A", "--subject", "B", "--wait", "0m"], "1 to 10,080 minutes, not 0"),
         (["--subject", "A", "--subject", "B", "--wait", "8d"], "1 to 10,080 minutes, not 11,520"),
         (["--subject", "A", "--subject", "B", "--wait", "-5m"], "is not a duration"),
-        (["--subject", "A", "--subject", "B", "--wait", "9" * 400], "is not a duration"),
+        (["--subject", "A", "--subject", "B", "--wait", "9" * 400], "has no unit"),
+        # A bare number: 4 what? (an editor meaning hours would get minutes)
+        (["--subject", "A", "--subject", "B", "--wait", "4"], "has no unit: write 4m for"),
+        # Full-width digits are not a duration either.
+        (["--subject", "A", "--subject", "B", "--wait", "４h"], "is not a duration"),
+        (["--subject", "", "--subject", "B"], "subject 1 is blank"),
+        (["--subject", "\u200b", "--subject", "A", "--subject", "B"], "subject 1 has no printable"),
+        (["--subject", "A\u200b", "--subject", "A"], "subjects 1 and 2 are the same"),
+        (["--subject", "A\u202e", "--subject", "\u2066A"], "subjects 1 and 2 are the same"),
+        (["--queue-only"], "--queue-only goes with --winner"),
         (["--share", "30"], "has no subject test: give 2 to 4 --subject"),
         (["--remove"], "has no subject test to remove"),
         (["--winner", "1"], "has no subject test"),
@@ -424,10 +433,27 @@ def test_control_characters_and_lone_surrogates_in_a_subject(db: Session, issue_
         subject_tests.set_test(session, issue_id, ["Fine", "bad \ud800 one"])
     with transaction() as session:
         # A NUL or a line break cannot reach a header: made one line.
-        subject_tests.set_test(session, issue_id, ["One\x00line", "Two\r\nBcc: x@evil.example"])
+        subject_tests.set_test(
+            session,
+            issue_id,
+            [
+                "One\x00line",
+                "Two\r\nBcc: x@evil.example",
+                "\u202eReversed\u200b",
+                "Cafe\u0301 " * 30,
+            ],
+        )
     with transaction() as session:
         test = session.get(SubjectTest, issue_id)
-        assert test is not None and test.subjects == ["One line", "Two Bcc: x@evil.example"]
+        assert test is not None
+        # One line each, no invisible controls, an accent typed as a combining mark one character
+        # (NFC): 150 characters, not 180.
+        assert test.subjects == [
+            "One line",
+            "Two Bcc: x@evil.example",
+            "Reversed",
+            " ".join(["Café"] * 30),
+        ]
 
 
 def test_a_door_that_forgets_the_test_cannot_send_everyone_one_subject(

@@ -48,8 +48,11 @@ def _form(*subjects: str, share: str = "20", wait: str = "4h") -> dict[str, str]
         (_form("A", "B" * 151), "subject 2 is 151 characters: at most 150"),
         (_form("A", "\x01\x02"), "subject 2 has no printable text"),
         (_form("A", "B", share="lots"), "the test share 'lots' is not a whole number of percent"),
-        (_form("A", "B", share="-5"), "is not a whole number of percent"),
-        (_form("A", "B", share="9" * 30), "is not a whole number of percent"),
+        (_form("A", "B", share="-5"), "1 to 100 percent, not -5"),
+        (_form("A", "B", wait="4"), "has no unit: write 4m for minutes or 4h for hours"),
+        (_form("\u200b", "B"), "subject 1 has no printable text"),
+        (_form("A", "B", share="9" * 30), "1 to 100 percent, not 999,999"),
+        (_form("A", "B", share="12abc"), "is not a whole number of percent"),
         (_form("A", "B", share="0"), "1 to 100 percent, not 0"),
         (_form("A", "B", share="٣٠"), "is not a whole number of percent"),  # Arabic-Indic digits
         (_form("A", "B", wait="soon"), "is not a duration"),
@@ -138,7 +141,7 @@ def test_the_editor_sets_a_test_reads_its_figures_and_sends_the_winner(
 
     page = editor.get(f"/admin/issues/{issue_id}")
     text = unescape(page.text)
-    assert "Testing: 40% of the audience were sent these subjects." in text
+    assert f"Testing: {in_test} people, the 40% share of the audience" in text
     assert 'id="subject-test-form"' not in text  # fixed once the send started
     for url in hrefs(page.text):
         if url.startswith("/admin") or url.startswith("/archive"):
@@ -183,6 +186,13 @@ def test_the_api_sets_reads_and_decides_a_subject_test(
     assert editor.put(url, json={"subjects": SUBJECTS}).status_code == 401  # no token
     for body in (
         {"subjects": ["one"]},
+        # A misspelt field, loose types: refused, never a default or a 1% test.
+        {"subjects": SUBJECTS, "wait": "1m"},
+        {"subjects": SUBJECTS, "share": "20"},
+        {"subjects": SUBJECTS, "share": True},
+        {"subjects": SUBJECTS, "extra": 1},
+        {"subjects": ["", "B"]},
+        {"subjects": ["A", "A\u200b"]},
         {"subjects": ["a", "b", "c", "d", "e"]},
         {"subjects": SUBJECTS, "share": 0},
         {"subjects": SUBJECTS, "share": 10**40},
@@ -209,6 +219,8 @@ def test_the_api_sets_reads_and_decides_a_subject_test(
     )
     assert made.status_code == 200, made.text
     assert made.json()["phase"] == "set" and made.json()["wait"] == "30m"
+    for loose in ({"winner": "2"}, {"winner": True}, {"winner": 1, "by": "me"}):
+        assert editor.post(f"{url}/winner", json=loose, headers=bearer).status_code == 422
     early = editor.post(f"{url}/winner", json={"winner": 1}, headers=bearer)
     assert early.status_code == 409 and "has not started" in early.json()["detail"]
     assert cli("issue", "approve", str(issue_id)).exit_code == 0

@@ -412,7 +412,7 @@ def test_an_editor_runs_a_subject_test_and_sends_the_winner_by_hand(
     editor.reload()
     table = editor.locator("#subject-test-figures")
     table.wait_for()
-    assert "Testing: 50% of the audience" in editor.locator("#subject-test-now").inner_text()
+    assert "the 50% share of the audience" in editor.locator("#subject-test-now").inner_text()
     check(editor, artifacts, "editor-subject-test-testing")
     editor.get_by_role("button", name="Send subject 2 to everyone else now").click()
     editor.get_by_text("goes to everyone else").first.wait_for()
