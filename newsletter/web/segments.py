@@ -6,6 +6,7 @@ page; making them is the admin's, as the list is.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -49,31 +50,83 @@ def _names(boxes: list[str] | None, typed: str) -> list[str]:
     return [*(boxes or []), *(t for t in typed.split(";") if t.strip())]
 
 
-def _rule_from_form(
-    statuses: list[str] | None,
-    topics: list[str] | None,
-    tags: list[str] | None,
-    tags_typed: str,
-    joined_after: str,
-    joined_before: str,
-    sources: str,
-    engaged_in_last: str,
-    not_engaged_in_last: str,
-    never_opened: str,
-) -> dict[str, Any]:
-    raw: dict[str, Any] = {
-        "statuses": statuses or [],
-        "topics": topics or [],
-        "tags": _names(tags, tags_typed),
-        "sources": [s for s in sources.split(",") if s.strip()],
-        "engaged_in_last": _number(engaged_in_last, "engaged_in_last"),
-        "not_engaged_in_last": _number(not_engaged_in_last, "not_engaged_in_last"),
-        "never_opened": bool(never_opened),
-    }
-    for key, value in (("joined_after", joined_after), ("joined_before", joined_before)):
-        if value.strip():
-            raw[key] = value.strip()
-    return raw
+@dataclass(frozen=True)
+class RuleForm:
+    """The rule's fields of the segment form (the create and the edit form alike)."""
+
+    statuses: list[str] | None
+    topics: list[str] | None
+    tags: list[str] | None
+    tags_typed: str
+    joined_after: str
+    joined_before: str
+    sources: str
+    engaged_in_last: str
+    not_engaged_in_last: str
+    never_opened: str
+
+    def raw(self) -> dict[str, Any]:
+        """The rule as the audience's `parse` reads it (a number field checked here)."""
+        raw: dict[str, Any] = {
+            "statuses": self.statuses or [],
+            "topics": self.topics or [],
+            "tags": _names(self.tags, self.tags_typed),
+            "sources": [s for s in self.sources.split(",") if s.strip()],
+            "engaged_in_last": _number(self.engaged_in_last, "engaged_in_last"),
+            "not_engaged_in_last": _number(self.not_engaged_in_last, "not_engaged_in_last"),
+            "never_opened": bool(self.never_opened),
+        }
+        for key, value in (
+            ("joined_after", self.joined_after),
+            ("joined_before", self.joined_before),
+        ):
+            if value.strip():
+                raw[key] = value.strip()
+        return raw
+
+    def echo(self) -> dict[str, Any]:
+        """What was typed, shown back on a refused form."""
+        return {
+            "statuses": self.statuses or [],
+            "topics": self.topics or [],
+            "tags": self.tags or [],
+            "tags_typed": self.tags_typed,
+            "joined_after": self.joined_after,
+            "joined_before": self.joined_before,
+            "sources": self.sources,
+            "engaged_in_last": self.engaged_in_last,
+            "not_engaged_in_last": self.not_engaged_in_last,
+            "never_opened": bool(self.never_opened),
+        }
+
+
+def rule_form(
+    statuses: Many = None,
+    topics: Many = None,
+    tags: Many = None,
+    tags_typed: Annotated[str, Form(max_length=6000)] = "",
+    joined_after: Annotated[str, Form(max_length=40)] = "",
+    joined_before: Annotated[str, Form(max_length=40)] = "",
+    sources: Annotated[str, Form(max_length=2000)] = "",
+    engaged_in_last: Annotated[str, Form(max_length=20)] = "",
+    not_engaged_in_last: Annotated[str, Form(max_length=20)] = "",
+    never_opened: Annotated[str, Form(max_length=10)] = "",
+) -> RuleForm:
+    return RuleForm(
+        statuses,
+        topics,
+        tags,
+        tags_typed,
+        joined_after,
+        joined_before,
+        sources,
+        engaged_in_last,
+        not_engaged_in_last,
+        never_opened,
+    )
+
+
+Fields = Annotated[RuleForm, Depends(rule_form)]
 
 
 def _form_context(session: Session, **extra: Any) -> dict[str, Any]:
@@ -107,32 +160,12 @@ def segments(request: Request) -> Response:
 def create(
     request: Request,
     me: Admin,
+    fields: Fields,
     name: Annotated[str, Form(max_length=200)] = "",
-    statuses: Many = None,
-    topics: Many = None,
-    tags: Many = None,
-    tags_typed: Annotated[str, Form(max_length=6000)] = "",
-    joined_after: Annotated[str, Form(max_length=40)] = "",
-    joined_before: Annotated[str, Form(max_length=40)] = "",
-    sources: Annotated[str, Form(max_length=2000)] = "",
-    engaged_in_last: Annotated[str, Form(max_length=20)] = "",
-    not_engaged_in_last: Annotated[str, Form(max_length=20)] = "",
-    never_opened: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     try:
         with transaction() as session:
-            raw = _rule_from_form(
-                statuses,
-                topics,
-                tags,
-                tags_typed,
-                joined_after,
-                joined_before,
-                sources,
-                engaged_in_last,
-                not_engaged_in_last,
-                never_opened,
-            )
+            raw = fields.raw()
             segment = audiences.create(session, name, raw, by=me.email)
             message = (
                 f"Segment “{segment.name}” saved: {audiences.count(session, segment):,} "
@@ -142,35 +175,11 @@ def create(
     except Refused as exc:
         with transaction() as session:
             rows = [audiences.summary(session, s) for s in audiences.all_segments(session)]
-            form = _form_echo(statuses, topics, tags, tags_typed, joined_after, joined_before)
-            form.update(
-                sources=sources,
-                engaged_in_last=engaged_in_last,
-                not_engaged_in_last=not_engaged_in_last,
-                never_opened=bool(never_opened),
-            )
+            form = fields.echo()
             context = _form_context(session, rows=rows, form=form, name=name, error=str(exc))
         return render(request, "web/admin/segments.html", context, status_code=400)
     flash(request, message)
     return redirect(paths.admin_segment(segment_id))
-
-
-def _form_echo(
-    statuses: list[str] | None,
-    topics: list[str] | None,
-    tags: list[str] | None,
-    tags_typed: str,
-    joined_after: str,
-    joined_before: str,
-) -> dict[str, Any]:
-    return {
-        "statuses": statuses or [],
-        "topics": topics or [],
-        "tags": tags or [],
-        "tags_typed": tags_typed,
-        "joined_after": joined_after,
-        "joined_before": joined_before,
-    }
 
 
 def _segment_or_404(session: Session, segment_id: int) -> Any:
@@ -204,33 +213,13 @@ def segment_page(request: Request, segment_id: int) -> Response:
 def change(
     request: Request,
     segment_id: int,
+    fields: Fields,
     name: Annotated[str, Form(max_length=200)] = "",
-    statuses: Many = None,
-    topics: Many = None,
-    tags: Many = None,
-    tags_typed: Annotated[str, Form(max_length=6000)] = "",
-    joined_after: Annotated[str, Form(max_length=40)] = "",
-    joined_before: Annotated[str, Form(max_length=40)] = "",
-    sources: Annotated[str, Form(max_length=2000)] = "",
-    engaged_in_last: Annotated[str, Form(max_length=20)] = "",
-    not_engaged_in_last: Annotated[str, Form(max_length=20)] = "",
-    never_opened: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     try:
         with transaction() as session:
             _segment_or_404(session, segment_id)
-            raw = _rule_from_form(
-                statuses,
-                topics,
-                tags,
-                tags_typed,
-                joined_after,
-                joined_before,
-                sources,
-                engaged_in_last,
-                not_engaged_in_last,
-                never_opened,
-            )
+            raw = fields.raw()
             segment = audiences.change(session, segment_id, name=name, raw_rule=raw)
             message = (
                 f"Segment “{segment.name}” saved: {audiences.count(session, segment):,} "
@@ -239,13 +228,7 @@ def change(
     except Refused as exc:
         with transaction() as session:
             segment = _segment_or_404(session, segment_id)
-            form = _form_echo(statuses, topics, tags, tags_typed, joined_after, joined_before)
-            form.update(
-                sources=sources,
-                engaged_in_last=engaged_in_last,
-                not_engaged_in_last=not_engaged_in_last,
-                never_opened=bool(never_opened),
-            )
+            form = fields.echo()
             context = _form_context(
                 session,
                 segment=audiences.summary(session, segment),
