@@ -144,6 +144,14 @@ def test_the_hash_is_the_same_in_python_and_in_sql(db: Session) -> None:
     assert all(100 <= chosen.count(n) <= 175 for n in (1, 2, 3)), [
         chosen.count(n) for n in (1, 2, 3)
     ]
+    # The edge: a bucket equal to the cut is outside the share, in SQL as in Python.
+    edge = next(i for i in range(1, 10**6) if split.stable_hash(31, i) % split.BUCKETS == 2_000)
+    below = next(i for i in range(1, 10**6) if split.stable_hash(31, i) % split.BUCKETS == 1_999)
+    with transaction() as session:
+        for sid, inside in ((edge, False), (below, True)):
+            column = literal(sid, Integer())
+            assert bool(session.scalar(select(split.in_share_sql(31, column, 20)))) is inside
+            assert split.in_share(31, sid, 20) is inside
     # Another issue splits the list another way: the same people are not always the test.
     other = {sid for sid, *_ in rows[:-3] if split.in_share(32, sid, 20)}
     assert len(other & {sid for sid, _, inside, _ in rows[:-3] if inside}) < 150
@@ -164,6 +172,14 @@ def test_the_share_gets_its_subjects_then_the_human_clicks_choose_the_winner_for
     assert shown["subject_test"]["phase"] == "set"
     assert shown["subject_test"]["subjects"] == SUBJECTS
     assert shown["subject_test"]["share"] == 50 and shown["subject_test"]["wait_minutes"] == 120
+    assert shown["subject_test"]["can_pick"] is False  # nothing to pick before the send
+    before = cli("issue", "subject-test", str(issue_id)).output.splitlines()
+    assert before == [
+        "subject test set: 2 subjects on 50% of the audience; the winner goes to the rest 2h "
+        "after the send starts",
+        f"  1. {SUBJECTS[0]}",
+        f"  2. {SUBJECTS[1]}",
+    ]
     assert cli("issue", "approve", str(issue_id)).exit_code == 0
 
     started = utcnow()
@@ -202,6 +218,13 @@ def test_the_share_gets_its_subjects_then_the_human_clicks_choose_the_winner_for
             _follow(reader, message, "o")
         _follow(reader, by_subject[1][0], "c", agent=SCANNER)
 
+    running = cli("issue", "subject-test", str(issue_id), "--json")
+    assert json.loads(running.stdout)["subject_test"]["can_pick"] is True
+    shown_text = cli("issue", "subject-test", str(issue_id)).output
+    assert (
+        f"subject test running: {len(expected)} people (the 50% share of the audience) were "
+        "sent 2 subjects" in shown_text
+    )
     clock = ManualClock(started + timedelta(minutes=119))
     scheduler = Scheduler(clock=clock)
     assert scheduler.tick().subject_winners == []
@@ -229,9 +252,22 @@ def test_the_share_gets_its_subjects_then_the_human_clicks_choose_the_winner_for
     assert first["sent"] + second["sent"] == len(expected)
     assert second["rate"] == pytest.approx(2 / second["sent"], abs=1e-6)
     assert report["decision"]["why"].startswith("the highest rate")
-    # The winner's figures over the whole send include the rest.
+    # The winner's figures over the whole send include the rest; the test's are the share's.
     overall = {f["number"]: f for f in report["overall"]}
     assert overall[2]["deliveries"] == READERS - first["deliveries"]
+    assert report["can_pick"] is False
+    # A reader of the rest clicks: the whole send's figures move, the test's do not.
+    with transaction() as session:
+        sending.backdate_deliveries(session, issue_id, by=timedelta(hours=1))
+    rest_mail = next(m for m in _outbox() if recipient(m) not in expected)
+    with TestClient(create_app()) as reader:
+        _follow(reader, rest_mail, "c")
+    after = _set(issue_id)["subject_test"]
+    tested = {f["number"]: f for f in after["test"]}
+    assert tested[2]["clicked"] == 2 and tested[2]["deliveries"] == second["deliveries"]
+    whole = {f["number"]: f for f in after["overall"]}
+    assert whole[2]["clicked"] == 3 and whole[2]["deliveries"] == overall[2]["deliveries"]
+    assert after["decision"] == report["decision"]  # what decided is kept as it was
     with transaction() as session:
         issue = issues.require(session, issue_id)
         assert issue.status is IssueStatus.SENT
@@ -394,7 +430,10 @@ def test_two_workers_in_each_phase_and_two_deciders_mail_each_person_once(
         ),
         (["--subject", "A", "--subject", "B", "--wait", "soon"], "is not a duration"),
         (["--subject", "A", "--subject", "B", "--wait", "0m"], "1 to 10,080 minutes, not 0"),
-        (["--subject", "A", "--subject", "B", "--wait", "8d"], "1 to 10,080 minutes, not 11,520"),
+        (
+            ["--subject", "A", "--subject", "B", "--wait", "8d"],
+            "the wait must be 1 to 10,080 minutes, not 11,520",
+        ),
         (["--subject", "A", "--subject", "B", "--wait", "-5m"], "is not a duration"),
         (["--subject", "A", "--subject", "B", "--wait", "9" * 400], "has no unit"),
         # A bare number: 4 what? (an editor meaning hours would get minutes)

@@ -143,6 +143,7 @@ def test_the_editor_sets_a_test_reads_its_figures_and_sends_the_winner(
     text = unescape(page.text)
     assert f"Testing: {in_test} people, the 40% share of the audience" in text
     assert 'id="subject-test-form"' not in text  # fixed once the send started
+    assert text.count("Send this one to the rest") == 2
     for url in hrefs(page.text):
         if url.startswith("/admin") or url.startswith("/archive"):
             assert editor.get(url).status_code == 200, url
@@ -163,6 +164,7 @@ def test_the_editor_sets_a_test_reads_its_figures_and_sends_the_winner(
         picked
     )
     assert "Subject 2 won (chosen by hand), decided by editor editor@example.com" in picked
+    assert "Send this one to the rest" not in picked  # decided: nothing left to pick
     twice = _post(
         editor, f"/admin/issues/{issue_id}/subject-test/winner", issue_id, {"winner": "1"}
     )
