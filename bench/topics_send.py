@@ -20,7 +20,6 @@ import argparse
 import itertools
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import scratch_pg
-from bench.send import _env, server_stats, start_server
+from bench.send import _env, own_peak_kb, server_stats, start_server
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "matchups"
 CHUNK = 20_000
@@ -106,7 +105,6 @@ def child(issue_id: int) -> None:
         frozen = session.scalar(
             select(func.count()).select_from(IssueVariant).where(IssueVariant.issue_id == issue_id)
         )
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     print(
         json.dumps(
             {
@@ -114,7 +112,7 @@ def child(issue_id: int) -> None:
                 "total": total,
                 "counts": counts,
                 "variants": frozen,
-                "peak_kb": usage.ru_maxrss,
+                "peak_kb": own_peak_kb(),
             }
         )
     )
