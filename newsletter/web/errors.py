@@ -95,6 +95,19 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
     # (inf to Python) then failed to serialise: a 500 for a request that is merely wrong.
     assert isinstance(exc, RequestValidationError)
     detail = _json_safe(jsonable_encoder(exc.errors()))
+    if _wants_html(request):
+        # A person's form (a field past its length, say): a page naming each field and what
+        # is wrong with it, never the value typed.
+        fields = [
+            {
+                "loc": [str(p) for p in e.get("loc", [])[1:] or e.get("loc", [])],
+                "msg": str(e.get("msg", "")),
+            }
+            for e in detail
+            if isinstance(e, dict)
+        ]
+        context = {"status": 422, "title": TITLES[422], "detail": fields}
+        return render(request, "web/error.html", context, status_code=422)
     return JSONResponse({"detail": detail}, status_code=422)
 
 

@@ -239,3 +239,31 @@ def test_the_api_sets_reads_and_decides_a_subject_test(
     again = editor.post(f"{url}/winner", json={"winner": 2}, headers=bearer)
     assert again.status_code == 409 and "decided already" in again.json()["detail"]
     assert editor.delete(url, headers=bearer).status_code == 409
+
+
+def test_a_form_field_past_its_length_gets_a_page_naming_it(
+    db: Session, issue_id: int, editor: TestClient
+) -> None:
+    """A browser's form that breaks a field's declared bound gets a page, not JSON; the API
+    keeps its JSON list of field errors."""
+    page = editor.get(f"/admin/issues/{issue_id}")
+    refused = editor.post(
+        f"/admin/issues/{issue_id}/subject-test",
+        data={"csrf_token": csrf_from(page.text), **_form("A", "B", share="9" * 41)},
+        headers={"Accept": "text/html,application/xhtml+xml"},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 422
+    assert refused.headers["content-type"].startswith("text/html")
+    text = unescape(refused.text)
+    assert "Check the form" in text and "share: String should have at most 40 characters" in text
+    assert "9" * 41 not in text  # what was typed is not echoed
+    with transaction() as session:
+        assert session.get(SubjectTest, issue_id) is None
+    api = editor.post(
+        f"/admin/issues/{issue_id}/subject-test",
+        data={"csrf_token": csrf_from(page.text), **_form("A", "B", share="9" * 41)},
+        headers={"Accept": "application/json"},
+        follow_redirects=False,
+    )
+    assert api.status_code == 422 and isinstance(api.json()["detail"], list)
