@@ -307,8 +307,10 @@ def start_send(session: Session, issue_id: int, *, now: datetime | None = None) 
             "described": rule.describe(),
         }
     test = subjects.get(session, issue_id)
+    if test is not None and test.started_at is not None:
+        test = None  # started already: this call will not start the send
     subject: ColumnElement[int] | None = None
-    if test is not None and test.started_at is None:
+    if test is not None:
         share = select(Subscriber.id).where(
             split.in_share_sql(issue_id, Subscriber.id.expression, test.share)
         )
@@ -318,9 +320,9 @@ def start_send(session: Session, issue_id: int, *, now: datetime | None = None) 
         subject = split.subject_sql(issue_id, Subscriber.id.expression, len(test.subjects))
     if not sending.start_send(session, issue_id, now=now, within=within, subject=subject):
         return False
-    if subject is not None:
+    if test is not None:
         subjects.mark_started(session, issue_id, now)
-        audience["subject_test"] = {"share": test.share if test else None, "rest": "waiting"}
+        audience["subject_test"] = {"share": test.share, "rest": "waiting"}
     audience["recipients"] = sending.status_counts(session, issue_id)["recipients"]
     issues.record_audience(session, issue_id, audience)
     return True

@@ -42,7 +42,7 @@ _INVISIBLE = re.compile("[\u200b\u2060\ufeff\u200e\u200f\u202a-\u202e\u2066-\u20
 def _clean(text: str) -> str:
     """One line, NFC (an accent typed as a combining mark counts as one character), without
     the invisible characters above."""
-    flat = " ".join(verdicts.header_safe(text, len(text) + 1).split())
+    flat = verdicts.header_safe(text, len(text) + 1)  # one line, its spaces collapsed
     return " ".join(_INVISIBLE.sub("", unicodedata.normalize("NFC", flat)).split())
 
 

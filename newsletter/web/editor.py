@@ -239,6 +239,11 @@ def _audience(session: Session, issue: Issue) -> dict[str, Any]:
     }
 
 
+def _withdrawn(reopened: bool) -> str:
+    """The end of a flash after a change that took the approval back (an audience, a test)."""
+    return " Its approval was withdrawn: approve it again." if reopened else ""
+
+
 @router.post("/issues/{issue_id}/audience")
 def set_audience(
     request: Request, issue_id: int, segment: Annotated[str, Form(max_length=20)] = ""
@@ -255,7 +260,7 @@ def set_audience(
         reopened = audiences.set_issue_audience(session, issue_id, segment_id)
         segment_now, count = audiences.audience_of(session, issue_id)
         whom = f"segment “{segment_now.name}”" if segment_now else "everyone"
-        back = " Its approval was withdrawn: approve it again." if reopened else ""
+        back = _withdrawn(reopened)
         return f"Issue {issue_id} now goes to {whom}: {count:,} subscribers today.{back}"
 
     return _act(request, issue_id, action, anchor="audience-h")
@@ -295,7 +300,7 @@ def set_subject_test(
             by=staff.email,
             skip_blank=True,
         )
-        back = " Its approval was withdrawn: approve it again." if reopened else ""
+        back = _withdrawn(reopened)
         return f"Subject test saved for issue {issue_id}.{back}"
 
     return _act(request, issue_id, action, anchor="subject-test-h")
@@ -307,7 +312,7 @@ def remove_subject_test(request: Request, issue_id: int) -> Response:
         if subject_tests.get(session, issue_id) is None:
             raise subject_tests.SubjectTestError(f"issue {issue_id} has no subject test")
         reopened = subject_tests.remove_test(session, issue_id)
-        back = " Its approval was withdrawn: approve it again." if reopened else ""
+        back = _withdrawn(reopened)
         return f"Issue {issue_id} has one subject again.{back}"
 
     return _act(request, issue_id, action, anchor="subject-test-h")

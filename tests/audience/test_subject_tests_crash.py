@@ -32,12 +32,6 @@ __all__ = ["sendgrid"]  # the fixture
 SUBJECTS = ["First subject", "Second subject", "Third subject"]
 
 
-def _kill_until_done(
-    db: Session, issue_id: int, env: dict[str, str], cwd: Path, rng: random.Random
-) -> int:
-    return kill_until_done(db, issue_id, env, cwd, rng, tries=6, most=0.15)
-
-
 def test_killed_workers_in_both_phases_change_no_subject_and_mail_nobody_twice(
     db_url: str,
     db: Session,
@@ -57,7 +51,7 @@ def test_killed_workers_in_both_phases_change_no_subject_and_mail_nobody_twice(
     sendgrid.latency = 0.03
     env = worker_env(db_url, sendgrid, concurrency=1, batch_size=40)
     rng = random.Random(17)
-    kills = _kill_until_done(db, issue_id, env, tmp_path, rng)
+    kills = kill_until_done(db, issue_id, env, tmp_path, rng, tries=6, most=0.15)
 
     ids = {email: delivery.subscriber_id for delivery, email in ledger(db, issue_id)}
     in_test = {e for e, sid in ids.items() if sid is not None}
@@ -66,7 +60,7 @@ def test_killed_workers_in_both_phases_change_no_subject_and_mail_nobody_twice(
     # The decision, as the scheduler makes it once the wait is over; then the rest, killed too.
     later = ManualClock(utcnow() + timedelta(minutes=31))
     assert Scheduler(clock=later, worker_id="decider").dispatch().subject_winners[0][0] == issue_id
-    kills += _kill_until_done(db, issue_id, env, tmp_path, rng)
+    kills += kill_until_done(db, issue_id, env, tmp_path, rng, tries=6, most=0.15)
     assert kills >= 3
 
     rows = ledger(db, issue_id)
