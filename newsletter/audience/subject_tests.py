@@ -263,9 +263,8 @@ def decide_if_due(session: Session, issue_id: int, now: datetime | None = None) 
         return None
     if issue.status is not IssueStatus.SENDING:
         return None  # paused or cancelled: an editor's hand is on it
-    counts = sending.status_counts(session, issue_id)
-    if counts["queued"] or counts["in_flight"]:
-        return None
+    if sending.any_delivery_open(session, issue_id):
+        return None  # the share is still being sent: asked again each tick until it is not
     return decide(session, issue_id, by="the figures", now=now)
 
 

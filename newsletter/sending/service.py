@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_
+from sqlalchemy import ColumnElement, Select, and_, select
 from sqlalchemy.orm import Session
 
 from newsletter.errors import Refused
@@ -201,6 +201,12 @@ def variants(session: Session, issue_id: int) -> list[dict[str, Any]]:
     if counts.get(0):
         found.append({"topics": [], "subject": None, "matchups": 0, "deliveries": counts[0]})
     return found
+
+
+def any_delivery_open(session: Session, issue_id: int) -> bool:
+    """True while one of the issue's deliveries is queued or in flight: one EXISTS on the
+    issue's index, not the GROUP BY over all its deliveries that status_counts is."""
+    return not bool(session.scalar(select(repository.no_delivery_open(issue_id))))
 
 
 def mark_sent_if_done(session: Session, issue_id: int, now: datetime) -> bool:

@@ -527,3 +527,25 @@ def test_a_paused_or_cancelled_send_is_not_decided_by_the_scheduler(
     assert Scheduler(clock=later).tick().subject_winners == []
     assert cli("issue", "resume", str(issue_id), "--no-wait").exit_code == 0
     assert Scheduler(clock=later).tick().subject_winners == [(issue_id, 1)]
+
+
+def test_the_scheduler_waits_for_the_share_to_be_sent_before_deciding(
+    db: Session, issue_id: int
+) -> None:
+    from newsletter.audience import service as audience
+
+    with transaction() as session:
+        subject_tests.set_test(session, issue_id, SUBJECTS, share=50, wait_minutes=10)
+        issues.approve(session, issue_id, by="editor@example.com")
+    with transaction() as session:
+        assert audience.start_send(session, issue_id)
+    later = utcnow() + timedelta(minutes=11)
+    # Past the wait, but the share's deliveries are still queued: their figures are not in.
+    with transaction() as session:
+        assert sending.any_delivery_open(session, issue_id)
+        assert subject_tests.decide_if_due(session, issue_id, later) is None
+    run_until_done(issue_id, worker_id="share-worker")
+    with transaction() as session:
+        assert not sending.any_delivery_open(session, issue_id)
+        decision = subject_tests.decide_if_due(session, issue_id, later)
+        assert decision is not None and decision.winner == 1
