@@ -173,3 +173,59 @@ def test_sigterm_mid_send_finishes_the_current_batch_and_a_restart_sends_the_res
         statuses = [d.status for d in session.scalars(select(Delivery))]
     assert statuses == [DeliveryStatus.SENT] * 40
     assert recipients(outbox) == sorted([EDITOR, *readers])
+
+
+# Only on sqlite: what the log says does not depend on the engine.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_debug_log_of_a_send_names_no_reader_no_token_and_no_api_key(
+    db_url: str,
+    inbox: Path,
+    configure: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An operator chasing a problem runs the scheduler at DEBUG. python_http_client writes
+    each request's body and headers into debug lines: every reader's address and token, and
+    the Authorization header with the API key. The log says how big a body was, nothing of
+    who it went to."""
+    from newsletter.db import transaction
+    from newsletter.issues import service as issues
+    from newsletter.scheduling.runner import Scheduler
+    from newsletter.sending import service as sending
+    from tests.scheduling.conftest import add_subscribers
+    from tests.support.sendgrid_server import SendGridServer
+
+    key = "SG.debug-log-key-" + "k" * 40
+    with SendGridServer(api_key=key, keep_payloads=True) as server:
+        configure(
+            newsletter_transport="sendgrid",
+            sendgrid_api_key=key,
+            sendgrid_api_host=server.url,
+            newsletter_postal_address="1 Log Street, 75001 Paris",
+        )
+        drop_seeds(inbox, 1)
+        readers = add_subscribers(3)
+        report = Scheduler().run_now()
+        assert report.issue_id is not None
+        with transaction() as session:
+            issues.approve(session, report.issue_id, by=EDITOR)
+        with transaction() as session:
+            assert sending.start_send(session, report.issue_id)
+
+        result = run(["--once", "--log-level", "DEBUG"])
+
+        assert result.returncode == 0, result.stderr
+        sent_to = sorted(r.email for r in server.recipients())
+        assert set(readers) <= set(sent_to)
+        tokens = [
+            value
+            for request in server.accepted
+            for p in (request.payload or {})["personalizations"]
+            for value in p.get("substitutions", {}).values()
+        ]
+    assert len(tokens) == 3
+    log = result.stderr
+    # The library's debug lines are not written at all; had they been, their body would
+    # read as its size (tests/sending/test_transport.py).
+    assert "python_http_client" not in log and "PAYLOAD" not in log and "HEADERS" not in log
+    for secret in (key, "Bearer", *sent_to, *tokens):
+        assert secret not in log

@@ -333,3 +333,36 @@ def test_a_dropped_connection_is_unknown_and_names_what_happened(
     assert result.outcome is BatchOutcome.UNKNOWN
     prefix = "no answer from SendGrid after the request: "
     assert (result.error or "").startswith(prefix) and len(result.error or "") > len(prefix)
+
+
+def test_the_body_python_http_client_formats_prints_as_its_size_and_goes_out_whole(
+    sendgrid: SendGridServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library formats each body into a debug line before asking whether debug is on: the
+    bytes it is given print as their size, and are still the exact request."""
+    from python_http_client.client import Client
+
+    seen: list[bytes] = []
+    real = Client._make_request
+
+    def record(self: Client, opener: Any, request: Any, timeout: Any = None) -> Any:
+        seen.append(request.data)
+        return real(self, opener, request, timeout=timeout)
+
+    monkeypatch.setattr(Client, "_make_request", record)
+    recipients = [Recipient(11, "ann@mail.example.com", "Ann Lee", "MTE.sig")]
+    result = SendGridTransport().send_batch(CONTENT, recipients, issue_id=7)
+    assert result.outcome is BatchOutcome.ACCEPTED
+    [data] = seen
+    shown_as: object = data  # formatted as the library does, not as bytes are meant to be
+    [request] = sendgrid.accepted
+    assert isinstance(data, bytes) and json.loads(data) == request.payload
+    shown = f"<{len(data):,} bytes of JSON>"
+    # The library's own words: '{data}'.format(data=request.data).
+    line = "PAYLOAD: {data}".format
+    assert (repr(data), str(data), f"{shown_as}", line(data=data)) == (
+        shown,
+        shown,
+        shown,
+        f"PAYLOAD: {shown}",
+    )
