@@ -453,7 +453,20 @@ def draft_preview(session: Session, issue_id: int, draft: Draft) -> tuple[str, s
     """(html, text) of the issue as it would read with the draft's edits, rendered without
     writing anything: no override saved, no link recorded, nothing frozen. Untracked, so the
     preview's links go where a reader's finally land."""
+    found = draft_variant_preview(session, issue_id, draft, [])
+    return found.html, found.text
+
+
+def draft_variant_preview(
+    session: Session, issue_id: int, draft: Draft, topic_names: Sequence[str]
+) -> Variant:
+    """What readers who chose `topic_names` would get of the issue with the draft's edits
+    (`variant_for`'s rules on the draft: a matchup the draft leaves out is nobody's, one it
+    brings back is theirs if it is in their topics), filled for a sample subscriber. No names:
+    the whole draft. Writes nothing, as `draft_preview`."""
     issue = require(session, issue_id)
+    topics = matchups_service.categories_named(session, topic_names) if topic_names else []
+    chosen = frozenset(topics)
     matchups = repository.matchups_of(session, issue)
     by_slug = {matchups[i.matchup_id].slug: i for i in issue.items}
     unknown = sorted(set(draft.matchups) - set(by_slug))
@@ -472,6 +485,15 @@ def draft_preview(session: Session, issue_id: int, draft: Draft) -> tuple[str, s
         items.append(_DraftItem(item.matchup_id, excluded, position, item.position, summary))
     _apply_order(items, matchups)
     items.sort(key=lambda i: i.position)
+    included = [i for i in items if not i.excluded]
+    names = {c for i in included for c in _categories_of(matchups[i.matchup_id])}
+    carried = included
+    if chosen and len(names) <= MAX_VARIANT_CATEGORIES:
+        # A week of more categories than a variant can name goes whole to everyone.
+        carried = [i for i in included if _categories_of(matchups[i.matchup_id]) & chosen]
+    slugs = [matchups[i.matchup_id].slug for i in carried]
+    if not carried and included:
+        return Variant(topics, [], False, False, None)
     values = {
         "subject": _override(draft.subject, single_line=True, limit=verdicts.SUBJECT_CHARS + 60),
         "preheader": _override(
@@ -482,7 +504,7 @@ def draft_preview(session: Session, issue_id: int, draft: Draft) -> tuple[str, s
     shown = _content(
         session,
         issue.week,
-        items,
+        carried,
         matchups,
         subject=values["subject"] if draft.subject is not None else issue.subject_override,
         preheader=values["preheader"] if draft.preheader is not None else issue.preheader_override,
@@ -495,7 +517,12 @@ def draft_preview(session: Session, issue_id: int, draft: Draft) -> tuple[str, s
         site_url=settings.newsletter_site_url,
         tracked=False,
     )
-    return fill(rendered.html, PREVIEW_TOKEN), fill(rendered.text, PREVIEW_TOKEN)
+    filled = replace(
+        rendered,
+        html=fill(rendered.html, PREVIEW_TOKEN),
+        text=fill(rendered.text, PREVIEW_TOKEN),
+    )
+    return Variant(topics, slugs, carried == included, False, filled)
 
 
 # --- content and rendering -----------------------------------------------------------------

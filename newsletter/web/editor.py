@@ -400,6 +400,10 @@ NO_MAIL_PAGE = (
     "week: none of this issue's matchups is in their topics, and their delivery is skipped."
     "</p></body></html>"
 )
+NO_MAIL_TEXT = (
+    "Readers of {topics} get no mail this week: none of this issue's matchups is in their "
+    "topics, and their delivery is skipped.\n"
+)
 
 
 @router.get("/issues/{issue_id}/progress.json")
@@ -539,28 +543,37 @@ def edit(
     return _act(request, issue_id, change, anchor)
 
 
-def _draft_render(issue_id: int, draft: issues.Draft) -> tuple[str, str]:
+def _draft_render(issue_id: int, draft: issues.Draft, topics: list[str] | None) -> issues.Variant:
+    if topics is not None and len(topics) > MAX_PREVIEW_TOPICS:
+        raise HTTPException(status_code=400, detail=f"At most {MAX_PREVIEW_TOPICS} topics.")
     with transaction() as session:
         _issue_or_404(session, issue_id)
         try:
-            return issues.draft_preview(session, issue_id, draft)
-        except issues.IssueError as exc:
+            return issues.draft_variant_preview(session, issue_id, draft, topics or [])
+        except Refused as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from None
 
 
 @router.post("/issues/{issue_id}/preview.html")
-def draft_preview_html(issue_id: int, draft: DraftForm) -> Response:
+def draft_preview_html(issue_id: int, draft: DraftForm, topics: TopicsQuery = None) -> Response:
     """The email as the form stands, unsaved: the edit form posts here into the preview frames
-    (as they type, or with the "Preview" button without script). Same sandbox as the GET."""
-    html, _ = _draft_render(issue_id, draft)
+    (as they type, or with the "Preview without saving" button without script); with
+    `topics`, as readers of those topics would get it. Same sandbox as the GET."""
+    variant = _draft_render(issue_id, draft, topics)
+    html = variant.html
+    if variant.empty:
+        html = NO_MAIL_PAGE.format(topics=escape(", ".join(variant.topics)))
     return HTMLResponse(
         html, headers={"Content-Security-Policy": EMAIL_PREVIEW_CSP, "Cache-Control": "no-store"}
     )
 
 
 @router.post("/issues/{issue_id}/preview.txt")
-def draft_preview_text(issue_id: int, draft: DraftForm) -> Response:
-    _, text = _draft_render(issue_id, draft)
+def draft_preview_text(issue_id: int, draft: DraftForm, topics: TopicsQuery = None) -> Response:
+    variant = _draft_render(issue_id, draft, topics)
+    text = variant.text
+    if variant.empty:
+        text = NO_MAIL_TEXT.format(topics=", ".join(variant.topics))
     return PlainTextResponse(text, headers={"Cache-Control": "no-store"})
 
 

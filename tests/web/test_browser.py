@@ -287,6 +287,43 @@ def test_editor_previews_the_issue_as_a_reader_of_chosen_topics_gets_it(
     assert TITLES["dev"] not in page.locator("pre.plain").inner_text()
     assert page.locator("#topic-preview").get_by_label("Video").is_checked()
     check(page, artifacts, "editor-issue-topic-preview")
+
+    # Typing with the topics ticked: the frames and the text follow, still as those readers
+    # get it, and nothing is saved.
+    page.get_by_label("Intro", exact=True).fill("Only the video readers' intro, unsaved.")
+    desktop.get_by_text("Only the video readers' intro, unsaved.").first.wait_for()
+    frame_text = desktop.locator("body").inner_text()
+    assert TITLES["video"] in frame_text and TITLES["mixed"] in frame_text
+    assert TITLES["writing"] not in frame_text and TITLES["dev"] not in frame_text
+    plain = page.locator("pre.plain")
+    page.wait_for_function(
+        "() => document.querySelector('pre.plain').textContent.includes('unsaved.')"
+    )
+    assert TITLES["writing"] not in plain.inner_text()
+    # Leaving one of their two matchups out shows them the other alone...
+    page.locator("fieldset", has_text=TITLES["mixed"]).get_by_label(
+        "Leave out of this issue"
+    ).check()
+    page.wait_for_function(
+        "t => !document.querySelector('pre.plain').textContent.includes(t)", arg=TITLES["mixed"]
+    )
+    assert TITLES["video"] in plain.inner_text()
+    desktop.get_by_text(TITLES["video"]).first.wait_for()
+    assert TITLES["mixed"] not in desktop.locator("body").inner_text()
+    # ...and both out, that they would get no mail this week.
+    page.locator("fieldset", has_text=TITLES["video"]).get_by_label(
+        "Leave out of this issue"
+    ).check()
+    desktop.get_by_text("Readers of Video get no mail this week").wait_for()
+    page.wait_for_function(
+        "() => document.querySelector('pre.plain').textContent.includes('get no mail')"
+    )
+    page.reload()
+    assert "unsaved" not in page.locator("pre.plain").inner_text()
+    assert page.get_by_label("Intro", exact=True).input_value() != (
+        "Only the video readers' intro, unsaved."
+    )
+
     page.get_by_role("link", name="The whole issue").click()
     page.frame_locator(".preview-desktop iframe").get_by_text(TITLES["writing"]).first.wait_for()
 

@@ -305,3 +305,119 @@ def test_a_blank_topic_at_the_cli_is_refused_not_taken_for_every_topic(
         result = cli(*args)
         assert result.exit_code != 0 and "--topic names no topic (blank)" in result.output
     assert not (tmp_path / "t.txt").exists() and _outbox() == []
+
+
+# --- the unsaved edits, as readers of the ticked topics would get them -----------------------
+
+
+@pytest.mark.parametrize(("topics", "wanted"), CASES)
+def test_an_untouched_draft_previews_exactly_what_the_ticked_topics_get(
+    db: Session, week: dict[str, Any], topics: list[str], wanted: set[str]
+) -> None:
+    """The live preview and the page's own are one render: the form as it stands (nothing
+    typed) reads, byte for byte, as the copy those readers are sent (proved against the outbox
+    by the tests above)."""
+    issue_id = week["issue_id"]
+    with transaction() as session:
+        saved = issues.variant_preview(session, issue_id, topics)
+        draft = issues.draft_variant_preview(session, issue_id, issues.Draft(), topics)
+    assert (draft.html, draft.text, draft.subject) == (saved.html, saved.text, saved.subject)
+    assert (draft.matchups, draft.whole, draft.topics) == (
+        saved.matchups,
+        saved.whole,
+        saved.topics,
+    )
+    assert _shown(draft.html) == wanted
+
+
+def _live_urls(page: str) -> tuple[str, str]:
+    """Where the edit form posts as the editor types (editor.js reads these attributes)."""
+    html = re.search(r'data-live-preview="([^"]+)"', page)
+    text = re.search(r'data-live-text="([^"]+)"', page)
+    assert html is not None and text is not None, "the form has no live preview"
+    return unescape(html[1]), unescape(text[1])
+
+
+def test_typing_with_topics_ticked_previews_their_copy_of_the_unsaved_edits(
+    editor: TestClient, week: dict[str, Any]
+) -> None:
+    from tests.web.test_editor import _form
+    from tests.web.test_editor_live import _snapshot
+
+    issue_id = week["issue_id"]
+    page = editor.get(f"/admin/issues/{issue_id}", params={"topics": ["Video"]}).text
+    html_url, text_url = _live_urls(page)
+    assert "topics=Video" in html_url and "topics=Video" in text_url
+    # "Preview without saving" posts the same form to the same place.
+    assert f'formaction="{html_url}"'.replace("&", "&amp;") in page
+    fields = _form(page)
+    fields["intro"] = ["An intro typed for the video readers."]
+    before = _snapshot()
+    shown = editor.post(html_url, data=fields)
+    assert shown.status_code == 200 and "An intro typed for the video readers." in shown.text
+    assert _shown(shown.text) == {"video", "mixed"}
+    assert "sandbox" in shown.headers["content-security-policy"]
+    text = editor.post(text_url, data=fields)
+    assert text.headers["content-type"].startswith("text/plain")
+    assert "An intro typed for the video readers." in text.text
+    assert _shown(text.text) == {"video", "mixed"}
+    # Leaving out a matchup they would get; leaving out both: no mail for them this week.
+    with transaction() as session:
+        slugs = dict(session.execute(select(Matchup.title, Matchup.slug)).tuples().all())
+    fields["excluded"] = [slugs[TITLES["mixed"]]]
+    assert _shown(editor.post(html_url, data=fields).text) == {"video"}
+    fields["excluded"] = [slugs[TITLES["mixed"]], slugs[TITLES["video"]]]
+    none = editor.post(html_url, data=fields)
+    assert none.status_code == 200 and "Readers of Video get no mail this week" in none.text
+    assert "get no mail this week" in editor.post(text_url, data=fields).text
+    assert _snapshot() == before
+    assert "An intro typed" not in editor.get(f"/admin/issues/{issue_id}/preview.html").text
+    # A matchup the saved issue leaves out, brought back in the form (unsaved), is theirs.
+    with transaction() as session:
+        issues.edit_matchup(session, issue_id, slugs[TITLES["mixed"]], excluded=True)
+    page = editor.get(f"/admin/issues/{issue_id}", params={"topics": ["Video"]}).text
+    fields = _form(page)
+    assert fields["excluded"] == [slugs[TITLES["mixed"]]]
+    assert _shown(editor.post(html_url, data=fields).text) == {"video"}
+    del fields["excluded"]
+    assert _shown(editor.post(html_url, data=fields).text) == {"video", "mixed"}
+
+
+def test_with_no_mail_for_the_ticked_topics_the_form_has_no_live_preview(
+    editor: TestClient, week: dict[str, Any]
+) -> None:
+    issue_id = week["issue_id"]
+    _leave_out_writing(issue_id)
+    page = editor.get(f"/admin/issues/{issue_id}?topics=Writing").text
+    assert "data-live-preview" not in page and "Preview without saving" not in page
+    assert "there is no preview to follow your edits" in page
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "topics=Vid%00eo",
+        "topics=%ED%A0%80",
+        "topics=V%D1%96deo",
+        "topics=" + "v" * 10_000,
+        "&".join(["topics=Video"] * 101),
+        "topics=No+such+topic",
+        "topics=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+    ],
+)
+def test_what_an_attacker_puts_in_the_live_previews_topics_gets_a_400_not_a_500(
+    editor: TestClient, week: dict[str, Any], query: str
+) -> None:
+    from tests.web.test_editor import _form
+
+    issue_id = week["issue_id"]
+    fields = _form(editor.get(f"/admin/issues/{issue_id}").text)
+    for suffix in ("preview.html", "preview.txt"):
+        response = editor.post(
+            f"/admin/issues/{issue_id}/{suffix}?{query}",
+            data=fields,
+            headers={"Accept": "text/html"},
+        )
+        assert response.status_code in (400, 422), (suffix, query, response.status_code)
+        assert "<script>alert" not in response.text
+        assert "Traceback" not in response.text
