@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -237,8 +238,15 @@ _GENERATE = (
 )
 
 
-def sample_names(target: Target, scratch: Path, env: dict[str, str], size: int) -> list[str]:
-    """`size` mutant names drawn evenly (a fixed seed: the same sample each run)."""
+def sample_names(
+    target: Target,
+    scratch: Path,
+    env: dict[str, str],
+    size: int | None,
+    only: Sequence[str] = (),
+) -> list[str]:
+    """`size` mutant names drawn evenly (a fixed seed: the same sample each run); `only`: of
+    the functions whose mutant names contain one of these (a change's own functions)."""
     subprocess.run(
         [sys.executable, "-c", _GENERATE], cwd=scratch, env=env, check=True, capture_output=True
     )
@@ -246,15 +254,30 @@ def sample_names(target: Target, scratch: Path, env: dict[str, str], size: int) 
     for source in target.sources:
         meta = json.loads((scratch / "mutants" / f"{source}.meta").read_text("utf-8"))
         names.extend(sorted(meta["exit_code_by_key"]))
+    if only:
+        names = [n for n in names if any(part in n for part in only)]
+    if size is None:
+        return names
     return sorted(random.Random(12).sample(names, min(size, len(names))))
 
 
-def run(name: str, target: Target, *, max_children: int, quiet: bool, sample: int | None) -> Score:
+def run(
+    name: str,
+    target: Target,
+    *,
+    max_children: int,
+    quiet: bool,
+    sample: int | None,
+    only: Sequence[str] = (),
+) -> Score:
     scratch = prepare(name, target)
     env = {k: v for k, v in os.environ.items() if k != "NEWSLETTER_TEST_POSTGRES_URL"}
     mutmut = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
-    if sample:
-        mutmut += sample_names(target, scratch, env, sample)
+    if sample or only:
+        chosen = sample_names(target, scratch, env, sample, only)
+        if not chosen:
+            raise SystemExit(f"{name}: no mutant's name contains any of {list(only)}")
+        mutmut += chosen
     started = time.monotonic()
     log = scratch / "mutmut.log"
     with log.open("w") as out:
@@ -278,6 +301,12 @@ def main() -> int:
     parser.add_argument("--list", action="store_true", help="print the module names")
     parser.add_argument("--sample", type=int, help="test only this many mutants per module")
     parser.add_argument("--minimum", type=float, default=0.0, help="fail under this score")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="only mutants of functions whose names contain this (repeatable): a change's own",
+    )
     options = parser.parse_args()
     if options.list:
         print("\n".join(TARGETS))
@@ -295,6 +324,7 @@ def main() -> int:
             max_children=options.max_children,
             quiet=options.quiet,
             sample=options.sample,
+            only=options.only,
         )
         for m in options.modules or list(TARGETS)
     ]

@@ -169,6 +169,19 @@ def measure(url: str, rows: int, repeat: int) -> dict[str, float]:
             session.close()
 
     figures["snapshot: 20%, then the rest"] = _timed(and_the_rest, repeat)
+
+    # The editor's page once decided: each subject's figures of the share and of the whole
+    # send (one pass over the issue's subject deliveries, one over its firsts).
+    session = session_factory(url)()
+    try:
+        assert audience.start_send(session, issue_id)
+        assert subject_tests.decide(session, issue_id, winner=1, by="bench")
+        figures["report: decided test's figures"] = _timed(
+            lambda: subject_tests.report(session, issue_id), repeat
+        )
+    finally:
+        session.rollback()
+        session.close()
     dispose_engines()
     return figures
 

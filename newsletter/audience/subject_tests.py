@@ -140,9 +140,26 @@ def figures(
 ) -> list[Figures]:
     """Each subject's figures: of the test's share (`test_only`, what decides), or of every
     delivery that carried it (the winner's include the rest)."""
-    before = test.decided_at if test_only else None
-    counts = sending.subject_counts(session, issue_id, made_before=before)
-    readers = tracking.readers_by_subject(session, issue_id, made_before=before)
+    share, whole = both_figures(session, issue_id, test)
+    return share if test_only else whole
+
+
+def both_figures(
+    session: Session, issue_id: int, test: SubjectTest
+) -> tuple[list[Figures], list[Figures]]:
+    """(the test's share's figures, every delivery's) per subject, from one read of the
+    deliveries and one of the firsts: until the decision, the share is every delivery."""
+    counts = sending.subject_counts(session, issue_id, split_at=test.decided_at)
+    readers = tracking.readers_by_subject(session, issue_id, split_at=test.decided_at)
+    if test.decided_at is None:
+        counts, readers = (counts[0], counts[0]), (readers[0], readers[0])
+    share = _figures(test, counts[1], readers[1])
+    return share, _figures(test, counts[0], readers[0])
+
+
+def _figures(
+    test: SubjectTest, counts: dict[int, dict[str, int]], readers: dict[int, dict[str, int]]
+) -> list[Figures]:
     found = []
     for number, subject in enumerate(test.subjects, start=1):
         states = counts.get(number, {})
@@ -286,8 +303,12 @@ def report(session: Session, issue_id: int) -> dict[str, Any] | None:
         if test.started_at is not None
         else None
     )
-    found = figures(session, issue_id, test) if test.started_at is not None else []
-    whole = figures(session, issue_id, test, test_only=False) if test.decided_at else []
+    found: list[Figures] = []
+    whole: list[Figures] = []
+    if test.started_at is not None:
+        found, whole = both_figures(session, issue_id, test)
+        if test.decided_at is None:
+            whole = []  # the share is all there is until the winner goes to the rest
     return {
         **(subjects.to_json(test) or {}),
         "wait": wait_text(test.wait_minutes),

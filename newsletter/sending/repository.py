@@ -315,23 +315,31 @@ def snapshot_audience(
 
 
 def subject_counts(
-    session: Session, issue_id: int, *, made_before: datetime | None = None
-) -> dict[int, dict[str, int]]:
-    """Per subject of the issue's test: its deliveries by state (made before `made_before`: the
-    test's share, not the winner's send to the rest)."""
+    session: Session, issue_id: int, *, split_at: datetime | None = None
+) -> tuple[dict[int, dict[str, int]], dict[int, dict[str, int]]]:
+    """Per subject of the issue's test, its deliveries by state: (all of them, those made
+    before `split_at`: the test's share, not the winner's send to the rest). One pass; with no
+    `split_at` the two are the same."""
+    before = (
+        func.sum(case((Delivery.created_at < split_at, 1), else_=0))
+        if split_at is not None
+        else func.count()
+    )
     query = (
-        select(Delivery.subject, Delivery.status, func.count())
+        select(Delivery.subject, Delivery.status, func.count(), before)
         .where(Delivery.issue_id == issue_id, Delivery.subject.is_not(None))
         .group_by(Delivery.subject, Delivery.status)
     )
-    if made_before is not None:
-        query = query.where(Delivery.created_at < made_before)
-    found: dict[int, dict[str, int]] = {}
-    for number, status, count in session.execute(query):
+    every: dict[int, dict[str, int]] = {}
+    share: dict[int, dict[str, int]] = {}
+    for number, status, count, made_before in session.execute(query):
         if number is None:  # not selected (the WHERE): for the type checker
             continue
-        found.setdefault(int(number), {})[DeliveryStatus(status).value] = int(count)
-    return found
+        state = DeliveryStatus(status).value
+        every.setdefault(int(number), {})[state] = int(count)
+        if made_before:
+            share.setdefault(int(number), {})[state] = int(made_before)
+    return every, share
 
 
 def variants_in(session: Session, issue_id: int) -> list[int]:

@@ -156,9 +156,9 @@ def _snapshot(
 
 
 def subject_counts(
-    session: Session, issue_id: int, *, made_before: datetime | None = None
-) -> dict[int, dict[str, int]]:
-    return repository.subject_counts(session, issue_id, made_before=made_before)
+    session: Session, issue_id: int, *, split_at: datetime | None = None
+) -> tuple[dict[int, dict[str, int]], dict[int, dict[str, int]]]:
+    return repository.subject_counts(session, issue_id, split_at=split_at)
 
 
 # Someone whose topics have nothing this week gets no mail (an issue of none of their matchups

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, distinct, func, select
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, case, distinct, func, select
 from sqlalchemy.orm import Session
 
 from newsletter.issues.models import Issue, IssueLink
@@ -273,28 +273,42 @@ def readers_select(issue_ids: Sequence[int], kinds: Sequence[str]) -> Any:
 
 
 def readers_by_subject(
-    session: Session, issue_id: int, kinds: dict[str, Sequence[str]], made_before: datetime | None
-) -> dict[int, dict[str, int]]:
+    session: Session, issue_id: int, kinds: dict[str, Sequence[str]], split_at: datetime | None
+) -> tuple[dict[int, dict[str, int]], dict[int, dict[str, int]]]:
     """Per subject of the issue's subject test (deliveries.subject): how many deliveries have a
     first of each group of `kinds` (a name -> the rollups' kinds it counts, one delivery once
-    per name). `made_before`: only deliveries made before then (the test's share)."""
-    found: dict[int, dict[str, int]] = {}
-    for name, group in kinds.items():
-        query = (
-            select(Delivery.subject, func.count(distinct(TrackingFirst.delivery_id)))
-            .select_from(TrackingFirst)
-            .join(Delivery, Delivery.id == TrackingFirst.delivery_id)
-            .where(
-                TrackingFirst.issue_id == issue_id,
-                TrackingFirst.kind.in_(list(group)),
-                Delivery.issue_id == issue_id,
-                Delivery.subject.is_not(None),
-            )
-            .group_by(Delivery.subject)
+    per name), (of all of them, of those made before `split_at`: the test's share). One pass
+    over the issue's firsts of those kinds; with no `split_at` the two are the same."""
+    counted: list[ColumnElement[Any]] = []
+    for group in kinds.values():
+        among = TrackingFirst.kind.in_(list(group))
+        counted.append(func.count(distinct(case((among, TrackingFirst.delivery_id)))))
+        if split_at is not None:
+            early = and_(among, Delivery.created_at < split_at)
+            counted.append(func.count(distinct(case((early, TrackingFirst.delivery_id)))))
+    every_kind = sorted({kind for group in kinds.values() for kind in group})
+    query = (
+        select(Delivery.subject, *counted)
+        .select_from(TrackingFirst)
+        .join(Delivery, Delivery.id == TrackingFirst.delivery_id)
+        .where(
+            TrackingFirst.issue_id == issue_id,
+            TrackingFirst.kind.in_(every_kind),
+            Delivery.issue_id == issue_id,
+            Delivery.subject.is_not(None),
         )
-        if made_before is not None:
-            query = query.where(Delivery.created_at < made_before)
-        for number, n in session.execute(query):
-            if number is not None:
-                found.setdefault(int(number), {})[name] = int(n)
-    return found
+        .group_by(Delivery.subject)
+    )
+    step = 1 if split_at is None else 2
+    every: dict[int, dict[str, int]] = {}
+    share: dict[int, dict[str, int]] = {}
+    for number, *values in session.execute(query):
+        if number is None:  # not selected (the WHERE): for the type checker
+            continue
+        for index, name in enumerate(kinds):
+            whole, early = values[index * step], values[index * step + step - 1]
+            if whole:
+                every.setdefault(int(number), {})[name] = int(whole)
+            if early:
+                share.setdefault(int(number), {})[name] = int(early)
+    return every, share

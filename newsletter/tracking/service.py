@@ -347,10 +347,11 @@ def opened_select(issue_ids: Sequence[int]) -> Any:
 
 
 def readers_by_subject(
-    session: Session, issue_id: int, *, made_before: datetime | None = None
-) -> dict[int, dict[str, int]]:
+    session: Session, issue_id: int, *, split_at: datetime | None = None
+) -> tuple[dict[int, dict[str, int]], dict[int, dict[str, int]]]:
     """Per subject of a subject test: how many of its deliveries were opened, clicked, voted on,
-    and clicked or voted on ("engaged"), each as a person (never a proxy's or a scanner's)."""
+    and clicked or voted on ("engaged"), each as a person (never a proxy's or a scanner's); of
+    all its deliveries and of those made before `split_at` (the test's share)."""
     return repository.readers_by_subject(
         session,
         issue_id,
@@ -360,5 +361,5 @@ def readers_by_subject(
             "voted": ENGAGED_KINDS[1:],
             "engaged": ENGAGED_KINDS,
         },
-        made_before,
+        split_at,
     )

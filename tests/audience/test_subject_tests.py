@@ -325,6 +325,47 @@ def test_the_editor_picks_the_winner_by_hand_before_the_wait_is_over(
     assert len(_outbox()) == READERS
 
 
+def test_the_report_reads_the_ledger_and_the_firsts_once_each_in_every_phase(
+    db: Session, issue_id: int
+) -> None:
+    """The editor's page shows the share's figures and, once decided, the whole send's too:
+    one pass over the issue's subject deliveries and one over its firsts give both (at a
+    million readers each pass is a scan of the issue)."""
+    from sqlalchemy import event
+
+    from newsletter.db import get_engine
+
+    expected = _send_test_share(issue_id)
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        statement = " ".join(str(args[2]).split())
+        if "deliveries.subject" in statement:
+            seen.append(statement)
+
+    engine = get_engine()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with transaction() as session:
+            testing = subject_tests.report(session, issue_id)
+        assert len(seen) == 2, seen
+        assert sum("tracking_firsts" in s for s in seen) == 1
+        seen.clear()
+        assert _set(issue_id, "--winner", "2")["subject_test"]["winner"] == 2
+        seen.clear()
+        with transaction() as session:
+            decided = subject_tests.report(session, issue_id)
+        assert len(seen) == 2, seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert testing is not None and decided is not None
+    assert testing["overall"] == [] and testing["in_test"] == len(expected)
+    # The share's figures are the same read either way; the whole send's take in the rest.
+    assert [f["deliveries"] for f in decided["test"]] == [f["deliveries"] for f in testing["test"]]
+    assert sum(f["deliveries"] for f in decided["overall"]) == READERS
+    assert decided["overall"][0]["deliveries"] == decided["test"][0]["deliveries"]
+
+
 def test_a_crash_between_the_test_and_the_winner_leaves_it_undecided_and_changes_nobody(
     db: Session, issue_id: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
