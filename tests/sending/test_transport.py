@@ -366,3 +366,30 @@ def test_the_body_python_http_client_formats_prints_as_its_size_and_goes_out_who
         shown,
         f"PAYLOAD: {shown}",
     )
+
+
+def test_the_body_encodes_as_a_str_and_the_librarys_debug_lines_stay_unwritten(
+    sendgrid: SendGridServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In this process, as the scheduler's --log-level DEBUG sets it: the root logger at DEBUG
+    keeps its level, and python_http_client's logger alone is held at INFO."""
+    import logging
+
+    from newsletter.mail.sendgrid_transport import _Body, _Payload
+
+    assert _Body("Ünïcode ✓").encode() == "Ünïcode ✓".encode()
+    assert type(_Body("x").encode("utf-8")) is _Payload
+    with pytest.raises(UnicodeEncodeError):
+        _Body("\ud800").encode()  # strict, as str.encode is
+    library = logging.getLogger("python_http_client.client")
+    library.setLevel(logging.NOTSET)
+    caplog.set_level(logging.DEBUG)
+    result = SendGridTransport().send_batch(CONTENT, one(), issue_id=7)
+    assert result.outcome is BatchOutcome.ACCEPTED
+    assert library.level == logging.INFO
+    assert logging.getLogger().level == logging.DEBUG  # the operator's choice, untouched
+    assert [r.name for r in caplog.records if r.name.startswith("python_http_client")] == []
+    # An operator who quietened it further keeps their level.
+    library.setLevel(logging.ERROR)
+    SendGridTransport()
+    assert library.level == logging.ERROR
