@@ -106,7 +106,12 @@ def start_send(
         return False
     # Freeze the render now (if approval did not): every batch sends these exact bytes.
     issues.freeze(session, issue_id, now=now)
-    _snapshot(session, issue_id, now, within=within, subject=subject, fresh=False)
+    # A test's share is not the whole send: even when nobody in it is mailed (an empty share,
+    # or everyone in it skipped), the rest still waits for the winner, so the snapshot does
+    # not finish the send (the caller marks the test started in this transaction).
+    _snapshot(
+        session, issue_id, now, within=within, subject=subject, fresh=False, finish=subject is None
+    )
     return True
 
 
@@ -125,7 +130,9 @@ def send_rest(
     status = _require_status(session, issue_id)
     if status not in IN_SEND:
         raise SendError(f"issue {issue_id} is {status.value}, not sending or paused")
-    return _snapshot(session, issue_id, now, within=within, subject=subject, fresh=True)
+    return _snapshot(
+        session, issue_id, now, within=within, subject=subject, fresh=True, finish=True
+    )
 
 
 def _snapshot(
@@ -136,6 +143,7 @@ def _snapshot(
     within: Select[Any] | None,
     subject: ColumnElement[int] | None,
     fresh: bool,
+    finish: bool,
 ) -> int:
     bits = issues.topic_bits(session, issue_id) if subscribers.any_topics(session) else {}
     made = repository.snapshot_audience(
@@ -150,8 +158,9 @@ def _snapshot(
     )
     if bits:
         _freeze_variants(session, issue_id, now)
-    # An empty audience is a finished send.
-    mark_sent_if_done(session, issue_id, now)
+    if finish:
+        # An empty audience is a finished send.
+        mark_sent_if_done(session, issue_id, now)
     return made
 
 

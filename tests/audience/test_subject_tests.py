@@ -325,6 +325,41 @@ def test_the_editor_picks_the_winner_by_hand_before_the_wait_is_over(
     assert len(_outbox()) == READERS
 
 
+def test_a_share_nobody_in_it_is_mailed_still_waits_for_the_winner_and_the_rest_gets_it(
+    db: Session, issue_id: int
+) -> None:
+    """Everyone the hash puts in the share left before the send: the share has nobody to
+    mail. The issue stays "sending" with its test under way (not "sent" with most of the list
+    never mailed); after the wait the scheduler sends the winner to everyone else."""
+    from subscribers import service as subscribers
+
+    share = _expected_share(issue_id, 20)
+    assert share
+    with transaction() as session:
+        for email in share:
+            subscribers.unsubscribe(session, _ids()[email])
+        subject_tests.set_test(session, issue_id, SUBJECTS, share=20, wait_minutes=60)
+        issues.approve(session, issue_id, by="editor@example.com")
+    started = utcnow()
+    sent = cli("issue", "send", str(issue_id))
+    assert sent.exit_code == 0, sent.output
+    assert _outbox() == []
+    with transaction() as session:
+        assert issues.require(session, issue_id).status is IssueStatus.SENDING
+    report = _set(issue_id)["subject_test"]
+    assert report["phase"] == "testing" and report["can_pick"] is True
+    assert report["in_test"] == 0
+    clock = ManualClock(started + timedelta(minutes=61))
+    assert Scheduler(clock=clock).tick().subject_winners == [(issue_id, 1)]
+    rest = sorted(e for e in _ids() if e not in share)
+    assert sorted(recipient(m) for m in _outbox()) == rest
+    assert {str(m["Subject"]) for m in _outbox()} == {SUBJECTS[0]}
+    with transaction() as session:
+        assert issues.require(session, issue_id).status is IssueStatus.SENT
+    decided = _set(issue_id)["subject_test"]
+    assert decided["decision"]["why"].startswith("no click or vote yet")
+
+
 def test_the_report_reads_the_ledger_and_the_firsts_once_each_in_every_phase(
     db: Session, issue_id: int
 ) -> None:
