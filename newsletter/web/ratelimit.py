@@ -63,12 +63,20 @@ class AttemptLimiter:
     per_address: int = MAX_FAILURES_PER_ADDRESS
     # Wall-clock time: the counts are compared across processes and machines.
     clock: Callable[[], float] = time.time
+    # Whose counts these are: each limiter keeps its own in the shared table. Without it the
+    # sign-up form's posts counted as failed logins from that address (and signing up the
+    # admin's address, as failures of the admin's account): a stranger locked the editors
+    # out. "" is the staff login's (its keys as they always were).
+    scope: str = ""
+
+    def _kind(self, kind: str) -> str:
+        return f"{self.scope}:{kind}" if self.scope else kind
 
     def _ip(self, address: str) -> limits.Key:
-        return limits.Key(_digest("ip", address[:100]), self.per_address)
+        return limits.Key(_digest(self._kind("ip"), address[:100]), self.per_address)
 
     def _account(self, account: str) -> limits.Key:
-        return limits.Key(_digest("acct", account_key(account)), self.per_account)
+        return limits.Key(_digest(self._kind("acct"), account_key(account)), self.per_account)
 
     def _keys(self, address: str, account: str) -> list[limits.Key]:
         return [self._ip(address), self._account(account)]

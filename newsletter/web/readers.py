@@ -44,7 +44,7 @@ def _ip(request: Request) -> str | None:
 # the address asked for (5 an hour), across every web process (the counts are in the database).
 # The login limiter's sliding window does exactly this counting.
 def sign_up_limiter() -> AttemptLimiter:
-    return AttemptLimiter(window=3600, per_address=30, per_account=5)
+    return AttemptLimiter(window=3600, per_address=30, per_account=5, scope="sign-up")
 
 
 # No address is longer (RFC 5321 allows 254 octets); a longer one is refused before it is

@@ -176,6 +176,35 @@ def test_sign_up_limit_holds_across_processes_and_spellings(
     assert refused.json() == {"error": "too many sign-up attempts; try again later"}
 
 
+def test_sign_ups_never_count_against_a_staff_login(two_servers: tuple[str, str]) -> None:
+    """The sign-up form's allowance and the login's are separate counts: a script posting the
+    public form (from an office NAT, or a proxy every reader comes through), or signing up the
+    admin's own address, must not lock the editors out."""
+    here, other = two_servers
+    codes = []
+    for n in range(25):
+        with httpx.Client(base_url=[here, other][n % 2], timeout=30) as web:
+            codes.append(web.post("/subscribe", data={"email": f"flood{n}@x.example"}).status_code)
+    for _ in range(6):
+        with httpx.Client(base_url=here, timeout=30) as web:
+            codes.append(web.post("/subscribe", data={"email": ADMIN}).status_code)
+    assert codes.count(200) == 30 and codes.count(429) == 1  # its own limits still hold
+    signed_in = _login(other, ADMIN, PASSWORD)
+    assert signed_in.status_code == 303, signed_in.text[:300]
+    # And the other way round: failed logins leave the sign-up form's allowance whole.
+    for _ in range(5):
+        assert _login(here, "someone@example.com", "wrong password!").status_code == 401
+    with httpx.Client(base_url=here, timeout=30) as web:
+        assert web.post("/subscribe", data={"email": "someone@example.com"}).status_code in (
+            200,
+            429,  # the client address has had its 30 sign-ups this hour
+        )
+        assert (
+            "Too many failed attempts"
+            not in web.post("/subscribe", data={"email": "someone-else@x.example"}).text
+        )
+
+
 @pytest.mark.parametrize(
     "typed",
     [
