@@ -15,6 +15,7 @@ import contextlib
 import random
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -38,6 +39,8 @@ from newsletter.settings import Settings, get_settings
 
 SKIPPED_REASON = "no longer mailable when its batch was sent (unsubscribed, paused or suppressed)"
 IDLE_POLL_SECONDS = 0.2
+# How often a thread waiting for its turn under the rate limit looks whether the send is over.
+OVER_POLL_SECONDS = 0.25
 MAX_BACKOFF_SECONDS = 60.0
 
 
@@ -60,12 +63,23 @@ class RateLimiter:
         # None: the database's clock on PostgreSQL (one for every machine), this one's on SQLite.
         self._clock = clock
 
-    def wait(self, emails: int, stop: threading.Event) -> None:
+    def wait(self, emails: int, stop: threading.Event, over: threading.Event | None = None) -> None:
+        """Reserve `emails` and wait for their turn, or until `stop` or `over` (the send ended
+        while this thread waited: the caller gives the reservation back)."""
         now = self._clock() if self._clock else None
         with self._session() as session:
             delay = limits.reserve(session, self.name, emails, self.per_second, now)
-        if delay > 0:
+        if delay <= 0:
+            return
+        if over is None:
             stop.wait(delay)
+            return
+        deadline = time.monotonic() + delay
+        while not (stop.is_set() or over.is_set()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            stop.wait(min(left, OVER_POLL_SECONDS))
 
     def give_back(self, emails: int) -> None:
         """Return what a wait paid for but did not send (a short or missing batch)."""
@@ -116,6 +130,9 @@ class _Send:
     # A thread failed: its siblings stop at their next batch. Not `stop`, which is the
     # caller's (the scheduler's own: setting it would end the scheduler).
     failed: threading.Event = field(default_factory=threading.Event)
+    # A thread found the send over (nothing pending or in flight, or paused or cancelled): its
+    # siblings waiting for their turn under the rate limit stop waiting.
+    over: threading.Event = field(default_factory=threading.Event)
     # SQLite has one writer: threads that queue on its lock sleep in its busy handler (1, 2,
     # 5, 10 ms...) long after the lock is free. Queuing on a lock of our own wakes the next
     # writer at once. (Other processes still meet at SQLite's lock; PostgreSQL needs neither.)
@@ -247,12 +264,19 @@ def run_until_done(
 def _loop(send: _Send, worker_id: str) -> None:
     transport = send.transport_for_thread()
     batch_size = send.settings.newsletter_batch_size
-    while not (send.stop.is_set() or send.failed.is_set()):
+    while not (send.stop.is_set() or send.failed.is_set() or send.over.is_set()):
         if send.limiter is not None:
+            # Nothing left to claim: no turn is reserved (a reservation of a whole batch at a
+            # low rate is minutes of waiting, and the send would stay "sending" meanwhile).
+            if not _any_pending(send):
+                if not _wait_for_work(send):
+                    send.over.set()
+                    return
+                continue
             # The limiter's wait comes before the claim: a batch claimed and then held while
             # waiting would be flagged uncertain by a crash although none of it ever left.
-            send.limiter.wait(batch_size, send.stop)
-            if send.stop.is_set():
+            send.limiter.wait(batch_size, send.stop, send.over)
+            if send.stop.is_set() or send.over.is_set():
                 send.limiter.give_back(batch_size)
                 return
         now = utcnow()
@@ -271,9 +295,17 @@ def _loop(send: _Send, worker_id: str) -> None:
             send.limiter.give_back(batch_size - len(recipients))
         if claim is None:
             if not _wait_for_work(send):
+                send.over.set()
                 return
             continue
         _deliver(send, transport, worker_id, claim, recipients)
+
+
+def _any_pending(send: _Send) -> bool:
+    """Whether a batch of the issue waits to be claimed (due or not)."""
+    with transaction() as session:
+        pending, _, _ = claims.batch_progress(session, send.issue_id)
+    return pending > 0
 
 
 def _wait_for_work(send: _Send) -> bool:

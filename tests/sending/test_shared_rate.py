@@ -91,3 +91,48 @@ def test_unlimited_sends_without_touching_the_bucket(
     assert sendgrid.accepted_recipients == 40
     db.rollback()
     assert db.scalars(select(RateBucket)).all() == []  # 0 costs no statement at all
+
+
+def test_a_slow_rate_and_a_short_last_batch_end_the_send_when_it_is_sent(
+    db_url: str,
+    db: Session,
+    sendgrid: SendGridServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """10 emails a second, batches of 1,000 (the default), four threads, 30 readers. Each
+    thread used to reserve a whole batch's turn (100 s at this rate) before looking for a
+    batch: the three with nothing to claim slept minutes, the command with them, and the issue
+    stayed "sending" with everything sent. Now a thread reserves only while a batch is
+    pending, and one that waits stops when a sibling finds the send over, giving its turn
+    back."""
+    import threading
+    import time
+
+    from newsletter.issues import service as issues
+    from newsletter.issues.models import IssueStatus
+    from newsletter.limits import RateBucket, _now
+    from newsletter.sending.worker import run_until_done
+
+    monkeypatch.setenv("NEWSLETTER_SEND_RATE_LIMIT", "10")
+    monkeypatch.setenv("NEWSLETTER_SEND_CONCURRENCY", "4")
+    reset_settings()
+    add_subscribers(db, 30)
+    issue_id = make_issue(db)
+    with transaction() as session:
+        assert service.start_send(session, issue_id)
+    began = time.monotonic()
+    worker = threading.Thread(target=run_until_done, args=(issue_id,), kwargs={"worker_id": "t"})
+    worker.start()
+    # A hang, not a speed: the work needs about 3 s of the rate; the old code slept 100 s and
+    # more. 60 s is the bound that tells the two apart on a loaded machine.
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the worker still waits for a turn it does not need"
+    elapsed = time.monotonic() - began
+    assert sendgrid.accepted_recipients == 30 and sendgrid.duplicates == 0
+    with transaction() as session:
+        assert issues.status_of(session, issue_id) is IssueStatus.SENT
+        free_at = float(session.scalars(select(RateBucket.free_at)).one())
+        clock = float(session.scalar(select(_now(session, None))) or 0.0)
+    ahead = free_at - clock
+    # What is still reserved is the 30 sent (3 s at 10/s), not three unused batches (300 s).
+    assert ahead <= 3.0 + 1.0, (ahead, elapsed)
