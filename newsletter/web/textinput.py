@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -46,11 +46,21 @@ def _first_bad(value: Any, where: str) -> str | None:
 
 def _form_problem(raw: bytes, what: str) -> str | None:
     # Read byte for byte (latin-1): a NUL is found however the rest is encoded. A lone
-    # surrogate cannot be spelled in UTF-8, so in a form or query a NUL is all there is to find.
+    # surrogate cannot be spelled in strict UTF-8; its bytes (%ED%A0%80), or any other broken
+    # sequence (%FF), are no text either: the form parser would have stored them as U+FFFD,
+    # a subject of "Al\ufffd\ufffd\ufffdpha" or an address no one can be mailed at.
     for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="latin-1"):
+        field = name.encode("latin-1").decode("utf-8", "replace").replace("\x00", "")[:60]
         if "\x00" in name or "\x00" in value:
-            field = name.encode("latin-1").decode("utf-8", "replace").replace("\x00", "")[:60]
             return f"{what} field {field!r} contains a NUL character"
+        for text in (name, value):
+            try:
+                text.encode("latin-1").decode("utf-8")
+            except UnicodeDecodeError:
+                return (
+                    f"{what} field {field!r} is not valid UTF-8 text (a lone surrogate or a "
+                    "broken byte)"
+                )
     return None
 
 
@@ -77,6 +87,11 @@ class TextInputMiddleware:
         raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
         path = unquote(raw_path.decode("latin-1"), errors="replace")
         problem = unstorable(path) and f"the path contains {unstorable(path)}"
+        if not problem:
+            try:
+                unquote_to_bytes(raw_path).decode("utf-8")
+            except UnicodeDecodeError:
+                problem = "the path is not valid UTF-8 text (a lone surrogate or a broken byte)"
         query = scope.get("query_string", b"")
         if not problem and query:
             problem = _form_problem(query, "query")

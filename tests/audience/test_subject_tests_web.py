@@ -92,6 +92,45 @@ def test_an_overlong_field_is_refused_without_a_server_error(
         assert session.get(SubjectTest, issue_id) is None
 
 
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ("subject1=Al%ED%A0%80pha&subject2=B", "subject1"),  # a lone surrogate's bytes
+        ("subject1=A&subject2=%FF%FE", "subject2"),  # no UTF-8 at all
+        ("subject1=A&subject2=B&share=2%C0", "share"),  # a truncated sequence
+        ("subject1=A&subject2=B&wait%ED%A0%80=4h", "wait\ufffd\ufffd\ufffd"),
+    ],
+)
+def test_bytes_that_are_no_text_are_refused_at_the_door_not_stored_as_replacement_marks(
+    db: Session, issue_id: int, editor: TestClient, raw: str, field: str
+) -> None:
+    """The form parser would have turned them into U+FFFD and saved "Al\ufffd\ufffd\ufffdpha" as
+    a subject the CLI and the API refuse."""
+    page = editor.get(f"/admin/issues/{issue_id}")
+    answered = editor.post(
+        f"/admin/issues/{issue_id}/subject-test",
+        content=f"csrf_token={csrf_from(page.text)}&share=20&wait=4h&{raw}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert answered.status_code == 400, answered.text
+    assert f"form field {field!r} is not valid UTF-8 text" in answered.json()["detail"]
+    with transaction() as session:
+        assert session.get(SubjectTest, issue_id) is None
+    # Real text in any script still goes through.
+    fine = editor.post(
+        f"/admin/issues/{issue_id}/subject-test",
+        content=f"csrf_token={csrf_from(page.text)}&share=20&wait=4h"
+        "&subject1=%C3%89mile+gagne&subject2=%E6%9D%B1%E4%BA%AC+%F0%9F%9A%80",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert fine.status_code == 303, fine.text
+    with transaction() as session:
+        saved = session.get(SubjectTest, issue_id)
+        assert saved is not None and list(saved.subjects) == ["Émile gagne", "東京 🚀"]
+
+
 def test_the_editor_sets_a_test_reads_its_figures_and_sends_the_winner(
     db: Session, issue_id: int, editor: TestClient
 ) -> None:

@@ -11,6 +11,7 @@ they reach the handlers rather than stopping at the login.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -225,6 +226,45 @@ def test_a_nul_is_refused_with_a_400_naming_the_field(
     assert response.status_code == 400, response.text
     assert "NUL" in response.text
     assert table_counts(db) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("POST", "/subscribe", "email=new5%ED%A0%80%40test.example&name=n"),
+        ("POST", "/subscribe", "email=ok%40test.example&name=%ED%A0%80"),
+        ("POST", "/login", "email=admin%40example.com&password=%FF"),
+        ("GET", "/admin/subscribers?q=a%ED%A0%80b", None),
+        ("GET", "/issues/2026-W01%ED%A0%80", None),
+        ("GET", "/api/v1/subscribers?q=%C0", None),
+    ],
+)
+def test_bytes_that_are_no_utf8_text_are_refused_with_a_400_naming_where(
+    staff_client: tuple[TestClient, str, str],
+    db: Session,
+    isolated_env: Path,
+    method: str,
+    url: str,
+    body: str | None,
+) -> None:
+    """Percent-encoded bytes of a lone surrogate, or none of UTF-8: the parser would have made
+    them U+FFFD, and the sign-up form created a pending reader at an address no one has and
+    wrote them a confirmation mail."""
+    client, token, csrf = staff_client
+    before = table_counts(db)
+    headers = {"Authorization": f"Bearer {token}"}
+    if body is None:
+        response = client.request(method, url, headers=headers)
+    else:
+        response = client.post(
+            url,
+            content=f"csrf_token={csrf}&{body}",
+            headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert response.status_code == 400, response.text
+    assert "not valid UTF-8 text" in response.text
+    assert table_counts(db) == before
+    assert not list((isolated_env / "outbox").glob("*.eml"))
 
 
 def test_a_lone_surrogate_in_a_json_body_is_refused_with_a_400(
