@@ -150,7 +150,12 @@ def run_demo() -> DemoResult:
         if variant["topics"]:
             typer.echo(
                 f"   {variant['deliveries']} chose {', '.join(variant['topics'])}: only "
-                f"{variant['matchups']} of the matchups, subject {variant['subject']!r}"
+                f"{variant['matchups']} of the matchups, "
+                + (
+                    f"subject {variant['subject']!r}"
+                    if variant["subject"] is not None
+                    else "each their subject of the subject test"
+                )
             )
 
     _backdate_send(issue_id, to=now - timedelta(days=6, hours=20))

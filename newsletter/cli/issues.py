@@ -150,7 +150,9 @@ def preview(
             "topics": variant.topics,
             "matchups": variant.matchups,
             "whole_issue": variant.whole,
-            "subject": variant.subject,
+            # With a subject test its readers get the test's subjects, not the copy's own.
+            "subject": None if variant.test_subjects else variant.subject,
+            "subject_test_subjects": list(variant.test_subjects),
             "frozen": variant.frozen,
         }
         if variant.empty:
@@ -167,9 +169,14 @@ def preview(
             return
         if not as_json:
             whole = " (the whole issue)" if variant.whole else ""
+            subject = variant.subject
+            if variant.test_subjects:
+                subject = "by the subject test: " + " / ".join(
+                    f"{n}. {text}" for n, text in enumerate(variant.test_subjects, start=1)
+                )
             typer.echo(
                 f"readers of {', '.join(variant.topics)} get {len(variant.matchups)} "
-                f"matchup(s){whole}: {', '.join(variant.matchups)}\nsubject: {variant.subject}"
+                f"matchup(s){whole}: {', '.join(variant.matchups)}\nsubject: {subject}"
             )
     written = []
     for path, body in ((html, html_part), (text, text_part)):

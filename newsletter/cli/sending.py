@@ -108,9 +108,14 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         elif not variant["topics"]:
             typer.echo(f"  {variant['deliveries']} skipped: nothing in their topics this week")
         else:
+            subject = (
+                "each their subject of the subject test"
+                if variant["subject"] is None
+                else repr(variant["subject"])
+            )
             typer.echo(
                 f"  {variant['deliveries']} get {variant['matchups']} matchups in "
-                f"{', '.join(variant['topics'])}: {variant['subject']!r}"
+                f"{', '.join(variant['topics'])}: {subject}"
             )
     test = summary.get("subject_test")
     if test and test["phase"] == "testing":

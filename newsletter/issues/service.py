@@ -522,7 +522,14 @@ def draft_variant_preview(
         html=fill(rendered.html, PREVIEW_TOKEN),
         text=fill(rendered.text, PREVIEW_TOKEN),
     )
-    return Variant(topics, slugs, carried == included, False, filled)
+    return Variant(
+        topics,
+        slugs,
+        carried == included,
+        False,
+        filled,
+        tuple(_test_subjects(session, issue_id)),
+    )
 
 
 # --- content and rendering -----------------------------------------------------------------
@@ -764,13 +771,22 @@ def freeze_variants(
 _VARIANT_RENDERS = ("subject", "preheader", "html", "text", "untracked_html", "untracked_text")
 
 
+def _test_subjects(session: Session, issue_id: int) -> list[str]:
+    # issues/subjects.py builds on this module (the state checks): read here, not imported.
+    from newsletter.issues.subjects import subject_texts
+
+    return subject_texts(session, issue_id)
+
+
 def variant_summaries(session: Session, issue_id: int) -> list[dict[str, Any]]:
-    """Each frozen variant: its topics, subject and matchups (for the editor and the CLI)."""
+    """Each frozen variant: its topics, subject and matchups (for the editor and the CLI). The
+    subject is None with a subject test: its readers got the test's subjects."""
+    tested = bool(_test_subjects(session, issue_id))
     return [
         {
             "mask": v.mask,
             "categories": v.categories.split("; ") if v.categories else [],
-            "subject": v.subject,
+            "subject": None if tested else v.subject,
             "matchup_ids": [int(m) for m in v.matchup_ids.split(",") if m],
         }
         for v in repository.variants_of(session, issue_id)
@@ -831,6 +847,9 @@ class Variant:
     whole: bool
     frozen: bool
     rendered: RenderedIssue | None
+    # The issue's subject test: each reader's subject is one of these (the winner's for the
+    # rest), not the copy's own. Empty without a test.
+    test_subjects: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -854,7 +873,13 @@ def variant_for(session: Session, issue_id: int, topic_names: Sequence[str]) -> 
     """The issue as a reader who chose `topic_names` gets it (names as readers type them:
     case, spacing and full-width letters aside; a name that is no topic is refused with the
     list, matchups.service.TopicError). No names: every topic, the whole issue. Writes
-    nothing: a variant not frozen yet (before the send) is rendered for the asking."""
+    nothing: a variant not frozen yet (before the send) is rendered for the asking. With a
+    subject test, `test_subjects` are the subjects its readers get."""
+    found = _variant_for(session, issue_id, topic_names)
+    return replace(found, test_subjects=tuple(_test_subjects(session, issue_id)))
+
+
+def _variant_for(session: Session, issue_id: int, topic_names: Sequence[str]) -> Variant:
     issue = require(session, issue_id)
     topics = matchups_service.categories_named(session, topic_names)
     chosen = frozenset(topics)

@@ -421,3 +421,41 @@ def test_what_an_attacker_puts_in_the_live_previews_topics_gets_a_400_not_a_500(
         assert response.status_code in (400, 422), (suffix, query, response.status_code)
         assert "<script>alert" not in response.text
         assert "Traceback" not in response.text
+
+
+def test_with_a_subject_test_the_preview_names_the_tests_subjects_not_the_variants(
+    editor: TestClient, week: dict[str, Any]
+) -> None:
+    """Readers of a variant get their subject of the test (the share's, or the winner), never
+    the variant's own: the CLI, the page and the send's summary say so (they named the
+    variant's subject, which nobody got)."""
+    from newsletter.audience import subject_tests
+
+    issue_id = week["issue_id"]
+    tested = ["Subject A of the test", "Subject B of the test"]
+    with transaction() as session:
+        own = issues.variant_preview(session, issue_id, ["Video"]).subject
+        subject_tests.set_test(session, issue_id, tested, share=100, wait_minutes=60)
+        issues.approve(session, issue_id, by="editor@example.com")
+    sent = cli("issue", "send", str(issue_id))
+    assert sent.exit_code == 0, sent.output
+    assert "each their subject of the subject test" in sent.output and own not in sent.output
+    got = {recipient(m): str(m["Subject"]) for m in _outbox()}
+    video = [e for e, (topics, _) in READERS.items() if "Video" in topics]
+    assert video and all(got[e] in tested for e in video)
+    assert own not in got.values()
+    html = Path(os.environ["NEWSLETTER_OUTBOX_DIR"]).parent / "video.html"
+    shown = cli(
+        "issue", "preview", str(issue_id), "--topic", "Video", "--html", str(html), "--json"
+    )
+    assert shown.exit_code == 0, shown.output
+    about = json.loads(shown.stdout)
+    assert about["frozen"] is True
+    assert (about["subject"], about["subject_test_subjects"]) == (None, tested)
+    text = cli("issue", "preview", str(issue_id), "--topic", "Video", "--html", str(html)).output
+    assert f"subject: by the subject test: 1. {tested[0]} / 2. {tested[1]}" in text
+    page = unescape(editor.get(f"/admin/issues/{issue_id}", params={"topics": ["Video"]}).text)
+    assert f"each with their subject of the subject test (“{tested[0]}”, “{tested[1]}”)" in page
+    assert f"subject “{own}”" not in page
+    numbers = json.loads(cli("stats", str(issue_id), "--json").stdout)
+    assert own not in json.dumps(numbers)
