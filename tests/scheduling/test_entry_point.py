@@ -109,6 +109,25 @@ def test_sigterm_stops_the_scheduler_cleanly(
     assert log.rstrip().endswith("scheduler stopped")
 
 
+def _a_started_send(inbox: Path, readers: int) -> tuple[int, list[str]]:
+    """The week's issue of one seed page, approved and started for `readers` new readers."""
+    from newsletter.db import transaction
+    from newsletter.issues import service as issues
+    from newsletter.scheduling.runner import Scheduler
+    from newsletter.sending import service as sending
+    from tests.scheduling.conftest import add_subscribers
+
+    drop_seeds(inbox, 1)
+    addresses = add_subscribers(readers)
+    report = Scheduler().run_now()
+    assert report.issue_id is not None
+    with transaction() as session:
+        issues.approve(session, report.issue_id, by=EDITOR)
+    with transaction() as session:
+        assert sending.start_send(session, report.issue_id)
+    return report.issue_id, addresses
+
+
 # Only on sqlite: the process wiring is engine-independent.
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_sigterm_mid_send_finishes_the_current_batch_and_a_restart_sends_the_rest(
@@ -117,11 +136,8 @@ def test_sigterm_mid_send_finishes_the_current_batch_and_a_restart_sends_the_res
     from sqlalchemy import select
 
     from newsletter.db import transaction
-    from newsletter.issues import service as issues
     from newsletter.scheduling.runner import Scheduler
-    from newsletter.sending import service as sending
     from newsletter.sending.models import Delivery, DeliveryStatus
-    from tests.scheduling.conftest import add_subscribers
 
     # Slow enough to be stopped mid-way: 40 readers, batches of 5, 10 emails a second.
     configure(
@@ -130,14 +146,7 @@ def test_sigterm_mid_send_finishes_the_current_batch_and_a_restart_sends_the_res
         newsletter_send_concurrency=1,
         newsletter_misfire_grace_seconds=0,
     )
-    drop_seeds(inbox, 1)
-    readers = add_subscribers(40)
-    report = Scheduler().run_now()
-    assert report.issue_id is not None
-    with transaction() as session:
-        issues.approve(session, report.issue_id, by=EDITOR)
-    with transaction() as session:
-        assert sending.start_send(session, report.issue_id)
+    _, readers = _a_started_send(inbox, 40)
 
     outbox = isolated_env / "outbox"
     log_path = tmp_path / "scheduler.log"
@@ -187,11 +196,6 @@ def test_a_debug_log_of_a_send_names_no_reader_no_token_and_no_api_key(
     each request's body and headers into debug lines: every reader's address and token, and
     the Authorization header with the API key. The log says how big a body was, nothing of
     who it went to."""
-    from newsletter.db import transaction
-    from newsletter.issues import service as issues
-    from newsletter.scheduling.runner import Scheduler
-    from newsletter.sending import service as sending
-    from tests.scheduling.conftest import add_subscribers
     from tests.support.sendgrid_server import SendGridServer
 
     key = "SG.debug-log-key-" + "k" * 40
@@ -202,14 +206,7 @@ def test_a_debug_log_of_a_send_names_no_reader_no_token_and_no_api_key(
             sendgrid_api_host=server.url,
             newsletter_postal_address="1 Log Street, 75001 Paris",
         )
-        drop_seeds(inbox, 1)
-        readers = add_subscribers(3)
-        report = Scheduler().run_now()
-        assert report.issue_id is not None
-        with transaction() as session:
-            issues.approve(session, report.issue_id, by=EDITOR)
-        with transaction() as session:
-            assert sending.start_send(session, report.issue_id)
+        _, readers = _a_started_send(inbox, 3)
 
         result = run(["--once", "--log-level", "DEBUG"])
 
