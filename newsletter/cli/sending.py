@@ -544,12 +544,16 @@ def subject_test(
         [], "--subject", help="A subject to test: give 2 to 4, one --subject each."
     ),
     share: int | None = typer.Option(
-        None, "--share", help="Percent of the audience that gets the test (1-100; default 20)."
+        None,
+        "--share",
+        help="Percent of the audience that gets the test (1-100; default: the test's current "
+        "share, 20 for a new test).",
     ),
     wait: str | None = typer.Option(
         None,
         "--wait",
-        help="How long after the test starts the winner is chosen: 4h, 90m, 1d (default 4h).",
+        help="How long after the test starts the winner is chosen: 4h, 90m, 1d (default: the "
+        "test's current wait, 4h for a new test).",
     ),
     remove: bool = typer.Option(False, "--remove", help="Go back to one subject."),
     winner: str | None = typer.Option(
