@@ -321,12 +321,27 @@ def report(session: Session, issue_id: int) -> dict[str, Any] | None:
         "test": [f.to_json() for f in found],
         # How many the share's hash took (the share is a target: about that percent).
         "in_test": sum(f.deliveries for f in found),
+        # Of them, those whose mail went out (the others skipped, failed or not yet sent).
+        "sent_in_test": sum(f.sent for f in found),
         "overall": [f.to_json() for f in whole],
         "decision": test.decision,
         "issue_status": issue.status.value,
         "can_pick": phase == "testing" and issue.status in IN_SEND,
         "editable": issue.status in issues.EDITABLE,
     }
+
+
+def share_sent(found: dict[str, Any]) -> str:
+    """Who of the share got their subject, as words: "30 people were sent their subjects",
+    or "1 person in the share, 0 of them sent their subject" when some were not (skipped,
+    failed, or not sent yet)."""
+    people, sent = found["in_test"], found.get("sent_in_test", found["in_test"])
+    if sent == people:
+        return f"{people:,} {'person was' if people == 1 else 'people were'} sent their subjects"
+    return (
+        f"{people:,} {'person' if people == 1 else 'people'} in the share, {sent:,} of them sent "
+        "their subject (the others skipped, failed or not sent yet)"
+    )
 
 
 def text_report(found: dict[str, Any]) -> list[str]:
@@ -339,8 +354,8 @@ def text_report(found: dict[str, Any]) -> list[str]:
         )
     elif found["phase"] == "testing":
         head = (
-            f"subject test running: {found['in_test']:,} people (the {found['share']}% share "
-            f"of the audience) were sent {count} subjects; the winner goes to the rest from "
+            f"subject test running: {share_sent(found)} (the {found['share']}% share of the "
+            f"audience, {count} subjects); the winner goes to the rest from "
             f"{found['decide_at_local']}"
         )
     else:

@@ -119,10 +119,11 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
             )
     test = summary.get("subject_test")
     if test and test["phase"] == "testing":
+        from newsletter.audience.subject_tests import share_sent
+
         typer.echo(
-            f"  subject test: {test['in_test']:,} people (the {test['share']}% share) were sent "
-            "their subjects; the winner goes to everyone "
-            f"else from {test['decide_at_local']} (`newsletter issue subject-test "
+            f"  subject test: {share_sent(test)} (the {test['share']}% share); the winner goes "
+            f"to everyone else from {test['decide_at_local']} (`newsletter issue subject-test "
             f"{summary['issue_id']}` shows the figures)"
         )
     elif test and test["phase"] == "decided":

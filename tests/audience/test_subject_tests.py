@@ -185,9 +185,9 @@ def test_the_share_gets_its_subjects_then_the_human_clicks_choose_the_winner_for
     started = utcnow()
     sent = cli("issue", "send", str(issue_id))
     assert sent.exit_code == 0, sent.output
-    assert "people (the 50% share) were sent their subjects" in sent.output
     expected = _expected_share(issue_id, 50)
     assert 15 <= len(expected) <= 45
+    assert f"{len(expected)} people were sent their subjects (the 50% share)" in sent.output
     got = {recipient(m): str(m["Subject"]) for m in _outbox()}
     # Exactly the share, each with the subject the hash gives them, as the ledger says.
     assert got == {email: SUBJECTS[n - 1] for email, n in expected.items()}
@@ -222,8 +222,8 @@ def test_the_share_gets_its_subjects_then_the_human_clicks_choose_the_winner_for
     assert json.loads(running.stdout)["subject_test"]["can_pick"] is True
     shown_text = cli("issue", "subject-test", str(issue_id)).output
     assert (
-        f"subject test running: {len(expected)} people (the 50% share of the audience) were "
-        "sent 2 subjects" in shown_text
+        f"subject test running: {len(expected)} people were sent their subjects (the 50% "
+        "share of the audience, 2 subjects)" in shown_text
     )
     clock = ManualClock(started + timedelta(minutes=119))
     scheduler = Scheduler(clock=clock)
@@ -343,6 +343,7 @@ def test_a_share_nobody_in_it_is_mailed_still_waits_for_the_winner_and_the_rest_
     started = utcnow()
     sent = cli("issue", "send", str(issue_id))
     assert sent.exit_code == 0, sent.output
+    assert "0 people were sent their subjects (the 20% share)" in sent.output
     assert _outbox() == []
     with transaction() as session:
         assert issues.require(session, issue_id).status is IssueStatus.SENDING
@@ -358,6 +359,33 @@ def test_a_share_nobody_in_it_is_mailed_still_waits_for_the_winner_and_the_rest_
         assert issues.require(session, issue_id).status is IssueStatus.SENT
     decided = _set(issue_id)["subject_test"]
     assert decided["decision"]["why"].startswith("no click or vote yet")
+
+
+def test_the_share_line_counts_the_people_sent_not_the_deliveries_made(
+    db: Session, issue_id: int
+) -> None:
+    """Those in the share who left after the snapshot are skipped at the send: the report
+    says how many of the share were sent, not that every one of them was."""
+    from newsletter.audience import service as audience
+    from subscribers import service as subscribers
+
+    with transaction() as session:
+        subject_tests.set_test(session, issue_id, SUBJECTS, share=40, wait_minutes=60)
+        issues.approve(session, issue_id, by="editor@example.com")
+    with transaction() as session:
+        assert audience.start_send(session, issue_id)
+    share = _expected_share(issue_id, 40)
+    gone = sorted(share)[:3]
+    with transaction() as session:
+        for email in gone:
+            subscribers.unsubscribe(session, _ids()[email])
+    run_until_done(issue_id, worker_id="test:1")
+    assert len(_outbox()) == len(share) - 3
+    text = cli("issue", "subject-test", str(issue_id)).output
+    assert (
+        f"subject test running: {len(share)} people in the share, {len(share) - 3} of them "
+        "sent their subject (the others skipped, failed or not sent yet)" in text
+    )
 
 
 def test_the_report_reads_the_ledger_and_the_firsts_once_each_in_every_phase(
