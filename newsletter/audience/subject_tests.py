@@ -148,11 +148,10 @@ def both_figures(
     session: Session, issue_id: int, test: SubjectTest
 ) -> tuple[list[Figures], list[Figures]]:
     """(the test's share's figures, every delivery's) per subject, from one read of the
-    deliveries and one of the firsts: until the decision, the share is every delivery."""
+    deliveries and one of the firsts: until the decision (no split), the share is every
+    delivery, and the reads give the two alike."""
     counts = sending.subject_counts(session, issue_id, split_at=test.decided_at)
     readers = tracking.readers_by_subject(session, issue_id, split_at=test.decided_at)
-    if test.decided_at is None:
-        counts, readers = (counts[0], counts[0]), (readers[0], readers[0])
     share = _figures(test, counts[1], readers[1])
     return share, _figures(test, counts[0], readers[0])
 

@@ -522,14 +522,7 @@ def draft_variant_preview(
         html=fill(rendered.html, PREVIEW_TOKEN),
         text=fill(rendered.text, PREVIEW_TOKEN),
     )
-    return Variant(
-        topics,
-        slugs,
-        carried == included,
-        False,
-        filled,
-        tuple(_test_subjects(session, issue_id)),
-    )
+    return Variant(topics, slugs, carried == included, False, filled)
 
 
 # --- content and rendering -----------------------------------------------------------------
@@ -848,7 +841,8 @@ class Variant:
     frozen: bool
     rendered: RenderedIssue | None
     # The issue's subject test: each reader's subject is one of these (the winner's for the
-    # rest), not the copy's own. Empty without a test.
+    # rest), not the copy's own. Empty without a test; filled by `variant_for` (a draft's
+    # live preview shows only the copy, and is rendered on every pause in the typing).
     test_subjects: tuple[str, ...] = ()
 
     @property

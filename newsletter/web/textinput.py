@@ -44,23 +44,26 @@ def _first_bad(value: Any, where: str) -> str | None:
     return None
 
 
+def _text_problem(text: str) -> str | None:
+    """What is wrong with one name or value of a form, read byte for byte (latin-1)."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    try:
+        text.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        return "is not valid UTF-8 text (a lone surrogate or a broken byte)"
+    return None
+
+
 def _form_problem(raw: bytes, what: str) -> str | None:
     # Read byte for byte (latin-1): a NUL is found however the rest is encoded. A lone
     # surrogate cannot be spelled in strict UTF-8; its bytes (%ED%A0%80), or any other broken
     # sequence (%FF), are no text either: the form parser would have stored them as U+FFFD,
     # a subject of "Al\ufffd\ufffd\ufffdpha" or an address no one can be mailed at.
     for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="latin-1"):
-        field = name.encode("latin-1").decode("utf-8", "replace").replace("\x00", "")[:60]
-        if "\x00" in name or "\x00" in value:
-            return f"{what} field {field!r} contains a NUL character"
-        for text in (name, value):
-            try:
-                text.encode("latin-1").decode("utf-8")
-            except UnicodeDecodeError:
-                return (
-                    f"{what} field {field!r} is not valid UTF-8 text (a lone surrogate or a "
-                    "broken byte)"
-                )
+        if problem := _text_problem(name) or _text_problem(value):
+            field = name.encode("latin-1").decode("utf-8", "replace").replace("\x00", "")[:60]
+            return f"{what} field {field!r} {problem}"
     return None
 
 
